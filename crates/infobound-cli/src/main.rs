@@ -1,0 +1,60 @@
+//! The `infobound` command.
+
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+
+mod commands;
+mod error;
+
+use error::CliError;
+
+// The allocator matters for Burn's CPU backends: measured on the conv-VAE step, mimalloc cuts
+// page-fault and zero-fill time from ~19 % to ~3 % of the profile (docs/benchmarks.md).
+#[global_allocator]
+static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
+/// Information-theoretic representation learning (α-TCVAE, MVEB) on Burn.
+#[derive(Debug, Parser)]
+#[command(name = "infobound", version, about, long_about = None)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// List the compiled-in backends and whether each initialises on this machine.
+    Devices,
+    /// Train a model from a preset or config file (then evaluate and write the report).
+    Train(commands::runs::TrainArgs),
+    /// Re-evaluate a run folder from its newest checkpoint.
+    Eval(commands::runs::EvalArgs),
+    /// Write a latent traversal grid of a run.
+    Traverse(commands::runs::TraverseArgs),
+    /// Rewrite the report (report.md, loss.svg) of a run.
+    Report(commands::runs::ReportArgs),
+    /// Print one table of metrics across runs.
+    Compare(commands::runs::CompareArgs),
+}
+
+fn run(cli: Cli) -> Result<(), CliError> {
+    match cli.command {
+        Command::Devices => commands::devices::run(),
+        Command::Train(args) => commands::runs::train(args),
+        Command::Eval(args) => commands::runs::eval(args),
+        Command::Traverse(args) => commands::runs::traverse(args),
+        Command::Report(args) => commands::runs::report(args),
+        Command::Compare(args) => commands::runs::compare(args),
+    }
+}
+
+fn main() -> ExitCode {
+    match run(Cli::parse()) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("error: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}

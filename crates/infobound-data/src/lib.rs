@@ -1,0 +1,35 @@
+//! Ground-truth factor datasets, readers for the real files, SSL augmentations and batching.
+//!
+//! Every metric and trainer consumes [`GroundTruthDataset`]: a [`FactorSpace`] plus a way to turn
+//! factor vectors into [`ImageBatch`]es (NCHW, `f32` in [0, 1]).
+
+pub mod augment;
+mod dataset;
+mod error;
+mod factors;
+mod images;
+mod labelled;
+pub mod manifest;
+pub mod png;
+pub mod procedural;
+pub mod readers;
+pub mod registry;
+
+#[cfg(feature = "burn")]
+pub mod burn_adapter;
+
+pub use dataset::GroundTruthDataset;
+pub use error::DataError;
+pub use factors::{FactorMatrix, FactorSpace};
+pub use images::{ImageBatch, ObservationShape};
+pub use labelled::LabelledImages;
+pub use manifest::{DatasetManifest, manifest, manifest_names};
+pub use png::{factor_traversal_grid, save_png_grid};
+pub use procedural::{DSprites, DSpritesShape, Shapes3D, Shapes3DShape};
+pub use registry::{DatasetInfo, dataset_by_name, dataset_info, list_datasets};
+
+#[cfg(feature = "burn")]
+pub use burn_adapter::{
+    GroundTruthBatch, GroundTruthBatcher, GroundTruthItem, GroundTruthStates, factors_to_tensor,
+    images_to_tensor,
+};

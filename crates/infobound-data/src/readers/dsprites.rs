@@ -1,0 +1,192 @@
+//! The official dSprites file (Matthey et al. 2017, deepmind/dsprites-dataset):
+//! `dsprites_ndarray_co1sh3sc6or40x32y32_64x64.npz`.
+
+use std::path::Path;
+
+use rand::RngCore;
+
+use super::npz::NpzArchive;
+use super::{ReadOptions, ReadReport, verify_sha256};
+use crate::{
+    DataError, FactorMatrix, FactorSpace, GroundTruthDataset, ImageBatch, ObservationShape,
+};
+
+/// File name of the official archive.
+pub const DSPRITES_FILE_NAME: &str = "dsprites_ndarray_co1sh3sc6or40x32y32_64x64.npz";
+/// Factor names in file order (as in disentanglement_lib).
+pub const DSPRITES_FACTOR_NAMES: [&str; 6] =
+    ["color", "shape", "scale", "orientation", "posX", "posY"];
+/// Number of values of each factor in the official file (737 280 images in all).
+pub const DSPRITES_FACTOR_SIZES: [usize; 6] = [1, 3, 6, 40, 32, 32];
+const DSPRITES_SIDE: usize = 64;
+
+/// dSprites read from its `.npz`: `imgs` (`u8` [N, H, W] of 0/1 pixels), `latents_classes`
+/// (`i64` [N, 6]) and `latents_values` (`f64` [N, 6]).
+///
+/// The factor grid is taken from `latents_classes`: factor k has `max_i classes[i, k] + 1`
+/// values, and row i must equal the row-major unravelling of i over that grid (which is how the
+/// official file is ordered), so an observation is found by [`FactorSpace::index_of`]. With
+/// [`ReadOptions::strict_shapes`] the grid must be the official 1 × 3 × 6 × 40 × 32 × 32 of
+/// 64 × 64 images; without it any consistent grid and image size is accepted, which lets tests
+/// use small fixtures with the official layout.
+#[derive(Debug, Clone)]
+pub struct DSpritesFile {
+    space: FactorSpace,
+    height: usize,
+    width: usize,
+    pixels: Vec<u8>,
+    latent_values: Vec<f64>,
+    report: ReadReport,
+}
+
+impl DSpritesFile {
+    /// Reads and validates the whole archive at `path`.
+    pub fn open(path: &Path, options: &ReadOptions) -> Result<Self, DataError> {
+        let report = verify_sha256(path, options.expected_sha256.as_deref())?;
+        let invalid = |message: String| DataError::InvalidFile {
+            path: path.to_path_buf(),
+            message,
+        };
+        let mut archive = NpzArchive::open(path)?;
+        let imgs = archive.header("imgs")?;
+        let classes = archive.header("latents_classes")?;
+        let values = archive.header("latents_values")?;
+        let [n, height, width] = imgs.shape[..] else {
+            return Err(invalid(format!(
+                "array `imgs`: expected shape [N, 64, 64], found {:?}",
+                imgs.shape
+            )));
+        };
+        let factors = DSPRITES_FACTOR_SIZES.len();
+        for (key, header) in [("latents_classes", &classes), ("latents_values", &values)] {
+            if header.shape != [n, factors] {
+                return Err(invalid(format!(
+                    "array `{key}`: expected shape [{n}, {factors}] to match `imgs`, found {:?}",
+                    header.shape
+                )));
+            }
+        }
+        let official_len: usize = DSPRITES_FACTOR_SIZES.iter().product();
+        if options.strict_shapes
+            && (n != official_len || height != DSPRITES_SIDE || width != DSPRITES_SIDE)
+        {
+            return Err(invalid(format!(
+                "array `imgs`: expected the official shape [{official_len}, 64, 64], found {:?}",
+                imgs.shape
+            )));
+        }
+        if n == 0 || height == 0 || width == 0 {
+            return Err(invalid(format!(
+                "array `imgs`: empty shape {:?}",
+                imgs.shape
+            )));
+        }
+        let classes = archive.read::<i64>("latents_classes")?.into_parts().1;
+        let space = grid_from_classes(&classes, n, options.strict_shapes)
+            .map_err(|m| invalid(format!("array `latents_classes`: {m}")))?;
+        let latent_values = archive.read::<f64>("latents_values")?.into_parts().1;
+        let pixels = archive.read::<u8>("imgs")?.into_parts().1;
+        if let Some(bad) = pixels.iter().position(|&p| p > 1) {
+            return Err(invalid(format!(
+                "array `imgs`: pixels must be 0 or 1, found {} at flat position {bad}",
+                pixels[bad]
+            )));
+        }
+        Ok(Self {
+            space,
+            height,
+            width,
+            pixels,
+            latent_values,
+            report,
+        })
+    }
+
+    /// What was noticed while reading (checksum status).
+    pub fn read_report(&self) -> &ReadReport {
+        &self.report
+    }
+
+    /// The continuous latent values (`latents_values` row) of the image with these factors:
+    /// color, shape, scale, orientation in radians, posX, posY.
+    pub fn latent_values(&self, factors: &[usize]) -> Result<&[f64], DataError> {
+        let index = self.space.index_of(factors)?;
+        let k = self.space.num_factors();
+        Ok(&self.latent_values[index * k..(index + 1) * k])
+    }
+}
+
+/// Infers the factor grid from `latents_classes` and checks the file's row-major order.
+fn grid_from_classes(classes: &[i64], n: usize, strict: bool) -> Result<FactorSpace, String> {
+    let k = DSPRITES_FACTOR_SIZES.len();
+    let mut sizes = vec![0usize; k];
+    for (i, row) in classes.chunks_exact(k).enumerate() {
+        for (size, &class) in sizes.iter_mut().zip(row) {
+            let class =
+                usize::try_from(class).map_err(|_| format!("negative class {class} in row {i}"))?;
+            *size = (*size).max(class + 1);
+        }
+    }
+    if strict && sizes != DSPRITES_FACTOR_SIZES {
+        return Err(format!(
+            "expected factor sizes {DSPRITES_FACTOR_SIZES:?}, found {sizes:?}"
+        ));
+    }
+    let names = DSPRITES_FACTOR_NAMES
+        .iter()
+        .map(|s| s.to_string())
+        .collect();
+    let space = FactorSpace::new(names, sizes).map_err(|e| e.to_string())?;
+    if space.len() != n {
+        return Err(format!(
+            "the factor grid {:?} has {} states but the file holds {n} images",
+            space.sizes(),
+            space.len()
+        ));
+    }
+    for (i, row) in classes.chunks_exact(k).enumerate() {
+        let expected = space.factors_of(i).map_err(|e| e.to_string())?;
+        if row.iter().zip(&expected).any(|(&c, &e)| c as usize != e) {
+            return Err(format!(
+                "row {i} is {row:?} but a row-major grid needs {expected:?}"
+            ));
+        }
+    }
+    Ok(space)
+}
+
+impl GroundTruthDataset for DSpritesFile {
+    fn name(&self) -> &str {
+        "dsprites"
+    }
+
+    fn factor_space(&self) -> &FactorSpace {
+        &self.space
+    }
+
+    fn observation_shape(&self) -> ObservationShape {
+        ObservationShape {
+            channels: 1,
+            height: self.height,
+            width: self.width,
+        }
+    }
+
+    fn observations_from_factors(
+        &self,
+        factors: &FactorMatrix,
+        _rng: &mut dyn RngCore,
+    ) -> Result<ImageBatch, DataError> {
+        let numel = self.height * self.width;
+        let mut out = Vec::with_capacity(factors.len() * numel);
+        for row in factors.rows() {
+            let index = self.space.index_of(row)?;
+            out.extend(
+                self.pixels[index * numel..(index + 1) * numel]
+                    .iter()
+                    .map(|&p| f32::from(p)),
+            );
+        }
+        ImageBatch::new(self.observation_shape(), out)
+    }
+}

@@ -1,0 +1,134 @@
+//! Symmetries of the kernel score estimators (property tests) and the gradient of MVEB's
+//! entropy surrogate (autodiff check).
+
+mod common;
+
+use burn::prelude::*;
+use burn::tensor::DType;
+use common::{assert_close, host, normal_samples, tensor_flat, unit_rows};
+use infobound_estimators::{
+    RbfSteinConfig, RbfSteinEstimator, ScoreEstimate, VmfScoreConfig, VmfScoreEstimator,
+    VmfScoreVariant,
+};
+use proptest::prelude::*;
+
+/// The three estimators under test, each as a closure from samples to a score estimate.
+fn estimators() -> Vec<(&'static str, Box<dyn Fn(Tensor<2>) -> ScoreEstimate>)> {
+    let mveb = VmfScoreEstimator::new(VmfScoreConfig::default()).expect("valid");
+    let sphere = VmfScoreEstimator::new(VmfScoreConfig {
+        variant: VmfScoreVariant::SphereStein,
+        ..VmfScoreConfig::default()
+    })
+    .expect("valid");
+    let rbf = RbfSteinEstimator::new(RbfSteinConfig::default()).expect("valid");
+    vec![
+        ("mveb", Box::new(move |z| mveb.estimate(z).expect("valid"))),
+        ("sphere", Box::new(move |z| sphere.estimate(z).expect("valid"))),
+        ("rbf", Box::new(move |z| rbf.estimate(z).expect("valid"))),
+    ]
+}
+
+/// Z R for the rotation R = H(u) H(v), a product of two Householder reflections
+/// H(w) = I − 2 w wᵀ / ‖w‖², applied row by row.
+fn rotate(z: &[f64], dim: usize, u: &[f64], v: &[f64]) -> Vec<f64> {
+    let reflect = |row: &mut [f64], w: &[f64]| {
+        let ww: f64 = w.iter().map(|x| x * x).sum();
+        let rw: f64 = row.iter().zip(w).map(|(a, b)| a * b).sum();
+        row.iter_mut().zip(w).for_each(|(a, b)| *a -= 2.0 * rw / ww * b);
+    };
+    let mut out = z.to_vec();
+    for row in out.chunks_exact_mut(dim) {
+        reflect(row, u);
+        reflect(row, v);
+    }
+    out
+}
+
+fn scale_of(values: &[f64]) -> f64 {
+    values.iter().fold(0.0f64, |m, v| m.max(v.abs()))
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(24))]
+
+    /// Permuting the rows of Z permutes the rows of S; the width is unchanged.
+    #[test]
+    fn score_is_permutation_equivariant(
+        batch in 4usize..24,
+        dim in 2usize..8,
+        seed in 0u64..1_000_000,
+        rotation in 1usize..23,
+    ) {
+        let device = common::device();
+        let z = unit_rows(&normal_samples(batch * dim, seed), dim);
+        // A cyclic shift by `rotation` rows followed by swapping the first two rows.
+        let mut order: Vec<usize> = (0..batch).map(|i| (i + rotation) % batch).collect();
+        order.swap(0, 1);
+        let permuted: Vec<f64> = order.iter().flat_map(|&i| z[i * dim..(i + 1) * dim].to_vec()).collect();
+        for (name, estimate) in estimators() {
+            let base = estimate(tensor_flat(&z, [batch, dim], DType::F64, &device));
+            let moved = estimate(tensor_flat(&permuted, [batch, dim], DType::F64, &device));
+            let base_score = host(base.score);
+            let expected: Vec<f64> = order.iter().flat_map(|&i| base_score[i * dim..(i + 1) * dim].to_vec()).collect();
+            let tol = 1e-9 * scale_of(&expected);
+            assert_close(&format!("{name} permuted score"), &host(moved.score), &expected, 1e-9, tol);
+            prop_assert!((base.kernel_width - moved.kernel_width).abs() < 1e-12);
+        }
+    }
+
+    /// Rotating Z → Z R rotates S → S R (all three estimators depend on Z only through inner
+    /// products and are linear in Z otherwise).
+    #[test]
+    fn score_is_rotation_equivariant(
+        batch in 4usize..24,
+        dim in 2usize..8,
+        seed in 0u64..1_000_000,
+    ) {
+        let device = common::device();
+        let z = unit_rows(&normal_samples(batch * dim, seed), dim);
+        let u = normal_samples(dim, seed + 1);
+        let v = normal_samples(dim, seed + 2);
+        let rotated = rotate(&z, dim, &u, &v);
+        for (name, estimate) in estimators() {
+            let base = estimate(tensor_flat(&z, [batch, dim], DType::F64, &device));
+            let moved = estimate(tensor_flat(&rotated, [batch, dim], DType::F64, &device));
+            let expected = rotate(&host(base.score), dim, &u, &v);
+            let tol = 1e-8 * scale_of(&expected);
+            assert_close(&format!("{name} rotated score"), &host(moved.score), &expected, 1e-8, tol);
+            prop_assert!((base.kernel_width - moved.kernel_width).abs() < 1e-9);
+        }
+    }
+}
+
+/// d/dz of mean_i ⟨−sg(S_i), z_i⟩ is −S / B, through Burn's autodiff.
+#[test]
+fn entropy_surrogate_gradient_is_minus_score_over_batch() {
+    let device = Device::flex().autodiff();
+    let (batch, dim) = (12, 5);
+    let values = unit_rows(&normal_samples(batch * dim, 77), dim);
+    for (name, estimate) in estimators() {
+        let z = tensor_flat(&values, [batch, dim], DType::F64, &device).require_grad();
+        let estimate = estimate(z.clone());
+        let surrogate = estimate.entropy_surrogate(z.clone()).expect("shape");
+        let gradients = surrogate.backward();
+        let gradient = host(z.grad(&gradients).expect("z is tracked"));
+        let expected: Vec<f64> = host(estimate.score).iter().map(|s| -s / batch as f64).collect();
+        assert_close(&format!("{name} gradient"), &gradient, &expected, 1e-12, 1e-12);
+    }
+}
+
+/// A fixed width overrides the data-driven one and is reported back.
+#[test]
+fn fixed_width_is_used_and_reported() {
+    let device = common::device();
+    let (batch, dim) = (10, 4);
+    let z = tensor_flat(&unit_rows(&normal_samples(batch * dim, 5), dim), [batch, dim], DType::F64, &device);
+    let fixed = VmfScoreEstimator::new(VmfScoreConfig { fixed_width: Some(0.37), ..VmfScoreConfig::default() })
+        .expect("valid");
+    let free = VmfScoreEstimator::new(VmfScoreConfig::default()).expect("valid");
+    let with_fixed = fixed.estimate(z.clone()).expect("valid");
+    assert_eq!(with_fixed.kernel_width, 0.37);
+    let with_free = free.estimate(z).expect("valid");
+    assert_ne!(with_free.kernel_width, 0.37);
+    assert_ne!(host(with_fixed.score), host(with_free.score));
+}

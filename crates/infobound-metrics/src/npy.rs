@@ -1,0 +1,360 @@
+//! A minimal, strict reader and writer for NumPy `.npy` files holding 2-D arrays (format versions
+//! 1.0–3.0, <https://numpy.org/doc/stable/reference/generated/numpy.lib.format.html>): the
+//! `[n, d]` float codes/features and `[n, f]` integer factor labels the `infobound metrics`
+//! command reads. Malformed input gives an [`NpyError`], never a panic.
+
+use std::io::Write;
+use std::path::Path;
+
+use infobound_data::FactorMatrix;
+
+use crate::{CodeMatrix, MetricsError};
+
+const MAGIC: &[u8] = b"\x93NUMPY";
+
+/// Why a `.npy` file could not be read or written.
+#[derive(Debug, thiserror::Error)]
+pub enum NpyError {
+    /// The file could not be opened, read or written.
+    #[error("{path}: {source}")]
+    Io {
+        /// File involved.
+        path: std::path::PathBuf,
+        /// Underlying error.
+        source: std::io::Error,
+    },
+    /// The bytes are not a valid `.npy` file.
+    #[error("not a valid .npy file: {0}")]
+    Format(String),
+    /// The element type is not one this reader accepts here.
+    #[error("unsupported .npy dtype `{descr}` ({expected})")]
+    UnsupportedDtype {
+        /// The header's `descr`.
+        descr: String,
+        /// What was expected instead.
+        expected: &'static str,
+    },
+    /// The array is not 2-D or its data has the wrong length.
+    #[error("bad .npy shape: {0}")]
+    Shape(String),
+    /// The values are not acceptable (NaN codes, negative factor labels, ...).
+    #[error(transparent)]
+    Values(#[from] MetricsError),
+}
+
+/// Element types this module reads.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Dtype {
+    Float { bytes: usize },
+    Signed { bytes: usize },
+    Unsigned { bytes: usize },
+    Bool,
+}
+
+/// A parsed 2-D `.npy` array before conversion.
+struct RawArray<'a> {
+    dtype: Dtype,
+    big_endian: bool,
+    fortran_order: bool,
+    rows: usize,
+    cols: usize,
+    data: &'a [u8],
+    descr: String,
+}
+
+fn format_error(msg: impl Into<String>) -> NpyError {
+    NpyError::Format(msg.into())
+}
+
+/// The value of `'key': value` in the header dictionary, as raw text up to the next top-level comma.
+fn header_value<'h>(header: &'h str, key: &str) -> Result<&'h str, NpyError> {
+    let pattern = format!("'{key}':");
+    let start = header
+        .find(&pattern)
+        .ok_or_else(|| format_error(format!("header has no '{key}' entry")))?
+        + pattern.len();
+    let rest = header[start..].trim_start();
+    let end = if rest.starts_with('(') {
+        rest.find(')').map(|i| i + 1)
+    } else {
+        rest.find([',', '}'])
+    }
+    .ok_or_else(|| format_error(format!("header entry '{key}' is not terminated")))?;
+    Ok(rest[..end].trim())
+}
+
+fn parse_dtype(descr: &str) -> Result<(Dtype, bool), NpyError> {
+    let unsupported = || NpyError::UnsupportedDtype {
+        descr: descr.into(),
+        expected: "a little- or big-endian float, integer or bool scalar type",
+    };
+    let mut chars = descr.chars();
+    let order = chars.next().ok_or_else(unsupported)?;
+    let big_endian = match order {
+        '<' | '|' | '=' => false,
+        '>' => true,
+        _ => return Err(unsupported()),
+    };
+    let kind = chars.next().ok_or_else(unsupported)?;
+    let bytes: usize = chars.as_str().parse().map_err(|_| unsupported())?;
+    let dtype = match (kind, bytes) {
+        ('f', 4 | 8) => Dtype::Float { bytes },
+        ('i', 1 | 2 | 4 | 8) => Dtype::Signed { bytes },
+        ('u', 1 | 2 | 4 | 8) => Dtype::Unsigned { bytes },
+        ('b', 1) => Dtype::Bool,
+        _ => return Err(unsupported()),
+    };
+    Ok((dtype, big_endian))
+}
+
+fn parse(bytes: &[u8]) -> Result<RawArray<'_>, NpyError> {
+    if bytes.len() < 10 || &bytes[..6] != MAGIC {
+        return Err(format_error("missing the \\x93NUMPY magic string"));
+    }
+    let (header_len, header_start): (usize, usize) = match bytes[6] {
+        1 => (usize::from(u16::from_le_bytes([bytes[8], bytes[9]])), 10),
+        2 | 3 if bytes.len() >= 12 => {
+            let len = u32::from_le_bytes([bytes[8], bytes[9], bytes[10], bytes[11]]);
+            (
+                usize::try_from(len).map_err(|_| format_error("header length overflows"))?,
+                12,
+            )
+        }
+        v => return Err(format_error(format!("unsupported format version {v}"))),
+    };
+    let data_start = header_start
+        .checked_add(header_len)
+        .filter(|&e| e <= bytes.len())
+        .ok_or_else(|| format_error("header runs past the end of the file"))?;
+    let header = std::str::from_utf8(&bytes[header_start..data_start])
+        .map_err(|_| format_error("header is not UTF-8"))?;
+    let descr = header_value(header, "descr")?
+        .trim_matches(['\'', '"'])
+        .to_string();
+    let (dtype, big_endian) = parse_dtype(&descr)?;
+    let fortran_order = match header_value(header, "fortran_order")? {
+        "True" => true,
+        "False" => false,
+        other => return Err(format_error(format!("fortran_order is `{other}`"))),
+    };
+    let shape_text = header_value(header, "shape")?;
+    let dims: Vec<usize> = shape_text
+        .trim_start_matches('(')
+        .trim_end_matches(')')
+        .split(',')
+        .map(str::trim)
+        .filter(|s| !s.is_empty())
+        .map(|s| {
+            s.parse()
+                .map_err(|_| format_error(format!("bad shape `{shape_text}`")))
+        })
+        .collect::<Result<_, _>>()?;
+    let [rows, cols] = dims[..] else {
+        return Err(NpyError::Shape(format!(
+            "expected a 2-D array [n, d], got shape {shape_text}"
+        )));
+    };
+    let element = match dtype {
+        Dtype::Float { bytes } | Dtype::Signed { bytes } | Dtype::Unsigned { bytes } => bytes,
+        Dtype::Bool => 1,
+    };
+    let expected = rows
+        .checked_mul(cols)
+        .and_then(|c| c.checked_mul(element))
+        .ok_or_else(|| NpyError::Shape(format!("shape {shape_text} overflows")))?;
+    let data = &bytes[data_start..];
+    if data.len() != expected {
+        return Err(NpyError::Shape(format!(
+            "shape {shape_text} of `{descr}` needs {expected} data bytes, the file has {}",
+            data.len()
+        )));
+    }
+    Ok(RawArray {
+        dtype,
+        big_endian,
+        fortran_order,
+        rows,
+        cols,
+        data,
+        descr,
+    })
+}
+
+impl RawArray<'_> {
+    /// Element `k` of the storage order as raw little-endian-normalised bytes.
+    fn element(&self, k: usize, width: usize) -> [u8; 8] {
+        let mut buf = [0u8; 8];
+        buf[..width].copy_from_slice(&self.data[k * width..(k + 1) * width]);
+        if self.big_endian {
+            buf[..width].reverse();
+        }
+        buf
+    }
+
+    /// Storage index of logical element (i, j).
+    fn storage_index(&self, i: usize, j: usize) -> usize {
+        if self.fortran_order {
+            j * self.rows + i
+        } else {
+            i * self.cols + j
+        }
+    }
+
+    fn to_f64(&self) -> Result<Vec<f64>, NpyError> {
+        let Dtype::Float { bytes } = self.dtype else {
+            return Err(NpyError::UnsupportedDtype {
+                descr: self.descr.clone(),
+                expected: "float32 or float64 codes",
+            });
+        };
+        let mut out = Vec::with_capacity(self.rows * self.cols);
+        for i in 0..self.rows {
+            for j in 0..self.cols {
+                let b = self.element(self.storage_index(i, j), bytes);
+                out.push(if bytes == 4 {
+                    f64::from(f32::from_le_bytes([b[0], b[1], b[2], b[3]]))
+                } else {
+                    f64::from_le_bytes(b)
+                });
+            }
+        }
+        Ok(out)
+    }
+
+    fn to_labels(&self) -> Result<Vec<usize>, NpyError> {
+        let mut out = Vec::with_capacity(self.rows * self.cols);
+        for i in 0..self.rows {
+            for j in 0..self.cols {
+                let k = self.storage_index(i, j);
+                let value: i128 = match self.dtype {
+                    Dtype::Signed { bytes } => {
+                        let b = self.element(k, bytes);
+                        let shift = 64 - 8 * bytes as u32;
+                        i128::from((i64::from_le_bytes(b) << shift) >> shift)
+                    }
+                    Dtype::Unsigned { bytes } => {
+                        i128::from(u64::from_le_bytes(self.element(k, bytes)))
+                    }
+                    Dtype::Bool => i128::from(self.data[k] != 0),
+                    Dtype::Float { .. } => {
+                        return Err(NpyError::UnsupportedDtype {
+                            descr: self.descr.clone(),
+                            expected: "integer factor labels",
+                        });
+                    }
+                };
+                out.push(usize::try_from(value).map_err(|_| {
+                    NpyError::Values(MetricsError::InvalidInput(format!(
+                        "factor label {value} at row {i}, column {j} is not a non-negative index"
+                    )))
+                })?);
+            }
+        }
+        Ok(out)
+    }
+}
+
+/// Parses `.npy` bytes holding a float32/float64 `[n, d]` array into a [`CodeMatrix`] (d ≥ 1;
+/// NaN or infinity is an error).
+pub fn codes_from_npy_bytes(bytes: &[u8]) -> Result<CodeMatrix, NpyError> {
+    let raw = parse(bytes)?;
+    if raw.cols == 0 {
+        return Err(NpyError::Shape(
+            "a code matrix needs at least one column".into(),
+        ));
+    }
+    Ok(CodeMatrix::new(raw.cols, raw.to_f64()?)?)
+}
+
+/// Parses `.npy` bytes holding a non-negative integer (or bool) `[n, f]` array of factor labels.
+pub fn factors_from_npy_bytes(bytes: &[u8]) -> Result<FactorMatrix, NpyError> {
+    let raw = parse(bytes)?;
+    if raw.cols == 0 {
+        return Err(NpyError::Shape(
+            "a factor matrix needs at least one column".into(),
+        ));
+    }
+    FactorMatrix::new(raw.cols, raw.to_labels()?)
+        .map_err(|e| NpyError::Values(MetricsError::Data(e)))
+}
+
+fn read_file(path: &Path) -> Result<Vec<u8>, NpyError> {
+    std::fs::read(path).map_err(|source| NpyError::Io {
+        path: path.to_path_buf(),
+        source,
+    })
+}
+
+/// Reads a float32/float64 `[n, d]` `.npy` file as codes or features.
+pub fn read_codes_npy(path: &Path) -> Result<CodeMatrix, NpyError> {
+    codes_from_npy_bytes(&read_file(path)?)
+}
+
+/// Reads a non-negative integer `[n, f]` `.npy` file as factor labels.
+pub fn read_factors_npy(path: &Path) -> Result<FactorMatrix, NpyError> {
+    factors_from_npy_bytes(&read_file(path)?)
+}
+
+/// Format-1.0 header for a C-order 2-D array, padded so the data starts at a multiple of 64 bytes.
+fn header_bytes(descr: &str, rows: usize, cols: usize) -> Vec<u8> {
+    let dict =
+        format!("{{'descr': '{descr}', 'fortran_order': False, 'shape': ({rows}, {cols}), }}");
+    let unpadded = MAGIC.len() + 4 + dict.len() + 1;
+    let padding = (64 - unpadded % 64) % 64;
+    let header_len = dict.len() + padding + 1;
+    let mut out = Vec::with_capacity(unpadded + padding);
+    out.extend_from_slice(MAGIC);
+    out.extend_from_slice(&[1, 0]);
+    // The padded dictionary of a 2-D header is far below u16::MAX bytes.
+    out.extend_from_slice(&u16::try_from(header_len).unwrap_or(u16::MAX).to_le_bytes());
+    out.extend_from_slice(dict.as_bytes());
+    out.extend(std::iter::repeat_n(b' ', padding));
+    out.push(b'\n');
+    out
+}
+
+/// `.npy` (format 1.0, little-endian float64, C order) bytes of `codes`.
+pub fn codes_to_npy_bytes(codes: &CodeMatrix) -> Vec<u8> {
+    let mut out = header_bytes("<f8", codes.num_samples(), codes.num_codes());
+    out.extend(codes.as_slice().iter().flat_map(|v| v.to_le_bytes()));
+    out
+}
+
+/// `.npy` (format 1.0, little-endian int64, C order) bytes of `factors`; labels above `i64::MAX`
+/// are rejected.
+pub fn factors_to_npy_bytes(factors: &FactorMatrix) -> Result<Vec<u8>, NpyError> {
+    let mut out = header_bytes("<i8", factors.len(), factors.num_factors());
+    for &v in factors.as_slice() {
+        let v = i64::try_from(v).map_err(|_| {
+            NpyError::Values(MetricsError::InvalidInput(format!(
+                "factor label {v} exceeds int64"
+            )))
+        })?;
+        out.extend_from_slice(&v.to_le_bytes());
+    }
+    Ok(out)
+}
+
+/// Writes `bytes` to `path` through a temporary file in the same folder and a rename, so that a
+/// reader never sees a half-written file.
+pub fn write_atomically(path: &Path, bytes: &[u8]) -> Result<(), NpyError> {
+    let io = |source| NpyError::Io {
+        path: path.to_path_buf(),
+        source,
+    };
+    let file_name = path
+        .file_name()
+        .ok_or_else(|| io(std::io::Error::other("the path names no file")))?;
+    let mut temp_name = std::ffi::OsString::from(".");
+    temp_name.push(file_name);
+    temp_name.push(format!(".{}.tmp", std::process::id()));
+    let temp = path.with_file_name(temp_name);
+    let result = std::fs::File::create(&temp)
+        .and_then(|mut f| f.write_all(bytes).and_then(|()| f.sync_all()))
+        .and_then(|()| std::fs::rename(&temp, path));
+    if result.is_err() {
+        // Best effort: the temporary file is useless once the write or rename failed.
+        let _ = std::fs::remove_file(&temp);
+    }
+    result.map_err(io)
+}

@@ -1,0 +1,166 @@
+//! Reproduces /work/shared/reference/disentanglement_metrics.json (an independent NumPy
+//! implementation of disentanglement_lib's definitions) to 1e-9, and D/C to 1e-12.
+
+use std::path::PathBuf;
+
+use infobound_data::FactorMatrix;
+use infobound_metrics::{
+    CodeMatrix, MigConfig, ModularityConfig, SapConfig, dci_from_importance, discretize_codes,
+    mig_discrete, modularity, sap_continuous,
+};
+use serde_json::Value;
+
+struct Case {
+    raw: Value,
+    codes: CodeMatrix,
+    factors: FactorMatrix,
+}
+
+/// The reference cases, or `None` when the directory is absent and INFOBOUND_SKIP_REFERENCE=1.
+fn cases() -> Option<Vec<Case>> {
+    let dir = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../../shared/reference");
+    let path = dir.join("disentanglement_metrics.json");
+    let text = match std::fs::read_to_string(&path) {
+        Ok(t) => t,
+        Err(e) if std::env::var("INFOBOUND_SKIP_REFERENCE").as_deref() == Ok("1") => {
+            eprintln!("skipping reference test: {} ({e})", path.display());
+            return None;
+        }
+        Err(e) => panic!(
+            "reference file {} is missing ({e}); set INFOBOUND_SKIP_REFERENCE=1 to skip",
+            path.display()
+        ),
+    };
+    let all: Vec<Value> = serde_json::from_str(&text).expect("valid reference JSON");
+    Some(
+        all.into_iter()
+            .map(|raw| {
+                let codes = CodeMatrix::from_rows(&matrix(&raw["codes"])).unwrap();
+                let rows = &raw["factors"].as_array().unwrap();
+                let num_factors = rows[0].as_array().unwrap().len();
+                let values = rows
+                    .iter()
+                    .flat_map(|r| r.as_array().unwrap().iter().map(|v| v.as_u64().unwrap() as usize))
+                    .collect();
+                let factors = FactorMatrix::new(num_factors, values).unwrap();
+                Case {
+                    raw,
+                    codes,
+                    factors,
+                }
+            })
+            .collect(),
+    )
+}
+
+fn matrix(v: &Value) -> Vec<Vec<f64>> {
+    v.as_array()
+        .unwrap()
+        .iter()
+        .map(|r| r.as_array().unwrap().iter().map(|x| x.as_f64().unwrap()).collect())
+        .collect()
+}
+
+fn close(actual: f64, expected: f64, tol: f64, what: &str) {
+    assert!(
+        (actual - expected).abs() <= tol * expected.abs().max(1.0),
+        "{what}: {actual} vs reference {expected}"
+    );
+}
+
+#[test]
+fn discretised_codes_match_numpy_histogram_and_digitize() {
+    let Some(cases) = cases() else { return };
+    for case in cases {
+        let bins = case.raw["num_bins"].as_u64().unwrap() as usize;
+        let discrete = discretize_codes(&case.codes, bins).unwrap();
+        let expected = case.raw["discretized_codes"].as_array().unwrap();
+        for (i, row) in expected.iter().enumerate() {
+            for (j, v) in row.as_array().unwrap().iter().enumerate() {
+                assert_eq!(
+                    discrete[j][i] as u64,
+                    v.as_u64().unwrap(),
+                    "sample {i}, code {j}"
+                );
+            }
+        }
+    }
+}
+
+#[test]
+fn mutual_information_and_mig_match_reference() {
+    let Some(cases) = cases() else { return };
+    for case in cases {
+        let config = MigConfig {
+            num_bins: case.raw["num_bins"].as_u64().unwrap() as usize,
+            ..MigConfig::default()
+        };
+        let result = mig_discrete(&case.codes, &case.factors, &config).unwrap();
+        let expected = matrix(&case.raw["mutual_information_nats[code][factor]"]);
+        for (i, row) in expected.iter().enumerate() {
+            for (k, &v) in row.iter().enumerate() {
+                close(result.mutual_information[i][k], v, 1e-9, "MI");
+            }
+        }
+        close(result.score, case.raw["mig"].as_f64().unwrap(), 1e-9, "MIG");
+    }
+}
+
+#[test]
+fn sap_continuous_matches_reference() {
+    let Some(cases) = cases() else { return };
+    for case in cases {
+        let result = sap_continuous(&case.codes, &case.factors, &SapConfig::default()).unwrap();
+        let expected = matrix(&case.raw["sap_continuous_matrix[code][factor]"]);
+        for (i, row) in expected.iter().enumerate() {
+            for (k, &v) in row.iter().enumerate() {
+                close(result.score_matrix[i][k], v, 1e-9, "SAP matrix");
+            }
+        }
+        close(
+            result.score,
+            case.raw["sap_continuous"].as_f64().unwrap(),
+            1e-9,
+            "SAP",
+        );
+    }
+}
+
+#[test]
+fn modularity_matches_reference() {
+    let Some(cases) = cases() else { return };
+    for case in cases {
+        let config = ModularityConfig {
+            num_bins: case.raw["num_bins"].as_u64().unwrap() as usize,
+            ..ModularityConfig::default()
+        };
+        let result = modularity(&case.codes, &case.factors, &config).unwrap();
+        close(
+            result.score,
+            case.raw["modularity"].as_f64().unwrap(),
+            1e-9,
+            "modularity",
+        );
+    }
+}
+
+#[test]
+fn dci_from_importance_matches_reference() {
+    let Some(cases) = cases() else { return };
+    for case in cases {
+        let importance = matrix(&case.raw["dci_importance_matrix[code][factor]"]);
+        let scores = dci_from_importance(&importance).unwrap();
+        close(
+            scores.disentanglement,
+            case.raw["dci_disentanglement"].as_f64().unwrap(),
+            1e-12,
+            "D",
+        );
+        close(
+            scores.completeness,
+            case.raw["dci_completeness"].as_f64().unwrap(),
+            1e-12,
+            "C",
+        );
+    }
+}

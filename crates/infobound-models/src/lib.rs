@@ -1,0 +1,26 @@
+//! Networks and objectives of the VAE family: β-VAE, capacity-annealed β-VAE, β-TCVAE,
+//! FactorVAE and α-TCVAE on one shared [`Vae`] base.
+//!
+//! ```no_run
+//! use burn::tensor::{Device, Distribution, Tensor};
+//! use infobound_models::{Likelihood, ObjectiveConfig, StepContext, VaeConfig};
+//! # fn demo(device: &Device) -> Result<(), infobound_models::ModelError> {
+//! let vae = VaeConfig::default().init(device)?;
+//! let x = Tensor::<4>::random([8, 3, 64, 64], Distribution::Uniform(0.0, 1.0), device);
+//! let eps = Tensor::<2>::random([8, 10], Distribution::Normal(0.0, 1.0), device);
+//! let forward = vae.forward(x, eps)?;
+//! let context = StepContext { step: 0, dataset_size: 480_000 };
+//! let loss = ObjectiveConfig::default().vae_loss(&forward, Likelihood::Gaussian, &context, None)?;
+//! # Ok(()) }
+//! ```
+
+mod error;
+pub mod objectives;
+mod vae;
+
+pub use error::ModelError;
+pub use objectives::{LossOutput, ObjectiveConfig, StepContext};
+pub use vae::{
+    Architecture, ConvEncoder, Decoder, Likelihood, SpatialBroadcastDecoder,
+    TransposedConvDecoder, Vae, VaeConfig, VaeForward,
+};

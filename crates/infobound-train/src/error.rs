@@ -1,0 +1,63 @@
+//! The one error type of the training crate.
+
+use std::path::PathBuf;
+
+/// Why training, evaluation or reporting failed.
+#[derive(Debug, thiserror::Error)]
+pub enum TrainError {
+    /// The configuration is invalid (unknown preset, bad value, unparsable file).
+    #[error("invalid configuration: {0}")]
+    Config(String),
+    /// A file could not be read or written.
+    #[error("{path}: {source}")]
+    Io {
+        /// File involved.
+        path: PathBuf,
+        /// Underlying error.
+        source: std::io::Error,
+    },
+    /// A run folder is missing something or cannot be resumed.
+    #[error("run folder {path}: {message}")]
+    RunDir {
+        /// The folder.
+        path: PathBuf,
+        /// What is wrong.
+        message: String,
+    },
+    /// A checkpoint could not be written or read.
+    #[error("checkpoint {path}: {message}")]
+    Checkpoint {
+        /// The checkpoint file.
+        path: PathBuf,
+        /// What went wrong.
+        message: String,
+    },
+    /// The loss stayed non-finite; the last good checkpoint is kept untouched.
+    #[error(
+        "training diverged: the loss was non-finite for {consecutive} consecutive steps at step {step}"
+    )]
+    Diverged {
+        /// Step at which training stopped.
+        step: usize,
+        /// Number of consecutive non-finite losses.
+        consecutive: usize,
+    },
+    /// The model rejected its configuration or input.
+    #[error(transparent)]
+    Model(#[from] infobound_models::ModelError),
+    /// The dataset failed.
+    #[error(transparent)]
+    Data(#[from] infobound_data::DataError),
+    /// A metric failed.
+    #[error(transparent)]
+    Metrics(#[from] infobound_metrics::MetricsError),
+}
+
+impl TrainError {
+    pub(crate) fn io(path: impl Into<PathBuf>, source: std::io::Error) -> Self {
+        Self::Io {
+            path: path.into(),
+            source,
+        }
+    }
+}

@@ -1,0 +1,283 @@
+//! Evaluation of a trained VAE: disentanglement metrics on μ codes, diversity of generations,
+//! reconstruction error, and the pictures of the run folder.
+
+use burn::module::Module;
+use burn::tensor::{Device, Tensor, TensorData};
+use infobound_data::{FactorMatrix, GroundTruthDataset, ImageBatch, ObservationShape, save_png_grid};
+use infobound_metrics::{
+    CodeMatrix, DciConfig, DciResult, FactorVaeConfig, FactorVaeResult, MetricsError, MigConfig,
+    MigResult, ModularityConfig, ModularityResult, SapConfig, SapResult, VendiConfig, VendiScore,
+    dci, factor_vae_score, mig_discrete, modularity, pixel_vendi_score, sample_codes,
+    sap_discrete,
+};
+use infobound_models::Vae;
+use rand::SeedableRng;
+use rand_chacha::ChaCha8Rng;
+use serde::{Deserialize, Serialize};
+
+use crate::rng::standard_normal;
+use crate::{EvalConfig, RunDir, TrainError, images_to_tensor};
+
+/// Headline numbers of one encoder, for tables.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+pub struct HeadlineScores {
+    /// Discrete MIG.
+    pub mig: f64,
+    /// SAP (disentanglement_lib's SVM form).
+    pub sap: f64,
+    /// DCI disentanglement.
+    pub dci_disentanglement: f64,
+    /// DCI completeness.
+    pub dci_completeness: f64,
+    /// DCI informativeness (test accuracy).
+    pub dci_informativeness: f64,
+    /// Modularity.
+    pub modularity: f64,
+}
+
+/// Everything `metrics.json` holds.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct EvalReport {
+    /// Steps the evaluated model was trained for.
+    pub step: usize,
+    /// Dataset name.
+    pub dataset: String,
+    /// Headline numbers of the trained encoder.
+    pub headline: HeadlineScores,
+    /// The same numbers for the untrained encoder with the run's initial weights (a floor that
+    /// training must clear).
+    pub untrained: Option<HeadlineScores>,
+    /// Discrete MIG in full.
+    pub mig: MigResult,
+    /// SAP in full.
+    pub sap: SapResult,
+    /// DCI in full.
+    pub dci: DciResult,
+    /// Modularity in full.
+    pub modularity: ModularityResult,
+    /// FactorVAE score, if enabled.
+    pub factor_vae: Option<FactorVaeResult>,
+    /// Pixel Vendi score of decoded prior samples z ~ N(0, I).
+    pub vendi_prior_samples: VendiScore,
+    /// Pixel Vendi score of the latent traversal images.
+    pub vendi_traversals: VendiScore,
+    /// Mean per-image negative log-likelihood of test reconstructions (the training likelihood).
+    pub reconstruction_error: f64,
+    /// Wall time of the evaluation in seconds.
+    pub eval_seconds: f64,
+}
+
+/// Encodes images to μ codes with `vae` on `device` (no autodiff), in batches.
+pub fn encode_means(
+    vae: &Vae,
+    images: &ImageBatch,
+    batch_size: usize,
+    device: &Device,
+) -> Result<CodeMatrix, MetricsError> {
+    let shape = images.shape();
+    let numel = shape.numel();
+    let mut codes = Vec::with_capacity(images.len() * vae.latent_dim());
+    for chunk in images.pixels().chunks(batch_size.max(1) * numel) {
+        let n = chunk.len() / numel;
+        let x = Tensor::<4>::from_data(
+            TensorData::new(chunk.to_vec(), [n, shape.channels, shape.height, shape.width]),
+            device,
+        );
+        let (mu, _) = vae.encode(x);
+        let values: Vec<f32> = mu
+            .into_data()
+            .try_to_vec()
+            .map_err(|e| MetricsError::Representation(format!("{e:?}")))?;
+        codes.extend(values.into_iter().map(f64::from));
+    }
+    CodeMatrix::new(vae.latent_dim(), codes)
+}
+
+fn decode_batch(vae: &Vae, z: Vec<f32>, k: usize, device: &Device) -> Result<ImageBatch, TrainError> {
+    let n = z.len() / k;
+    let images = vae.decode(Tensor::<2>::from_data(TensorData::new(z, [n, k]), device));
+    let [_, c, h, w] = images.dims();
+    let pixels: Vec<f32> = images
+        .into_data()
+        .try_to_vec()
+        .map_err(|e| TrainError::Config(format!("cannot read decoded images: {e:?}")))?;
+    Ok(ImageBatch::new(
+        ObservationShape {
+            channels: c,
+            height: h,
+            width: w,
+        },
+        pixels,
+    )?)
+}
+
+/// Latent traversal codes: for each latent k one row of `steps` codes equal to `base` except
+/// z_k, which goes from −3 to +3 (±3 prior standard deviations).
+pub fn traversal_codes(base: &[f32], steps: usize) -> Vec<f32> {
+    let k = base.len();
+    let mut z = Vec::with_capacity(k * steps * k);
+    for dim in 0..k {
+        for s in 0..steps {
+            let mut code = base.to_vec();
+            code[dim] = -3.0 + 6.0 * s as f32 / (steps.max(2) - 1) as f32;
+            z.extend(code);
+        }
+    }
+    z
+}
+
+/// The codes every metric of [`evaluate`] scores: μ of `num_train` then `num_test` uniformly
+/// sampled states (seeded by `config.seed`), with their factor indices. Deterministic, so
+/// `infobound eval --export` writes exactly what was scored.
+#[allow(clippy::type_complexity)]
+pub fn scored_codes(
+    vae: &Vae,
+    dataset: &dyn GroundTruthDataset,
+    config: &EvalConfig,
+    device: &Device,
+) -> Result<((CodeMatrix, FactorMatrix), (CodeMatrix, FactorMatrix)), TrainError> {
+    let mut rng = ChaCha8Rng::seed_from_u64(config.seed);
+    let mut represent = |images: &ImageBatch| encode_means(vae, images, config.batch_size, device);
+    let train = sample_codes(dataset, &mut represent, config.num_train, config.batch_size, &mut rng)?;
+    let test = sample_codes(dataset, &mut represent, config.num_test, config.batch_size, &mut rng)?;
+    Ok((train, test))
+}
+
+fn headline(
+    vae: &Vae,
+    dataset: &dyn GroundTruthDataset,
+    config: &EvalConfig,
+    device: &Device,
+) -> Result<(HeadlineScores, MigResult, SapResult, DciResult, ModularityResult), TrainError> {
+    let ((train_codes, train_factors), (test_codes, test_factors)) =
+        scored_codes(vae, dataset, config, device)?;
+    let mig = mig_discrete(&train_codes, &train_factors, &MigConfig::default())?;
+    let sap = sap_discrete(
+        &train_codes,
+        &train_factors,
+        &test_codes,
+        &test_factors,
+        &SapConfig::default(),
+        &mut ChaCha8Rng::seed_from_u64(config.seed ^ 0x5a9),
+    )?;
+    let dci = dci(
+        &train_codes,
+        &train_factors,
+        &test_codes,
+        &test_factors,
+        &DciConfig::default(),
+    )?;
+    let modularity = modularity(&train_codes, &train_factors, &ModularityConfig::default())?;
+    let scores = HeadlineScores {
+        mig: mig.score,
+        sap: sap.score,
+        dci_disentanglement: dci.disentanglement,
+        dci_completeness: dci.completeness,
+        dci_informativeness: dci.informativeness_test,
+        modularity: modularity.score,
+    };
+    Ok((scores, mig, sap, dci, modularity))
+}
+
+/// Evaluates `vae` on `dataset`, writes `metrics.json`, `reconstructions.png`,
+/// `traversals.png` and `samples.png` into `run`. `untrained` (the run's initial weights), if
+/// given, is scored too as the floor to beat. `device` is the device the models live on.
+pub fn evaluate(
+    vae: &Vae,
+    untrained: Option<&Vae>,
+    dataset: &dyn GroundTruthDataset,
+    config: &EvalConfig,
+    step: usize,
+    likelihood: infobound_models::Likelihood,
+    device: &Device,
+    run: &RunDir,
+) -> Result<EvalReport, TrainError> {
+    let started = std::time::Instant::now();
+    let vae = vae.valid();
+    let device = device.clone().without_autodiff();
+    let (headline_scores, mig, sap, dci, modularity) = headline(&vae, dataset, config, &device)?;
+    let untrained = match untrained {
+        Some(u) => Some(headline(&u.valid(), dataset, config, &device)?.0),
+        None => None,
+    };
+    let factor_vae = if config.factor_vae_score {
+        let mut rng = ChaCha8Rng::seed_from_u64(config.seed ^ 0x5eed);
+        let mut represent =
+            |images: &ImageBatch| encode_means(&vae, images, config.batch_size, &device);
+        Some(factor_vae_score(
+            dataset,
+            &mut represent,
+            &FactorVaeConfig {
+                num_train: config.factor_vae_train_votes,
+                num_eval: config.factor_vae_eval_votes,
+                num_variance_estimate: config.num_train,
+                ..FactorVaeConfig::default()
+            },
+            &mut rng,
+        )?)
+    } else {
+        None
+    };
+
+    let k = vae.latent_dim();
+    let mut rng = ChaCha8Rng::seed_from_u64(config.seed ^ 0xdec0de);
+    // Reconstructions: 8 test images over their reconstructions from μ.
+    let (_, originals) = dataset.sample(config.batch_size.max(8), &mut rng)?;
+    let x = images_to_tensor(&originals, &device);
+    let (mu, logvar) = vae.encode(x.clone());
+    let logits = vae.decode_logits(mu.clone());
+    let nll: f32 = likelihood
+        .negative_log_likelihood(logits, x)
+        .mean()
+        .into_scalar();
+    let mu_host: Vec<f32> = mu
+        .into_data()
+        .try_to_vec()
+        .map_err(|e| TrainError::Config(format!("{e:?}")))?;
+    drop(logvar);
+    let shown = 8;
+    let recon = decode_batch(&vae, mu_host[..shown * k].to_vec(), k, &device)?;
+    let numel = originals.shape().numel();
+    let mut grid = originals.pixels()[..shown * numel].to_vec();
+    grid.extend_from_slice(recon.pixels());
+    save_png_grid(
+        &ImageBatch::new(originals.shape(), grid)?,
+        shown,
+        &run.file("reconstructions.png"),
+    )?;
+
+    // Traversals of the first test image's code, one row per latent.
+    let steps = 10;
+    let traversals = decode_batch(&vae, traversal_codes(&mu_host[..k], steps), k, &device)?;
+    save_png_grid(&traversals, steps, &run.file("traversals.png"))?;
+
+    // Prior samples.
+    let z = standard_normal(&mut rng, config.vendi_samples.max(64) * k);
+    let samples = decode_batch(&vae, z, k, &device)?;
+    let numel = samples.shape().numel();
+    save_png_grid(
+        &ImageBatch::new(samples.shape(), samples.pixels()[..64 * numel].to_vec())?,
+        8,
+        &run.file("samples.png"),
+    )?;
+    let vendi_prior_samples = pixel_vendi_score(&samples, &VendiConfig::default())?;
+    let vendi_traversals = pixel_vendi_score(&traversals, &VendiConfig::default())?;
+
+    let report = EvalReport {
+        step,
+        dataset: dataset.name().to_string(),
+        headline: headline_scores,
+        untrained,
+        mig,
+        sap,
+        dci,
+        modularity,
+        factor_vae,
+        vendi_prior_samples,
+        vendi_traversals,
+        reconstruction_error: nll as f64,
+        eval_seconds: started.elapsed().as_secs_f64(),
+    };
+    crate::write_json_atomic(&run.metrics(), &report)?;
+    Ok(report)
+}
