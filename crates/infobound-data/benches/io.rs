@@ -23,7 +23,9 @@ fn random_batch(n: usize, side: usize) -> ImageBatch {
         height: side,
         width: side,
     };
-    let pixels = (0..n * shape.numel()).map(|_| rng.random::<f32>()).collect();
+    let pixels = (0..n * shape.numel())
+        .map(|_| rng.random::<f32>())
+        .collect();
     ImageBatch::new(shape, pixels).expect("pixels fill the batch")
 }
 
@@ -37,15 +39,27 @@ fn bench_multicrop(c: &mut Criterion, name: &str, config: MultiCropConfig, batch
     group.bench_function(name, |b| {
         b.iter(|| {
             step += 1;
-            augmenter.augment(&batch, 0, step).expect("augmentation succeeds")
+            augmenter
+                .augment(&batch, 0, step)
+                .expect("augmentation succeeds")
         })
     });
     group.finish();
 }
 
 fn augmentation(c: &mut Criterion) {
-    bench_multicrop(c, "cifar_2x32_6x16", MultiCropConfig::mveb_cifar(), random_batch(256, 32));
-    bench_multicrop(c, "imagenet_2x224_6x96", MultiCropConfig::mveb_imagenet(), random_batch(8, 256));
+    bench_multicrop(
+        c,
+        "cifar_2x32_6x16",
+        MultiCropConfig::mveb_cifar(),
+        random_batch(256, 32),
+    );
+    bench_multicrop(
+        c,
+        "imagenet_2x224_6x96",
+        MultiCropConfig::mveb_imagenet(),
+        random_batch(8, 256),
+    );
 }
 
 /// Writes a dSprites-like archive: 0/1 bytes in blobs, so deflate has realistic work to do.

@@ -32,12 +32,18 @@ use crate::{DataError, FactorSpace, ObservationShape};
 const MANIFESTS: [(&str, &str); 7] = [
     ("dsprites", include_str!("../../../datasets/dsprites.json")),
     ("shapes3d", include_str!("../../../datasets/shapes3d.json")),
-    ("mpi3d_toy", include_str!("../../../datasets/mpi3d_toy.json")),
+    (
+        "mpi3d_toy",
+        include_str!("../../../datasets/mpi3d_toy.json"),
+    ),
     (
         "mpi3d_realistic",
         include_str!("../../../datasets/mpi3d_realistic.json"),
     ),
-    ("mpi3d_real", include_str!("../../../datasets/mpi3d_real.json")),
+    (
+        "mpi3d_real",
+        include_str!("../../../datasets/mpi3d_real.json"),
+    ),
     ("cifar10", include_str!("../../../datasets/cifar10.json")),
     ("cifar100", include_str!("../../../datasets/cifar100.json")),
 ];
@@ -172,13 +178,14 @@ pub fn manifest_names() -> Vec<&'static str> {
 
 /// The embedded manifest of dataset `name`.
 pub fn manifest(name: &str) -> Result<DatasetManifest, DataError> {
-    let (_, text) = MANIFESTS
-        .iter()
-        .find(|(n, _)| *n == name)
-        .ok_or_else(|| DataError::UnknownDataset {
-            name: name.to_string(),
-            known: manifest_names().join(", "),
-        })?;
+    let (_, text) =
+        MANIFESTS
+            .iter()
+            .find(|(n, _)| *n == name)
+            .ok_or_else(|| DataError::UnknownDataset {
+                name: name.to_string(),
+                known: manifest_names().join(", "),
+            })?;
     serde_json::from_str(text).map_err(|e| DataError::InvalidFile {
         path: format!("datasets/{name}.json").into(),
         message: format!("invalid manifest: {e}"),

@@ -519,3 +519,36 @@ fn image_folder_sorts_classes_and_decodes_pngs() {
     std::fs::create_dir(dir.path().join("empty")).unwrap();
     expect_invalid(ImageFolder::open(dir.path(), Some((4, 4))), "no .png file");
 }
+
+#[test]
+fn options_take_expected_digests_from_the_manifests() {
+    let options = ReadOptions::from_manifest("cifar10", "cifar-10-binary.tar.gz").unwrap();
+    assert!(options.strict_shapes);
+    let manifest = infobound_data::manifest("cifar10").unwrap();
+    let listed = manifest
+        .files
+        .iter()
+        .find(|f| f.name == "cifar-10-binary.tar.gz");
+    assert_eq!(options.expected_sha256, listed.unwrap().sha256);
+    let dsprites =
+        ReadOptions::from_manifest("dsprites", infobound_data::readers::DSPRITES_FILE_NAME);
+    assert!(dsprites.is_ok());
+    assert!(matches!(
+        ReadOptions::from_manifest("dsprites", "nope.npz"),
+        Err(DataError::InvalidArgument(_))
+    ));
+    assert!(matches!(
+        ReadOptions::from_manifest("nope", "x"),
+        Err(DataError::UnknownDataset { .. })
+    ));
+}
+
+proptest::proptest! {
+    #[test]
+    fn arbitrary_cifar_bytes_never_panic(bytes in proptest::collection::vec(proptest::prelude::any::<u8>(), 0..7000)) {
+        let path = Path::new("fuzz.bin");
+        let ten = parse_cifar10(&bytes, path);
+        proptest::prop_assert_eq!(ten.is_ok(), !bytes.is_empty() && bytes.len() % 3073 == 0 && bytes.iter().step_by(3073).all(|&l| l < 10));
+        let _ = parse_cifar100(&bytes, path, Cifar100Label::Fine);
+    }
+}

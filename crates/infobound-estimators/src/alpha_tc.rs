@@ -225,7 +225,8 @@ pub fn alpha_tc_regulariser(
     let ceb = ceb_term(mu, logvar, variant)?;
     let mut regulariser = capacity_penalty(vib.clone(), capacity)?.mul_scalar(weights.vib);
     if weights.ceb != 0.0 {
-        regulariser = regulariser + capacity_penalty(ceb.clone(), capacity)?.mul_scalar(weights.ceb);
+        regulariser =
+            regulariser + capacity_penalty(ceb.clone(), capacity)?.mul_scalar(weights.ceb);
     }
     Ok(AlphaTcTerms {
         vib,

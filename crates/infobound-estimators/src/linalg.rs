@@ -39,7 +39,10 @@ pub fn spd_solve(matrix: Tensor<2>, rhs: Tensor<2>) -> Result<Tensor<2>, Estimat
     validate::all_finite_host("matrix", &a)?;
     validate::all_finite_host("rhs", &r)?;
     let x = spd_solve_host(&a, n, &r, m)?;
-    Ok(Tensor::from_data(TensorData::new(x, [n, m]), (&device, dtype)))
+    Ok(Tensor::from_data(
+        TensorData::new(x, [n, m]),
+        (&device, dtype),
+    ))
 }
 
 /// Host Cholesky solve on row-major slices: `a` is n×n, `rhs` and the result are n×m.
@@ -88,7 +91,7 @@ pub fn spd_solve_tensor_ops(
     let factor = cholesky_tensor_ops(matrix)?;
     let options = (&rhs.device(), rhs.dtype());
 
-    let mut forward = Tensor::<2>::zeros([n, m], options.clone());
+    let mut forward = Tensor::<2>::zeros([n, m], options);
     for i in 0..n {
         let mut row = rhs.clone().slice(s![i..i + 1, ..]);
         if i > 0 {
@@ -127,7 +130,11 @@ fn cholesky_tensor_ops(matrix: Tensor<2>) -> Result<Tensor<2>, EstimatorError> {
         let mut column = matrix.clone().slice(s![j.., j..j + 1]);
         if j > 0 {
             let row_j = factor.clone().slice(s![j..j + 1, 0..j]);
-            column = column - factor.clone().slice(s![j.., 0..j]).matmul(row_j.transpose());
+            column = column
+                - factor
+                    .clone()
+                    .slice(s![j.., 0..j])
+                    .matmul(row_j.transpose());
         }
         let pivot = column.clone().slice(s![0..1, ..]);
         factor = factor.slice_assign(s![j.., j..j + 1], column / pivot.sqrt());

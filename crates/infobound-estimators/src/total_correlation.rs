@@ -19,9 +19,7 @@ use burn::prelude::*;
 use serde::{Deserialize, Serialize};
 
 use crate::EstimatorError;
-use crate::gaussian::{
-    log_normal_diag_unchecked, log_standard_normal, logsumexp_unchecked,
-};
+use crate::gaussian::{log_normal_diag_unchecked, log_standard_normal, logsumexp_unchecked};
 use crate::validate;
 
 /// Which minibatch estimator of log q(z) to use (Chen et al. 2018, §3 and Appendix C).

@@ -6,8 +6,8 @@ mod common;
 use burn::tensor::DType;
 use common::{assert_close, host, normal_samples, scalar, tensor_flat};
 use infobound_estimators::{
-    AlphaTcWeights, CebVariant, CebWeighting, TcEstimator, alpha_tc_regulariser,
-    annealed_capacity, ceb_term, kl_decomposition, logsumexp, spd_solve, spd_solve_tensor_ops,
+    AlphaTcWeights, CebVariant, CebWeighting, TcEstimator, alpha_tc_regulariser, annealed_capacity,
+    ceb_term, kl_decomposition, logsumexp, spd_solve, spd_solve_tensor_ops,
 };
 
 /// A factorised Gaussian "dataset": posterior means μ_ik ~ N(0, 1) independently per dimension,
@@ -25,7 +25,10 @@ fn decomposition_sums_to_kl_sample_estimate() {
     let device = common::device();
     let (batch, latent, n) = (24, 5, 5000);
     let mu = normal_samples(batch * latent, 1);
-    let logvar: Vec<f64> = normal_samples(batch * latent, 2).iter().map(|v| 0.5 * v - 1.0).collect();
+    let logvar: Vec<f64> = normal_samples(batch * latent, 2)
+        .iter()
+        .map(|v| 0.5 * v - 1.0)
+        .collect();
     let noise = normal_samples(batch * latent, 3);
     let z: Vec<f64> = (0..batch * latent)
         .map(|i| mu[i] + (0.5 * logvar[i]).exp() * noise[i])
@@ -39,14 +42,24 @@ fn decomposition_sums_to_kl_sample_estimate() {
         })
         .sum::<f64>()
         / batch as f64;
-    for estimator in [TcEstimator::Mws, TcEstimator::MssReleased, TcEstimator::MssPaper] {
+    for estimator in [
+        TcEstimator::Mws,
+        TcEstimator::MssReleased,
+        TcEstimator::MssPaper,
+    ] {
         let t = |v: &[f64]| tensor_flat(v, [batch, latent], DType::F64, &device);
         let values = kl_decomposition(t(&z), t(&mu), t(&logvar), n, estimator)
             .expect("valid")
             .values()
             .expect("readback");
         let sum = values.mutual_information + values.total_correlation + values.dimension_wise_kl;
-        assert_close(&format!("{estimator:?} sum"), &[sum], &[expected], 1e-10, 1e-10);
+        assert_close(
+            &format!("{estimator:?} sum"),
+            &[sum],
+            &[expected],
+            1e-10,
+            1e-10,
+        );
     }
 }
 
@@ -60,7 +73,10 @@ fn total_correlation_vanishes_for_a_factorised_gaussian() {
         if dependent {
             // Control: copy the first dimension into all others: same marginals, strongly
             // dependent dimensions.
-            for row in z.chunks_exact_mut(latent).chain(mu.chunks_exact_mut(latent)) {
+            for row in z
+                .chunks_exact_mut(latent)
+                .chain(mu.chunks_exact_mut(latent))
+            {
                 let first = row[0];
                 row.iter_mut().for_each(|v| *v = first);
             }
@@ -81,10 +97,19 @@ fn total_correlation_vanishes_for_a_factorised_gaussian() {
     for estimator in [TcEstimator::Mws, TcEstimator::MssPaper] {
         let small = tc(256, estimator, false);
         let large = tc(1024, estimator, false);
-        assert!(large.abs() < 0.05, "{estimator:?}: TC {large} of a factorised Gaussian");
-        assert!(large.abs() < small.abs(), "{estimator:?}: bias grew from B=256 ({small}) to 1024 ({large})");
+        assert!(
+            large.abs() < 0.05,
+            "{estimator:?}: TC {large} of a factorised Gaussian"
+        );
+        assert!(
+            large.abs() < small.abs(),
+            "{estimator:?}: bias grew from B=256 ({small}) to 1024 ({large})"
+        );
         let dependent = tc(1024, estimator, true);
-        assert!(dependent > 1.0, "{estimator:?}: TC of dependent dimensions only {dependent}");
+        assert!(
+            dependent > 1.0,
+            "{estimator:?}: TC of dependent dimensions only {dependent}"
+        );
     }
 }
 
@@ -93,7 +118,10 @@ fn alpha_zero_is_the_capacity_annealed_beta_vae() {
     let device = common::device();
     let (batch, latent) = (16, 6);
     let mu = normal_samples(batch * latent, 21);
-    let logvar: Vec<f64> = normal_samples(batch * latent, 22).iter().map(|v| v - 0.5).collect();
+    let logvar: Vec<f64> = normal_samples(batch * latent, 22)
+        .iter()
+        .map(|v| v - 0.5)
+        .collect();
     let beta = 4.0;
     let capacity = annealed_capacity(25.0, 3, 9).expect("valid");
     assert_close("C_t", &[capacity], &[25.0 * 0.3], 1e-15, 0.0);
@@ -118,7 +146,13 @@ fn alpha_zero_is_the_capacity_annealed_beta_vae() {
             let t = |v: &[f64]| tensor_flat(v, [batch, latent], DType::F64, &device);
             let terms = alpha_tc_regulariser(t(&mu), t(&logvar), weights, variant, capacity)
                 .expect("valid");
-            assert_close("α = 0 bound", &[scalar(terms.regulariser)], &[expected], 1e-12, 0.0);
+            assert_close(
+                "α = 0 bound",
+                &[scalar(terms.regulariser)],
+                &[expected],
+                1e-12,
+                0.0,
+            );
         }
     }
 }
@@ -169,9 +203,15 @@ fn ceb_terms_match_independent_formulas() {
     let device = common::device();
     let (batch, latent) = (8, 5);
     let mu = normal_samples(batch * latent, 31);
-    let logvar: Vec<f64> = normal_samples(batch * latent, 32).iter().map(|v| v - 1.0).collect();
+    let logvar: Vec<f64> = normal_samples(batch * latent, 32)
+        .iter()
+        .map(|v| v - 1.0)
+        .collect();
     for (variant, reference) in [
-        (CebVariant::ReleasedCode, ceb_released_host as fn(&[f64], &[f64]) -> f64),
+        (
+            CebVariant::ReleasedCode,
+            ceb_released_host as fn(&[f64], &[f64]) -> f64,
+        ),
         (CebVariant::ProductOfExperts, ceb_product_host),
     ] {
         let expected: Vec<f64> = (0..batch)
@@ -183,15 +223,25 @@ fn ceb_terms_match_independent_formulas() {
         for (dtype, rtol) in [(DType::F32, 1e-4), (DType::F64, 1e-12)] {
             let t = |v: &[f64]| tensor_flat(v, [batch, latent], dtype, &device);
             let ceb = ceb_term(t(&mu), t(&logvar), variant).expect("valid");
-            assert_close(&format!("{variant:?} {dtype:?}"), &host(ceb), &expected, rtol, rtol);
+            assert_close(
+                &format!("{variant:?} {dtype:?}"),
+                &host(ceb),
+                &expected,
+                rtol,
+                rtol,
+            );
         }
     }
     // Closed form: K identical experts N(μ, σ²) pool to N(μ, σ²/K), so each KL is
     // ½(−log K + K − 1).
     let k = 4.0f64;
     let same = tensor_flat(&[0.7; 4], [1, 4], DType::F64, &device);
-    let ceb = ceb_term(same.clone(), same.mul_scalar(-1.0), CebVariant::ProductOfExperts)
-        .expect("valid");
+    let ceb = ceb_term(
+        same.clone(),
+        same.mul_scalar(-1.0),
+        CebVariant::ProductOfExperts,
+    )
+    .expect("valid");
     let expected = k * 0.5 * (-k.ln() + k - 1.0);
     assert_close("identical experts", &host(ceb), &[expected], 1e-12, 1e-12);
 }
@@ -205,7 +255,13 @@ fn logsumexp_is_stable_and_matches_the_naive_formula() {
         .chunks(3)
         .map(|r| r.iter().map(|v| v.exp()).sum::<f64>().ln())
         .collect();
-    assert_close("rows", &host(logsumexp(x.clone(), 1).expect("dim")), &naive, 1e-14, 0.0);
+    assert_close(
+        "rows",
+        &host(logsumexp(x.clone(), 1).expect("dim")),
+        &naive,
+        1e-14,
+        0.0,
+    );
     let shifted = logsumexp(x.add_scalar(1000.0), 1).expect("dim");
     let expected: Vec<f64> = naive.iter().map(|v| v + 1000.0).collect();
     assert_close("shifted by 1000", &host(shifted), &expected, 1e-14, 0.0);
@@ -234,8 +290,71 @@ fn host_and_tensor_op_solves_agree_and_solve_the_system() {
     let residual: Vec<f64> = (0..n * m)
         .map(|ij| {
             let (i, j) = (ij / m, ij % m);
-            (0..n).map(|k| a[i * n + k] * host_solution[k * m + j]).sum()
+            (0..n)
+                .map(|k| a[i * n + k] * host_solution[k * m + j])
+                .sum()
         })
         .collect();
     assert_close("A X = R", &residual, &r, 1e-10, 1e-10);
+}
+
+/// The gradient of a weighted KL decomposition (what a β-TCVAE loss backpropagates) agrees with
+/// central finite differences in f64, for z, μ and log σ².
+#[test]
+fn kl_decomposition_gradient_matches_finite_differences() {
+    use burn::prelude::*;
+    let device = Device::flex().autodiff();
+    let (batch, latent, n) = (6, 3, 100);
+    let inputs = [
+        normal_samples(batch * latent, 51),
+        normal_samples(batch * latent, 52),
+        normal_samples(batch * latent, 53)
+            .iter()
+            .map(|v| 0.3 * v - 0.5)
+            .collect(),
+    ];
+    for estimator in [TcEstimator::Mws, TcEstimator::MssPaper] {
+        let loss = |values: &[Vec<f64>; 3], track: bool| {
+            let tensors: Vec<Tensor<2>> = values
+                .iter()
+                .map(|v| {
+                    let t = tensor_flat(v, [batch, latent], DType::F64, &device);
+                    if track { t.require_grad() } else { t }
+                })
+                .collect();
+            let d = kl_decomposition(
+                tensors[0].clone(),
+                tensors[1].clone(),
+                tensors[2].clone(),
+                n,
+                estimator,
+            )
+            .expect("valid");
+            let total = d.mutual_information.mul_scalar(0.5)
+                + d.total_correlation.mul_scalar(2.0)
+                + d.dimension_wise_kl.mul_scalar(0.25);
+            (total, tensors)
+        };
+        let (total, tensors) = loss(&inputs, true);
+        let gradients = total.backward();
+        for (which, tensor) in tensors.iter().enumerate() {
+            let analytic = host(tensor.grad(&gradients).expect("tracked"));
+            for index in [0, 4, 11, 17] {
+                let step = 1e-5;
+                let mut plus = inputs.clone();
+                plus[which][index] += step;
+                let mut minus = inputs.clone();
+                minus[which][index] -= step;
+                let numeric =
+                    (scalar(loss(&plus, false).0) - scalar(loss(&minus, false).0)) / (2.0 * step);
+                assert_close(
+                    &format!("{estimator:?} d/d(input {which})[{index}]"),
+                    &[analytic[index]],
+                    &[numeric],
+                    1e-6,
+                    1e-8,
+                );
+            }
+        }
+    }
 }

@@ -84,7 +84,13 @@ fn kl_decomposition_matches_reference_for_every_estimator() {
                     ("log_qz_product", decomposition.log_qz_product),
                     ("log_pz", decomposition.log_pz),
                 ] {
-                    assert_close(&what(name), &host(tensor), &vector(&expected[name]), rtol, atol);
+                    assert_close(
+                        &what(name),
+                        &host(tensor),
+                        &vector(&expected[name]),
+                        rtol,
+                        atol,
+                    );
                 }
                 for (name, value) in [
                     ("mutual_information", values.mutual_information),
@@ -131,8 +137,10 @@ fn vmf_score_matches_reference() {
         .expect("valid config");
         let rows = matrix(&case["z"]);
         let expected_score: Vec<f64> = matrix(&case["score"]).into_iter().flatten().collect();
-        let expected_tangential: Vec<f64> =
-            matrix(&case["score_tangential"]).into_iter().flatten().collect();
+        let expected_tangential: Vec<f64> = matrix(&case["score_tangential"])
+            .into_iter()
+            .flatten()
+            .collect();
         let expected_width = case["kernel_width"].as_f64().expect("width");
         let expected_surrogate = case["entropy_surrogate_value"].as_f64().expect("value");
         let score_scale = expected_score.iter().fold(0.0f64, |m, v| m.max(v.abs()));
@@ -153,10 +161,16 @@ fn vmf_score_matches_reference() {
             let floor = score_scale * 1e-3;
             let score = host(estimate.score.clone());
             let error = max_rel_error(&score, &expected_score, floor);
-            assert!(error <= rtol, "{name} {dtype:?} score: max rel error {error} > {rtol}");
+            assert!(
+                error <= rtol,
+                "{name} {dtype:?} score: max rel error {error} > {rtol}"
+            );
             let tangential = host(estimate.tangential(z.clone()).expect("shape"));
             let error = max_rel_error(&tangential, &expected_tangential, floor);
-            assert!(error <= rtol, "{name} {dtype:?} tangential: rel error {error} > {rtol}");
+            assert!(
+                error <= rtol,
+                "{name} {dtype:?} tangential: rel error {error} > {rtol}"
+            );
             let surrogate = scalar(estimate.entropy_surrogate(z).expect("shape"));
             assert_close(
                 &format!("{name} {dtype:?} surrogate"),
@@ -183,11 +197,19 @@ fn vmf_score_in_f32_equals_f64_on_rounded_samples() {
             .iter()
             .map(|row| row.iter().map(|v| f64::from(*v as f32)).collect())
             .collect();
-        let single = estimator.estimate(tensor2(&rounded, DType::F32, &device)).expect("valid");
-        let double = estimator.estimate(tensor2(&rounded, DType::F64, &device)).expect("valid");
+        let single = estimator
+            .estimate(tensor2(&rounded, DType::F32, &device))
+            .expect("valid");
+        let double = estimator
+            .estimate(tensor2(&rounded, DType::F64, &device))
+            .expect("valid");
         let double = host(double.score);
         let scale = double.iter().fold(0.0f64, |m, v| m.max(v.abs()));
         let error = max_rel_error(&host(single.score), &double, scale * 1e-3);
-        assert!(error < 1e-6, "{}: f32 vs f64 on the same samples {error}", case["name"]);
+        assert!(
+            error < 1e-6,
+            "{}: f32 vs f64 on the same samples {error}",
+            case["name"]
+        );
     }
 }

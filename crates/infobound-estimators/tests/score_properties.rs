@@ -23,7 +23,10 @@ fn estimators() -> Vec<(&'static str, Box<dyn Fn(Tensor<2>) -> ScoreEstimate>)> 
     let rbf = RbfSteinEstimator::new(RbfSteinConfig::default()).expect("valid");
     vec![
         ("mveb", Box::new(move |z| mveb.estimate(z).expect("valid"))),
-        ("sphere", Box::new(move |z| sphere.estimate(z).expect("valid"))),
+        (
+            "sphere",
+            Box::new(move |z| sphere.estimate(z).expect("valid")),
+        ),
         ("rbf", Box::new(move |z| rbf.estimate(z).expect("valid"))),
     ]
 }
@@ -34,7 +37,9 @@ fn rotate(z: &[f64], dim: usize, u: &[f64], v: &[f64]) -> Vec<f64> {
     let reflect = |row: &mut [f64], w: &[f64]| {
         let ww: f64 = w.iter().map(|x| x * x).sum();
         let rw: f64 = row.iter().zip(w).map(|(a, b)| a * b).sum();
-        row.iter_mut().zip(w).for_each(|(a, b)| *a -= 2.0 * rw / ww * b);
+        row.iter_mut()
+            .zip(w)
+            .for_each(|(a, b)| *a -= 2.0 * rw / ww * b);
     };
     let mut out = z.to_vec();
     for row in out.chunks_exact_mut(dim) {
@@ -112,8 +117,17 @@ fn entropy_surrogate_gradient_is_minus_score_over_batch() {
         let surrogate = estimate.entropy_surrogate(z.clone()).expect("shape");
         let gradients = surrogate.backward();
         let gradient = host(z.grad(&gradients).expect("z is tracked"));
-        let expected: Vec<f64> = host(estimate.score).iter().map(|s| -s / batch as f64).collect();
-        assert_close(&format!("{name} gradient"), &gradient, &expected, 1e-12, 1e-12);
+        let expected: Vec<f64> = host(estimate.score)
+            .iter()
+            .map(|s| -s / batch as f64)
+            .collect();
+        assert_close(
+            &format!("{name} gradient"),
+            &gradient,
+            &expected,
+            1e-12,
+            1e-12,
+        );
     }
 }
 
@@ -122,9 +136,17 @@ fn entropy_surrogate_gradient_is_minus_score_over_batch() {
 fn fixed_width_is_used_and_reported() {
     let device = common::device();
     let (batch, dim) = (10, 4);
-    let z = tensor_flat(&unit_rows(&normal_samples(batch * dim, 5), dim), [batch, dim], DType::F64, &device);
-    let fixed = VmfScoreEstimator::new(VmfScoreConfig { fixed_width: Some(0.37), ..VmfScoreConfig::default() })
-        .expect("valid");
+    let z = tensor_flat(
+        &unit_rows(&normal_samples(batch * dim, 5), dim),
+        [batch, dim],
+        DType::F64,
+        &device,
+    );
+    let fixed = VmfScoreEstimator::new(VmfScoreConfig {
+        fixed_width: Some(0.37),
+        ..VmfScoreConfig::default()
+    })
+    .expect("valid");
     let free = VmfScoreEstimator::new(VmfScoreConfig::default()).expect("valid");
     let with_fixed = fixed.estimate(z.clone()).expect("valid");
     assert_eq!(with_fixed.kernel_width, 0.37);

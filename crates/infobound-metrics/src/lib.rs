@@ -43,6 +43,7 @@ pub use sap::{
     sap_continuous_from_dataset, sap_discrete, sap_discrete_from_dataset,
 };
 pub use snc::{SNC_VERSION, SncResult, snc};
+pub use svm::SvmSolver;
 
 // Part B: diversity, probes, β-VAE score, explicitness, collapse diagnostics.
 mod beta_vae;

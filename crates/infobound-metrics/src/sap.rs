@@ -4,13 +4,14 @@
 //! (per code × factor linear-SVM test accuracy).
 
 use infobound_data::{FactorMatrix, GroundTruthDataset};
-use rand::RngCore;
+use rand::{RngCore, SeedableRng};
+use rand_chacha::ChaCha8Rng;
 use rayon::prelude::*;
 use serde::{Deserialize, Serialize};
 
 use crate::info::{check_factors_vary, check_paired};
 use crate::mig::top_two;
-use crate::svm::{OneFeatureSvm, SvmSettings};
+use crate::svm::{OneFeatureSvm, SvmSettings, SvmSolver};
 use crate::{CodeMatrix, MetricsError, Representation, sample_codes};
 
 /// Version tag of [`sap_continuous`] results.
@@ -30,7 +31,11 @@ pub struct SapConfig {
     pub batch_size: usize,
     /// SVM regularisation `C` of the discrete form (0.01).
     pub svm_c: f64,
-    /// Relative gradient-norm tolerance of the SVM solver (1e-4, the `tol` of scikit-learn).
+    /// SVM solver (Newton; both solve the same problem, see [`SvmSolver`]).
+    pub svm_solver: SvmSolver,
+    /// Seed of the sample order of [`SvmSolver::DualCoordinateDescent`] (0).
+    pub svm_seed: u64,
+    /// SVM solver tolerance (1e-4, the `tol` of scikit-learn).
     pub svm_tolerance: f64,
     /// Maximum solver iterations (1,000).
     pub svm_max_iter: usize,
@@ -43,6 +48,8 @@ impl Default for SapConfig {
             num_test: 5_000,
             batch_size: 16,
             svm_c: 0.01,
+            svm_solver: SvmSolver::Newton,
+            svm_seed: 0,
             svm_tolerance: 1e-4,
             svm_max_iter: 1_000,
         }
@@ -126,6 +133,7 @@ pub fn sap_discrete(
         ));
     }
     let settings = SvmSettings {
+        solver: config.svm_solver,
         c: config.svm_c,
         tolerance: config.svm_tolerance,
         max_iter: config.svm_max_iter,
@@ -136,8 +144,17 @@ pub fn sap_discrete(
         .collect();
     let accuracies: Vec<f64> = pairs
         .par_iter()
-        .map(|&(j, k)| {
-            let svm = OneFeatureSvm::fit(&train_codes.column(j), &train_factors.column(k), settings);
+        .enumerate()
+        .map(|(pair, &(j, k))| {
+            // One stream per pair keeps the result independent of the thread schedule.
+            let mut pair_rng = ChaCha8Rng::seed_from_u64(config.svm_seed);
+            pair_rng.set_stream(pair as u64);
+            let svm = OneFeatureSvm::fit(
+                &train_codes.column(j),
+                &train_factors.column(k),
+                settings,
+                &mut pair_rng,
+            );
             let x_test = test_codes.column(j);
             let y_test = test_factors.column(k);
             let correct = x_test

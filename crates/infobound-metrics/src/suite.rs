@@ -292,7 +292,7 @@ fn missing(metric: MetricName, what: &str) -> MetricsError {
 }
 
 /// Computes `metrics` on `inputs` with the default configuration of each metric. All randomness
-/// (the train/test split when no test set is given, SAP-discrete's pair sampling) comes from
+/// (the train/test split when no test set is given) comes from
 /// `seed`, so a run is reproducible.
 pub fn run_suite(
     metrics: &[MetricName],
@@ -376,7 +376,6 @@ pub fn run_suite(
                         test_c,
                         test_f,
                         &SapConfig::default(),
-                        &mut rng,
                     )?),
                     MetricName::Dci => MetricReport::Dci(dci(
                         train_c,

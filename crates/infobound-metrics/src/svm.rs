@@ -1,17 +1,36 @@
 //! L2-regularised squared-hinge linear SVM on one feature plus a regularised bias (liblinear's
 //! `L2R_L2LOSS_SVC` problem behind scikit-learn's `LinearSVC`, `intercept_scaling = 1`), one-vs-rest
-//! for more than two classes, with `class_weight="balanced"`. With two unknowns the primal is
-//! solved directly by a finite Newton method instead of liblinear's dual coordinate descent
-//! (Hsieh et al., ICML 2008): both reach the same unique optimum, Newton in a few passes.
+//! for more than two classes, with `class_weight="balanced"` applied as liblinear does (both
+//! classes weighted for two classes; in one-vs-rest only the positive class). Two solvers reach
+//! the same unique optimum: liblinear's dual coordinate descent (Hsieh, Chang, Lin, Keerthi,
+//! Sundararajan, "A Dual Coordinate Descent Method for Large-scale Linear SVM", ICML 2008), whose
+//! early stop at `tol` is what scikit-learn returns, and a finite Newton method on the two-unknown
+//! primal (Mangasarian 2002), which converges in a few passes.
+
+use rand::{RngCore, seq::SliceRandom};
+use serde::{Deserialize, Serialize};
+
+/// How the SVM of the discrete SAP is trained.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub enum SvmSolver {
+    /// Finite Newton method on the primal (fast; converged optimum).
+    Newton,
+    /// liblinear's dual coordinate descent with a random order per pass (reproduces
+    /// scikit-learn's early-stopped solution; slower on many classes).
+    DualCoordinateDescent,
+}
 
 /// Solver settings (scikit-learn `LinearSVC` defaults: `tol = 1e-4`, `max_iter = 1000`).
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub(crate) struct SvmSettings {
+    /// Which solver.
+    pub solver: SvmSolver,
     /// Regularisation constant `C` of `min_w ½‖w‖² + Σ_i C_i max(0, 1 − y_i wᵀx_i)²`.
     pub c: f64,
-    /// Stop when the gradient norm falls below this fraction of its initial value.
+    /// Newton: stop when the gradient norm falls below this fraction of its initial value; dual
+    /// CD: stop when the projected-gradient spread of a pass falls below it.
     pub tolerance: f64,
-    /// Maximum number of Newton steps.
+    /// Maximum Newton steps or passes over the data.
     pub max_iter: usize,
 }
 
@@ -24,7 +43,12 @@ pub(crate) struct OneFeatureSvm {
 
 impl OneFeatureSvm {
     /// Fits on `x` (one feature) and labels `y`; `y` must hold at least two distinct labels.
-    pub(crate) fn fit(x: &[f64], y: &[usize], settings: SvmSettings) -> Self {
+    pub(crate) fn fit(
+        x: &[f64],
+        y: &[usize],
+        settings: SvmSettings,
+        rng: &mut dyn RngCore,
+    ) -> Self {
         let mut classes = y.to_vec();
         classes.sort_unstable();
         classes.dedup();
@@ -34,11 +58,9 @@ impl OneFeatureSvm {
             .iter()
             .map(|c| n / (classes.len() as f64 * y.iter().filter(|&v| v == c).count() as f64))
             .collect();
-        let cost: Vec<f64> = y
-            .iter()
-            .map(|v| settings.c * weights[classes.partition_point(|c| c < v)])
-            .collect();
-        let positives: Vec<usize> = if classes.len() == 2 {
+        let weight_of = |v: usize| weights[classes.partition_point(|&c| c < v)];
+        let binary = classes.len() == 2;
+        let positives: Vec<usize> = if binary {
             vec![classes[1]]
         } else {
             classes.clone()
@@ -50,7 +72,22 @@ impl OneFeatureSvm {
                     .iter()
                     .map(|&v| if v == positive { 1.0 } else { -1.0 })
                     .collect();
-                primal_newton(x, &signs, &cost, settings)
+                let cost: Vec<f64> = y
+                    .iter()
+                    .map(|&v| {
+                        if binary || v == positive {
+                            settings.c * weight_of(v)
+                        } else {
+                            settings.c
+                        }
+                    })
+                    .collect();
+                match settings.solver {
+                    SvmSolver::Newton => primal_newton(x, &signs, &cost, settings),
+                    SvmSolver::DualCoordinateDescent => {
+                        dual_coordinate_descent(x, &signs, &cost, settings, rng)
+                    }
+                }
             })
             .collect();
         Self { classes, planes }
@@ -134,6 +171,55 @@ fn primal_newton(
         }
         w += step * dw;
         b += step * db;
+    }
+    (w, b)
+}
+
+/// Dual CD for the L2-loss SVM with features `(x_i, 1)`: `α_i ← max(0, α_i − G_i / Q_ii)`,
+/// `G_i = y_i wᵀx̃_i − 1 + α_i / (2 C_i)`, `Q_ii = x̃_iᵀx̃_i + 1 / (2 C_i)`, `w = Σ α_i y_i x̃_i`,
+/// visiting the samples in a fresh random order each pass (liblinear `solve_l2r_l1l2_svc`
+/// without shrinking).
+fn dual_coordinate_descent(
+    x: &[f64],
+    signs: &[f64],
+    cost: &[f64],
+    settings: SvmSettings,
+    rng: &mut dyn RngCore,
+) -> (f64, f64) {
+    let n = x.len();
+    let mut alpha = vec![0.0; n];
+    let diag: Vec<f64> = cost.iter().map(|c| 0.5 / c).collect();
+    let q: Vec<f64> = x
+        .iter()
+        .zip(&diag)
+        .map(|(xi, d)| xi * xi + 1.0 + d)
+        .collect();
+    let (mut w, mut b) = (0.0, 0.0);
+    let mut order: Vec<usize> = (0..n).collect();
+    for _ in 0..settings.max_iter {
+        order.shuffle(rng);
+        let mut max_pg = f64::NEG_INFINITY;
+        let mut min_pg = f64::INFINITY;
+        for &i in &order {
+            let gradient = signs[i] * (w * x[i] + b) - 1.0 + diag[i] * alpha[i];
+            let projected = if alpha[i] == 0.0 {
+                gradient.min(0.0)
+            } else {
+                gradient
+            };
+            max_pg = max_pg.max(projected);
+            min_pg = min_pg.min(projected);
+            if projected != 0.0 {
+                let old = alpha[i];
+                alpha[i] = (old - gradient / q[i]).max(0.0);
+                let step = (alpha[i] - old) * signs[i];
+                w += step * x[i];
+                b += step;
+            }
+        }
+        if max_pg - min_pg <= settings.tolerance {
+            break;
+        }
     }
     (w, b)
 }

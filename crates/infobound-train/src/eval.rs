@@ -158,7 +158,6 @@ fn headline(
         &test_codes,
         &test_factors,
         &SapConfig::default(),
-        &mut ChaCha8Rng::seed_from_u64(config.seed ^ 0x5a9),
     )?;
     let dci = dci(
         &train_codes,

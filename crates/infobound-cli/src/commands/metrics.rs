@@ -47,7 +47,7 @@ pub struct MetricsArgs {
     /// collapse, fid. Default: the code metrics with `--codes`, else vendi, else fid.
     #[arg(long)]
     pub metrics: Option<String>,
-    /// Seed of every random choice (train/test split, SAP pair sampling).
+    /// Seed of the random train/test split drawn when no test set is given.
     #[arg(long, default_value_t = 0)]
     pub seed: u64,
     /// Write all results as JSON to this file (atomically).

@@ -170,14 +170,13 @@ pub fn resized_crop(
         }
         let dst = &mut out[c * out_height * out_width..(c + 1) * out_height * out_width];
         for (row_out, (lo, weights)) in dst.chunks_exact_mut(out_width).zip(&y_taps) {
-            for (x, value) in row_out.iter_mut().enumerate() {
-                let sum: f32 = weights
-                    .iter()
-                    .enumerate()
-                    .map(|(k, w)| w * horizontal[(lo - y_lo + k) * out_width + x])
-                    .sum();
-                *value = sum.clamp(0.0, 1.0);
+            for (k, weight) in weights.iter().enumerate() {
+                let src = &horizontal[(lo - y_lo + k) * out_width..(lo - y_lo + k + 1) * out_width];
+                for (o, v) in row_out.iter_mut().zip(src) {
+                    *o += weight * v;
+                }
             }
+            row_out.iter_mut().for_each(|o| *o = o.clamp(0.0, 1.0));
         }
     }
     Ok(out)

@@ -429,7 +429,12 @@ impl Shapes3D {
 }
 
 /// Offsets (row, column) inside a pixel of the 4 rotated-grid anti-aliasing samples.
-const SUBSAMPLES: [(f32, f32); 4] = [(0.125, 0.625), (0.375, 0.125), (0.625, 0.875), (0.875, 0.375)];
+const SUBSAMPLES: [(f32, f32); 4] = [
+    (0.125, 0.625),
+    (0.375, 0.125),
+    (0.625, 0.875),
+    (0.875, 0.375),
+];
 
 /// Which surface a ray ends on (the anti-aliasing pass compares these between neighbours).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -468,13 +473,21 @@ impl Scene {
         if d.x < 0.0 {
             let tw = (-WALL_DISTANCE - o.x) / d.x;
             if tw < t {
-                (t, normal, kind) = (tw, Vec3::new(1.0, 0.0, 0.0), Surface::WallX { shadowed: false });
+                (t, normal, kind) = (
+                    tw,
+                    Vec3::new(1.0, 0.0, 0.0),
+                    Surface::WallX { shadowed: false },
+                );
             }
         }
         if d.z < 0.0 {
             let tw = (-WALL_DISTANCE - o.z) / d.z;
             if tw < t {
-                (t, normal, kind) = (tw, Vec3::new(0.0, 0.0, 1.0), Surface::WallZ { shadowed: false });
+                (t, normal, kind) = (
+                    tw,
+                    Vec3::new(0.0, 0.0, 1.0),
+                    Surface::WallZ { shadowed: false },
+                );
             }
         }
         if let Some((to, n)) = self.object.hit(o, d)
@@ -495,7 +508,11 @@ impl Scene {
         let mut diffuse = normal.dot(l).max(0.0);
         if kind != Surface::Object && diffuse > 0.0 {
             let start = point.add(normal.scale(EPSILON));
-            if self.object.hit(start, l).is_some_and(|(ts, _)| ts < distance) {
+            if self
+                .object
+                .hit(start, l)
+                .is_some_and(|(ts, _)| ts < distance)
+            {
                 diffuse = 0.0;
                 kind = match kind {
                     Surface::Floor { .. } => Surface::Floor { shadowed: true },

@@ -31,7 +31,7 @@ const CIFAR100_COARSE_CLASSES: usize = 20;
 
 /// Images with one class label each.
 #[derive(Debug, Clone, PartialEq)]
-pub struct LabelledImages {
+pub struct LabelledBatch {
     /// The images, NCHW `f32` in [0, 1].
     pub images: ImageBatch,
     /// Class index of each image, in `0..class_names.len()`.
@@ -68,7 +68,7 @@ fn parse_records(
     label_bytes: usize,
     label_at: usize,
     class_names: Vec<String>,
-) -> Result<LabelledImages, DataError> {
+) -> Result<LabelledBatch, DataError> {
     let record = label_bytes + CIFAR_IMAGE_BYTES;
     if bytes.is_empty() || !bytes.len().is_multiple_of(record) {
         return Err(DataError::InvalidFile {
@@ -101,7 +101,7 @@ fn parse_records(
         height: 32,
         width: 32,
     };
-    Ok(LabelledImages {
+    Ok(LabelledBatch {
         images: ImageBatch::new(shape, pixels)?,
         labels,
         class_names,
@@ -109,7 +109,7 @@ fn parse_records(
 }
 
 /// Parses one CIFAR-10 batch held in memory (1 label byte + 3072 pixel bytes per record).
-pub fn parse_cifar10(bytes: &[u8], path: &Path) -> Result<LabelledImages, DataError> {
+pub fn parse_cifar10(bytes: &[u8], path: &Path) -> Result<LabelledBatch, DataError> {
     let names = CIFAR10_CLASS_NAMES.iter().map(|s| s.to_string()).collect();
     parse_records(bytes, path, 1, 0, names)
 }
@@ -120,7 +120,7 @@ pub fn parse_cifar100(
     bytes: &[u8],
     path: &Path,
     label: Cifar100Label,
-) -> Result<LabelledImages, DataError> {
+) -> Result<LabelledBatch, DataError> {
     let (label_at, classes) = match label {
         Cifar100Label::Coarse => (0, CIFAR100_COARSE_CLASSES),
         Cifar100Label::Fine => (1, CIFAR100_FINE_CLASSES),
@@ -151,7 +151,7 @@ fn check_count(path: &Path, got: usize, expected: usize, strict: bool) -> Result
     Ok(())
 }
 
-fn concatenate(parts: Vec<LabelledImages>) -> Result<LabelledImages, DataError> {
+fn concatenate(parts: Vec<LabelledBatch>) -> Result<LabelledBatch, DataError> {
     let mut iter = parts.into_iter();
     let first = iter
         .next()
@@ -164,7 +164,7 @@ fn concatenate(parts: Vec<LabelledImages>) -> Result<LabelledImages, DataError> 
         labels.extend(part.labels);
         pixels.extend(part.images.into_pixels());
     }
-    Ok(LabelledImages {
+    Ok(LabelledBatch {
         images: ImageBatch::new(shape, pixels)?,
         labels,
         class_names,
@@ -178,7 +178,7 @@ pub fn read_cifar10(
     dir: &Path,
     split: CifarSplit,
     options: &ReadOptions,
-) -> Result<LabelledImages, DataError> {
+) -> Result<LabelledBatch, DataError> {
     let files: Vec<PathBuf> = match split {
         CifarSplit::Train => (1..=5)
             .map(|i| dir.join(format!("data_batch_{i}.bin")))
@@ -208,7 +208,7 @@ pub fn read_cifar100(
     split: CifarSplit,
     label: Cifar100Label,
     options: &ReadOptions,
-) -> Result<LabelledImages, DataError> {
+) -> Result<LabelledBatch, DataError> {
     let (name, expected) = match split {
         CifarSplit::Train => ("train.bin", CIFAR100_TRAIN_IMAGES),
         CifarSplit::Test => ("test.bin", CIFAR100_TEST_IMAGES),

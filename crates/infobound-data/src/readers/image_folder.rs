@@ -6,7 +6,7 @@ use std::path::{Path, PathBuf};
 use image::imageops::FilterType;
 use rayon::prelude::*;
 
-use super::cifar::LabelledImages;
+use super::cifar::LabelledBatch;
 use crate::{DataError, ImageBatch, ObservationShape};
 
 /// An indexed image folder; images are decoded on demand by [`ImageFolder::load`], so datasets
@@ -167,7 +167,7 @@ impl ImageFolder {
     }
 
     /// Decodes the images at `indices` (in parallel) into CHW `f32` in [0, 1].
-    pub fn load(&self, indices: &[usize]) -> Result<LabelledImages, DataError> {
+    pub fn load(&self, indices: &[usize]) -> Result<LabelledBatch, DataError> {
         let shape = self.observation_shape();
         let images = indices
             .par_iter()
@@ -180,7 +180,7 @@ impl ImageFolder {
             })
             .collect::<Result<Vec<_>, _>>()?;
         let labels = indices.iter().map(|&i| self.samples[i].1).collect();
-        Ok(LabelledImages {
+        Ok(LabelledBatch {
             images: ImageBatch::new(shape, images.concat())?,
             labels,
             class_names: self.class_names.clone(),
@@ -188,7 +188,7 @@ impl ImageFolder {
     }
 
     /// Decodes every image.
-    pub fn load_all(&self) -> Result<LabelledImages, DataError> {
+    pub fn load_all(&self) -> Result<LabelledBatch, DataError> {
         self.load(&(0..self.len()).collect::<Vec<_>>())
     }
 

@@ -20,7 +20,7 @@ pub mod npz;
 
 pub use checksum::{ChecksumStatus, ReadReport, sha256_file, verify_sha256};
 pub use cifar::{
-    CIFAR_IMAGE_BYTES, CIFAR10_CLASS_NAMES, Cifar100Label, CifarSplit, LabelledImages,
+    CIFAR_IMAGE_BYTES, CIFAR10_CLASS_NAMES, Cifar100Label, CifarSplit, LabelledBatch,
     parse_cifar10, parse_cifar100, read_cifar10, read_cifar100,
 };
 pub use dsprites::{
@@ -30,6 +30,8 @@ pub use image_folder::ImageFolder;
 pub use mpi3d::{MPI3D_FACTOR_NAMES, MPI3D_FACTOR_SIZES, Mpi3dFile, Mpi3dVariant};
 pub use npy::{DType, NpyArray, NpyElement, NpyHeader};
 pub use npz::{NpzArchive, NpzCompression, NpzWriter};
+
+use crate::DataError;
 
 /// Options shared by the file readers.
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
@@ -60,5 +62,24 @@ impl ReadOptions {
             strict_shapes: false,
             expected_sha256: None,
         }
+    }
+
+    /// Strict options expecting the SHA-256 that the embedded manifest of `dataset` records for
+    /// its file `file_name` (none when the manifest states no digest).
+    pub fn from_manifest(dataset: &str, file_name: &str) -> Result<Self, DataError> {
+        let manifest = crate::manifest(dataset)?;
+        let file = manifest
+            .files
+            .iter()
+            .find(|f| f.name == file_name)
+            .ok_or_else(|| {
+                DataError::InvalidArgument(format!(
+                    "the manifest of `{dataset}` lists no file `{file_name}`"
+                ))
+            })?;
+        Ok(Self {
+            strict_shapes: true,
+            expected_sha256: file.sha256.clone(),
+        })
     }
 }
