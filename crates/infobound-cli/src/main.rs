@@ -26,6 +26,10 @@ struct Cli {
 enum Command {
     /// List the compiled-in backends and whether each initialises on this machine.
     Devices,
+    /// List, describe and render the ground-truth datasets.
+    Datasets(commands::datasets::DatasetsArgs),
+    /// Score codes or features produced anywhere (.npy files).
+    Metrics(commands::metrics::MetricsArgs),
     /// Train a model from a preset or config file (then evaluate and write the report).
     Train(commands::runs::TrainArgs),
     /// Re-evaluate a run folder from its newest checkpoint.
@@ -41,6 +45,8 @@ enum Command {
 fn run(cli: Cli) -> Result<(), CliError> {
     match cli.command {
         Command::Devices => commands::devices::run(),
+        Command::Datasets(args) => commands::datasets::run(args),
+        Command::Metrics(args) => commands::metrics::run(args),
         Command::Train(args) => commands::runs::train(args),
         Command::Eval(args) => commands::runs::eval(args),
         Command::Traverse(args) => commands::runs::traverse(args),

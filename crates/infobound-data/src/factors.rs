@@ -19,7 +19,7 @@ impl FactorMatrix {
                 "a factor matrix needs at least one factor column".into(),
             ));
         }
-        if values.len() % num_factors != 0 {
+        if !values.len().is_multiple_of(num_factors) {
             return Err(DataError::InvalidArgument(format!(
                 "{} values do not fill rows of {num_factors} factors",
                 values.len()
@@ -130,7 +130,7 @@ impl FactorSpace {
         &self.sizes
     }
 
-    /// Total number of states, Π_k sizes[k].
+    /// Total number of states, `Π_k sizes[k]`.
     pub fn len(&self) -> usize {
         self.len
     }
@@ -171,7 +171,7 @@ impl FactorSpace {
         factors.rows().try_for_each(|r| self.validate(r))
     }
 
-    /// Row-major flat index of a factor vector: Σ_k factors[k] · Π_{j>k} sizes[j].
+    /// Row-major flat index of a factor vector: `Σ_k factors[k] · Π_{j>k} sizes[j]`.
     pub fn index_of(&self, factors: &[usize]) -> Result<usize, DataError> {
         self.validate(factors)?;
         Ok(factors.iter().zip(&self.strides).map(|(v, s)| v * s).sum())

@@ -31,7 +31,7 @@ impl ImageBatch {
     /// Wraps NCHW pixels; their length must be a multiple of `shape.numel()`.
     pub fn new(shape: ObservationShape, pixels: Vec<f32>) -> Result<Self, DataError> {
         let numel = shape.numel();
-        if numel == 0 || pixels.len() % numel != 0 {
+        if numel == 0 || !pixels.len().is_multiple_of(numel) {
             return Err(DataError::InvalidArgument(format!(
                 "{} pixel values do not fill images of shape {}x{}x{}",
                 pixels.len(),

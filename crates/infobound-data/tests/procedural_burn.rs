@@ -45,7 +45,12 @@ fn batcher_renders_nchw_in_unit_range_with_factors() {
     let batch = batcher.batch(items.clone(), &device).unwrap();
     assert_eq!(batch.images.dims(), [5, 3, 64, 64]);
     assert_eq!(batch.factors.dims(), [5, 6]);
-    let pixels = batch.images.clone().into_data().try_to_vec::<f32>().unwrap();
+    let pixels = batch
+        .images
+        .clone()
+        .into_data()
+        .try_to_vec::<f32>()
+        .unwrap();
     assert!(pixels.iter().all(|v| (0.0..=1.0).contains(v)));
     assert!(pixels.iter().any(|&v| v > 0.5));
     let factors = batch

@@ -12,6 +12,30 @@
 //!
 //! The functions take tensors (and never name a backend); they work on any Burn device, with or
 //! without autodiff, in f32 or f64. Bad input is reported as an [`EstimatorError`].
+//!
+//! # Example
+//!
+//! ```
+//! use burn::prelude::*;
+//! use infobound_estimators::{
+//!     EstimatorError, TcEstimator, VmfScoreConfig, VmfScoreEstimator, kl_decomposition,
+//! };
+//!
+//! fn losses(
+//!     z: Tensor<2>,
+//!     mu: Tensor<2>,
+//!     logvar: Tensor<2>,
+//!     embeddings: Tensor<2>,
+//! ) -> Result<Tensor<1>, EstimatorError> {
+//!     // β-TCVAE: weight the three KL parts; N = dataset size.
+//!     let kl = kl_decomposition(z, mu, logvar, 737_280, TcEstimator::MssPaper)?;
+//!     let tcvae =
+//!         kl.mutual_information + kl.total_correlation.mul_scalar(6.0) + kl.dimension_wise_kl;
+//!     // MVEB: entropy surrogate of unit-norm embeddings (gradient −S/B, score held constant).
+//!     let score = VmfScoreEstimator::new(VmfScoreConfig::default())?.estimate(embeddings.clone())?;
+//!     Ok(tcvae - score.entropy_surrogate(embeddings)?)
+//! }
+//! ```
 
 pub mod alpha_tc;
 mod error;

@@ -34,6 +34,11 @@ use crate::validate;
 pub enum TcEstimator {
     /// Minibatch weighted sampling:
     /// `log q(z_i) ≈ logsumexp_j Σ_k log N(z_ik; μ_jk, σ²_jk) − log(B·N)`.
+    ///
+    /// The mixture has B terms but is divided by B·N, so compared with the MSS estimates
+    /// log q(z) is shifted by about −log N and log Π_k q(z_k) by −K log N: MI carries
+    /// +log N, TC +(K − 1) log N and dimension-wise KL −K log N. The shifts are constants
+    /// (no effect on gradients) but make MWS values not comparable to MSS values in logs.
     #[default]
     Mws,
     /// Minibatch stratified sampling with the released code's weight matrix.

@@ -17,7 +17,7 @@ impl CodeMatrix {
                 "a code matrix needs at least one column".into(),
             ));
         }
-        if values.len() % num_codes != 0 {
+        if !values.len().is_multiple_of(num_codes) {
             return Err(MetricsError::ShapeMismatch(format!(
                 "{} values do not fill rows of {num_codes} columns",
                 values.len()

@@ -220,7 +220,8 @@ pub fn dci(
     check_train_test(train_codes, train_factors, test_codes, test_factors)?;
     if config.num_stages == 0
         || config.max_depth == 0
-        || !(config.learning_rate > 0.0)
+        || !config.learning_rate.is_finite()
+        || config.learning_rate <= 0.0
         || !(2..=256).contains(&config.max_bins)
     {
         return Err(MetricsError::InvalidParameter(
@@ -385,9 +386,8 @@ pub fn dci_lasso(
     let fitted: Vec<(Vec<f64>, f64)> = (0..train_factors.num_factors())
         .into_par_iter()
         .map(|k| {
-            let as_f64 = |f: &FactorMatrix| -> Vec<f64> {
-                f.column(k).iter().map(|&v| v as f64).collect()
-            };
+            let as_f64 =
+                |f: &FactorMatrix| -> Vec<f64> { f.column(k).iter().map(|&v| v as f64).collect() };
             let (m, s) = mean_std(&as_f64(train_factors));
             let y_train: Vec<f64> = as_f64(train_factors).iter().map(|v| (v - m) / s).collect();
             let y_test: Vec<f64> = as_f64(test_factors).iter().map(|v| (v - m) / s).collect();
@@ -405,7 +405,14 @@ pub fn dci_lasso(
                     .map(|(col, wj)| wj * mean(col))
                     .sum::<f64>();
             let predictions: Vec<f64> = (0..y_test.len())
-                .map(|i| intercept + x_test.iter().zip(&w).map(|(col, wj)| wj * col[i]).sum::<f64>())
+                .map(|i| {
+                    intercept
+                        + x_test
+                            .iter()
+                            .zip(&w)
+                            .map(|(col, wj)| wj * col[i])
+                            .sum::<f64>()
+                })
                 .collect();
             let y_mean = mean(&y_test);
             let residual: f64 = predictions
@@ -414,7 +421,11 @@ pub fn dci_lasso(
                 .map(|(p, y)| (y - p).powi(2))
                 .sum();
             let spread: f64 = y_test.iter().map(|y| (y - y_mean).powi(2)).sum();
-            let r2 = if spread > 0.0 { 1.0 - residual / spread } else { 0.0 };
+            let r2 = if spread > 0.0 {
+                1.0 - residual / spread
+            } else {
+                0.0
+            };
             (w.iter().map(|v| v.abs()).collect(), r2)
         })
         .collect();

@@ -7,6 +7,7 @@
 //! the explicitness score is the mean over factors. A value whose indicator is constant in a split
 //! has no AUC there and is left out of that split's average.
 
+use rayon::prelude::*;
 use serde::{Deserialize, Serialize};
 
 use crate::linalg::Standardiser;
@@ -113,23 +114,30 @@ pub fn explicitness(
                 "factor {j} takes a single value in the training split"
             )));
         }
-        let mut aucs_train = Vec::with_capacity(values.len());
-        let mut aucs_test = Vec::with_capacity(values.len());
-        for &value in &values {
-            let indicator: Vec<usize> = y_train.iter().map(|&y| usize::from(y == value)).collect();
-            let model = LogisticRegression::fit(&train, &indicator, &config.logistic)?;
-            let score = |x: &CodeMatrix| -> Result<Vec<f64>, MetricsError> {
-                Ok(model
-                    .decision_function(x)?
-                    .chunks_exact(2)
-                    .map(|l| l[1])
-                    .collect())
-            };
-            let positive_train: Vec<bool> = y_train.iter().map(|&y| y == value).collect();
-            let positive_test: Vec<bool> = y_test.iter().map(|&y| y == value).collect();
-            aucs_train.extend(roc_auc(&score(&train)?, &positive_train));
-            aucs_test.extend(roc_auc(&score(&test)?, &positive_test));
-        }
+        // One independent (deterministic) fit per value, so the order of completion is irrelevant.
+        let per_value: Vec<(Option<f64>, Option<f64>)> = values
+            .par_iter()
+            .map(|&value| {
+                let indicator: Vec<usize> =
+                    y_train.iter().map(|&y| usize::from(y == value)).collect();
+                let model = LogisticRegression::fit(&train, &indicator, &config.logistic)?;
+                let score = |x: &CodeMatrix| -> Result<Vec<f64>, MetricsError> {
+                    Ok(model
+                        .decision_function(x)?
+                        .chunks_exact(2)
+                        .map(|l| l[1])
+                        .collect())
+                };
+                let positive_train: Vec<bool> = y_train.iter().map(|&y| y == value).collect();
+                let positive_test: Vec<bool> = y_test.iter().map(|&y| y == value).collect();
+                Ok((
+                    roc_auc(&score(&train)?, &positive_train),
+                    roc_auc(&score(&test)?, &positive_test),
+                ))
+            })
+            .collect::<Result<_, MetricsError>>()?;
+        let aucs_train: Vec<f64> = per_value.iter().filter_map(|p| p.0).collect();
+        let aucs_test: Vec<f64> = per_value.iter().filter_map(|p| p.1).collect();
         let mean = |v: &[f64], split: &str| {
             if v.is_empty() {
                 Err(MetricsError::InvalidInput(format!(

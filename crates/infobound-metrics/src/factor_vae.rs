@@ -74,7 +74,11 @@ pub fn factor_vae_score(
             "batch_size and num_variance_estimate must be at least 2".into(),
         ));
     }
-    if config.num_train == 0 || config.num_eval == 0 || !(config.prune_threshold >= 0.0) {
+    if config.num_train == 0
+        || config.num_eval == 0
+        || config.prune_threshold.is_nan()
+        || config.prune_threshold < 0.0
+    {
         return Err(MetricsError::InvalidParameter(
             "num_train and num_eval must be positive, prune_threshold ≥ 0".into(),
         ));
@@ -101,38 +105,37 @@ pub fn factor_vae_score(
             metric_version: FACTOR_VAE_VERSION.into(),
         });
     }
-    let mut vote = |votes: &mut Vec<Vec<usize>>,
-                    rng: &mut dyn RngCore|
-     -> Result<(), MetricsError> {
-        let space = dataset.factor_space();
-        let factor = rng.random_range(0..num_factors);
-        let anchor = space.sample(1, rng);
-        let repeated = infobound_data::FactorMatrix::new(
-            num_factors,
-            anchor.row(0).repeat(config.batch_size),
-        )?;
-        let factors = space.resample_all_but(&repeated, factor, rng)?;
-        let images = dataset.observations_from_factors(&factors, rng)?;
-        let batch = representation.represent(&images)?;
-        if batch.num_samples() != config.batch_size || batch.num_codes() != codes.num_codes() {
-            return Err(MetricsError::Representation(format!(
-                "returned a {} × {} batch, expected {} × {}",
-                batch.num_samples(),
-                batch.num_codes(),
-                config.batch_size,
-                codes.num_codes()
-            )));
-        }
-        let local = column_variances(&batch);
-        let mut best = active[0];
-        for &j in &active {
-            if local[j] / global_variance[j] < local[best] / global_variance[best] {
-                best = j;
+    let mut vote =
+        |votes: &mut Vec<Vec<usize>>, rng: &mut dyn RngCore| -> Result<(), MetricsError> {
+            let space = dataset.factor_space();
+            let factor = rng.random_range(0..num_factors);
+            let anchor = space.sample(1, rng);
+            let repeated = infobound_data::FactorMatrix::new(
+                num_factors,
+                anchor.row(0).repeat(config.batch_size),
+            )?;
+            let factors = space.resample_all_but(&repeated, factor, rng)?;
+            let images = dataset.observations_from_factors(&factors, rng)?;
+            let batch = representation.represent(&images)?;
+            if batch.num_samples() != config.batch_size || batch.num_codes() != codes.num_codes() {
+                return Err(MetricsError::Representation(format!(
+                    "returned a {} × {} batch, expected {} × {}",
+                    batch.num_samples(),
+                    batch.num_codes(),
+                    config.batch_size,
+                    codes.num_codes()
+                )));
             }
-        }
-        votes[factor][best] += 1;
-        Ok(())
-    };
+            let local = column_variances(&batch);
+            let mut best = active[0];
+            for &j in &active {
+                if local[j] / global_variance[j] < local[best] / global_variance[best] {
+                    best = j;
+                }
+            }
+            votes[factor][best] += 1;
+            Ok(())
+        };
     let mut train_votes = vec![vec![0usize; codes.num_codes()]; num_factors];
     for _ in 0..config.num_train {
         vote(&mut train_votes, rng)?;

@@ -83,9 +83,8 @@ fn cut_points(column: &[f64], max_bins: usize) -> Vec<f64> {
     for run in 0..num_runs {
         let (start, end) = (run * num_gaps / num_runs, (run + 1) * num_gaps / num_runs);
         // Gap g lies between sorted[g] and sorted[g + 1].
-        let widest = (start..end).max_by(|&a, &b| {
-            (sorted[a + 1] - sorted[a]).total_cmp(&(sorted[b + 1] - sorted[b]))
-        });
+        let widest = (start..end)
+            .max_by(|&a, &b| (sorted[a + 1] - sorted[a]).total_cmp(&(sorted[b + 1] - sorted[b])));
         if let Some(g) = widest
             && sorted[g + 1] > sorted[g]
         {
@@ -122,7 +121,13 @@ impl Tree {
                     threshold,
                     left,
                     right,
-                } => at = if row[feature] <= threshold { left } else { right },
+                } => {
+                    at = if row[feature] <= threshold {
+                        left
+                    } else {
+                        right
+                    }
+                }
             }
         }
     }
@@ -175,7 +180,10 @@ impl TreeBuilder<'_> {
     fn grow(&mut self, indices: &mut [usize], histogram: Histogram, depth: usize) -> usize {
         let n = indices.len();
         let sum: f64 = indices.iter().map(|&i| self.residual[i]).sum();
-        let sum_sq: f64 = indices.iter().map(|&i| self.residual[i] * self.residual[i]).sum();
+        let sum_sq: f64 = indices
+            .iter()
+            .map(|&i| self.residual[i] * self.residual[i])
+            .sum();
         let impurity = sum_sq / n as f64 - (sum / n as f64).powi(2);
         let split = if depth < self.max_depth && n >= 2 && impurity > f64::EPSILON {
             best_split(&histogram, n as u32, sum)
@@ -215,7 +223,8 @@ impl TreeBuilder<'_> {
     }
 
     fn leaf(&mut self, indices: &[usize]) -> usize {
-        let numerator: f64 = indices.iter().map(|&i| self.residual[i]).sum::<f64>() * self.leaf_scale;
+        let numerator: f64 =
+            indices.iter().map(|&i| self.residual[i]).sum::<f64>() * self.leaf_scale;
         let denominator: f64 = indices.iter().map(|&i| self.curvature[i]).sum();
         // scikit-learn's guard against a vanishing curvature.
         let value = if denominator.abs() < 1e-150 {
@@ -252,7 +261,8 @@ fn best_split(histogram: &Histogram, n: u32, sum: f64) -> Option<(usize, usize, 
             let diff = nr * g_left - nl * g_right;
             let proxy = diff * diff / (nl * nr);
             if best.is_none_or(|b| proxy > b.3) {
-                let decrease = g_left * g_left / nl + g_right * g_right / nr - sum * sum / f64::from(n);
+                let decrease =
+                    g_left * g_left / nl + g_right * g_right / nr - sum * sum / f64::from(n);
                 best = Some((feature, bin, decrease, proxy));
             }
         }
@@ -300,11 +310,7 @@ fn fit_tree(
     let mut indices: Vec<usize> = (0..n).collect();
     let root_histogram = builder.histogram(&indices);
     builder.grow(&mut indices, root_histogram, 0);
-    let importances = builder
-        .importances
-        .iter()
-        .map(|v| v / n as f64)
-        .collect();
+    let importances = builder.importances.iter().map(|v| v / n as f64).collect();
     FittedTree {
         num_nodes: builder.nodes.len(),
         tree: Tree {
@@ -384,7 +390,13 @@ impl GbtClassifier {
                             (target - p, p * (1.0 - p))
                         })
                         .unzip();
-                    fit_tree(features, &residual, &curvature, leaf_scale, settings.max_depth)
+                    fit_tree(
+                        features,
+                        &residual,
+                        &curvature,
+                        leaf_scale,
+                        settings.max_depth,
+                    )
                 })
                 .collect();
             let mut stage = Vec::with_capacity(num_outputs);

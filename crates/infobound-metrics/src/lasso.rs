@@ -35,13 +35,8 @@ pub(crate) fn lasso_coefficients(
             if norms[j] == 0.0 {
                 continue;
             }
-            let rho = col
-                .iter()
-                .zip(&residual)
-                .map(|(a, r)| a * r)
-                .sum::<f64>()
-                / n
-                + norms[j] * w[j];
+            let rho =
+                col.iter().zip(&residual).map(|(a, r)| a * r).sum::<f64>() / n + norms[j] * w[j];
             let updated = rho.signum() * (rho.abs() - alpha).max(0.0) / norms[j];
             let step = updated - w[j];
             if step != 0.0 {

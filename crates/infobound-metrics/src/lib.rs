@@ -71,9 +71,7 @@ pub use fid::{
     frechet_distance_gaussians,
 };
 pub use knn::{KNN_VERSION, KnnAccuracy, KnnClassifier, KnnConfig, knn_accuracy};
-pub use linear_probe::{
-    LINEAR_PROBE_VERSION, LinearProbeConfig, LinearProbeScore, linear_probe,
-};
+pub use linear_probe::{LINEAR_PROBE_VERSION, LinearProbeConfig, LinearProbeScore, linear_probe};
 pub use logistic::{FitSummary, LogisticRegression, LogisticRegressionConfig};
 pub use npy::{
     NpyError, codes_from_npy_bytes, codes_to_npy_bytes, factors_from_npy_bytes,
@@ -84,7 +82,6 @@ pub use suite::{
     run_suite,
 };
 pub use vendi::{
-    PIXEL_VENDI_SIDE, VENDI_EIGENVALUE_FLOOR, VENDI_VERSION, VendiConfig, VendiForm,
-    VendiOrder, VendiScore, pixel_vendi_score, vendi_from_eigenvalues, vendi_score,
-    vendi_score_from_kernel,
+    PIXEL_VENDI_SIDE, VENDI_EIGENVALUE_FLOOR, VENDI_VERSION, VendiConfig, VendiForm, VendiOrder,
+    VendiScore, pixel_vendi_score, vendi_from_eigenvalues, vendi_score, vendi_score_from_kernel,
 };

@@ -9,7 +9,7 @@ use rayon::prelude::*;
 use serde::{Deserialize, Serialize};
 
 use crate::info::{
-    check_factors_vary, check_paired, discrete_entropy, discretize_codes,
+    check_factors_vary, check_paired, compress_labels, discrete_entropy, discretize_codes,
     mutual_information_matrix,
 };
 use crate::{CodeMatrix, MetricsError, Representation, sample_codes};
@@ -154,9 +154,8 @@ pub fn mig_discrete_from_dataset(
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(default)]
 pub struct MigContinuousConfig {
-    /// Posterior samples per entropy estimate (1,000; Chen et al. use 10,000 on a GPU — the cost
-    /// is `samples × points × codes` Gaussian log-densities for the marginal entropies and as much
-    /// again for the conditional ones).
+    /// Posterior draws `S` per entropy estimate (1,000; Chen et al. use 10,000 on a GPU — the
+    /// cost is `S × points × codes` Gaussian log-densities).
     pub num_entropy_samples: usize,
 }
 
@@ -169,13 +168,15 @@ impl Default for MigContinuousConfig {
 }
 
 /// Continuous MIG from Gaussian posteriors `q(z|x_n) = N(μ_n, diag(exp(logvar_n)))` over a set of
-/// points with known factors (Chen et al. 2018, §4; rtqichen/beta-tcvae `mi_metric.py`).
+/// `N` points with known factors (Chen et al. 2018, §4; rtqichen/beta-tcvae `mi_metric.py`).
 ///
-/// With `q(z_j) = (1/N) Σ_n q(z_j|x_n)` the aggregate posterior,
-/// `H(z_j) ≈ −(1/S) Σ_s ln q(z_j^s)` for `z^s ~ q(z|x_{n_s})`, `n_s` drawn without replacement;
-/// `H(z_j | v_k) = Σ_v p(v_k = v) H(z_j | v_k = v)`, each term the same estimator restricted to
-/// the points with `v_k = v`; `I(z_j; v_k) = H(z_j) − H(z_j | v_k)` and the gap is normalised by
-/// the empirical `H(v_k)` (= ln K_k on a full factor grid, as in the original).
+/// Draw `S` points `n_s` without replacement and `z^s ~ q(z|x_{n_s})`. With
+/// `q(z_j) = (1/N) Σ_n q(z_j|x_n)` and `q(z_j | v_k = v) = (1/|D_v|) Σ_{n∈D_v} q(z_j|x_n)`
+/// (`D_v` the points whose factor `k` equals `v`):
+/// `H(z_j) ≈ −(1/S) Σ_s ln q(z_j^s)`, `H(z_j | v_k) ≈ −(1/S) Σ_s ln q(z_j^s | v_k = v_k(n_s))`,
+/// `I(z_j; v_k) = H(z_j) − H(z_j | v_k)`, and the gap is normalised by the empirical `H(v_k)`
+/// (= ln K_k on a full factor grid, as in the original). Every draw serves the marginal and all
+/// conditional entropies, so the cost is `S · N · codes` Gaussian densities.
 pub fn mig_continuous(
     mu: &CodeMatrix,
     logvar: &CodeMatrix,
@@ -201,84 +202,118 @@ pub fn mig_continuous(
         ));
     }
     let n = mu.num_samples();
-    let all: Vec<usize> = (0..n).collect();
-    let marginal = posterior_entropies(mu, logvar, &all, config.num_entropy_samples, rng);
-    let num_codes = mu.num_codes();
-    let mut mutual_information = vec![vec![0.0; factors.num_factors()]; num_codes];
-    let mut factor_entropy = Vec::with_capacity(factors.num_factors());
-    for k in 0..factors.num_factors() {
-        let column = factors.column(k);
-        factor_entropy.push(discrete_entropy(&column)?);
-        let mut values = column.clone();
-        values.sort_unstable();
-        values.dedup();
-        let mut conditional = vec![0.0; num_codes];
-        for v in values {
-            let members: Vec<usize> = (0..n).filter(|&i| column[i] == v).collect();
-            let weight = members.len() as f64 / n as f64;
-            let h = posterior_entropies(mu, logvar, &members, config.num_entropy_samples, rng);
-            for (c, hv) in conditional.iter_mut().zip(h) {
-                *c += weight * hv;
+    let num_factors = factors.num_factors();
+    let groups: Vec<(Vec<usize>, Vec<f64>)> = (0..num_factors)
+        .map(|k| {
+            let (ids, num_values) = compress_labels(&factors.column(k));
+            let mut sizes = vec![0usize; num_values];
+            for &v in &ids {
+                sizes[v] += 1;
             }
-        }
-        for j in 0..num_codes {
-            mutual_information[j][k] = marginal[j] - conditional[j];
+            (ids, sizes.iter().map(|&c| (c as f64).ln()).collect())
+        })
+        .collect();
+    let chosen = sample(rng, n, config.num_entropy_samples.min(n)).into_vec();
+    let mut mutual_information = vec![vec![0.0; num_factors]; mu.num_codes()];
+    for (j, mi_row) in mutual_information.iter_mut().enumerate() {
+        let draws: Vec<(usize, f64)> = chosen
+            .iter()
+            .map(|&m| {
+                (
+                    m,
+                    mu.row(m)[j] + (0.5 * logvar.row(m)[j]).exp() * standard_normal(rng),
+                )
+            })
+            .collect();
+        let (marginal, conditional) = posterior_entropies(mu, logvar, j, &groups, &draws);
+        for (mi, h) in mi_row.iter_mut().zip(conditional) {
+            *mi = marginal - h;
         }
     }
+    let factor_entropy = (0..num_factors)
+        .map(|k| discrete_entropy(&factors.column(k)))
+        .collect::<Result<Vec<_>, _>>()?;
     Ok(assemble(
         mutual_information,
         factor_entropy,
         n,
-        config.num_entropy_samples,
+        config.num_entropy_samples.min(n),
         MIG_CONTINUOUS_VERSION,
     ))
 }
 
-/// Per-code entropy of the mixture `(1/|M|) Σ_{n∈M} q(z_j|x_n)`, estimated from at most
-/// `num_samples` draws `z ~ q(z|x_m)`, `m ∈ M`.
+/// `(H(z_j), [H(z_j | v_k)]_k)` from `draws` `(source point, z_j)`; `groups[k]` holds each point's
+/// value id of factor `k` and the log size of each value's group.
 fn posterior_entropies(
     mu: &CodeMatrix,
     logvar: &CodeMatrix,
-    members: &[usize],
-    num_samples: usize,
-    rng: &mut dyn RngCore,
-) -> Vec<f64> {
+    j: usize,
+    groups: &[(Vec<usize>, Vec<f64>)],
+    draws: &[(usize, f64)],
+) -> (f64, Vec<f64>) {
     const HALF_LN_TWO_PI: f64 = 0.918_938_533_204_672_8;
-    let d = mu.num_codes();
-    let chosen: Vec<usize> = sample(rng, members.len(), num_samples.min(members.len()))
-        .into_iter()
-        .map(|i| members[i])
+    let n = mu.num_samples();
+    // Column-major copies of the mixture: means, inverse variances, log normalisers.
+    let means: Vec<f64> = (0..n).map(|m| mu.row(m)[j]).collect();
+    let inverse_variances: Vec<f64> = (0..n).map(|m| (-logvar.row(m)[j]).exp()).collect();
+    let log_normalisers: Vec<f64> = (0..n)
+        .map(|m| -HALF_LN_TWO_PI - 0.5 * logvar.row(m)[j])
         .collect();
-    let ln_members = (members.len() as f64).ln();
-    (0..d)
-        .map(|j| {
-            // Column-major copies of the mixture: means, inverse variances, log normalisers.
-            let means: Vec<f64> = members.iter().map(|&m| mu.row(m)[j]).collect();
-            let inverse_variances: Vec<f64> =
-                members.iter().map(|&m| (-logvar.row(m)[j]).exp()).collect();
-            let log_normalisers: Vec<f64> = members
-                .iter()
-                .map(|&m| -HALF_LN_TWO_PI - 0.5 * logvar.row(m)[j])
-                .collect();
-            let draws: Vec<f64> = chosen
-                .iter()
-                .map(|&m| mu.row(m)[j] + (0.5 * logvar.row(m)[j]).exp() * standard_normal(rng))
-                .collect();
-            let total: f64 = draws
-                .par_iter()
-                .map(|&z| {
-                    let log_density = |i: usize| {
-                        let diff = z - means[i];
-                        log_normalisers[i] - 0.5 * diff * diff * inverse_variances[i]
-                    };
-                    let max = (0..means.len()).map(log_density).fold(f64::NEG_INFINITY, f64::max);
-                    let sum: f64 = (0..means.len()).map(|i| (log_density(i) - max).exp()).sum();
-                    -(max + sum.ln() - ln_members)
+    let ln_n = (n as f64).ln();
+    let num_factors = groups.len();
+    let (marginal, conditional) = draws
+        .par_iter()
+        .map(|&(source, z)| {
+            let log_density: Vec<f64> = (0..n)
+                .map(|m| {
+                    let diff = z - means[m];
+                    log_normalisers[m] - 0.5 * diff * diff * inverse_variances[m]
                 })
-                .sum();
-            total / chosen.len() as f64
+                .collect();
+            let max = log_density
+                .iter()
+                .copied()
+                .fold(f64::NEG_INFINITY, f64::max);
+            let scaled: Vec<f64> = log_density.iter().map(|l| (l - max).exp()).collect();
+            let marginal = -(max + scaled.iter().sum::<f64>().ln() - ln_n);
+            let conditional: Vec<f64> = groups
+                .iter()
+                .map(|(ids, ln_sizes)| {
+                    let own = ids[source];
+                    let in_group = (0..n).filter(|&m| ids[m] == own);
+                    let sum: f64 = in_group.clone().map(|m| scaled[m]).sum();
+                    // The source point is in its own group, so the sum is positive unless every
+                    // term underflowed against the global maximum: then rescale by the group's.
+                    let log_sum = if sum > 0.0 {
+                        max + sum.ln()
+                    } else {
+                        let group_max = in_group
+                            .clone()
+                            .map(|m| log_density[m])
+                            .fold(f64::NEG_INFINITY, f64::max);
+                        group_max
+                            + in_group
+                                .map(|m| (log_density[m] - group_max).exp())
+                                .sum::<f64>()
+                                .ln()
+                    };
+                    -(log_sum - ln_sizes[own])
+                })
+                .collect();
+            (marginal, conditional)
         })
-        .collect()
+        .reduce(
+            || (0.0, vec![0.0; num_factors]),
+            |(ma, mut ca), (mb, cb)| {
+                ca.iter_mut().zip(cb).for_each(|(a, b)| *a += b);
+                (ma + mb, ca)
+            },
+        );
+    let s = draws.len() as f64;
+    (
+        marginal / s,
+        conditional.into_iter().map(|c| c / s).collect(),
+    )
 }
 
 /// One N(0, 1) draw by the Box–Muller transform (keeps the crate free of `rand_distr`).

@@ -75,8 +75,7 @@ pub fn modularity(
             if max == 0.0 {
                 return 0.0;
             }
-            let delta =
-                (squared.iter().sum::<f64>() - max) / (max * (num_factors as f64 - 1.0));
+            let delta = (squared.iter().sum::<f64>() - max) / (max * (num_factors as f64 - 1.0));
             1.0 - delta
         })
         .collect();

@@ -84,7 +84,15 @@ pub fn sap_continuous(
     check_two_codes(codes)?;
     let n = codes.num_samples() as f64;
     let factor_columns: Vec<(Vec<f64>, f64)> = (0..factors.num_factors())
-        .map(|k| centred(&factors.column(k).iter().map(|&v| v as f64).collect::<Vec<_>>()))
+        .map(|k| {
+            centred(
+                &factors
+                    .column(k)
+                    .iter()
+                    .map(|&v| v as f64)
+                    .collect::<Vec<_>>(),
+            )
+        })
         .collect();
     let score_matrix = (0..codes.num_codes())
         .map(|j| {

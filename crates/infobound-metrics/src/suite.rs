@@ -13,11 +13,11 @@ use rand_chacha::ChaCha8Rng;
 use serde::Serialize;
 
 use crate::{
-    CodeMatrix, CollapseConfig, CollapseDiagnostics, DciConfig, DciResult, ExplicitnessConfig,
-    ExplicitnessScore, FrechetDistance, MetricsError, MigConfig, MigResult, ModularityConfig,
-    ModularityResult, SapConfig, SapResult, VendiConfig, VendiScore, collapse_diagnostics, dci,
-    explicitness, frechet_distance, mig_discrete, modularity, sap_continuous, sap_discrete,
-    vendi_score,
+    CodeMatrix, CollapseConfig, CollapseDiagnostics, DciConfig, DciLassoConfig, DciLassoResult,
+    DciResult, ExplicitnessConfig, ExplicitnessScore, FrechetDistance, MetricsError, MigConfig,
+    MigResult, ModularityConfig, ModularityResult, SapConfig, SapResult, SncResult, VendiConfig,
+    VendiScore, collapse_diagnostics, dci, dci_lasso, explicitness, frechet_distance, mig_discrete,
+    modularity, sap_continuous, sap_discrete, snc, vendi_score,
 };
 
 /// A metric the suite can compute.
@@ -32,10 +32,14 @@ pub enum MetricName {
     SapDiscrete,
     /// DCI with gradient-boosted trees ([`crate::dci`]).
     Dci,
+    /// DCI with Lasso regressions ([`crate::dci_lasso`]).
+    DciLasso,
     /// Modularity ([`crate::modularity`]).
     Modularity,
     /// Explicitness ([`crate::explicitness`]).
     Explicitness,
+    /// Single-neuron classification ([`crate::snc`]).
+    Snc,
     /// Vendi score of a feature set ([`crate::vendi_score`]).
     Vendi,
     /// Collapse diagnostics of a feature set ([`crate::collapse_diagnostics`]).
@@ -57,13 +61,15 @@ pub enum MetricInput {
 
 impl MetricName {
     /// Every metric, in the order the suite reports them.
-    pub const ALL: [Self; 9] = [
+    pub const ALL: [Self; 11] = [
         Self::Mig,
         Self::Sap,
         Self::SapDiscrete,
         Self::Dci,
+        Self::DciLasso,
         Self::Modularity,
         Self::Explicitness,
+        Self::Snc,
         Self::Vendi,
         Self::Collapse,
         Self::Fid,
@@ -76,8 +82,10 @@ impl MetricName {
             Self::Sap => "sap",
             Self::SapDiscrete => "sap_discrete",
             Self::Dci => "dci",
+            Self::DciLasso => "dci_lasso",
             Self::Modularity => "modularity",
             Self::Explicitness => "explicitness",
+            Self::Snc => "snc",
             Self::Vendi => "vendi",
             Self::Collapse => "collapse",
             Self::Fid => "fid",
@@ -95,7 +103,10 @@ impl MetricName {
 
     /// Whether the metric uses a train/test split (the others use the training codes only).
     pub fn uses_test_split(self) -> bool {
-        matches!(self, Self::SapDiscrete | Self::Dci | Self::Explicitness)
+        matches!(
+            self,
+            Self::SapDiscrete | Self::Dci | Self::DciLasso | Self::Explicitness | Self::Snc
+        )
     }
 }
 
@@ -150,10 +161,14 @@ pub enum MetricReport {
     SapDiscrete(SapResult),
     /// [`MetricName::Dci`].
     Dci(DciResult),
+    /// [`MetricName::DciLasso`].
+    DciLasso(DciLassoResult),
     /// [`MetricName::Modularity`].
     Modularity(ModularityResult),
     /// [`MetricName::Explicitness`].
     Explicitness(ExplicitnessScore),
+    /// [`MetricName::Snc`].
+    Snc(SncResult),
     /// [`MetricName::Vendi`].
     Vendi(VendiScore),
     /// [`MetricName::Collapse`].
@@ -175,11 +190,17 @@ impl MetricReport {
                 ("dci.informativeness_train", r.informativeness_train),
                 ("dci.informativeness_test", r.informativeness_test),
             ],
+            Self::DciLasso(r) => vec![
+                ("dci_lasso.disentanglement", r.disentanglement),
+                ("dci_lasso.completeness", r.completeness),
+                ("dci_lasso.informativeness_test", r.informativeness_test),
+            ],
             Self::Modularity(r) => vec![("modularity", r.score)],
             Self::Explicitness(r) => vec![
                 ("explicitness.train", r.train_score),
                 ("explicitness.test", r.test_score),
             ],
+            Self::Snc(r) => vec![("snc.train", r.train_score), ("snc.test", r.score)],
             Self::Vendi(r) => vec![("vendi", r.score)],
             Self::Collapse(r) => {
                 let mut rows = vec![
@@ -384,6 +405,14 @@ pub fn run_suite(
                         test_f,
                         &DciConfig::default(),
                     )?),
+                    MetricName::DciLasso => MetricReport::DciLasso(dci_lasso(
+                        train_c,
+                        train_f,
+                        test_c,
+                        test_f,
+                        &DciLassoConfig::default(),
+                    )?),
+                    MetricName::Snc => MetricReport::Snc(snc(train_c, train_f, test_c, test_f)?),
                     MetricName::Modularity => MetricReport::Modularity(modularity(
                         codes,
                         factors,

@@ -123,12 +123,7 @@ impl OneFeatureSvm {
 /// margin violators `A`, and Armijo backtracking (Mangasarian, "A finite Newton method for
 /// classification", 2002). `f` is strictly convex, so this is the unique optimum that liblinear's
 /// dual coordinate descent approaches; the stopping rule is `‖∇f‖ ≤ tolerance · ‖∇f(0)‖`.
-fn primal_newton(
-    x: &[f64],
-    signs: &[f64],
-    cost: &[f64],
-    settings: SvmSettings,
-) -> (f64, f64) {
+fn primal_newton(x: &[f64], signs: &[f64], cost: &[f64], settings: SvmSettings) -> (f64, f64) {
     let objective = |w: f64, b: f64| {
         0.5 * (w * w + b * b)
             + x.iter()
@@ -165,7 +160,8 @@ fn primal_newton(
         let current = objective(w, b);
         let slope = gw * dw + gb * db;
         let mut step = 1.0;
-        while step > 1e-12 && objective(w + step * dw, b + step * db) > current + 0.01 * step * slope
+        while step > 1e-12
+            && objective(w + step * dw, b + step * db) > current + 0.01 * step * slope
         {
             step *= 0.5;
         }

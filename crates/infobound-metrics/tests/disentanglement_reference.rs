@@ -40,7 +40,12 @@ fn cases() -> Option<Vec<Case>> {
                 let num_factors = rows[0].as_array().unwrap().len();
                 let values = rows
                     .iter()
-                    .flat_map(|r| r.as_array().unwrap().iter().map(|v| v.as_u64().unwrap() as usize))
+                    .flat_map(|r| {
+                        r.as_array()
+                            .unwrap()
+                            .iter()
+                            .map(|v| v.as_u64().unwrap() as usize)
+                    })
                     .collect();
                 let factors = FactorMatrix::new(num_factors, values).unwrap();
                 Case {
@@ -57,7 +62,13 @@ fn matrix(v: &Value) -> Vec<Vec<f64>> {
     v.as_array()
         .unwrap()
         .iter()
-        .map(|r| r.as_array().unwrap().iter().map(|x| x.as_f64().unwrap()).collect())
+        .map(|r| {
+            r.as_array()
+                .unwrap()
+                .iter()
+                .map(|x| x.as_f64().unwrap())
+                .collect()
+        })
         .collect()
 }
 

@@ -7,8 +7,9 @@ use infobound_data::{
 };
 use infobound_metrics::{
     CodeMatrix, DciConfig, DciLassoConfig, FactorVaeConfig, MetricsError, MigConfig,
-    MigContinuousConfig, ModularityConfig, SapConfig, dci, dci_from_importance, dci_lasso,
-    factor_vae_score, mig_continuous, mig_discrete, modularity, sap_continuous, sap_discrete, snc,
+    MigContinuousConfig, ModularityConfig, SapConfig, SvmSolver, dci, dci_from_importance,
+    dci_lasso, factor_vae_score, mig_continuous, mig_discrete, modularity, sap_continuous,
+    sap_discrete, snc,
 };
 use proptest::prelude::*;
 use rand::{Rng, RngCore, SeedableRng};
@@ -68,10 +69,19 @@ fn rotated(codes: &CodeMatrix) -> CodeMatrix {
 fn mig_discrete_prefers_aligned_codes() {
     let f = factors(3000, 1);
     let good = mig_discrete(&perfect_codes(&f, 0.01, 2, 2), &f, &MigConfig::default()).unwrap();
-    let bad = mig_discrete(&rotated(&perfect_codes(&f, 0.01, 2, 2)), &f, &MigConfig::default())
-        .unwrap();
+    let bad = mig_discrete(
+        &rotated(&perfect_codes(&f, 0.01, 2, 2)),
+        &f,
+        &MigConfig::default(),
+    )
+    .unwrap();
     assert!(good.score > 0.8, "aligned MIG {}", good.score);
-    assert!(bad.score < good.score - 0.3, "rotated MIG {} vs {}", bad.score, good.score);
+    assert!(
+        bad.score < good.score - 0.3,
+        "rotated MIG {} vs {}",
+        bad.score,
+        good.score
+    );
     assert_eq!(good.metric_version, "infobound-mig-discrete/1");
 }
 
@@ -87,7 +97,12 @@ fn mig_continuous_prefers_aligned_posteriors() {
     let good = mig_continuous(&mu, &logvar, &f, &config, &mut rng).unwrap();
     let bad = mig_continuous(&rotated(&mu), &logvar, &f, &config, &mut rng).unwrap();
     assert!(good.score > 0.7, "aligned continuous MIG {}", good.score);
-    assert!(bad.score < good.score - 0.3, "{} vs {}", bad.score, good.score);
+    assert!(
+        bad.score < good.score - 0.3,
+        "{} vs {}",
+        bad.score,
+        good.score
+    );
     // The posterior MI of a pure-noise code is close to 0.
     assert!(good.mutual_information[3].iter().all(|m| m.abs() < 0.15));
 }
@@ -118,13 +133,40 @@ fn sap_both_forms_prefer_aligned_codes() {
 }
 
 #[test]
+fn sap_discrete_solvers_agree() {
+    let f = factors(1000, 26);
+    let f_test = factors(500, 27);
+    let codes = perfect_codes(&f, 0.2, 1, 28);
+    let codes_test = perfect_codes(&f_test, 0.2, 1, 29);
+    let newton = sap_discrete(&codes, &f, &codes_test, &f_test, &SapConfig::default()).unwrap();
+    let dual = SapConfig {
+        svm_solver: SvmSolver::DualCoordinateDescent,
+        ..SapConfig::default()
+    };
+    let dual = sap_discrete(&codes, &f, &codes_test, &f_test, &dual).unwrap();
+    for (a, b) in newton
+        .score_matrix
+        .iter()
+        .flatten()
+        .zip(dual.score_matrix.iter().flatten())
+    {
+        assert!((a - b).abs() < 0.01, "Newton accuracy {a} vs dual CD {b}");
+    }
+}
+
+#[test]
 fn modularity_is_high_for_aligned_codes() {
     let f = factors(3000, 11);
     let config = ModularityConfig::default();
     let good = modularity(&perfect_codes(&f, 0.01, 0, 12), &f, &config).unwrap();
     let bad = modularity(&rotated(&perfect_codes(&f, 0.01, 0, 12)), &f, &config).unwrap();
     assert!(good.score > 0.95, "modularity {}", good.score);
-    assert!(bad.score < good.score - 0.1, "{} vs {}", bad.score, good.score);
+    assert!(
+        bad.score < good.score - 0.1,
+        "{} vs {}",
+        bad.score,
+        good.score
+    );
 }
 
 fn small_dci() -> DciConfig {
@@ -143,14 +185,33 @@ fn dci_gbt_scores_aligned_codes_high_and_mixed_codes_lower() {
     let good = dci(&codes, &f, &codes_test, &f_test, &small_dci()).unwrap();
     assert!(good.disentanglement > 0.9, "D {}", good.disentanglement);
     assert!(good.completeness > 0.9, "C {}", good.completeness);
-    assert!(good.informativeness_test > 0.95, "I {}", good.informativeness_test);
+    assert!(
+        good.informativeness_test > 0.95,
+        "I {}",
+        good.informativeness_test
+    );
     for k in 0..3 {
         let column_sum: f64 = good.importance_matrix.iter().map(|r| r[k]).sum();
-        assert!((column_sum - 1.0).abs() < 1e-9, "importances of factor {k} sum to {column_sum}");
+        assert!(
+            (column_sum - 1.0).abs() < 1e-9,
+            "importances of factor {k} sum to {column_sum}"
+        );
     }
     // Nuisance codes carry almost no importance.
-    assert!(good.importance_matrix[3..].iter().flatten().all(|&v| v < 0.05));
-    let bad = dci(&rotated(&codes), &f, &rotated(&codes_test), &f_test, &small_dci()).unwrap();
+    assert!(
+        good.importance_matrix[3..]
+            .iter()
+            .flatten()
+            .all(|&v| v < 0.05)
+    );
+    let bad = dci(
+        &rotated(&codes),
+        &f,
+        &rotated(&codes_test),
+        &f_test,
+        &small_dci(),
+    )
+    .unwrap();
     assert!(
         bad.disentanglement < good.disentanglement - 0.2,
         "rotated D {} vs {}",
@@ -176,7 +237,11 @@ fn dci_gbt_handles_binary_factor_and_collapsed_code() {
     let codes_test = encode(&f_test, &mut rng);
     let result = dci(&codes, &f, &codes_test, &f_test, &small_dci()).unwrap();
     assert_eq!(result.test_accuracy, vec![1.0, 1.0]);
-    assert_eq!(result.importance_matrix[2], vec![0.0, 0.0], "collapsed code");
+    assert_eq!(
+        result.importance_matrix[2],
+        vec![0.0, 0.0],
+        "collapsed code"
+    );
     assert!(result.disentanglement > 0.99 && result.completeness > 0.99);
 }
 
@@ -188,7 +253,14 @@ fn dci_lasso_prefers_aligned_codes() {
     let codes_test = perfect_codes(&f_test, 0.02, 2, 21);
     let config = DciLassoConfig::default();
     let good = dci_lasso(&codes, &f, &codes_test, &f_test, &config).unwrap();
-    let bad = dci_lasso(&rotated(&codes), &f, &rotated(&codes_test), &f_test, &config).unwrap();
+    let bad = dci_lasso(
+        &rotated(&codes),
+        &f,
+        &rotated(&codes_test),
+        &f_test,
+        &config,
+    )
+    .unwrap();
     assert!(good.disentanglement > 0.9 && good.completeness > 0.9);
     assert!(good.informativeness_test > 0.95);
     assert!(bad.disentanglement < good.disentanglement - 0.2);
@@ -206,9 +278,14 @@ fn snc_matches_aligned_codes_and_penalises_mixing() {
     // size, so even perfect codes lose a few points.
     assert!(good.score > 0.93, "SNC {}", good.score);
     // Flipping a code's sign must not matter: the bin → value map is one-to-one but free.
-    let flipped_rows: Vec<Vec<f64>> = codes.rows().map(|r| vec![-r[0], r[1], r[2], r[3], r[4]]).collect();
-    let flipped_test: Vec<Vec<f64>> =
-        codes_test.rows().map(|r| vec![-r[0], r[1], r[2], r[3], r[4]]).collect();
+    let flipped_rows: Vec<Vec<f64>> = codes
+        .rows()
+        .map(|r| vec![-r[0], r[1], r[2], r[3], r[4]])
+        .collect();
+    let flipped_test: Vec<Vec<f64>> = codes_test
+        .rows()
+        .map(|r| vec![-r[0], r[1], r[2], r[3], r[4]])
+        .collect();
     let flipped = snc(
         &CodeMatrix::from_rows(&flipped_rows).unwrap(),
         &f,
@@ -218,7 +295,12 @@ fn snc_matches_aligned_codes_and_penalises_mixing() {
     .unwrap();
     assert!((flipped.score - good.score).abs() < 0.02);
     let bad = snc(&rotated(&codes), &f, &rotated(&codes_test), &f_test).unwrap();
-    assert!(bad.score < good.score - 0.2, "{} vs {}", bad.score, good.score);
+    assert!(
+        bad.score < good.score - 0.2,
+        "{} vs {}",
+        bad.score,
+        good.score
+    );
 }
 
 /// Factors 4 × 5 × 6 rendered as a 1 × 1 × 3 "image" of normalised factor values.
@@ -337,7 +419,13 @@ fn bad_input_is_an_error_not_a_panic() {
         Err(MetricsError::InvalidInput(_))
     ));
     assert!(matches!(
-        dci(&codes, &constant_factor, &codes, &constant_factor, &small_dci()),
+        dci(
+            &codes,
+            &constant_factor,
+            &codes,
+            &constant_factor,
+            &small_dci()
+        ),
         Err(MetricsError::InvalidInput(_))
     ));
     assert!(matches!(

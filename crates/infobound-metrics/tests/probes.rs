@@ -549,6 +549,8 @@ fn suite_scores_codes_features_and_pairs() {
         MetricName::Vendi,
         MetricName::Fid,
         MetricName::Mig,
+        MetricName::Snc,
+        MetricName::DciLasso,
     ];
     let report = run_suite(&metrics, &inputs, 3).unwrap();
     let split = report.split.as_ref().unwrap();
@@ -561,6 +563,8 @@ fn suite_scores_codes_features_and_pairs() {
     assert!(matches!(&report.metrics[0], MetricReport::Explicitness(e) if e.test_score > 0.75));
     assert!(matches!(&report.metrics[2], MetricReport::Fid(f) if f.score < 1e-8));
     assert_eq!(report.metrics[3].headline()[0].0, "mig");
+    assert_eq!(report.metrics[4].headline()[1].0, "snc.test");
+    assert_eq!(report.metrics[5].headline().len(), 3);
     let json = serde_json::to_value(&report).unwrap();
     assert_eq!(json["metrics"][1]["metric"], "vendi");
     assert!(json["metrics"][1]["score"].as_f64().unwrap() > 1.0);

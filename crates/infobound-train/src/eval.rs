@@ -65,6 +65,8 @@ pub struct EvalReport {
     pub reconstruction_error: f64,
     /// Wall time of the evaluation in seconds.
     pub eval_seconds: f64,
+    /// Wall time of each part of the evaluation in seconds.
+    pub timings: Vec<(String, f64)>,
 }
 
 /// Encodes images to μ codes with `vae` on `device` (no autodiff), in batches.
@@ -148,9 +150,16 @@ fn headline(
     dataset: &dyn GroundTruthDataset,
     config: &EvalConfig,
     device: &Device,
+    timings: &mut Vec<(String, f64)>,
 ) -> Result<(HeadlineScores, MigResult, SapResult, DciResult, ModularityResult), TrainError> {
+    let mut lap = std::time::Instant::now();
+    let mut mark = |name: &str, timings: &mut Vec<(String, f64)>| {
+        timings.push((name.to_string(), lap.elapsed().as_secs_f64()));
+        lap = std::time::Instant::now();
+    };
     let ((train_codes, train_factors), (test_codes, test_factors)) =
         scored_codes(vae, dataset, config, device)?;
+    mark("render and encode", timings);
     let mig = mig_discrete(&train_codes, &train_factors, &MigConfig::default())?;
     let sap = sap_discrete(
         &train_codes,
@@ -159,6 +168,7 @@ fn headline(
         &test_factors,
         &SapConfig::default(),
     )?;
+    mark("mig and sap", timings);
     let dci = dci(
         &train_codes,
         &train_factors,
@@ -166,6 +176,7 @@ fn headline(
         &test_factors,
         &DciConfig::default(),
     )?;
+    mark("dci", timings);
     let modularity = modularity(&train_codes, &train_factors, &ModularityConfig::default())?;
     let scores = HeadlineScores {
         mig: mig.score,
@@ -194,11 +205,20 @@ pub fn evaluate(
     let started = std::time::Instant::now();
     let vae = vae.valid();
     let device = device.clone().without_autodiff();
-    let (headline_scores, mig, sap, dci, modularity) = headline(&vae, dataset, config, &device)?;
+    let mut timings = Vec::new();
+    let mut lap = std::time::Instant::now();
+    let mut mark = |name: &str, timings: &mut Vec<(String, f64)>| {
+        timings.push((name.to_string(), lap.elapsed().as_secs_f64()));
+        lap = std::time::Instant::now();
+    };
+    let (headline_scores, mig, sap, dci, modularity) =
+        headline(&vae, dataset, config, &device, &mut timings)?;
+    mark("headline metrics", &mut timings);
     let untrained = match untrained {
-        Some(u) => Some(headline(&u.valid(), dataset, config, &device)?.0),
+        Some(u) => Some(headline(&u.valid(), dataset, config, &device, &mut Vec::new())?.0),
         None => None,
     };
+    mark("untrained encoder", &mut timings);
     let factor_vae = if config.factor_vae_score {
         let mut rng = ChaCha8Rng::seed_from_u64(config.seed ^ 0x5eed);
         let mut represent =
@@ -217,6 +237,7 @@ pub fn evaluate(
     } else {
         None
     };
+    mark("factor_vae score", &mut timings);
 
     let k = vae.latent_dim();
     let mut rng = ChaCha8Rng::seed_from_u64(config.seed ^ 0xdec0de);
@@ -261,6 +282,7 @@ pub fn evaluate(
     )?;
     let vendi_prior_samples = pixel_vendi_score(&samples, &VendiConfig::default())?;
     let vendi_traversals = pixel_vendi_score(&traversals, &VendiConfig::default())?;
+    mark("pictures and vendi", &mut timings);
 
     let report = EvalReport {
         step,
@@ -276,6 +298,7 @@ pub fn evaluate(
         vendi_traversals,
         reconstruction_error: nll as f64,
         eval_seconds: started.elapsed().as_secs_f64(),
+        timings,
     };
     crate::write_json_atomic(&run.metrics(), &report)?;
     Ok(report)

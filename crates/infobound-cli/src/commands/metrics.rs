@@ -43,8 +43,8 @@ pub struct MetricsArgs {
     /// Second feature set for `fid`.
     #[arg(long, requires = "features_a")]
     pub features_b: Option<PathBuf>,
-    /// Comma-separated metrics: mig, sap, sap_discrete, dci, modularity, explicitness, vendi,
-    /// collapse, fid. Default: the code metrics with `--codes`, else vendi, else fid.
+    /// Comma-separated metrics: mig, sap, sap_discrete, dci, dci_lasso, modularity, explicitness,
+    /// snc, vendi, collapse, fid. Default: the code metrics with `--codes`, else vendi, else fid.
     #[arg(long)]
     pub metrics: Option<String>,
     /// Seed of the random train/test split drawn when no test set is given.

@@ -1,4 +1,6 @@
 //! One module per subcommand.
 
+pub mod datasets;
 pub mod devices;
+pub mod metrics;
 pub mod runs;

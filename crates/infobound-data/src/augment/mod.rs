@@ -16,8 +16,9 @@ use crate::{DataError, ImageBatch, ObservationShape};
 
 use ops::uniform;
 pub use ops::{
-    CropBox, adjust_brightness, adjust_contrast, adjust_hue, adjust_saturation, gaussian_blur,
-    horizontal_flip, normalize, resized_crop, sample_crop_box, solarize, to_grayscale,
+    CropBox, MAX_BLUR_KERNEL, adjust_brightness, adjust_contrast, adjust_hue, adjust_saturation,
+    gaussian_blur, horizontal_flip, normalize, resized_crop, sample_crop_box, solarize,
+    to_grayscale,
 };
 
 /// Colour jitter applied with probability `probability`: brightness, contrast and saturation
@@ -159,8 +160,8 @@ impl ViewConfig {
         {
             return bad("blur sigma must satisfy 0 < lo <= hi");
         }
-        if self.kernel_size().is_multiple_of(2) {
-            return bad("blur kernel size must be odd");
+        if self.kernel_size().is_multiple_of(2) || self.kernel_size() > MAX_BLUR_KERNEL {
+            return bad("blur kernel size must be odd and at most MAX_BLUR_KERNEL");
         }
         if ![
             self.flip_probability,
@@ -245,14 +246,15 @@ impl Default for MultiCropConfig {
     }
 }
 
-/// Runs one view pipeline on one CHW image in [0, 1].
+/// Runs one view pipeline on one CHW image in [0, 1] (the config is validated first).
 pub fn augment_view<R: Rng + ?Sized>(
     image: &[f32],
     shape: ObservationShape,
     config: &ViewConfig,
     rng: &mut R,
 ) -> Result<Vec<f32>, DataError> {
-    let crop = sample_crop_box(shape.height, shape.width, config.scale, config.ratio, rng);
+    config.validate()?;
+    let crop = sample_crop_box(shape.height, shape.width, config.scale, config.ratio, rng)?;
     let mut view = resized_crop(image, shape, crop, config.size, config.size)?;
     let out_shape = ObservationShape {
         channels: shape.channels,

@@ -5,6 +5,10 @@ use rand::Rng;
 
 use crate::{DataError, ObservationShape};
 
+/// Largest Gaussian blur kernel accepted; BYOL's 23 taps at 224 px is far below it, and the cap
+/// keeps a mistyped size from allocating without bound.
+pub const MAX_BLUR_KERNEL: usize = 1023;
+
 /// Luma weights of ITU-R BT.601 as torchvision's `rgb_to_grayscale` uses them.
 const LUMA: [f32; 3] = [0.2989, 0.587, 0.114];
 
@@ -38,14 +42,24 @@ pub struct CropBox {
 /// "Going deeper with convolutions"): up to 10 tries of an area fraction s ~ U(scale) and a
 /// log-uniform aspect ratio r ~ exp(U(ln ratio)), w = round(√(s·A·r)), h = round(√(s·A/r));
 /// the first that fits is placed uniformly. Otherwise the whole image is centre-cropped to the
-/// nearest ratio inside `ratio`.
+/// nearest ratio inside `ratio`. Needs a non-empty image, 0 < scale.0 ≤ scale.1 and
+/// 0 < ratio.0 ≤ ratio.1.
 pub fn sample_crop_box<R: Rng + ?Sized>(
     height: usize,
     width: usize,
     scale: (f32, f32),
     ratio: (f32, f32),
     rng: &mut R,
-) -> CropBox {
+) -> Result<CropBox, DataError> {
+    if height == 0
+        || width == 0
+        || !(scale.0 > 0.0 && scale.0 <= scale.1 && scale.1.is_finite())
+        || !(ratio.0 > 0.0 && ratio.0 <= ratio.1 && ratio.1.is_finite())
+    {
+        return Err(DataError::InvalidArgument(format!(
+            "cannot crop a {height}x{width} image with scale {scale:?} and ratio {ratio:?}"
+        )));
+    }
     let area = (height * width) as f32;
     let (log_lo, log_hi) = (ratio.0.ln(), ratio.1.ln());
     for _ in 0..10 {
@@ -56,12 +70,12 @@ pub fn sample_crop_box<R: Rng + ?Sized>(
         if 0 < w && w <= width && 0 < h && h <= height {
             let top = rng.random_range(0..=height - h);
             let left = rng.random_range(0..=width - w);
-            return CropBox {
+            return Ok(CropBox {
                 top,
                 left,
                 height: h,
                 width: w,
-            };
+            });
         }
     }
     let in_ratio = width as f32 / height as f32;
@@ -78,12 +92,12 @@ pub fn sample_crop_box<R: Rng + ?Sized>(
     } else {
         (width, height)
     };
-    CropBox {
+    Ok(CropBox {
         top: (height - h) / 2,
         left: (width - w) / 2,
         height: h,
         width: w,
-    }
+    })
 }
 
 /// U(lo, hi), tolerating lo == hi.
@@ -346,9 +360,13 @@ pub fn gaussian_blur(
     kernel_size: usize,
 ) -> Result<(), DataError> {
     check(image, shape)?;
-    if kernel_size.is_multiple_of(2) || sigma <= 0.0 || !sigma.is_finite() {
+    if kernel_size.is_multiple_of(2)
+        || kernel_size > MAX_BLUR_KERNEL
+        || sigma <= 0.0
+        || !sigma.is_finite()
+    {
         return Err(DataError::InvalidArgument(format!(
-            "Gaussian blur needs an odd kernel size and σ > 0, got {kernel_size} and {sigma}"
+            "Gaussian blur needs an odd kernel size up to {MAX_BLUR_KERNEL} and σ > 0, got {kernel_size} and {sigma}"
         )));
     }
     let half = (kernel_size / 2) as isize;

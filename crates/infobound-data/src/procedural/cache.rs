@@ -25,19 +25,21 @@ impl RenderCache {
     pub(crate) fn render_through(&self, index: usize, out: &mut [u8], render: impl Fn(&mut [u8])) {
         // A panic while holding the lock cannot leave a half-written entry (entries are inserted
         // whole), so a poisoned lock is still safe to use.
-        if let Some(image) = self
-            .images
-            .read()
-            .unwrap_or_else(PoisonError::into_inner)
-            .get(&index)
-        {
-            out.copy_from_slice(image);
-            return;
-        }
+        let full = {
+            let images = self.images.read().unwrap_or_else(PoisonError::into_inner);
+            if let Some(image) = images.get(&index) {
+                out.copy_from_slice(image);
+                return;
+            }
+            images.len() >= self.capacity
+        };
         render(out);
-        let mut images = self.images.write().unwrap_or_else(PoisonError::into_inner);
-        if images.len() < self.capacity {
-            images.entry(index).or_insert_with(|| out.into());
+        // Once full, misses skip the write lock so rendering threads do not serialise on it.
+        if !full {
+            let mut images = self.images.write().unwrap_or_else(PoisonError::into_inner);
+            if images.len() < self.capacity {
+                images.entry(index).or_insert_with(|| out.into());
+            }
         }
     }
 

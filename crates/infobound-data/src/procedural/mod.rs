@@ -70,12 +70,9 @@ where
         .for_each_init(
             || vec![0u8; numel],
             |buffer, (out, row)| {
-                match cache {
-                    // The row was validated above, so its flat index exists.
-                    Some(cache) => match space.index_of(row) {
-                        Ok(index) => cache.render_through(index, buffer, |b| render(row, b)),
-                        Err(_) => render(row, buffer),
-                    },
+                // Rows were validated above, so every row has a flat index.
+                match cache.zip(space.index_of(row).ok()) {
+                    Some((cache, index)) => cache.render_through(index, buffer, |b| render(row, b)),
                     None => render(row, buffer),
                 }
                 for (o, &b) in out.iter_mut().zip(buffer.iter()) {

@@ -19,8 +19,9 @@ use crate::{
 const SIDE: usize = 64;
 /// Distance from the object to each of the two walls.
 const WALL_DISTANCE: f32 = 3.0;
-/// Camera distance from its target and elevation above the horizontal (radians).
+/// Camera distance from the point it looks at.
 const CAMERA_DISTANCE: f32 = 5.6;
+/// Camera elevation above the horizontal, in radians.
 const CAMERA_ELEVATION: f64 = 0.22;
 /// Height of the point the camera looks at.
 const CAMERA_TARGET_HEIGHT: f32 = 1.2;
@@ -55,6 +56,7 @@ impl Shapes3DShape {
     pub const ALL: [Self; 4] = [Self::Cube, Self::Cylinder, Self::Sphere, Self::Capsule];
 }
 
+/// A point, direction or RGB colour.
 #[derive(Debug, Clone, Copy, PartialEq)]
 struct Vec3 {
     x: f32,
@@ -156,8 +158,8 @@ fn hit_sphere(o: Vec3, d: Vec3, centre: Vec3, radius: f32) -> Option<(f32, Vec3)
     (t > EPSILON).then(|| (t, o.add(d.scale(t)).sub(centre).scale(1.0 / radius)))
 }
 
-/// Ray–axis-aligned-cube intersection (slab method); the cube has half side `half` and rests on
-/// the floor with its centre at height `half`.
+/// Ray–axis-aligned-box intersection (slab method): half sizes `half_extent`, centre at
+/// (0, `centre_y`, 0).
 fn hit_box(o: Vec3, d: Vec3, half_extent: Vec3, centre_y: f32) -> Option<(f32, Vec3)> {
     let oc = Vec3::new(o.x, o.y - centre_y, o.z);
     let mut t_near = f32::NEG_INFINITY;

@@ -29,7 +29,6 @@ const DSPRITES_SIDE: usize = 64;
 /// [`ReadOptions::strict_shapes`] the grid must be the official 1 × 3 × 6 × 40 × 32 × 32 of
 /// 64 × 64 images; without it any consistent grid and image size is accepted, which lets tests
 /// use small fixtures with the official layout.
-#[derive(Debug, Clone)]
 pub struct DSpritesFile {
     space: FactorSpace,
     height: usize,
@@ -153,6 +152,18 @@ fn grid_from_classes(classes: &[i64], n: usize, strict: bool) -> Result<FactorSp
         }
     }
     Ok(space)
+}
+
+// Printed by hand: the derived form would dump gigabytes of pixels.
+impl std::fmt::Debug for DSpritesFile {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("DSpritesFile")
+            .field("factor_sizes", &self.space.sizes())
+            .field("height", &self.height)
+            .field("width", &self.width)
+            .field("report", &self.report)
+            .finish_non_exhaustive()
+    }
 }
 
 impl GroundTruthDataset for DSpritesFile {

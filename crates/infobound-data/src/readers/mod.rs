@@ -5,10 +5,9 @@
 //! truncation and corrupt bytes give a [`DataError::InvalidFile`] naming the file and what was
 //! expected, never a panic and never a partially filled dataset.
 //!
-//! 3DShapes (`3dshapes.h5`) is not read here: it is an HDF5 file and no pure-Rust HDF5 reader is
-//! available without a system `libhdf5`; convert it once with
-//! `python -c "import h5py, numpy as np; f = h5py.File('3dshapes.h5'); np.savez('3dshapes.npz', images=f['images'][:], labels=f['labels'][:])"`
-//! or use the procedural 3DShapes renderer.
+//! 3DShapes (`3dshapes.h5`) is not read: it is an HDF5 file, the established Rust HDF5 crates
+//! bind the system `libhdf5`, and a pure-Rust reader would be a dependency outside the
+//! workspace's list. The procedural [`crate::Shapes3D`] has the same factor grid.
 
 mod checksum;
 mod cifar;

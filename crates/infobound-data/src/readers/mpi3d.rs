@@ -60,7 +60,6 @@ impl Mpi3dVariant {
 /// MPI3D read from its `.npz`: one array `images` (`u8` [N, H, W, 3], HWC) ordered row-major over
 /// the factor grid (the file has no label array). Pixels are kept as bytes (12.7 GB for the
 /// official files) and converted to CHW `f32` / 255 when observations are requested.
-#[derive(Debug, Clone)]
 pub struct Mpi3dFile {
     variant: Mpi3dVariant,
     space: FactorSpace,
@@ -145,6 +144,19 @@ impl Mpi3dFile {
     /// What was noticed while reading (checksum status).
     pub fn read_report(&self) -> &ReadReport {
         &self.report
+    }
+}
+
+// Printed by hand: the derived form would dump gigabytes of pixels.
+impl std::fmt::Debug for Mpi3dFile {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Mpi3dFile")
+            .field("variant", &self.variant)
+            .field("factor_sizes", &self.space.sizes())
+            .field("height", &self.height)
+            .field("width", &self.width)
+            .field("report", &self.report)
+            .finish_non_exhaustive()
     }
 }
 

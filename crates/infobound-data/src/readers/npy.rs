@@ -23,7 +23,7 @@ pub const NPY_MAGIC: &[u8; 6] = b"\x93NUMPY";
 pub const MAX_HEADER_LEN: usize = 1 << 16;
 
 /// Bytes of data decoded per read; keeps the transient byte buffer small for wide dtypes.
-const READ_CHUNK_BYTES: usize = 1 << 16;
+const READ_CHUNK_BYTES: usize = 1 << 20;
 
 /// Element types this reader understands (numpy `descr` strings in parentheses).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -124,6 +124,18 @@ pub trait NpyElement: Copy + Send + Sync + 'static {
     fn decode(bytes: &[u8]) -> Option<Self>;
     /// Appends the little-endian encoding of `self`.
     fn encode(self, out: &mut Vec<u8>);
+    /// Decodes a run of whole elements onto `out`; `false` on an invalid bit pattern. Byte
+    /// types override it with a plain copy, which is what makes multi-gigabyte `u8` image arrays
+    /// read at memory speed.
+    fn decode_into(bytes: &[u8], out: &mut Vec<Self>) -> bool {
+        for chunk in bytes.chunks_exact(Self::DTYPE.item_size()) {
+            match Self::decode(chunk) {
+                Some(value) => out.push(value),
+                None => return false,
+            }
+        }
+        true
+    }
 }
 
 macro_rules! numeric_element {
@@ -140,7 +152,6 @@ macro_rules! numeric_element {
     };
 }
 
-numeric_element!(u8, DType::U8);
 numeric_element!(i8, DType::I8);
 numeric_element!(u16, DType::U16);
 numeric_element!(i16, DType::I16);
@@ -150,6 +161,23 @@ numeric_element!(u64, DType::U64);
 numeric_element!(i64, DType::I64);
 numeric_element!(f32, DType::F32);
 numeric_element!(f64, DType::F64);
+
+impl NpyElement for u8 {
+    const DTYPE: DType = DType::U8;
+    fn decode(bytes: &[u8]) -> Option<Self> {
+        match bytes {
+            [b] => Some(*b),
+            _ => None,
+        }
+    }
+    fn encode(self, out: &mut Vec<u8>) {
+        out.push(self);
+    }
+    fn decode_into(bytes: &[u8], out: &mut Vec<Self>) -> bool {
+        out.extend_from_slice(bytes);
+        true
+    }
+}
 
 impl NpyElement for bool {
     const DTYPE: DType = DType::Bool;
@@ -398,10 +426,11 @@ pub fn read_data<T: NpyElement, R: Read>(
         reader
             .read_exact(&mut buffer[..take])
             .map_err(|e| read_error(path, what, e))?;
-        for chunk in buffer[..take].chunks_exact(item) {
-            data.push(T::decode(chunk).ok_or_else(|| {
-                invalid(path, format!("{what}: boolean element is neither 0 nor 1"))
-            })?);
+        if !T::decode_into(&buffer[..take], &mut data) {
+            return Err(invalid(
+                path,
+                format!("{what}: boolean element is neither 0 nor 1"),
+            ));
         }
         left -= take;
     }
