@@ -359,6 +359,10 @@ fn solarisation_inverts_at_and_above_the_threshold() {
     let mut values = vec![0.0, 0.49, 0.5, 0.8, 1.0];
     solarize(&mut values, 0.5);
     assert_close(&values, &[0.0, 0.49, 0.5, 0.2, 0.0], 1e-7);
+    // A value exactly at the threshold is inverted (>=, as torchvision's `solarize`).
+    let mut values = vec![0.39, 0.4, 0.41];
+    solarize(&mut values, 0.4);
+    assert_close(&values, &[0.39, 0.6, 0.59], 1e-6);
     let mut values = vec![0.3, 0.7];
     solarize(&mut values, 1.1);
     assert_eq!(values, vec![0.3, 0.7]);

@@ -6,17 +6,17 @@
 //! (`Mat::llt(Side::Lower)` + triangular solves). [`spd_solve_tensor_ops`] is a Cholesky written
 //! with Burn tensor ops that stays on the tensor's device. Medians on the flex CPU backend
 //! (`cargo bench -p infobound-estimators --profile dev --bench estimators -- --quick`, f32
-//! vMF-kernel matrix + 0.01 I, 128 right-hand sides, 2-core machine shared with other builds,
-//! load average ≈ 5):
+//! vMF-kernel matrix + 0.01 I, 128 right-hand sides, 2-core machine shared with other jobs,
+//! load average ≈ 5.7):
 //!
 //! | B | host `faer` f64 | tensor ops (flex, f32) |
 //! |---|---|---|
-//! | 128 | 1.13 ms | 4.06 ms |
-//! | 256 | 3.72 ms | 12.3 ms |
-//! | 512 | 14.5 ms | 58.1 ms |
-//! | 1024 | 88.0 ms | 390 ms |
+//! | 128 | 1.13 ms | 2.72 ms |
+//! | 256 | 3.55 ms | 8.27 ms |
+//! | 512 | 11.8 ms | 40.0 ms |
+//! | 1024 | 64.2 ms | 239 ms |
 //!
-//! The host path wins at every size (3.3–4.4×) and is the more accurate one, so the estimators
+//! The host path wins at every size (2.3–3.7×; an earlier run at load ≈ 5 gave 3.3–4.4×) and is the more accurate one, so the estimators
 //! use it. The tensor-op path is kept public because on a GPU the host round trip of the B×B
 //! matrix may dominate; it is also differentiable, which the host path is not. Neither path
 //! forms an explicit inverse.

@@ -32,35 +32,45 @@ pub(crate) struct GbtSettings {
     pub max_bins: usize,
 }
 
-/// Features cut into bins once, column-major; `bins[f][i] = #{t ∈ thresholds[f] : t < x_if}`, so
-/// `x ≤ thresholds[f][b]` exactly when the bin is at most `b`.
+/// Features cut into bins once, row-major (`bins[i·d + f]`, one byte per value) with
+/// `bins[i·d + f] = #{t ∈ thresholds[f] : t < x_if}`, so `x ≤ thresholds[f][b]` exactly when the
+/// bin is at most `b`; feature `f` owns histogram slots `offsets[f]..offsets[f + 1]`.
 pub(crate) struct BinnedFeatures {
-    bins: Vec<Vec<u8>>,
+    bins: Vec<u8>,
     thresholds: Vec<Vec<f64>>,
+    offsets: Vec<usize>,
+    num_features: usize,
     num_samples: usize,
 }
 
 impl BinnedFeatures {
     /// Cuts every column of `codes` into at most `max_bins` bins.
     pub(crate) fn new(codes: &CodeMatrix, max_bins: usize) -> Self {
-        let mut bins = Vec::with_capacity(codes.num_codes());
-        let mut thresholds = Vec::with_capacity(codes.num_codes());
-        for f in 0..codes.num_codes() {
+        let d = codes.num_codes();
+        let n = codes.num_samples();
+        let mut bins = vec![0u8; n * d];
+        let mut thresholds = Vec::with_capacity(d);
+        let mut offsets = vec![0];
+        for f in 0..d {
             let column = codes.column(f);
             let cuts = cut_points(&column, max_bins);
-            bins.push(
-                column
-                    .iter()
-                    .map(|&x| cuts.partition_point(|&t| t < x) as u8)
-                    .collect(),
-            );
+            for (i, &x) in column.iter().enumerate() {
+                bins[i * d + f] = cuts.partition_point(|&t| t < x) as u8;
+            }
+            offsets.push(offsets[f] + cuts.len() + 1);
             thresholds.push(cuts);
         }
         Self {
             bins,
             thresholds,
-            num_samples: codes.num_samples(),
+            offsets,
+            num_features: d,
+            num_samples: n,
         }
+    }
+
+    fn bin(&self, sample: usize, feature: usize) -> usize {
+        usize::from(self.bins[sample * self.num_features + feature])
     }
 }
 
@@ -133,8 +143,11 @@ impl Tree {
     }
 }
 
-/// Per-feature `(Σ r, count)` histogram of one node.
-type Histogram = Vec<Vec<(f64, u32)>>;
+/// `(Σ r, count)` per bin of every feature of one node, laid out by `BinnedFeatures::offsets`.
+struct Histogram {
+    sums: Vec<f64>,
+    counts: Vec<u32>,
+}
 
 /// What fitting one tree produces: the tree, its unnormalised importances (Σ of weighted impurity
 /// decreases divided by the root size, scikit-learn `compute_feature_importances(normalize=False)`)
@@ -160,20 +173,20 @@ struct TreeBuilder<'a> {
 
 impl TreeBuilder<'_> {
     fn histogram(&self, indices: &[usize]) -> Histogram {
-        self.features
-            .bins
-            .iter()
-            .zip(&self.features.thresholds)
-            .map(|(bins, cuts)| {
-                let mut h = vec![(0.0, 0u32); cuts.len() + 1];
-                for &i in indices {
-                    let slot = &mut h[bins[i] as usize];
-                    slot.0 += self.residual[i];
-                    slot.1 += 1;
-                }
-                h
-            })
-            .collect()
+        let features = self.features;
+        let total = features.offsets[features.num_features];
+        let mut sums = vec![0.0; total];
+        let mut counts = vec![0u32; total];
+        for &i in indices {
+            let r = self.residual[i];
+            let row = &features.bins[i * features.num_features..(i + 1) * features.num_features];
+            for (&b, &offset) in row.iter().zip(&features.offsets) {
+                let slot = offset + usize::from(b);
+                sums[slot] += r;
+                counts[slot] += 1;
+            }
+        }
+        Histogram { sums, counts }
     }
 
     /// Grows the subtree over `indices` and returns its node id.
@@ -186,7 +199,7 @@ impl TreeBuilder<'_> {
             .sum();
         let impurity = sum_sq / n as f64 - (sum / n as f64).powi(2);
         let split = if depth < self.max_depth && n >= 2 && impurity > f64::EPSILON {
-            best_split(&histogram, n as u32, sum)
+            best_split(&histogram, &self.features.offsets, n as u32, sum)
         } else {
             None
         };
@@ -198,8 +211,8 @@ impl TreeBuilder<'_> {
         self.nodes.push(Node::Leaf(0.0));
         // The decrease is ≥ 0 in exact arithmetic; rounding must not make an importance negative.
         self.importances[feature] += decrease.max(0.0);
-        let bins = &self.features.bins[feature];
-        let cut = partition(indices, |i| bins[i] as usize <= bin);
+        let features = self.features;
+        let cut = partition(indices, |i| features.bin(i, feature) <= bin);
         let (left_indices, right_indices) = indices.split_at_mut(cut);
         // Histogram subtraction: scan only the smaller child, derive the larger.
         let (left_hist, right_hist) = if left_indices.len() <= right_indices.len() {
@@ -242,13 +255,19 @@ impl TreeBuilder<'_> {
 
 /// Best `(feature, bin, n·impurity decrease)` by the Friedman-MSE proxy
 /// `(n_r G_l − n_l G_r)² / (n_l n_r)` (ties: first feature, lowest bin).
-fn best_split(histogram: &Histogram, n: u32, sum: f64) -> Option<(usize, usize, f64)> {
+fn best_split(
+    histogram: &Histogram,
+    offsets: &[usize],
+    n: u32,
+    sum: f64,
+) -> Option<(usize, usize, f64)> {
     let mut best: Option<(usize, usize, f64, f64)> = None;
-    for (feature, h) in histogram.iter().enumerate() {
+    for (feature, range) in offsets.windows(2).enumerate() {
         let (mut g_left, mut n_left) = (0.0, 0u32);
-        for (bin, &(g, c)) in h.iter().enumerate().take(h.len() - 1) {
-            g_left += g;
-            n_left += c;
+        // The last bin of a feature cannot be the left side of a split.
+        for (bin, slot) in (range[0]..range[1] - 1).enumerate() {
+            g_left += histogram.sums[slot];
+            n_left += histogram.counts[slot];
             if n_left == 0 {
                 continue;
             }
@@ -271,12 +290,16 @@ fn best_split(histogram: &Histogram, n: u32, sum: f64) -> Option<(usize, usize, 
 }
 
 fn subtract(mut parent: Histogram, child: &Histogram) -> Histogram {
-    for (p, c) in parent.iter_mut().zip(child) {
-        for (ps, cs) in p.iter_mut().zip(c) {
-            ps.0 -= cs.0;
-            ps.1 -= cs.1;
-        }
-    }
+    parent
+        .sums
+        .iter_mut()
+        .zip(&child.sums)
+        .for_each(|(p, c)| *p -= c);
+    parent
+        .counts
+        .iter_mut()
+        .zip(&child.counts)
+        .for_each(|(p, c)| *p -= c);
     parent
 }
 
@@ -304,7 +327,7 @@ fn fit_tree(
         leaf_scale,
         max_depth,
         nodes: Vec::new(),
-        importances: vec![0.0; features.bins.len()],
+        importances: vec![0.0; features.num_features],
         per_sample_value: vec![0.0; n],
     };
     let mut indices: Vec<usize> = (0..n).collect();
@@ -370,7 +393,7 @@ impl GbtClassifier {
         // raw[i * num_outputs + k]
         let mut raw: Vec<f64> = (0..n).flat_map(|_| initial.iter().copied()).collect();
         let mut stages = Vec::with_capacity(settings.num_stages);
-        let mut importance_sum = vec![0.0; features.bins.len()];
+        let mut importance_sum = vec![0.0; features.num_features];
         let mut num_relevant_trees = 0usize;
         let leaf_scale = if binary {
             1.0

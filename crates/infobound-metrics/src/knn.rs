@@ -9,7 +9,8 @@
 //! reference implementations), the top-k selection and votes in parallel over queries.
 
 use faer::linalg::matmul::matmul;
-use faer::reborrow::{IntoConst, ReborrowMut};
+use std::cmp::Ordering;
+
 use faer::{Accum, Mat, MatRef, Par};
 use rayon::prelude::*;
 use serde::{Deserialize, Serialize};
@@ -136,29 +137,25 @@ impl KnnClassifier {
         let queries = unit_rows_f32(queries, "kNN queries")?;
         let bank_size = self.bank.nrows();
         let mut predictions = Vec::with_capacity(queries.nrows());
-        let mut similarities = Mat::<f32>::zeros(QUERY_BLOCK.min(queries.nrows()), bank_size);
+        // Bank × queryᵀ, so that each query's similarities are one contiguous column.
+        let mut similarities = Mat::<f32>::zeros(bank_size, QUERY_BLOCK.min(queries.nrows()));
         for start in (0..queries.nrows()).step_by(QUERY_BLOCK) {
             let rows = QUERY_BLOCK.min(queries.nrows() - start);
             let block: MatRef<'_, f32> = queries.as_ref().subrows(start, rows);
-            let mut out = similarities.as_mut().subrows_mut(0, rows);
             matmul(
-                out.rb_mut(),
+                similarities.as_mut().subcols_mut(0, rows),
                 Accum::Replace,
-                block,
-                self.bank.as_ref().transpose(),
+                self.bank.as_ref(),
+                block.transpose(),
                 1.0f32,
                 Par::rayon(0),
             );
-            let out = out.into_const();
+            let similarities = &similarities;
             let block_predictions: Vec<usize> = (0..rows)
                 .into_par_iter()
                 .map_init(
                     || Vec::with_capacity(bank_size),
-                    |candidates: &mut Vec<(f32, usize)>, r| {
-                        candidates.clear();
-                        candidates.extend((0..bank_size).map(|j| (out[(r, j)], j)));
-                        self.vote(candidates)
-                    },
+                    |scratch: &mut Vec<f32>, r| self.vote(similarities.col_as_slice(r), scratch),
                 )
                 .collect();
             predictions.extend(block_predictions);
@@ -166,16 +163,33 @@ impl KnnClassifier {
         Ok(predictions)
     }
 
-    fn vote(&self, candidates: &mut [(f32, usize)]) -> usize {
+    /// Weighted vote of the k bank rows most similar to one query, `similarities[j]` being its
+    /// similarity to bank row j. The k-th largest similarity is found by selection on a copy;
+    /// rows tied with it are taken in bank order until k are chosen.
+    fn vote(&self, similarities: &[f32], scratch: &mut Vec<f32>) -> usize {
         let k = self.config.k;
-        let by_similarity =
-            |a: &(f32, usize), b: &(f32, usize)| b.0.total_cmp(&a.0).then_with(|| a.1.cmp(&b.1));
-        if k < candidates.len() {
-            candidates.select_nth_unstable_by(k - 1, by_similarity);
-        }
+        scratch.clear();
+        scratch.extend_from_slice(similarities);
+        let (_, kth, _) = scratch.select_nth_unstable_by(k - 1, |a, b| b.total_cmp(a));
+        let threshold = *kth;
+        let above = similarities
+            .iter()
+            .filter(|s| s.total_cmp(&threshold).is_gt())
+            .count();
+        let mut ties_left = k - above;
         let mut scores = vec![0.0f64; self.classes.len()];
-        for &(s, j) in &candidates[..k] {
-            scores[self.targets[j]] += (f64::from(s) / self.config.temperature).exp();
+        for (j, &s) in similarities.iter().enumerate() {
+            let take = match s.total_cmp(&threshold) {
+                Ordering::Greater => true,
+                Ordering::Equal if ties_left > 0 => {
+                    ties_left -= 1;
+                    true
+                }
+                _ => false,
+            };
+            if take {
+                scores[self.targets[j]] += (f64::from(s) / self.config.temperature).exp();
+            }
         }
         let best = scores
             .iter()

@@ -24,9 +24,12 @@ mod svm;
 
 pub use dci::{
     DCI_LASSO_VERSION, DCI_VERSION, DciConfig, DciLassoConfig, DciLassoResult, DciResult,
-    DciScores, dci, dci_from_dataset, dci_from_importance, dci_lasso,
+    DciScores, dci, dci_from_dataset, dci_from_importance, dci_lasso, dci_lasso_from_dataset,
 };
-pub use factor_vae::{FACTOR_VAE_VERSION, FactorVaeConfig, FactorVaeResult, factor_vae_score};
+pub use factor_vae::{
+    FACTOR_VAE_VERSION, FactorVaeConfig, FactorVaeGroup, FactorVaeResult, factor_vae_from_groups,
+    factor_vae_score,
+};
 pub use info::{
     DiscreteCodes, discrete_entropy, discrete_mutual_information, discretize_codes,
     mutual_information_matrix,
@@ -42,7 +45,7 @@ pub use sap::{
     SAP_CONTINUOUS_VERSION, SAP_DISCRETE_VERSION, SapConfig, SapResult, sap_continuous,
     sap_continuous_from_dataset, sap_discrete, sap_discrete_from_dataset,
 };
-pub use snc::{SNC_VERSION, SncResult, snc};
+pub use snc::{SNC_VERSION, SncConfig, SncResult, snc, snc_from_dataset};
 pub use svm::SvmSolver;
 
 // Part B: diversity, probes, β-VAE score, explicitness, collapse diagnostics.

@@ -203,14 +203,14 @@ pub fn mig_continuous(
     }
     let n = mu.num_samples();
     let num_factors = factors.num_factors();
-    let groups: Vec<(Vec<usize>, Vec<f64>)> = (0..num_factors)
+    let groups: Vec<FactorGroups> = (0..num_factors)
         .map(|k| {
-            let (ids, num_values) = compress_labels(&factors.column(k));
-            let mut sizes = vec![0usize; num_values];
-            for &v in &ids {
-                sizes[v] += 1;
+            let (value_of, num_values) = compress_labels(&factors.column(k));
+            let mut members = vec![Vec::new(); num_values];
+            for (point, &v) in value_of.iter().enumerate() {
+                members[v].push(point);
             }
-            (ids, sizes.iter().map(|&c| (c as f64).ln()).collect())
+            FactorGroups { value_of, members }
         })
         .collect();
     let chosen = sample(rng, n, config.num_entropy_samples.min(n)).into_vec();
@@ -242,13 +242,20 @@ pub fn mig_continuous(
     ))
 }
 
-/// `(H(z_j), [H(z_j | v_k)]_k)` from `draws` `(source point, z_j)`; `groups[k]` holds each point's
-/// value id of factor `k` and the log size of each value's group.
+/// The points sharing each value of one factor.
+struct FactorGroups {
+    /// Value id of every point.
+    value_of: Vec<usize>,
+    /// Points of every value id.
+    members: Vec<Vec<usize>>,
+}
+
+/// `(H(z_j), [H(z_j | v_k)]_k)` from `draws` `(source point, z_j)`.
 fn posterior_entropies(
     mu: &CodeMatrix,
     logvar: &CodeMatrix,
     j: usize,
-    groups: &[(Vec<usize>, Vec<f64>)],
+    groups: &[FactorGroups],
     draws: &[(usize, f64)],
 ) -> (f64, Vec<f64>) {
     const HALF_LN_TWO_PI: f64 = 0.918_938_533_204_672_8;
@@ -278,26 +285,26 @@ fn posterior_entropies(
             let marginal = -(max + scaled.iter().sum::<f64>().ln() - ln_n);
             let conditional: Vec<f64> = groups
                 .iter()
-                .map(|(ids, ln_sizes)| {
-                    let own = ids[source];
-                    let in_group = (0..n).filter(|&m| ids[m] == own);
-                    let sum: f64 = in_group.clone().map(|m| scaled[m]).sum();
+                .map(|g| {
+                    let group = &g.members[g.value_of[source]];
+                    let sum: f64 = group.iter().map(|&m| scaled[m]).sum();
                     // The source point is in its own group, so the sum is positive unless every
                     // term underflowed against the global maximum: then rescale by the group's.
                     let log_sum = if sum > 0.0 {
                         max + sum.ln()
                     } else {
-                        let group_max = in_group
-                            .clone()
-                            .map(|m| log_density[m])
+                        let group_max = group
+                            .iter()
+                            .map(|&m| log_density[m])
                             .fold(f64::NEG_INFINITY, f64::max);
                         group_max
-                            + in_group
-                                .map(|m| (log_density[m] - group_max).exp())
+                            + group
+                                .iter()
+                                .map(|&m| (log_density[m] - group_max).exp())
                                 .sum::<f64>()
                                 .ln()
                     };
-                    -(log_sum - ln_sizes[own])
+                    -(log_sum - (group.len() as f64).ln())
                 })
                 .collect();
             (marginal, conditional)

@@ -5,14 +5,37 @@
 //! information; the matched code alone then classifies the factor by cutting it at its own
 //! quantiles into as many bins as the factor has values and mapping bins to values one-to-one.
 
-use infobound_data::FactorMatrix;
+use infobound_data::{FactorMatrix, GroundTruthDataset};
+use rand::RngCore;
 use serde::{Deserialize, Serialize};
 
 use crate::info::{check_factors_vary, check_paired, compress_labels, discrete_entropy};
-use crate::{CodeMatrix, MetricsError};
+use crate::{CodeMatrix, MetricsError, Representation, sample_codes};
 
 /// Version tag of [`snc`] results.
 pub const SNC_VERSION: &str = "infobound-snc/1";
+
+/// Sampling parameters of [`snc_from_dataset`] (SNC itself has none).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct SncConfig {
+    /// Training points (10,000).
+    pub num_train: usize,
+    /// Test points (5,000).
+    pub num_test: usize,
+    /// Encoder batch size (16).
+    pub batch_size: usize,
+}
+
+impl Default for SncConfig {
+    fn default() -> Self {
+        Self {
+            num_train: 10_000,
+            num_test: 5_000,
+            batch_size: 16,
+        }
+    }
+}
 
 /// Result of [`snc`].
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -112,6 +135,30 @@ pub fn snc(
         mutual_information,
         metric_version: SNC_VERSION.into(),
     })
+}
+
+/// Samples `num_train` training and `num_test` test points and returns [`snc`] on them.
+pub fn snc_from_dataset(
+    dataset: &dyn GroundTruthDataset,
+    representation: &mut dyn Representation,
+    config: &SncConfig,
+    rng: &mut dyn RngCore,
+) -> Result<SncResult, MetricsError> {
+    let (train_codes, train_factors) = sample_codes(
+        dataset,
+        representation,
+        config.num_train,
+        config.batch_size,
+        rng,
+    )?;
+    let (test_codes, test_factors) = sample_codes(
+        dataset,
+        representation,
+        config.num_test,
+        config.batch_size,
+        rng,
+    )?;
+    snc(&train_codes, &train_factors, &test_codes, &test_factors)
 }
 
 /// `sort(z)[⌊m · (n / K)⌋]` for `m = 0..K` (NumPy `arange(0, n, n/K).astype(int)` indexing).

@@ -7,9 +7,11 @@ use infobound_data::{
 };
 use infobound_metrics::{
     CodeMatrix, DciConfig, DciLassoConfig, FactorVaeConfig, MetricsError, MigConfig,
-    MigContinuousConfig, ModularityConfig, SapConfig, SvmSolver, dci, dci_from_importance,
-    dci_lasso, factor_vae_score, mig_continuous, mig_discrete, modularity, sap_continuous,
-    sap_discrete, snc,
+    MigContinuousConfig, ModularityConfig, SapConfig, SncConfig, SvmSolver, dci, dci_from_dataset,
+    dci_from_importance, dci_lasso, dci_lasso_from_dataset, factor_vae_from_groups,
+    factor_vae_score, mig_continuous, mig_discrete, mig_discrete_from_dataset, modularity,
+    modularity_from_dataset, sap_continuous, sap_continuous_from_dataset, sap_discrete,
+    sap_discrete_from_dataset, snc, snc_from_dataset,
 };
 use proptest::prelude::*;
 use rand::{Rng, RngCore, SeedableRng};
@@ -303,6 +305,29 @@ fn snc_matches_aligned_codes_and_penalises_mixing() {
     );
 }
 
+#[test]
+fn snc_reuses_codes_when_factors_outnumber_them() {
+    let f = factors(600, 32);
+    let f_test = factors(300, 33);
+    let two = |c: &CodeMatrix| {
+        let rows: Vec<Vec<f64>> = c.rows().map(|r| vec![r[0], r[2]]).collect();
+        CodeMatrix::from_rows(&rows).unwrap()
+    };
+    let result = snc(
+        &two(&perfect_codes(&f, 0.01, 0, 34)),
+        &f,
+        &two(&perfect_codes(&f_test, 0.01, 0, 35)),
+        &f_test,
+    )
+    .unwrap();
+    assert_eq!(result.matched_code.len(), 3);
+    assert_eq!(result.matched_code[0], 0);
+    assert_eq!(result.matched_code[2], 1);
+    // Factor 1 has no code of its own, so it is predicted near chance.
+    assert!(result.per_factor_test_accuracy[1] < 0.5);
+    assert!(result.per_factor_test_accuracy[0] > 0.9 && result.per_factor_test_accuracy[2] > 0.9);
+}
+
 /// Factors 4 × 5 × 6 rendered as a 1 × 1 × 3 "image" of normalised factor values.
 struct TinyDataset {
     space: FactorSpace,
@@ -396,6 +421,154 @@ fn factor_vae_score_is_perfect_for_aligned_codes_and_prunes_collapsed_dim() {
         bad.eval_accuracy,
         good.eval_accuracy
     );
+}
+
+#[test]
+fn factor_vae_kernel_votes_on_given_groups() {
+    let mut rng = ChaCha8Rng::seed_from_u64(36);
+    // Three informative codes, one collapsed (constant) code.
+    let global: Vec<Vec<f64>> = (0..500)
+        .map(|_| vec![normal(&mut rng), normal(&mut rng), normal(&mut rng), 1.0])
+        .collect();
+    let global = CodeMatrix::from_rows(&global).unwrap();
+    // Fixing factor k freezes code k (aligned) or code (k + 1) mod 3 (permuted).
+    let group = |k: usize, frozen: usize, rng: &mut ChaCha8Rng| {
+        let rows: Vec<Vec<f64>> = (0..64)
+            .map(|_| {
+                let mut row = vec![normal(rng), normal(rng), normal(rng), 1.0];
+                row[frozen] = 0.3 + 0.01 * normal(rng);
+                row
+            })
+            .collect();
+        (k, CodeMatrix::from_rows(&rows).unwrap())
+    };
+    let groups = |shift: usize, rng: &mut ChaCha8Rng| -> Vec<(usize, CodeMatrix)> {
+        (0..60)
+            .map(|v| group(v % 3, (v + shift) % 3, rng))
+            .collect()
+    };
+    let config = FactorVaeConfig::default();
+    let train = groups(0, &mut rng);
+    let eval = groups(0, &mut rng);
+    let aligned = factor_vae_from_groups(&global, &train, &eval, 3, &config).unwrap();
+    assert_eq!(aligned.num_active_dims, 3);
+    assert_eq!(aligned.eval_accuracy, 1.0);
+    assert_eq!(aligned.train_votes[1], vec![0, 20, 0, 0]);
+    // A classifier learned on one assignment fails on another: accuracy 0.
+    let shifted = groups(1, &mut rng);
+    let crossed = factor_vae_from_groups(&global, &train, &shifted, 3, &config).unwrap();
+    assert_eq!(crossed.eval_accuracy, 0.0);
+    // Pruning everything leaves no voter.
+    let pruned = FactorVaeConfig {
+        prune_threshold: 100.0,
+        ..FactorVaeConfig::default()
+    };
+    let none = factor_vae_from_groups(&global, &train, &eval, 3, &pruned).unwrap();
+    assert_eq!((none.num_active_dims, none.eval_accuracy), (0, 0.0));
+    assert!(factor_vae_from_groups(&global, &train, &eval, 2, &config).is_err());
+}
+
+#[test]
+fn dataset_wrappers_sample_and_score_aligned_codes_high() {
+    let dataset = TinyDataset::new();
+    let mut rng = ChaCha8Rng::seed_from_u64(31);
+    let identity = [[1.0, 0.0, 0.0], [0.0, 1.0, 0.0], [0.0, 0.0, 1.0]];
+    let mut representation = linear_representation(identity);
+    let mig = mig_discrete_from_dataset(
+        &dataset,
+        &mut representation,
+        &MigConfig {
+            num_train: 2000,
+            ..MigConfig::default()
+        },
+        &mut rng,
+    )
+    .unwrap();
+    assert!(
+        mig.score > 0.9 && mig.num_samples == 2000,
+        "MIG {}",
+        mig.score
+    );
+    let sap = sap_continuous_from_dataset(
+        &dataset,
+        &mut representation,
+        &SapConfig {
+            num_train: 1000,
+            ..SapConfig::default()
+        },
+        &mut rng,
+    )
+    .unwrap();
+    assert!(sap.score > 0.9, "SAP {}", sap.score);
+    let sap_svm = sap_discrete_from_dataset(
+        &dataset,
+        &mut representation,
+        &SapConfig {
+            num_train: 1000,
+            num_test: 500,
+            ..SapConfig::default()
+        },
+        &mut rng,
+    )
+    .unwrap();
+    // A one-feature linear SVM only separates the end classes of an ordinal factor, so the
+    // discrete SAP of perfect codes is modest; each factor's own code must still predict it best.
+    for k in 0..3 {
+        let best = (0..4)
+            .max_by(|&a, &b| sap_svm.score_matrix[a][k].total_cmp(&sap_svm.score_matrix[b][k]))
+            .unwrap();
+        assert_eq!(best, k, "factor {k}: {:?}", sap_svm.score_matrix);
+    }
+    let modularity = modularity_from_dataset(
+        &dataset,
+        &mut representation,
+        &ModularityConfig {
+            num_train: 2000,
+            ..ModularityConfig::default()
+        },
+        &mut rng,
+    )
+    .unwrap();
+    // The collapsed fourth code scores 0 by definition, so the mean is at most 3/4.
+    assert!(modularity.score > 0.7 && modularity.per_code[3] == 0.0);
+    let dci = dci_from_dataset(
+        &dataset,
+        &mut representation,
+        &DciConfig {
+            num_train: 600,
+            num_test: 300,
+            num_stages: 20,
+            ..DciConfig::default()
+        },
+        &mut rng,
+    )
+    .unwrap();
+    assert!(dci.disentanglement > 0.9 && dci.informativeness_test > 0.95);
+    let lasso = dci_lasso_from_dataset(
+        &dataset,
+        &mut representation,
+        &DciLassoConfig {
+            num_train: 600,
+            num_test: 300,
+            ..DciLassoConfig::default()
+        },
+        &mut rng,
+    )
+    .unwrap();
+    assert!(lasso.disentanglement > 0.9);
+    let snc = snc_from_dataset(
+        &dataset,
+        &mut representation,
+        &SncConfig {
+            num_train: 1000,
+            num_test: 500,
+            ..SncConfig::default()
+        },
+        &mut rng,
+    )
+    .unwrap();
+    assert_eq!(snc.matched_code, vec![0, 1, 2]);
+    assert!(snc.score > 0.9, "SNC {}", snc.score);
 }
 
 #[test]

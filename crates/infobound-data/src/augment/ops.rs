@@ -392,12 +392,12 @@ pub fn gaussian_blur(
             for (i, p) in padded.iter_mut().enumerate() {
                 *p = row[reflect(i as isize - half, w)];
             }
-            for (x, out) in tmp_row.iter_mut().enumerate() {
-                *out = kernel
-                    .iter()
-                    .zip(&padded[x..x + kernel_size])
-                    .map(|(k, v)| k * v)
-                    .sum();
+            // Tap-major accumulation: each pass is a contiguous axpy the compiler vectorises.
+            tmp_row.fill(0.0);
+            for (k, weight) in kernel.iter().enumerate() {
+                for (out, v) in tmp_row.iter_mut().zip(&padded[k..k + w]) {
+                    *out += weight * v;
+                }
             }
         }
         for (out_row, sources) in channel.chunks_exact_mut(w).zip(&column_sources) {
