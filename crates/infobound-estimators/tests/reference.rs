@@ -15,9 +15,7 @@ const PRECISIONS: [(DType, f64, f64); 2] = [(DType::F32, 1e-4, 1e-5), (DType::F6
 
 #[test]
 fn gaussian_log_density_and_kl_match_reference() {
-    let Some(cases) = load_reference("total_correlation.json") else {
-        return;
-    };
+    let cases = load_reference("total_correlation.json");
     let device = common::device();
     for case in cases.as_array().expect("cases") {
         for (dtype, rtol, atol) in PRECISIONS {
@@ -39,9 +37,7 @@ fn gaussian_log_density_and_kl_match_reference() {
 
 #[test]
 fn mss_weight_matrices_match_reference() {
-    let Some(cases) = load_reference("total_correlation.json") else {
-        return;
-    };
+    let cases = load_reference("total_correlation.json");
     for case in cases.as_array().expect("cases") {
         let batch = case["batch"].as_u64().expect("batch") as usize;
         let dataset_size = case["dataset_size"].as_u64().expect("N") as usize;
@@ -58,9 +54,7 @@ fn mss_weight_matrices_match_reference() {
 
 #[test]
 fn kl_decomposition_matches_reference_for_every_estimator() {
-    let Some(cases) = load_reference("total_correlation.json") else {
-        return;
-    };
+    let cases = load_reference("total_correlation.json");
     let device = common::device();
     for case in cases.as_array().expect("cases") {
         let dataset_size = case["dataset_size"].as_u64().expect("N") as usize;
@@ -123,9 +117,7 @@ fn score_tolerance(name: &str, dtype: DType) -> f64 {
 
 #[test]
 fn vmf_score_matches_reference() {
-    let Some(cases) = load_reference("vmf_score.json") else {
-        return;
-    };
+    let cases = load_reference("vmf_score.json");
     let device = common::device();
     for case in cases.as_array().expect("cases") {
         let name = case["name"].as_str().expect("name");
@@ -187,9 +179,7 @@ fn vmf_score_matches_reference() {
 /// f32-rounded samples (so the f32 tolerances above are set by the input rounding alone).
 #[test]
 fn vmf_score_in_f32_equals_f64_on_rounded_samples() {
-    let Some(cases) = load_reference("vmf_score.json") else {
-        return;
-    };
+    let cases = load_reference("vmf_score.json");
     let device = common::device();
     let estimator = VmfScoreEstimator::new(VmfScoreConfig::default()).expect("valid config");
     for case in cases.as_array().expect("cases") {
@@ -211,5 +201,30 @@ fn vmf_score_in_f32_equals_f64_on_rounded_samples() {
             "{}: f32 vs f64 on the same samples {error}",
             case["name"]
         );
+    }
+}
+
+/// The repository's copy of the reference vectors must equal the shared originals wherever the
+/// shared directory sits beside the checkout (it does on the development machines).
+#[test]
+fn reference_copy_matches_shared() {
+    let shared = std::path::PathBuf::from(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/../../../shared/reference"
+    ));
+    if !shared.is_dir() {
+        eprintln!("{} absent: nothing to compare the copy with", shared.display());
+        return;
+    }
+    for name in [
+        "total_correlation.json",
+        "vmf_score.json",
+        "disentanglement_metrics.json",
+        "vendi.json",
+        "README.md",
+    ] {
+        let original = std::fs::read(shared.join(name)).expect("shared file");
+        let copy = std::fs::read(common::reference_dir().join(name)).expect("copied file");
+        assert!(original == copy, "reference/{name} differs from the shared original");
     }
 }

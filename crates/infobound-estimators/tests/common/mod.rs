@@ -56,30 +56,20 @@ pub fn max_rel_error(actual: &[f64], expected: &[f64], floor: f64) -> f64 {
         .fold(0.0, f64::max)
 }
 
-/// Loads `/work/shared/reference/<name>` (located as `<manifest>/../../../shared/reference`).
-///
-/// Returns `None` only when the directory is missing and `INFOBOUND_SKIP_REFERENCE=1`; a
-/// missing directory otherwise fails the test, so CI cannot silently skip the references.
-pub fn load_reference(name: &str) -> Option<serde_json::Value> {
-    let dir = PathBuf::from(concat!(
-        env!("CARGO_MANIFEST_DIR"),
-        "/../../../shared/reference"
-    ));
-    if !dir.is_dir() {
-        if std::env::var("INFOBOUND_SKIP_REFERENCE").as_deref() == Ok("1") {
-            eprintln!("reference directory {} missing; skipped", dir.display());
-            return None;
-        }
-        panic!(
-            "reference directory {} not found: the reference vectors live in shared/reference \
-             next to the checkout; set INFOBOUND_SKIP_REFERENCE=1 to skip these tests",
-            dir.display()
-        );
-    }
-    let path = dir.join(name);
+/// Directory of the reference vectors: `INFOBOUND_REFERENCE_DIR`, or the copy in the
+/// repository's `reference/` folder.
+pub fn reference_dir() -> PathBuf {
+    std::env::var_os("INFOBOUND_REFERENCE_DIR")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| PathBuf::from(concat!(env!("CARGO_MANIFEST_DIR"), "/../../reference")))
+}
+
+/// Parses one reference file; a missing or malformed file fails the test.
+pub fn load_reference(name: &str) -> serde_json::Value {
+    let path = reference_dir().join(name);
     let text = std::fs::read_to_string(&path)
         .unwrap_or_else(|e| panic!("cannot read {}: {e}", path.display()));
-    Some(serde_json::from_str(&text).unwrap_or_else(|e| panic!("bad JSON in {name}: {e}")))
+    serde_json::from_str(&text).unwrap_or_else(|e| panic!("bad JSON in {name}: {e}"))
 }
 
 /// A JSON array of arrays of numbers as nested rows.
