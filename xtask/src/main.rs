@@ -181,7 +181,11 @@ fn collect_criterion(dir: &Path, rows: &mut Vec<(String, f64)>) {
                 if let Some(ns) = v["median"]["point_estimate"].as_f64() {
                     let base = path.parent().unwrap_or(dir);
                     let name = path
-                        .strip_prefix(base.ancestors().find(|p| p.ends_with("criterion")).unwrap_or(base))
+                        .strip_prefix(
+                            base.ancestors()
+                                .find(|p| p.ends_with("criterion"))
+                                .unwrap_or(base),
+                        )
                         .unwrap_or(&path)
                         .to_string_lossy()
                         .into_owned();

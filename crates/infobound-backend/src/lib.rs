@@ -30,7 +30,9 @@ pub const DEVICE_ENV_VAR: &str = "INFOBOUND_DEVICE";
 #[derive(Debug, thiserror::Error)]
 pub enum BackendError {
     /// The name is not one of `flex`, `ndarray`, `wgpu`, `cuda`.
-    #[error("unknown device `{0}`: expected flex, ndarray, wgpu[:cpu|:discrete:N|:integrated:N] or cuda[:N]")]
+    #[error(
+        "unknown device `{0}`: expected flex, ndarray, wgpu[:cpu|:discrete:N|:integrated:N] or cuda[:N]"
+    )]
     Unknown(String),
     /// The backend exists but this binary was built without its cargo feature.
     #[error(
@@ -305,7 +307,10 @@ mod tests {
 
     #[test]
     fn parses_every_documented_form() {
-        assert_eq!("flex".parse::<BackendSpec>().unwrap().kind, BackendKind::Flex);
+        assert_eq!(
+            "flex".parse::<BackendSpec>().unwrap().kind,
+            BackendKind::Flex
+        );
         assert_eq!("CUDA:3".parse::<BackendSpec>().unwrap().index, 3);
         assert_eq!(
             "wgpu:discrete:1".parse::<BackendSpec>().unwrap().adapter,
@@ -315,7 +320,14 @@ mod tests {
             "wgpu:cpu".parse::<BackendSpec>().unwrap().adapter,
             WgpuAdapter::Cpu
         );
-        for s in ["flex", "ndarray", "cuda:2", "wgpu", "wgpu:cpu", "wgpu:integrated:0"] {
+        for s in [
+            "flex",
+            "ndarray",
+            "cuda:2",
+            "wgpu",
+            "wgpu:cpu",
+            "wgpu:integrated:0",
+        ] {
             assert_eq!(s.parse::<BackendSpec>().unwrap().to_string(), s);
         }
     }

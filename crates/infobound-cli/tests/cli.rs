@@ -22,7 +22,11 @@ fn devices_lists_flex_as_usable_and_the_others_as_not_compiled() {
     let out = infobound(&["devices"]);
     assert!(out.status.success());
     let text = String::from_utf8_lossy(&out.stdout);
-    assert!(text.lines().any(|l| l.starts_with("flex") && l.contains("usable")), "{text}");
+    assert!(
+        text.lines()
+            .any(|l| l.starts_with("flex") && l.contains("usable")),
+        "{text}"
+    );
     for (name, feature) in [("ndarray", "ndarray"), ("wgpu", "wgpu"), ("cuda", "cuda")] {
         let compiled = match name {
             "ndarray" => cfg!(feature = "ndarray"),
@@ -43,7 +47,13 @@ fn user_mistakes_are_one_line_errors_without_a_panic() {
         vec!["train", "--preset", "no_such_preset"],
         vec!["train", "--preset", "quickstart", "--device", "tpu"],
         vec!["eval", "/nonexistent/run"],
-        vec!["metrics", "--codes", "/nonexistent/c.npy", "--factors", "/nonexistent/f.npy"],
+        vec![
+            "metrics",
+            "--codes",
+            "/nonexistent/c.npy",
+            "--factors",
+            "/nonexistent/f.npy",
+        ],
         vec!["datasets", "show", "no_such_dataset"],
     ] {
         let out = infobound(&args);
@@ -105,11 +115,31 @@ fn a_run_killed_with_sigkill_resumes_to_the_uninterrupted_parameters() {
     let whole = dir.path().join("whole");
     let killed = dir.path().join("killed");
 
-    let out = infobound(&["train", "--config", config, "--out", whole.to_str().unwrap(), "--no-eval", "--quiet"]);
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let out = infobound(&[
+        "train",
+        "--config",
+        config,
+        "--out",
+        whole.to_str().unwrap(),
+        "--no-eval",
+        "--quiet",
+    ]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
 
     let mut child = Command::new(env!("CARGO_BIN_EXE_infobound"))
-        .args(["train", "--config", config, "--out", killed.to_str().unwrap(), "--no-eval", "--quiet"])
+        .args([
+            "train",
+            "--config",
+            config,
+            "--out",
+            killed.to_str().unwrap(),
+            "--no-eval",
+            "--quiet",
+        ])
         .stdout(Stdio::null())
         .stderr(Stdio::null())
         .spawn()
@@ -117,15 +147,32 @@ fn a_run_killed_with_sigkill_resumes_to_the_uninterrupted_parameters() {
     let latest = killed.join("checkpoints/latest");
     let started = Instant::now();
     while !latest.exists() {
-        assert!(started.elapsed() < Duration::from_secs(120), "no checkpoint appeared");
+        assert!(
+            started.elapsed() < Duration::from_secs(120),
+            "no checkpoint appeared"
+        );
         std::thread::sleep(Duration::from_millis(5));
     }
     child.kill().unwrap(); // SIGKILL on Unix
     child.wait().unwrap();
     let at_kill = std::fs::read_to_string(&latest).unwrap();
-    assert_ne!(at_kill.trim(), "step-00000030", "the kill came too late to test anything");
+    assert_ne!(
+        at_kill.trim(),
+        "step-00000030",
+        "the kill came too late to test anything"
+    );
 
-    let out = infobound(&["train", "--resume", killed.to_str().unwrap(), "--no-eval", "--quiet"]);
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let out = infobound(&[
+        "train",
+        "--resume",
+        killed.to_str().unwrap(),
+        "--no-eval",
+        "--quiet",
+    ]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     assert_eq!(final_parameters(&whole), final_parameters(&killed));
 }

@@ -213,7 +213,10 @@ fn reference_copy_matches_shared() {
         "/../../../shared/reference"
     ));
     if !shared.is_dir() {
-        eprintln!("{} absent: nothing to compare the copy with", shared.display());
+        eprintln!(
+            "{} absent: nothing to compare the copy with",
+            shared.display()
+        );
         return;
     }
     for name in [
@@ -225,6 +228,9 @@ fn reference_copy_matches_shared() {
     ] {
         let original = std::fs::read(shared.join(name)).expect("shared file");
         let copy = std::fs::read(common::reference_dir().join(name)).expect("copied file");
-        assert!(original == copy, "reference/{name} differs from the shared original");
+        assert!(
+            original == copy,
+            "reference/{name} differs from the shared original"
+        );
     }
 }

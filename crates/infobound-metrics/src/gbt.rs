@@ -189,8 +189,9 @@ impl TreeBuilder<'_> {
         Histogram { sums, counts }
     }
 
-    /// Grows the subtree over `indices` and returns its node id.
-    fn grow(&mut self, indices: &mut [usize], histogram: Histogram, depth: usize) -> usize {
+    /// Grows the subtree over `indices` and returns its node id; `histogram` is `None` exactly
+    /// at the maximum depth, where nodes are leaves.
+    fn grow(&mut self, indices: &mut [usize], histogram: Option<Histogram>, depth: usize) -> usize {
         let n = indices.len();
         let sum: f64 = indices.iter().map(|&i| self.residual[i]).sum();
         let sum_sq: f64 = indices
@@ -198,12 +199,13 @@ impl TreeBuilder<'_> {
             .map(|&i| self.residual[i] * self.residual[i])
             .sum();
         let impurity = sum_sq / n as f64 - (sum / n as f64).powi(2);
-        let split = if depth < self.max_depth && n >= 2 && impurity > f64::EPSILON {
-            best_split(&histogram, &self.features.offsets, n as u32, sum)
-        } else {
-            None
+        let split = match &histogram {
+            Some(h) if n >= 2 && impurity > f64::EPSILON => {
+                best_split(h, &self.features.offsets, n as u32, sum)
+            }
+            _ => None,
         };
-        let Some((feature, bin, decrease)) = split else {
+        let (Some((feature, bin, decrease)), Some(histogram)) = (split, histogram) else {
             return self.leaf(indices);
         };
         let id = self.nodes.len();
@@ -214,15 +216,18 @@ impl TreeBuilder<'_> {
         let features = self.features;
         let cut = partition(indices, |i| features.bin(i, feature) <= bin);
         let (left_indices, right_indices) = indices.split_at_mut(cut);
-        // Histogram subtraction: scan only the smaller child, derive the larger.
-        let (left_hist, right_hist) = if left_indices.len() <= right_indices.len() {
+        // Histogram subtraction: scan only the smaller child, derive the larger; children at the
+        // maximum depth are leaves and need none.
+        let (left_hist, right_hist) = if depth + 1 >= self.max_depth {
+            (None, None)
+        } else if left_indices.len() <= right_indices.len() {
             let small = self.histogram(left_indices);
             let large = subtract(histogram, &small);
-            (small, large)
+            (Some(small), Some(large))
         } else {
             let small = self.histogram(right_indices);
             let large = subtract(histogram, &small);
-            (large, small)
+            (Some(large), Some(small))
         };
         let left = self.grow(left_indices, left_hist, depth + 1);
         let right = self.grow(right_indices, right_hist, depth + 1);
@@ -331,7 +336,7 @@ fn fit_tree(
         per_sample_value: vec![0.0; n],
     };
     let mut indices: Vec<usize> = (0..n).collect();
-    let root_histogram = builder.histogram(&indices);
+    let root_histogram = (max_depth > 0).then(|| builder.histogram(&indices));
     builder.grow(&mut indices, root_histogram, 0);
     let importances = builder.importances.iter().map(|v| v / n as f64).collect();
     FittedTree {

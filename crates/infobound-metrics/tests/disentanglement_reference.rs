@@ -1,4 +1,4 @@
-//! Reproduces /work/shared/reference/disentanglement_metrics.json (an independent NumPy
+//! Reproduces reference/disentanglement_metrics.json (an independent NumPy
 //! implementation of disentanglement_lib's definitions) to 1e-9, and D/C to 1e-12.
 
 use std::path::PathBuf;
@@ -16,46 +16,38 @@ struct Case {
     factors: FactorMatrix,
 }
 
-/// The reference cases, or `None` when the directory is absent and INFOBOUND_SKIP_REFERENCE=1.
-fn cases() -> Option<Vec<Case>> {
-    let dir = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../../shared/reference");
+/// The reference cases from `INFOBOUND_REFERENCE_DIR` or the repository's `reference/` copy;
+/// a missing file fails the test.
+fn cases() -> Vec<Case> {
+    let dir = std::env::var_os("INFOBOUND_REFERENCE_DIR")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../reference"));
     let path = dir.join("disentanglement_metrics.json");
-    let text = match std::fs::read_to_string(&path) {
-        Ok(t) => t,
-        Err(e) if std::env::var("INFOBOUND_SKIP_REFERENCE").as_deref() == Ok("1") => {
-            eprintln!("skipping reference test: {} ({e})", path.display());
-            return None;
-        }
-        Err(e) => panic!(
-            "reference file {} is missing ({e}); set INFOBOUND_SKIP_REFERENCE=1 to skip",
-            path.display()
-        ),
-    };
+    let text = std::fs::read_to_string(&path)
+        .unwrap_or_else(|e| panic!("reference file {} is missing ({e})", path.display()));
     let all: Vec<Value> = serde_json::from_str(&text).expect("valid reference JSON");
-    Some(
-        all.into_iter()
-            .map(|raw| {
-                let codes = CodeMatrix::from_rows(&matrix(&raw["codes"])).unwrap();
-                let rows = &raw["factors"].as_array().unwrap();
-                let num_factors = rows[0].as_array().unwrap().len();
-                let values = rows
-                    .iter()
-                    .flat_map(|r| {
-                        r.as_array()
-                            .unwrap()
-                            .iter()
-                            .map(|v| v.as_u64().unwrap() as usize)
-                    })
-                    .collect();
-                let factors = FactorMatrix::new(num_factors, values).unwrap();
-                Case {
-                    raw,
-                    codes,
-                    factors,
-                }
-            })
-            .collect(),
-    )
+    all.into_iter()
+        .map(|raw| {
+            let codes = CodeMatrix::from_rows(&matrix(&raw["codes"])).unwrap();
+            let rows = &raw["factors"].as_array().unwrap();
+            let num_factors = rows[0].as_array().unwrap().len();
+            let values = rows
+                .iter()
+                .flat_map(|r| {
+                    r.as_array()
+                        .unwrap()
+                        .iter()
+                        .map(|v| v.as_u64().unwrap() as usize)
+                })
+                .collect();
+            let factors = FactorMatrix::new(num_factors, values).unwrap();
+            Case {
+                raw,
+                codes,
+                factors,
+            }
+        })
+        .collect()
 }
 
 fn matrix(v: &Value) -> Vec<Vec<f64>> {
@@ -81,7 +73,7 @@ fn close(actual: f64, expected: f64, tol: f64, what: &str) {
 
 #[test]
 fn discretised_codes_match_numpy_histogram_and_digitize() {
-    let Some(cases) = cases() else { return };
+    let cases = cases();
     for case in cases {
         let bins = case.raw["num_bins"].as_u64().unwrap() as usize;
         let discrete = discretize_codes(&case.codes, bins).unwrap();
@@ -100,7 +92,7 @@ fn discretised_codes_match_numpy_histogram_and_digitize() {
 
 #[test]
 fn mutual_information_and_mig_match_reference() {
-    let Some(cases) = cases() else { return };
+    let cases = cases();
     for case in cases {
         let config = MigConfig {
             num_bins: case.raw["num_bins"].as_u64().unwrap() as usize,
@@ -119,7 +111,7 @@ fn mutual_information_and_mig_match_reference() {
 
 #[test]
 fn sap_continuous_matches_reference() {
-    let Some(cases) = cases() else { return };
+    let cases = cases();
     for case in cases {
         let result = sap_continuous(&case.codes, &case.factors, &SapConfig::default()).unwrap();
         let expected = matrix(&case.raw["sap_continuous_matrix[code][factor]"]);
@@ -139,7 +131,7 @@ fn sap_continuous_matches_reference() {
 
 #[test]
 fn modularity_matches_reference() {
-    let Some(cases) = cases() else { return };
+    let cases = cases();
     for case in cases {
         let config = ModularityConfig {
             num_bins: case.raw["num_bins"].as_u64().unwrap() as usize,
@@ -157,7 +149,7 @@ fn modularity_matches_reference() {
 
 #[test]
 fn dci_from_importance_matches_reference() {
-    let Some(cases) = cases() else { return };
+    let cases = cases();
     for case in cases {
         let importance = matrix(&case.raw["dci_importance_matrix[code][factor]"]);
         let scores = dci_from_importance(&importance).unwrap();

@@ -14,24 +14,16 @@ use proptest::prelude::*;
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 
-fn reference(name: &str) -> Option<serde_json::Value> {
-    let path = PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-        .join("../../../shared/reference")
-        .join(name);
-    match std::fs::read_to_string(&path) {
-        Ok(text) => Some(serde_json::from_str(&text).expect("reference JSON parses")),
-        Err(e) if std::env::var("INFOBOUND_SKIP_REFERENCE").as_deref() == Ok("1") => {
-            eprintln!(
-                "skipping {}: {e} (INFOBOUND_SKIP_REFERENCE=1)",
-                path.display()
-            );
-            None
-        }
-        Err(e) => panic!(
-            "reference file {} is missing ({e}); set INFOBOUND_SKIP_REFERENCE=1 to skip",
-            path.display()
-        ),
-    }
+/// A reference file from `INFOBOUND_REFERENCE_DIR` or the repository's `reference/` copy;
+/// a missing file fails the test.
+fn reference(name: &str) -> serde_json::Value {
+    let dir = std::env::var_os("INFOBOUND_REFERENCE_DIR")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../reference"));
+    let path = dir.join(name);
+    let text = std::fs::read_to_string(&path)
+        .unwrap_or_else(|e| panic!("reference file {} is missing ({e})", path.display()));
+    serde_json::from_str(&text).expect("reference JSON parses")
 }
 
 fn matrix(value: &serde_json::Value) -> CodeMatrix {
@@ -68,9 +60,7 @@ fn config(order: VendiOrder, form: VendiForm) -> VendiConfig {
 
 #[test]
 fn vendi_reproduces_reference_vectors_in_both_forms() {
-    let Some(cases) = reference("vendi.json") else {
-        return;
-    };
+    let cases = reference("vendi.json");
     for case in cases.as_array().unwrap() {
         assert_eq!(case["kernel"], "cosine");
         let x = matrix(&case["x"]);

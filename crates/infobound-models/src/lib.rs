@@ -21,6 +21,6 @@ mod vae;
 pub use error::ModelError;
 pub use objectives::{LossOutput, ObjectiveConfig, StepContext};
 pub use vae::{
-    Architecture, ConvEncoder, Decoder, Likelihood, SpatialBroadcastDecoder,
-    TransposedConvDecoder, Vae, VaeConfig, VaeForward,
+    Architecture, ConvEncoder, Decoder, Likelihood, SpatialBroadcastDecoder, TransposedConvDecoder,
+    Vae, VaeConfig, VaeForward,
 };

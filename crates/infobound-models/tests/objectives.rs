@@ -65,12 +65,26 @@ fn every_objective_trains_on_both_architectures() {
                 dataset_size: 1000,
             };
             let out = objective
-                .vae_loss(&forward, config.likelihood, &context, discriminator.as_ref())
+                .vae_loss(
+                    &forward,
+                    config.likelihood,
+                    &context,
+                    discriminator.as_ref(),
+                )
                 .unwrap();
             let value: f32 = out.loss.clone().into_scalar();
-            assert!(value.is_finite() && value > 0.0, "{}: {value}", objective.name());
+            assert!(
+                value.is_finite() && value > 0.0,
+                "{}: {value}",
+                objective.name()
+            );
             let grads = GradientsParams::from_grads(out.loss.backward(), &vae);
-            assert_eq!(grads.len(), vae.num_params_tensors(), "{}", objective.name());
+            assert_eq!(
+                grads.len(),
+                vae.num_params_tensors(),
+                "{}",
+                objective.name()
+            );
         }
     }
 }

@@ -53,22 +53,17 @@ pub fn save_checkpoint(
     }
     for (name, optimizer) in optimizers {
         let path = tmp_dir.join(format!("{name}.bpk"));
-        optimizer
-            .save(&path)
-            .map_err(|e| TrainError::Checkpoint {
-                path: path.clone(),
-                message: e.to_string(),
-            })?;
+        optimizer.save(&path).map_err(|e| TrainError::Checkpoint {
+            path: path.clone(),
+            message: e.to_string(),
+        })?;
     }
     write_json_atomic(&tmp_dir.join("state.json"), state)?;
     if final_dir.exists() {
         std::fs::remove_dir_all(&final_dir).map_err(|e| TrainError::io(&final_dir, e))?;
     }
     std::fs::rename(&tmp_dir, &final_dir).map_err(|e| TrainError::io(&final_dir, e))?;
-    write_atomic(
-        &dir.join("latest"),
-        checkpoint_name(state.step).as_bytes(),
-    )?;
+    write_atomic(&dir.join("latest"), checkpoint_name(state.step).as_bytes())?;
     prune(dir)?;
     Ok(final_dir)
 }

@@ -3,12 +3,13 @@
 
 use burn::module::Module;
 use burn::tensor::{Device, Tensor, TensorData};
-use infobound_data::{FactorMatrix, GroundTruthDataset, ImageBatch, ObservationShape, save_png_grid};
+use infobound_data::{
+    FactorMatrix, GroundTruthDataset, ImageBatch, ObservationShape, save_png_grid,
+};
 use infobound_metrics::{
     CodeMatrix, DciConfig, DciResult, FactorVaeConfig, FactorVaeResult, MetricsError, MigConfig,
     MigResult, ModularityConfig, ModularityResult, SapConfig, SapResult, VendiConfig, VendiScore,
-    dci, factor_vae_score, mig_discrete, modularity, pixel_vendi_score, sample_codes,
-    sap_discrete,
+    dci, factor_vae_score, mig_discrete, modularity, pixel_vendi_score, sample_codes, sap_discrete,
 };
 use infobound_models::Vae;
 use rand::SeedableRng;
@@ -82,7 +83,10 @@ pub fn encode_means(
     for chunk in images.pixels().chunks(batch_size.max(1) * numel) {
         let n = chunk.len() / numel;
         let x = Tensor::<4>::from_data(
-            TensorData::new(chunk.to_vec(), [n, shape.channels, shape.height, shape.width]),
+            TensorData::new(
+                chunk.to_vec(),
+                [n, shape.channels, shape.height, shape.width],
+            ),
             device,
         );
         let (mu, _) = vae.encode(x);
@@ -95,7 +99,12 @@ pub fn encode_means(
     CodeMatrix::new(vae.latent_dim(), codes)
 }
 
-fn decode_batch(vae: &Vae, z: Vec<f32>, k: usize, device: &Device) -> Result<ImageBatch, TrainError> {
+fn decode_batch(
+    vae: &Vae,
+    z: Vec<f32>,
+    k: usize,
+    device: &Device,
+) -> Result<ImageBatch, TrainError> {
     let n = z.len() / k;
     let images = vae.decode(Tensor::<2>::from_data(TensorData::new(z, [n, k]), device));
     let [_, c, h, w] = images.dims();
@@ -140,8 +149,20 @@ pub fn scored_codes(
 ) -> Result<((CodeMatrix, FactorMatrix), (CodeMatrix, FactorMatrix)), TrainError> {
     let mut rng = ChaCha8Rng::seed_from_u64(config.seed);
     let mut represent = |images: &ImageBatch| encode_means(vae, images, config.batch_size, device);
-    let train = sample_codes(dataset, &mut represent, config.num_train, config.batch_size, &mut rng)?;
-    let test = sample_codes(dataset, &mut represent, config.num_test, config.batch_size, &mut rng)?;
+    let train = sample_codes(
+        dataset,
+        &mut represent,
+        config.num_train,
+        config.batch_size,
+        &mut rng,
+    )?;
+    let test = sample_codes(
+        dataset,
+        &mut represent,
+        config.num_test,
+        config.batch_size,
+        &mut rng,
+    )?;
     Ok((train, test))
 }
 
@@ -151,7 +172,16 @@ fn headline(
     config: &EvalConfig,
     device: &Device,
     timings: &mut Vec<(String, f64)>,
-) -> Result<(HeadlineScores, MigResult, SapResult, DciResult, ModularityResult), TrainError> {
+) -> Result<
+    (
+        HeadlineScores,
+        MigResult,
+        SapResult,
+        DciResult,
+        ModularityResult,
+    ),
+    TrainError,
+> {
     let mut lap = std::time::Instant::now();
     let mut mark = |name: &str, timings: &mut Vec<(String, f64)>| {
         timings.push((name.to_string(), lap.elapsed().as_secs_f64()));

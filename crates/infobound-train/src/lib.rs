@@ -24,9 +24,7 @@ pub use config::{
     DatasetConfig, EvalConfig, GradientSkipConfig, OptimizerConfig, PlateauConfig, TrainConfig,
 };
 pub use error::TrainError;
-pub use eval::{
-    EvalReport, HeadlineScores, encode_means, evaluate, scored_codes, traversal_codes,
-};
+pub use eval::{EvalReport, HeadlineScores, encode_means, evaluate, scored_codes, traversal_codes};
 pub use fsutil::{write_atomic, write_json_atomic};
 pub use report::{Environment, write_loss_svg, write_report};
 pub use run_dir::RunDir;

@@ -200,7 +200,10 @@ pub fn write_report(run: &RunDir) -> Result<std::path::PathBuf, TrainError> {
             last.get("step").cloned().unwrap_or_default(),
             last.iter()
                 .filter(|(k, _)| k.as_str() != "step")
-                .map(|(k, v)| format!("{k} = {}", v.as_f64().map_or(v.to_string(), |f| format!("{f:.4}"))))
+                .map(|(k, v)| format!(
+                    "{k} = {}",
+                    v.as_f64().map_or(v.to_string(), |f| format!("{f:.4}"))
+                ))
                 .collect::<Vec<_>>()
                 .join(", ")
         );
@@ -217,7 +220,11 @@ pub fn write_report(run: &RunDir) -> Result<std::path::PathBuf, TrainError> {
                 m.vendi_prior_samples.score,
                 None,
             ));
-            md.push_str(&row("Vendi, traversals (pixels)", m.vendi_traversals.score, None));
+            md.push_str(&row(
+                "Vendi, traversals (pixels)",
+                m.vendi_traversals.score,
+                None,
+            ));
             md.push_str(&row(
                 "Reconstruction error (per image)",
                 m.reconstruction_error,
@@ -232,8 +239,14 @@ pub fn write_report(run: &RunDir) -> Result<std::path::PathBuf, TrainError> {
         None => md.push_str("No `metrics.json` yet: run `infobound eval <run>`.\n\n"),
     }
     for (title, file) in [
-        ("Reconstructions (top: data, bottom: reconstruction from μ)", "reconstructions.png"),
-        ("Latent traversals (one row per latent, z_k from −3 to +3)", "traversals.png"),
+        (
+            "Reconstructions (top: data, bottom: reconstruction from μ)",
+            "reconstructions.png",
+        ),
+        (
+            "Latent traversals (one row per latent, z_k from −3 to +3)",
+            "traversals.png",
+        ),
         ("Prior samples", "samples.png"),
         ("Training curves", "loss.svg"),
     ] {

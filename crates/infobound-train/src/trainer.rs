@@ -72,12 +72,17 @@ impl VaeTrainer {
     /// Builds a fresh model (weights drawn from `config.seed`) on an autodiff `device`.
     pub fn new(config: TrainConfig, device: &Device) -> Result<Self, TrainError> {
         config.validate()?;
-        let dataset: Arc<dyn GroundTruthDataset> = Arc::from(dataset_by_name(&config.dataset.name)?);
+        let dataset: Arc<dyn GroundTruthDataset> =
+            Arc::from(dataset_by_name(&config.dataset.name)?);
         let shape = dataset.observation_shape();
         if shape.channels != config.model.channels || shape.height != 64 || shape.width != 64 {
             return Err(TrainError::Config(format!(
                 "dataset `{}` has {}x{}x{} images but the model expects {}x64x64",
-                config.dataset.name, shape.channels, shape.height, shape.width, config.model.channels
+                config.dataset.name,
+                shape.channels,
+                shape.height,
+                shape.width,
+                config.model.channels
             )));
         }
         let device = device.clone().autodiff();
@@ -87,10 +92,7 @@ impl VaeTrainer {
         let discriminator = match &config.objective {
             ObjectiveConfig::FactorVae(c) => Some((
                 c.discriminator(config.model.latent_dim, &device),
-                AdamConfig::new()
-                    .with_beta_1(0.5)
-                    .with_beta_2(0.9)
-                    .init(),
+                AdamConfig::new().with_beta_1(0.5).with_beta_2(0.9).init(),
             )),
             _ => None,
         };
@@ -142,8 +144,7 @@ impl VaeTrainer {
     }
 
     fn checkpoint(&self, run: &RunDir) -> Result<(), TrainError> {
-        let mut modules: Vec<(&str, &dyn crate::checkpoint::SaveModule)> =
-            vec![("vae", &self.vae)];
+        let mut modules: Vec<(&str, &dyn crate::checkpoint::SaveModule)> = vec![("vae", &self.vae)];
         let mut optimizers = vec![("optimizer", &self.optimizer)];
         if let Some((d, o)) = &self.discriminator {
             modules.push(("discriminator", d));
@@ -154,7 +155,11 @@ impl VaeTrainer {
     }
 
     /// Trains until `config.steps`, logging to `run`'s `train_log.jsonl` and checkpointing.
-    pub fn train(&mut self, run: &RunDir, options: TrainOptions) -> Result<TrainSummary, TrainError> {
+    pub fn train(
+        &mut self,
+        run: &RunDir,
+        options: TrainOptions,
+    ) -> Result<TrainSummary, TrainError> {
         let started = Instant::now();
         let start_step = self.state.step;
         truncate_log(&run.train_log(), start_step)?;
@@ -276,13 +281,18 @@ impl VaeTrainer {
                 .zip(&values[1..])
                 .map(|((name, _), v)| (name.to_string(), *v as f64)),
         );
-        let weighted_kl = output.weighted_kl.as_ref().map(|_| values[values.len() - 1] as f64);
+        let weighted_kl = output
+            .weighted_kl
+            .as_ref()
+            .map(|_| values[values.len() - 1] as f64);
         let grads = GradientsParams::from_grads(output.loss.backward(), &self.vae);
         let grad_norm = gradient_norm(&self.vae, &grads);
         terms.push(("grad_norm".into(), grad_norm));
         let skip = !grad_norm.is_finite()
             || match (&self.config.gradient_skip, weighted_kl) {
-                (Some(rule), Some(w)) => w > rule.kl_threshold && grad_norm >= rule.grad_norm_threshold,
+                (Some(rule), Some(w)) => {
+                    w > rule.kl_threshold && grad_norm >= rule.grad_norm_threshold
+                }
                 _ => false,
             };
         if !skip {
@@ -507,8 +517,9 @@ pub fn train_run(
         if run.config().exists() {
             return Err(TrainError::RunDir {
                 path: run.root().to_path_buf(),
-                message: "already holds a run; pass --resume to continue it or choose another --out"
-                    .into(),
+                message:
+                    "already holds a run; pass --resume to continue it or choose another --out"
+                        .into(),
             });
         }
         write_atomic(&run.config(), trainer.config.to_toml()?.as_bytes())?;

@@ -76,13 +76,24 @@ fn resumed_run_reaches_the_uninterrupted_parameters() {
     assert_eq!(summary.steps, 6);
     let (a, b) = (checkpoint_values(&whole), checkpoint_values(&split));
     assert_eq!(a.len(), b.len());
-    let max_diff = a.iter().zip(&b).map(|(x, y)| (x - y).abs()).fold(0.0f32, f32::max);
-    assert!(max_diff == 0.0, "resumed parameters differ by up to {max_diff}");
+    let max_diff = a
+        .iter()
+        .zip(&b)
+        .map(|(x, y)| (x - y).abs())
+        .fold(0.0f32, f32::max);
+    assert!(
+        max_diff == 0.0,
+        "resumed parameters differ by up to {max_diff}"
+    );
 
     let log = std::fs::read_to_string(split.train_log()).unwrap();
     let steps: Vec<u64> = log
         .lines()
-        .map(|l| serde_json::from_str::<serde_json::Value>(l).unwrap()["step"].as_u64().unwrap())
+        .map(|l| {
+            serde_json::from_str::<serde_json::Value>(l).unwrap()["step"]
+                .as_u64()
+                .unwrap()
+        })
         .collect();
     assert_eq!(steps, vec![2, 4, 6], "each logged step exactly once");
 }
@@ -163,7 +174,11 @@ fn factor_vae_trains_and_the_run_folder_is_complete() {
         .filter_map(|e| e.ok())
         .filter(|e| e.file_name().to_string_lossy().starts_with("step-"))
         .collect();
-    assert_eq!(checkpoints.len(), 2, "only the two newest checkpoints are kept");
+    assert_eq!(
+        checkpoints.len(),
+        2,
+        "only the two newest checkpoints are kept"
+    );
 }
 
 #[test]
@@ -176,6 +191,11 @@ fn every_preset_parses_validates_and_round_trips() {
         assert_eq!(config, again, "{name}");
     }
     assert!(TrainConfig::preset("nope").is_err());
-    assert!(TrainConfig::from_toml("batch_size = 1").unwrap().validate().is_err());
+    assert!(
+        TrainConfig::from_toml("batch_size = 1")
+            .unwrap()
+            .validate()
+            .is_err()
+    );
     assert!(TrainConfig::from_toml("unknown_key = 3").is_err());
 }

@@ -8,7 +8,10 @@ use crate::error::CliError;
 pub fn run() -> Result<(), CliError> {
     for kind in BackendKind::ALL {
         let status = if !kind.is_compiled() {
-            format!("not compiled in (enable the `{}` cargo feature)", kind.name())
+            format!(
+                "not compiled in (enable the `{}` cargo feature)",
+                kind.name()
+            )
         } else {
             match probe_device(&BackendSpec::new(kind)) {
                 Ok(device) => format!("usable ({device:?})"),

@@ -110,7 +110,10 @@ fn load_trained(run: &RunDir, device: &Device) -> Result<VaeTrainer, CliError> {
     let config = run.load_config()?;
     let mut trainer = VaeTrainer::new(config, device)?;
     let checkpoint = latest_checkpoint(&run.checkpoints())?.ok_or_else(|| {
-        CliError::Usage(format!("{}: no checkpoint to evaluate", run.root().display()))
+        CliError::Usage(format!(
+            "{}: no checkpoint to evaluate",
+            run.root().display()
+        ))
     })?;
     trainer.restore(&checkpoint)?;
     Ok(trainer)
@@ -146,13 +149,29 @@ fn print_summary(report: &EvalReport) {
     println!("metrics at step {}:", report.step);
     show("MIG", h.mig, u.map(|u| u.mig));
     show("SAP", h.sap, u.map(|u| u.sap));
-    show("DCI disentanglement", h.dci_disentanglement, u.map(|u| u.dci_disentanglement));
-    show("DCI completeness", h.dci_completeness, u.map(|u| u.dci_completeness));
-    show("DCI informativeness", h.dci_informativeness, u.map(|u| u.dci_informativeness));
+    show(
+        "DCI disentanglement",
+        h.dci_disentanglement,
+        u.map(|u| u.dci_disentanglement),
+    );
+    show(
+        "DCI completeness",
+        h.dci_completeness,
+        u.map(|u| u.dci_completeness),
+    );
+    show(
+        "DCI informativeness",
+        h.dci_informativeness,
+        u.map(|u| u.dci_informativeness),
+    );
     if let Some(f) = &report.factor_vae {
         show("FactorVAE score", f.eval_accuracy, None);
     }
-    show("Vendi (prior samples)", report.vendi_prior_samples.score, None);
+    show(
+        "Vendi (prior samples)",
+        report.vendi_prior_samples.score,
+        None,
+    );
     show("Vendi (traversals)", report.vendi_traversals.score, None);
     show("reconstruction error", report.reconstruction_error, None);
 }
@@ -261,7 +280,10 @@ pub fn traverse(args: TraverseArgs) -> Result<(), CliError> {
     let k = base.len();
     let codes = infobound_train::traversal_codes(&base, args.steps.max(2));
     let n = codes.len() / k;
-    let decoded = vae.decode(Tensor::<2>::from_data(TensorData::new(codes, [n, k]), &device));
+    let decoded = vae.decode(Tensor::<2>::from_data(
+        TensorData::new(codes, [n, k]),
+        &device,
+    ));
     let pixels: Vec<f32> = decoded
         .into_data()
         .try_to_vec()

@@ -63,11 +63,7 @@ impl AlphaTcvaeConfig {
     ) -> Result<LossOutput, ModelError> {
         let [_, k] = forward.mu.dims();
         let weights = AlphaTcWeights::new(self.alpha, self.beta, k, self.ceb_weighting)?;
-        let capacity = capacity_at(
-            self.capacity_max,
-            self.capacity_warmup_steps,
-            context.step,
-        );
+        let capacity = capacity_at(self.capacity_max, self.capacity_warmup_steps, context.step);
         let terms = alpha_tc_regulariser(
             forward.mu.clone(),
             forward.logvar.clone(),

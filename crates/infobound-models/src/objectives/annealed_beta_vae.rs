@@ -46,11 +46,7 @@ impl AnnealedBetaVaeConfig {
         reconstruction: Tensor<1>,
         context: &StepContext,
     ) -> Result<LossOutput, ModelError> {
-        let capacity = capacity_at(
-            self.capacity_max,
-            self.capacity_warmup_steps,
-            context.step,
-        );
+        let capacity = capacity_at(self.capacity_max, self.capacity_warmup_steps, context.step);
         let kl = kl_to_standard_normal(forward.mu.clone(), forward.logvar.clone())?.mean();
         let weighted = (kl.clone() - capacity).abs() * self.gamma;
         Ok(LossOutput {
