@@ -129,8 +129,12 @@ fn bench(quick: bool) -> Result<(), String> {
     run("cargo", &args, &[])?;
     let root = workspace_root();
     let mut rows = Vec::new();
-    collect_criterion(&root.join("target/criterion"), &mut rows);
-    rows.sort();
+    let target = std::env::var_os("CARGO_TARGET_DIR")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| root.join("target"));
+    let criterion = target.join("criterion");
+    collect_criterion(&criterion, &criterion, &mut rows);
+    rows.sort_by(|a, b| a.0.cmp(&b.0));
     let torch = torch_reference(quick);
     let load = std::fs::read_to_string("/proc/loadavg").unwrap_or_default();
     let commit = Command::new("git")
@@ -146,7 +150,7 @@ fn bench(quick: bool) -> Result<(), String> {
         "pytorch": torch,
     });
     let text = serde_json::to_string_pretty(&summary).map_err(|e| e.to_string())?;
-    write_atomic(&root.join("target/bench-summary.json"), &text)?;
+    write_atomic(&target.join("bench-summary.json"), &text)?;
     let mut md = format!(
         "# Latest `cargo xtask bench`\n\ncommit {commit}, load average {}\n\n| bench | median ms |\n|---|---|\n",
         load.trim()
@@ -162,38 +166,30 @@ fn bench(quick: bool) -> Result<(), String> {
         md.push_str("```\n");
     }
     write_atomic(&root.join("docs/bench-latest.md"), &md)?;
-    eprintln!("xtask: wrote target/bench-summary.json and docs/bench-latest.md");
+    eprintln!(
+        "xtask: wrote {} and docs/bench-latest.md",
+        target.join("bench-summary.json").display()
+    );
     Ok(())
 }
 
-fn collect_criterion(dir: &Path, rows: &mut Vec<(String, f64)>) {
+/// Medians (ms) of every criterion benchmark under `root`, named by their path below it.
+fn collect_criterion(root: &Path, dir: &Path, rows: &mut Vec<(String, f64)>) {
     let Ok(entries) = std::fs::read_dir(dir) else {
         return;
     };
-    for entry in entries.flatten() {
-        let path = entry.path();
-        if !path.is_dir() {
-            continue;
-        }
+    for path in entries.flatten().map(|e| e.path()).filter(|p| p.is_dir()) {
         let estimates = path.join("new/estimates.json");
-        if let Ok(text) = std::fs::read_to_string(&estimates) {
-            if let Ok(v) = serde_json::from_str::<serde_json::Value>(&text) {
-                if let Some(ns) = v["median"]["point_estimate"].as_f64() {
-                    let base = path.parent().unwrap_or(dir);
-                    let name = path
-                        .strip_prefix(
-                            base.ancestors()
-                                .find(|p| p.ends_with("criterion"))
-                                .unwrap_or(base),
-                        )
-                        .unwrap_or(&path)
-                        .to_string_lossy()
-                        .into_owned();
-                    rows.push((name, ns / 1e6));
-                }
+        let median_ns = std::fs::read_to_string(&estimates)
+            .ok()
+            .and_then(|text| serde_json::from_str::<serde_json::Value>(&text).ok())
+            .and_then(|v| v["median"]["point_estimate"].as_f64());
+        match median_ns {
+            Some(ns) => {
+                let name = path.strip_prefix(root).unwrap_or(&path);
+                rows.push((name.to_string_lossy().into_owned(), ns / 1e6));
             }
-        } else {
-            collect_criterion(&path, rows);
+            None => collect_criterion(root, &path, rows),
         }
     }
 }

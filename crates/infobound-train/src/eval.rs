@@ -17,7 +17,7 @@ use rand_chacha::ChaCha8Rng;
 use serde::{Deserialize, Serialize};
 
 use crate::rng::standard_normal;
-use crate::{EvalConfig, RunDir, TrainError, images_to_tensor};
+use crate::{EvalConfig, RunDir, TrainConfig, TrainError, images_to_tensor};
 
 /// Headline numbers of one encoder, for tables.
 #[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
@@ -219,20 +219,22 @@ fn headline(
     Ok((scores, mig, sap, dci, modularity))
 }
 
-/// Evaluates `vae` on `dataset`, writes `metrics.json`, `reconstructions.png`,
+/// Evaluates `vae` on `dataset` with `train_config.eval` (and its likelihood for the
+/// reconstruction error), writes `metrics.json`, `reconstructions.png`,
 /// `traversals.png` and `samples.png` into `run`. `untrained` (the run's initial weights), if
 /// given, is scored too as the floor to beat. `device` is the device the models live on.
 pub fn evaluate(
     vae: &Vae,
     untrained: Option<&Vae>,
     dataset: &dyn GroundTruthDataset,
-    config: &EvalConfig,
+    train_config: &TrainConfig,
     step: usize,
-    likelihood: infobound_models::Likelihood,
     device: &Device,
     run: &RunDir,
 ) -> Result<EvalReport, TrainError> {
     let started = std::time::Instant::now();
+    let config = &train_config.eval;
+    let likelihood = train_config.model.likelihood;
     let vae = vae.valid();
     let device = device.clone().without_autodiff();
     let mut timings = Vec::new();

@@ -207,7 +207,7 @@ impl VaeTrainer {
             }
             self.state.step = step + 1;
             bar.inc(1);
-            if self.state.step % self.config.log_every == 0 || self.state.step == total {
+            if self.state.step.is_multiple_of(self.config.log_every) || self.state.step == total {
                 let elapsed = interval_started.elapsed().as_secs_f64();
                 let line = interval.log_line(
                     self.state.step,
@@ -226,7 +226,9 @@ impl VaeTrainer {
                 interval = IntervalStats::default();
                 interval_started = Instant::now();
             }
-            if self.state.step % self.config.checkpoint_every == 0 || self.state.step == total {
+            if self.state.step.is_multiple_of(self.config.checkpoint_every)
+                || self.state.step == total
+            {
                 self.checkpoint(run)?;
             }
         }

@@ -146,9 +146,8 @@ fn factor_vae_trains_and_the_run_folder_is_complete() {
         trainer.vae(),
         None,
         trainer.dataset().as_ref(),
-        &config.eval,
+        &config,
         trainer.step(),
-        config.model.likelihood,
         &device,
         &run,
     )

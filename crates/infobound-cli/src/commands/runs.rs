@@ -131,9 +131,8 @@ fn evaluate_run(
         trainer.vae(),
         Some(untrained.vae()),
         trainer.dataset().as_ref(),
-        &config.eval,
+        &config,
         trainer.step(),
-        config.model.likelihood,
         device,
         run,
     )?)

@@ -47,7 +47,7 @@ impl Default for AlphaTcvaeConfig {
 impl AlphaTcvaeConfig {
     pub(crate) fn validate(&self, latent_dim: usize) -> Result<(), ModelError> {
         AlphaTcWeights::new(self.alpha, self.beta, latent_dim, self.ceb_weighting)?;
-        if !(self.capacity_max >= 0.0) {
+        if self.capacity_max.is_nan() || self.capacity_max < 0.0 {
             return Err(ModelError::InvalidConfig(
                 "capacity_max must be >= 0".into(),
             ));

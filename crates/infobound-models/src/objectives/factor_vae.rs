@@ -44,10 +44,12 @@ impl Default for FactorVaeConfig {
 
 impl FactorVaeConfig {
     pub(crate) fn validate(&self) -> Result<(), ModelError> {
-        if !(self.gamma >= 0.0)
+        if self.gamma.is_nan()
+            || self.gamma < 0.0
             || self.discriminator_hidden == 0
             || self.discriminator_layers == 0
-            || !(self.discriminator_lr > 0.0)
+            || self.discriminator_lr.is_nan()
+            || self.discriminator_lr <= 0.0
         {
             return Err(ModelError::InvalidConfig(
                 "FactorVAE needs gamma >= 0, a non-empty discriminator and lr > 0".into(),

@@ -114,6 +114,9 @@ impl VaeConfig {
 }
 
 /// Either decoder family.
+// A model holds exactly one decoder, so the size difference costs nothing; Burn's Module derive
+// cannot see through a Box.
+#[allow(clippy::large_enum_variant)]
 #[derive(Module, Debug)]
 pub enum Decoder {
     /// Transposed convolutions (Burgess).
