@@ -15,7 +15,7 @@ fn main() -> ExitCode {
             eprintln!(
                 "usage: cargo xtask <command>\n\n\
                  ci [--full]     fmt check, clippy -D warnings, tests (flex); --full adds the\n\
-                 \x20               ndarray, wgpu (lavapipe smoke test) and cuda builds\n\
+                 \x20               ndarray, wgpu (lavapipe smoke test), cuda and hdf5 builds\n\
                  bench [--quick] every criterion bench + the PyTorch reference, summary in\n\
                  \x20               target/bench-summary.json and docs/bench-latest.md\n\
                  fmt             cargo fmt --all"
@@ -107,11 +107,18 @@ fn ci(full: bool) -> Result<(), String> {
             &[
                 ("CUBECL_WGPU_DEFAULT_DEVICE", "Cpu"),
                 ("XDG_RUNTIME_DIR", "/tmp"),
+                ("INFOBOUND_EXPECT_WGPU", "1"),
             ],
         )?;
         run(
             "cargo",
             &["check", "-p", "infobound-cli", "--features", "cuda"],
+            &[],
+        )?;
+        // The real 3dshapes.h5 reader links the system libhdf5 (apt-get install libhdf5-dev).
+        run(
+            "cargo",
+            &["test", "-p", "infobound-data", "--features", "hdf5"],
             &[],
         )?;
     }

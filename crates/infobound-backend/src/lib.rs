@@ -355,6 +355,47 @@ mod tests {
         }
     }
 
+    /// GPU code-path smoke test: on a machine without a GPU it runs on Mesa's lavapipe
+    /// (`CUBECL_WGPU_DEFAULT_DEVICE=Cpu`, set by `cargo xtask ci --full`). A missing adapter is
+    /// an error only when `INFOBOUND_EXPECT_WGPU=1`, so builds on machines without Vulkan pass.
+    #[cfg(all(feature = "wgpu", feature = "flex"))]
+    #[test]
+    fn wgpu_matches_flex_on_a_convolution() {
+        use burn::tensor::module::conv2d;
+        use burn::tensor::ops::ConvOptions;
+        use burn::tensor::{Tensor, TensorData};
+        let spec: BackendSpec = "wgpu:cpu".parse().unwrap();
+        let gpu = match probe_device(&spec) {
+            Ok(device) => device,
+            Err(e) if std::env::var("INFOBOUND_EXPECT_WGPU").as_deref() != Ok("1") => {
+                eprintln!("no wgpu adapter here ({e}); set INFOBOUND_EXPECT_WGPU=1 to require one");
+                return;
+            }
+            Err(e) => panic!("{e}"),
+        };
+        let cpu = Device::flex();
+        let x: Vec<f32> = (0..2 * 3 * 8 * 8)
+            .map(|i| ((i * 37 % 101) as f32) / 101.0)
+            .collect();
+        let w: Vec<f32> = (0..4 * 3 * 3 * 3)
+            .map(|i| ((i * 53 % 97) as f32) / 97.0 - 0.5)
+            .collect();
+        let run = |device: &Device| -> Vec<f32> {
+            let x = Tensor::<4>::from_data(TensorData::new(x.clone(), [2, 3, 8, 8]), device);
+            let w = Tensor::<4>::from_data(TensorData::new(w.clone(), [4, 3, 3, 3]), device);
+            let options = ConvOptions::new([2, 2], [1, 1], [1, 1], 1);
+            conv2d(x, w, None, options)
+                .into_data()
+                .try_to_vec()
+                .unwrap()
+        };
+        let (a, b) = (run(&gpu), run(&cpu));
+        assert_eq!(a.len(), b.len());
+        for (u, v) in a.iter().zip(&b) {
+            assert!((u - v).abs() <= 1e-4 * (1.0 + v.abs()), "{u} vs {v}");
+        }
+    }
+
     #[cfg(feature = "flex")]
     #[test]
     fn flex_probes_successfully() {

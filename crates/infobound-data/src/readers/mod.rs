@@ -1,13 +1,13 @@
 //! Readers for the real dataset files: the `.npy`/`.npz` container formats, dSprites, MPI3D,
-//! CIFAR-10/100 binary batches and PNG image folders.
+//! CIFAR-10/100 binary batches, PNG image folders and (feature `hdf5`) 3DShapes.
 //!
 //! Every reader validates the whole file before returning: wrong keys, dtypes or shapes,
 //! truncation and corrupt bytes give a [`DataError::InvalidFile`] naming the file and what was
 //! expected, never a panic and never a partially filled dataset.
 //!
-//! 3DShapes (`3dshapes.h5`) is not read: it is an HDF5 file, the established Rust HDF5 crates
-//! bind the system `libhdf5`, and a pure-Rust reader would be a dependency outside the
-//! workspace's list. The procedural [`crate::Shapes3D`] has the same factor grid.
+//! 3DShapes (`3dshapes.h5`) is an HDF5 file; its reader `Shapes3dFile` binds the system
+//! `libhdf5` through the `hdf5-metno` crate and is therefore behind the non-default cargo feature
+//! `hdf5`. Without it, the procedural [`crate::Shapes3D`] has the same factor grid.
 
 mod checksum;
 mod cifar;
@@ -16,6 +16,8 @@ mod image_folder;
 mod mpi3d;
 pub mod npy;
 pub mod npz;
+#[cfg(feature = "hdf5")]
+mod shapes3d;
 
 pub use checksum::{ChecksumStatus, ReadReport, sha256_file, verify_sha256};
 pub use cifar::{
@@ -29,6 +31,8 @@ pub use image_folder::ImageFolder;
 pub use mpi3d::{MPI3D_FACTOR_NAMES, MPI3D_FACTOR_SIZES, Mpi3dFile, Mpi3dVariant};
 pub use npy::{DType, NpyArray, NpyElement, NpyHeader};
 pub use npz::{NpzArchive, NpzCompression, NpzWriter};
+#[cfg(feature = "hdf5")]
+pub use shapes3d::{SHAPES3D_FILE_NAME, Shapes3dFile};
 
 use crate::DataError;
 
