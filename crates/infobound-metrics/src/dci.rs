@@ -11,7 +11,7 @@ use serde::{Deserialize, Serialize};
 use crate::gbt::{BinnedFeatures, GbtClassifier, GbtSettings};
 use crate::info::{check_factors_vary, check_paired};
 use crate::lasso::lasso_coefficients;
-use crate::{CodeMatrix, MetricsError, Representation, sample_codes};
+use crate::{CodeMatrix, MetricsError, Representation, sample_train_test};
 
 /// Version tag of [`dci`] results.
 pub const DCI_VERSION: &str = "infobound-dci-gbt/1";
@@ -284,16 +284,10 @@ pub fn dci_from_dataset(
     config: &DciConfig,
     rng: &mut dyn RngCore,
 ) -> Result<DciResult, MetricsError> {
-    let (train_codes, train_factors) = sample_codes(
+    let ((train_codes, train_factors), (test_codes, test_factors)) = sample_train_test(
         dataset,
         representation,
         config.num_train,
-        config.batch_size,
-        rng,
-    )?;
-    let (test_codes, test_factors) = sample_codes(
-        dataset,
-        representation,
         config.num_test,
         config.batch_size,
         rng,
@@ -465,16 +459,10 @@ pub fn dci_lasso_from_dataset(
     config: &DciLassoConfig,
     rng: &mut dyn RngCore,
 ) -> Result<DciLassoResult, MetricsError> {
-    let (train_codes, train_factors) = sample_codes(
+    let ((train_codes, train_factors), (test_codes, test_factors)) = sample_train_test(
         dataset,
         representation,
         config.num_train,
-        config.batch_size,
-        rng,
-    )?;
-    let (test_codes, test_factors) = sample_codes(
-        dataset,
-        representation,
         config.num_test,
         config.batch_size,
         rng,

@@ -8,7 +8,7 @@ mod representation;
 
 pub use codes::CodeMatrix;
 pub use error::MetricsError;
-pub use representation::{Representation, sample_codes};
+pub use representation::{Representation, sample_codes, sample_train_test};
 
 // Part A: disentanglement metrics.
 mod dci;

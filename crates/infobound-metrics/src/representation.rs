@@ -67,3 +67,19 @@ pub fn sample_codes(
         FactorMatrix::new(num_factors, factors)?,
     ))
 }
+
+/// A train split of `num_train` and a test split of `num_test` points, drawn one after the other
+/// from `rng` with [`sample_codes`] (disentanglement_lib's two `generate_batch_factor_code` calls).
+#[allow(clippy::type_complexity)]
+pub fn sample_train_test(
+    dataset: &dyn GroundTruthDataset,
+    representation: &mut dyn Representation,
+    num_train: usize,
+    num_test: usize,
+    batch_size: usize,
+    rng: &mut dyn RngCore,
+) -> Result<((CodeMatrix, FactorMatrix), (CodeMatrix, FactorMatrix)), MetricsError> {
+    let train = sample_codes(dataset, representation, num_train, batch_size, rng)?;
+    let test = sample_codes(dataset, representation, num_test, batch_size, rng)?;
+    Ok((train, test))
+}

@@ -12,7 +12,7 @@ use serde::{Deserialize, Serialize};
 use crate::info::{check_factors_vary, check_paired};
 use crate::mig::top_two;
 use crate::svm::{OneFeatureSvm, SvmSettings, SvmSolver};
-use crate::{CodeMatrix, MetricsError, Representation, sample_codes};
+use crate::{CodeMatrix, MetricsError, Representation, sample_codes, sample_train_test};
 
 /// Version tag of [`sap_continuous`] results.
 pub const SAP_CONTINUOUS_VERSION: &str = "infobound-sap-continuous/1";
@@ -240,16 +240,10 @@ pub fn sap_discrete_from_dataset(
     config: &SapConfig,
     rng: &mut dyn RngCore,
 ) -> Result<SapResult, MetricsError> {
-    let (train_codes, train_factors) = sample_codes(
+    let ((train_codes, train_factors), (test_codes, test_factors)) = sample_train_test(
         dataset,
         representation,
         config.num_train,
-        config.batch_size,
-        rng,
-    )?;
-    let (test_codes, test_factors) = sample_codes(
-        dataset,
-        representation,
         config.num_test,
         config.batch_size,
         rng,

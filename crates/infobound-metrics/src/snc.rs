@@ -10,7 +10,7 @@ use rand::RngCore;
 use serde::{Deserialize, Serialize};
 
 use crate::info::{check_factors_vary, check_paired, compress_labels, discrete_entropy};
-use crate::{CodeMatrix, MetricsError, Representation, sample_codes};
+use crate::{CodeMatrix, MetricsError, Representation, sample_train_test};
 
 /// Version tag of [`snc`] results.
 pub const SNC_VERSION: &str = "infobound-snc/1";
@@ -144,16 +144,10 @@ pub fn snc_from_dataset(
     config: &SncConfig,
     rng: &mut dyn RngCore,
 ) -> Result<SncResult, MetricsError> {
-    let (train_codes, train_factors) = sample_codes(
+    let ((train_codes, train_factors), (test_codes, test_factors)) = sample_train_test(
         dataset,
         representation,
         config.num_train,
-        config.batch_size,
-        rng,
-    )?;
-    let (test_codes, test_factors) = sample_codes(
-        dataset,
-        representation,
         config.num_test,
         config.batch_size,
         rng,

@@ -9,7 +9,8 @@ use infobound_data::{
 use infobound_metrics::{
     CodeMatrix, DciConfig, DciResult, FactorVaeConfig, FactorVaeResult, MetricsError, MigConfig,
     MigResult, ModularityConfig, ModularityResult, SapConfig, SapResult, VendiConfig, VendiScore,
-    dci, factor_vae_score, mig_discrete, modularity, pixel_vendi_score, sample_codes, sap_discrete,
+    dci, factor_vae_score, mig_discrete, modularity, pixel_vendi_score, sample_train_test,
+    sap_discrete,
 };
 use infobound_models::Vae;
 use rand::SeedableRng;
@@ -149,21 +150,14 @@ pub fn scored_codes(
 ) -> Result<((CodeMatrix, FactorMatrix), (CodeMatrix, FactorMatrix)), TrainError> {
     let mut rng = ChaCha8Rng::seed_from_u64(config.seed);
     let mut represent = |images: &ImageBatch| encode_means(vae, images, config.batch_size, device);
-    let train = sample_codes(
+    Ok(sample_train_test(
         dataset,
         &mut represent,
         config.num_train,
-        config.batch_size,
-        &mut rng,
-    )?;
-    let test = sample_codes(
-        dataset,
-        &mut represent,
         config.num_test,
         config.batch_size,
         &mut rng,
-    )?;
-    Ok((train, test))
+    )?)
 }
 
 fn headline(
