@@ -2,6 +2,8 @@
 //! channels and batch size — the workload of `../shared/bench/torch_reference.py --sections vae`.
 //! The backend comes from `INFOBOUND_DEVICE` (default flex), e.g. `INFOBOUND_DEVICE=ndarray
 //! cargo bench -p infobound-models --features infobound-backend/ndarray --profile dev`.
+// criterion_group! generates an undocumented `pub fn benches`.
+#![allow(missing_docs)]
 
 use std::time::Duration;
 
