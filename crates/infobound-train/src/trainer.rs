@@ -515,6 +515,8 @@ pub fn train_run(
                 });
             }
         }
+        // A resume may extend the step budget (`--steps`); config.toml records what ran.
+        write_atomic(&run.config(), trainer.config.to_toml()?.as_bytes())?;
     } else {
         if run.config().exists() {
             return Err(TrainError::RunDir {
