@@ -4,7 +4,7 @@
 use burn::module::Module;
 use burn::tensor::{Device, Tensor, TensorData};
 use infobound_data::{
-    FactorMatrix, GroundTruthDataset, ImageBatch, ObservationShape, save_png_grid,
+    FactorMatrix, GroundTruthDataset, ImageBatch, ObservationShape, images_to_tensor, save_png_grid,
 };
 use infobound_metrics::{
     CodeMatrix, DciConfig, DciResult, FactorVaeConfig, FactorVaeResult, MetricsError, MigConfig,
@@ -18,7 +18,7 @@ use rand_chacha::ChaCha8Rng;
 use serde::{Deserialize, Serialize};
 
 use crate::rng::standard_normal;
-use crate::{EvalConfig, RunDir, TrainConfig, TrainError, images_to_tensor};
+use crate::{EvalConfig, RunDir, TrainConfig, TrainError};
 
 /// Headline numbers of one encoder, for tables.
 #[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
@@ -270,7 +270,7 @@ pub fn evaluate(
     // Reconstructions: 8 test images over their reconstructions from μ.
     let (_, originals) = dataset.sample(config.batch_size.max(8), &mut rng)?;
     let x = images_to_tensor(&originals, &device);
-    let (mu, logvar) = vae.encode(x.clone());
+    let (mu, _) = vae.encode(x.clone());
     let logits = vae.decode_logits(mu.clone());
     let nll: f32 = likelihood
         .negative_log_likelihood(logits, x)
@@ -280,7 +280,6 @@ pub fn evaluate(
         .into_data()
         .try_to_vec()
         .map_err(|e| TrainError::Config(format!("{e:?}")))?;
-    drop(logvar);
     let shown = 8;
     let recon = decode_batch(&vae, mu_host[..shown * k].to_vec(), k, &device)?;
     let numel = originals.shape().numel();

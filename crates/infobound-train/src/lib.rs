@@ -28,4 +28,4 @@ pub use eval::{EvalReport, HeadlineScores, encode_means, evaluate, scored_codes,
 pub use fsutil::{write_atomic, write_json_atomic};
 pub use report::{Environment, write_loss_svg, write_report};
 pub use run_dir::RunDir;
-pub use trainer::{TrainOptions, TrainSummary, VaeTrainer, images_to_tensor, train_run};
+pub use trainer::{TrainOptions, TrainSummary, VaeTrainer, train_run};

@@ -9,7 +9,7 @@ use burn::module::{Module, ModuleVisitor, Param};
 use burn::optim::{AdamConfig, GradientsParams, ModuleOptimizer};
 use burn::tensor::{Device, Tensor, TensorData};
 use indicatif::{ProgressBar, ProgressStyle};
-use infobound_data::{GroundTruthDataset, ImageBatch, dataset_by_name};
+use infobound_data::{GroundTruthDataset, ImageBatch, dataset_by_name, images_to_tensor};
 use infobound_models::objectives::{Discriminator, permute_dims};
 use infobound_models::{ObjectiveConfig, StepContext, Vae};
 use serde::Serialize;
@@ -54,18 +54,6 @@ pub struct VaeTrainer {
     optimizer: ModuleOptimizer,
     discriminator: Option<(Discriminator, ModuleOptimizer)>,
     state: TrainerState,
-}
-
-/// Converts an image batch to a [B, C, H, W] tensor on `device`.
-pub fn images_to_tensor(images: &ImageBatch, device: &Device) -> Tensor<4> {
-    let s = images.shape();
-    Tensor::from_data(
-        TensorData::new(
-            images.pixels().to_vec(),
-            [images.len(), s.channels, s.height, s.width],
-        ),
-        device,
-    )
 }
 
 impl VaeTrainer {

@@ -271,7 +271,7 @@ pub fn traverse(args: TraverseArgs) -> Result<(), CliError> {
     let vae = burn::module::Module::valid(trainer.vae());
     let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(args.seed);
     let (_, image) = trainer.dataset().sample(1, &mut rng)?;
-    let (mu, _) = vae.encode(infobound_train::images_to_tensor(&image, &device));
+    let (mu, _) = vae.encode(infobound_data::images_to_tensor(&image, &device));
     let base: Vec<f32> = mu
         .into_data()
         .try_to_vec()
