@@ -1,4 +1,5 @@
-//! Project automation: `cargo xtask ci [--full]`, `cargo xtask bench [--quick]`.
+//! Project automation: `cargo xtask ci [--full]`, `cargo xtask bench [--quick] [--only AREA]`,
+//! `cargo xtask study [--seeds 0,1,2]`.
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, ExitCode};
@@ -9,15 +10,21 @@ fn main() -> ExitCode {
     let flag = |name: &str| args.iter().any(|a| a == name);
     let result = match args.first().map(String::as_str) {
         Some("ci") => ci(flag("--full")),
-        Some("bench") => bench(flag("--quick")),
+        Some("bench") => bench(flag("--quick"), option(&args, "--only").as_deref()),
+        Some("study") => study(option(&args, "--seeds").as_deref().unwrap_or("0,1,2")),
         Some("fmt") => run("cargo", &["fmt", "--all"], &[]),
         _ => {
             eprintln!(
                 "usage: cargo xtask <command>\n\n\
                  ci [--full]     fmt check, clippy -D warnings, tests (flex); --full adds the\n\
                  \x20               ndarray, wgpu (lavapipe smoke test), cuda and hdf5 builds\n\
-                 bench [--quick] every criterion bench + the PyTorch reference, summary in\n\
-                 \x20               target/bench-summary.json and docs/bench-latest.md\n\
+                 bench [--quick] [--only vae|ssl|tc|mveb|metrics]\n\
+                 \x20               criterion benches + the PyTorch reference in the same run, with\n\
+                 \x20               the time ratio per workload: target/bench-summary.json and\n\
+                 \x20               docs/bench-latest.md\n\
+                 study [--seeds 0,1,2]\n\
+                 \x20               the equal-budget VAE study (configs/study/*.toml) over seeds,\n\
+                 \x20               mean and spread per method: docs/study-latest.md\n\
                  fmt             cargo fmt --all"
             );
             Err("no command given".into())
@@ -30,6 +37,14 @@ fn main() -> ExitCode {
             ExitCode::FAILURE
         }
     }
+}
+
+/// The value after `name` on the command line, if any.
+fn option(args: &[String], name: &str) -> Option<String> {
+    args.iter()
+        .position(|a| a == name)
+        .and_then(|i| args.get(i + 1))
+        .cloned()
 }
 
 fn workspace_root() -> PathBuf {
@@ -125,15 +140,40 @@ fn ci(full: bool) -> Result<(), String> {
     Ok(())
 }
 
-/// Runs every criterion bench (dev profile: dependencies are built at opt-level 3 there, so no
-/// second 20-minute optimised build is needed), then the PyTorch reference if a torch
-/// interpreter is available, and collects the medians.
-fn bench(quick: bool) -> Result<(), String> {
-    let mut args = vec!["bench", "--workspace", "--profile", "dev"];
-    if quick {
-        args.extend(["--", "--warm-up-time", "1", "--measurement-time", "3"]);
+/// Benchmark areas: the criterion group that measures ours and the PyTorch section that measures
+/// the same workload in `../shared/bench/torch_reference.py`.
+const AREAS: [(&str, &str, &str); 5] = [
+    ("vae", "vae_step", "vae"),
+    ("ssl", "ssl_step", "ssl"),
+    ("tc", "total_correlation", "tc"),
+    ("mveb", "vmf_score", "mveb"),
+    ("metrics", "", "metrics"),
+];
+
+/// Runs the criterion benches (dev profile: dependencies are built at opt-level 3 there, so no
+/// second 20-minute optimised build is needed), then the PyTorch reference in the same run if a
+/// torch interpreter is available, and writes every median with the ratio ours / PyTorch where
+/// the workloads are the same.
+fn bench(quick: bool, only: Option<&str>) -> Result<(), String> {
+    let area = match only {
+        Some(name) => Some(
+            AREAS
+                .iter()
+                .find(|(a, _, _)| *a == name)
+                .ok_or_else(|| format!("unknown bench area `{name}`"))?,
+        ),
+        None => None,
+    };
+    let mut args = vec!["bench", "--workspace", "--profile", "dev", "--"];
+    if let Some((_, filter, _)) = area.filter(|(_, f, _)| !f.is_empty()) {
+        args.push(filter);
     }
-    run("cargo", &args, &[])?;
+    let mut envs = Vec::new();
+    if quick {
+        args.extend(["--warm-up-time", "1", "--measurement-time", "3"]);
+        envs.push(("INFOBOUND_BENCH_QUICK", "1"));
+    }
+    run("cargo", &args, &envs)?;
     let root = workspace_root();
     let mut rows = Vec::new();
     let target = std::env::var_os("CARGO_TARGET_DIR")
@@ -142,7 +182,12 @@ fn bench(quick: bool) -> Result<(), String> {
     let criterion = target.join("criterion");
     collect_criterion(&criterion, &criterion, &mut rows);
     rows.sort_by(|a, b| a.0.cmp(&b.0));
-    let torch = torch_reference(quick);
+    let sections = match area {
+        Some((_, _, section)) => section.to_string(),
+        None => AREAS.map(|(_, _, s)| s).join(","),
+    };
+    let torch = torch_reference(quick, &sections);
+    let ratios = ratios(&rows, &torch);
     let load = std::fs::read_to_string("/proc/loadavg").unwrap_or_default();
     let commit = Command::new("git")
         .args(["rev-parse", "--short", "HEAD"])
@@ -155,29 +200,246 @@ fn bench(quick: bool) -> Result<(), String> {
         "loadavg": load.trim(),
         "infobound": rows.iter().map(|(name, ms)| serde_json::json!({"bench": name, "median_ms": ms})).collect::<Vec<_>>(),
         "pytorch": torch,
+        "ratios": ratios.iter().map(|r| serde_json::json!({
+            "workload": r.workload, "infobound_bench": r.ours, "infobound_ms": r.ours_ms,
+            "pytorch_ms": r.torch_ms, "ratio": r.ours_ms / r.torch_ms,
+        })).collect::<Vec<_>>(),
     });
     let text = serde_json::to_string_pretty(&summary).map_err(|e| e.to_string())?;
     write_atomic(&target.join("bench-summary.json"), &text)?;
     let mut md = format!(
-        "# Latest `cargo xtask bench`\n\ncommit {commit}, load average {}\n\n| bench | median ms |\n|---|---|\n",
+        "# Latest `cargo xtask bench`\n\ncommit {commit}, load average {} (1, 5, 15 min)\n\n",
         load.trim()
     );
+    if !ratios.is_empty() {
+        md.push_str(
+            "## Same workload, same run: infobound vs PyTorch CPU\n\n\
+             ratio = infobound median / PyTorch median (< 1: infobound is faster)\n\n\
+             | workload | infobound bench | infobound ms | PyTorch ms | ratio |\n|---|---|---|---|---|\n",
+        );
+        for r in &ratios {
+            md.push_str(&format!(
+                "| {} | {} | {:.2} | {:.2} | {:.2} |\n",
+                r.workload,
+                r.ours,
+                r.ours_ms,
+                r.torch_ms,
+                r.ours_ms / r.torch_ms
+            ));
+        }
+        md.push('\n');
+    }
+    md.push_str("## Every infobound median\n\n| bench | median ms |\n|---|---|\n");
     for (name, ms) in &rows {
         md.push_str(&format!("| {name} | {ms:.3} |\n"));
     }
-    if let Some(lines) = summary["pytorch"].as_array() {
-        md.push_str("\n## PyTorch CPU, same run\n\n```\n");
-        for l in lines {
+    if !torch.is_empty() {
+        md.push_str("\n## PyTorch CPU, same run (raw records)\n\n```\n");
+        for l in &torch {
             md.push_str(&format!("{l}\n"));
         }
         md.push_str("```\n");
     }
     write_atomic(&root.join("docs/bench-latest.md"), &md)?;
+    eprint!("{md}");
     eprintln!(
         "xtask: wrote {} and docs/bench-latest.md",
         target.join("bench-summary.json").display()
     );
     Ok(())
+}
+
+/// One workload measured by both sides.
+struct Ratio {
+    workload: String,
+    ours: String,
+    ours_ms: f64,
+    torch_ms: f64,
+}
+
+/// The criterion bench that runs the same workload as a PyTorch record, by the naming of
+/// `torch_reference.py` (its `bench` and `case` fields) and of our bench groups.
+fn matching_bench(torch: &serde_json::Value) -> Option<String> {
+    let bench = torch["bench"].as_str()?;
+    let case = torch["case"].as_str()?;
+    match bench {
+        // Torch: rec + KL + (β−1)·TC_mws with β = 6 = our β-TCVAE defaults (α = γ = 1, MWS).
+        "vae_train_step" => {
+            let channels = torch["channels"].as_u64()?;
+            let batch = torch["batch"].as_u64()?;
+            Some(format!("vae_step/beta_tcvae/{channels}ch_b{batch}"))
+        }
+        "tc_estimator" => {
+            let batch = torch["B"].as_u64()?;
+            let pass = if case.ends_with("_forward_backward") {
+                "forward_backward"
+            } else {
+                "forward"
+            };
+            Some(format!("total_correlation/mws_{pass}/{batch}"))
+        }
+        "mveb_score" if case.ends_with("_float32_solve") => {
+            let mut parts = case.trim_start_matches('B').split("_d");
+            let batch = parts.next()?;
+            let dim = parts.next()?.split('_').next()?;
+            Some(format!("vmf_score/{batch}x{dim}"))
+        }
+        "ssl_train_step" => {
+            let batch = torch["batch"].as_u64()?;
+            Some(format!("ssl_step/resnet18_cifar_mveb/b{batch}"))
+        }
+        _ => None,
+    }
+}
+
+fn ratios(rows: &[(String, f64)], torch: &[serde_json::Value]) -> Vec<Ratio> {
+    torch
+        .iter()
+        .filter_map(|record| {
+            let ours = matching_bench(record)?;
+            let (_, ours_ms) = rows.iter().find(|(name, _)| *name == ours)?;
+            let torch_ms = record["ms_median"].as_f64()?;
+            Some(Ratio {
+                workload: format!("{}/{}", record["bench"].as_str()?, record["case"].as_str()?),
+                ours,
+                ours_ms: *ours_ms,
+                torch_ms,
+            })
+        })
+        .collect()
+}
+
+/// The methods of the equal-budget VAE study, one config each in `configs/study/`.
+const STUDY_METHODS: [&str; 4] = ["alpha_tcvae", "beta_vae", "beta_tcvae", "factorvae"];
+
+/// The scores the study reports, as (column title, JSON pointer into metrics.json).
+const STUDY_SCORES: [(&str, &str); 9] = [
+    ("DCI-D", "/headline/dci_disentanglement"),
+    ("MIG", "/headline/mig"),
+    ("SAP", "/headline/sap"),
+    ("FactorVAE", "/factor_vae/eval_accuracy"),
+    ("DCI-I", "/headline/dci_informativeness"),
+    ("Vendi prior", "/vendi_prior_samples/score"),
+    ("Vendi trav.", "/vendi_traversals/score"),
+    ("recon. err.", "/reconstruction_error"),
+    ("train s", "/train_seconds"),
+];
+
+/// Trains every study config for every seed (skipping runs that already have metrics.json, so an
+/// interrupted study resumes), then writes mean ± sample standard deviation per method.
+fn study(seeds: &str) -> Result<(), String> {
+    let seeds: Vec<u64> = seeds
+        .split(',')
+        .map(|s| s.trim().parse().map_err(|e| format!("seed `{s}`: {e}")))
+        .collect::<Result<_, _>>()?;
+    let root = workspace_root();
+    let runs = root.join("runs/study");
+    for seed in &seeds {
+        for method in STUDY_METHODS {
+            let out = runs.join(format!("{method}-seed{seed}"));
+            if out.join("metrics.json").exists() {
+                continue;
+            }
+            let config = format!("configs/study/{method}.toml");
+            let seed = seed.to_string();
+            let out = out.to_string_lossy().into_owned();
+            let started = Instant::now();
+            run(
+                "cargo",
+                &[
+                    "run",
+                    "-p",
+                    "infobound-cli",
+                    "--",
+                    "train",
+                    "--config",
+                    &config,
+                    "--seed",
+                    &seed,
+                    "--out",
+                    &out,
+                    "--quiet",
+                ],
+                &[],
+            )?;
+            let seconds = started.elapsed().as_secs_f64().to_string();
+            write_atomic(&Path::new(&out).join("wall_seconds.txt"), &seconds)?;
+        }
+    }
+    let md = study_table(&runs, &seeds)?;
+    write_atomic(&root.join("docs/study-latest.md"), &md)?;
+    print!("{md}");
+    Ok(())
+}
+
+/// Training time of a run: its wall time minus the evaluation, from the file times (the run
+/// folder is created when training starts; metrics.json is written when evaluation ends).
+fn train_seconds(run: &Path, metrics: &serde_json::Value) -> Option<f64> {
+    let created = std::fs::metadata(run.join("config.toml"))
+        .ok()?
+        .modified()
+        .ok()?;
+    let finished = std::fs::metadata(run.join("metrics.json"))
+        .ok()?
+        .modified()
+        .ok()?;
+    let wall = finished.duration_since(created).ok()?.as_secs_f64();
+    Some(wall - metrics["eval_seconds"].as_f64()?)
+}
+
+fn study_table(runs: &Path, seeds: &[u64]) -> Result<String, String> {
+    let mut md = format!(
+        "# Equal-budget VAE study (`cargo xtask study`)\n\nprocedural 3DShapes, configs/study/*.toml, \
+         seeds {seeds:?}; mean ± sample standard deviation over the seeds that finished.\n\n| method | runs |"
+    );
+    for (title, _) in STUDY_SCORES {
+        md.push_str(&format!(" {title} |"));
+    }
+    md.push_str(&format!(
+        "\n|---|---|{}\n",
+        "---|".repeat(STUDY_SCORES.len())
+    ));
+    for method in STUDY_METHODS {
+        let mut columns = vec![Vec::new(); STUDY_SCORES.len()];
+        let mut finished = 0;
+        for seed in seeds {
+            let run = runs.join(format!("{method}-seed{seed}"));
+            let Ok(text) = std::fs::read_to_string(run.join("metrics.json")) else {
+                continue;
+            };
+            let mut metrics: serde_json::Value = serde_json::from_str(&text)
+                .map_err(|e| format!("{}: {e}", run.join("metrics.json").display()))?;
+            if let Some(seconds) = train_seconds(&run, &metrics) {
+                metrics["train_seconds"] = serde_json::json!(seconds);
+            }
+            finished += 1;
+            for (column, (_, pointer)) in columns.iter_mut().zip(STUDY_SCORES) {
+                if let Some(v) = metrics.pointer(pointer).and_then(serde_json::Value::as_f64) {
+                    column.push(v);
+                }
+            }
+        }
+        md.push_str(&format!("| {method} | {finished} |"));
+        for column in &columns {
+            md.push_str(&format!(" {} |", mean_and_spread(column)));
+        }
+        md.push('\n');
+    }
+    Ok(md)
+}
+
+/// "mean ± sd" (sample standard deviation), the value alone for one run, "–" for none.
+fn mean_and_spread(values: &[f64]) -> String {
+    let n = values.len() as f64;
+    match values.len() {
+        0 => "–".into(),
+        1 => format!("{:.3}", values[0]),
+        _ => {
+            let mean = values.iter().sum::<f64>() / n;
+            let var = values.iter().map(|v| (v - mean).powi(2)).sum::<f64>() / (n - 1.0);
+            format!("{mean:.3} ± {:.3}", var.sqrt())
+        }
+    }
 }
 
 /// Medians (ms) of every criterion benchmark under `root`, named by their path below it.
@@ -203,7 +465,7 @@ fn collect_criterion(root: &Path, dir: &Path, rows: &mut Vec<(String, f64)>) {
 
 /// Runs `../shared/bench/torch_reference.py` with the interpreter in `INFOBOUND_TORCH_PYTHON`
 /// or `$HOME/torch-cpu-venv/bin/python`; returns its JSON lines, or nothing if neither exists.
-fn torch_reference(quick: bool) -> Vec<serde_json::Value> {
+fn torch_reference(quick: bool, sections: &str) -> Vec<serde_json::Value> {
     let python = std::env::var("INFOBOUND_TORCH_PYTHON").ok().or_else(|| {
         std::env::var("HOME")
             .ok()
@@ -219,7 +481,7 @@ fn torch_reference(quick: bool) -> Vec<serde_json::Value> {
         return Vec::new();
     }
     let mut cmd = Command::new(python);
-    cmd.arg(&script).args(["--sections", "vae,mveb,tc,metrics"]);
+    cmd.arg(&script).args(["--sections", sections]);
     if quick {
         cmd.arg("--quick");
     }
