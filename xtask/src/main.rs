@@ -11,7 +11,10 @@ fn main() -> ExitCode {
     let result = match args.first().map(String::as_str) {
         Some("ci") => ci(flag("--full")),
         Some("bench") => bench(flag("--quick"), option(&args, "--only").as_deref()),
-        Some("study") => study(option(&args, "--seeds").as_deref().unwrap_or("0,1,2")),
+        Some("study") => study(
+            option(&args, "--seeds").as_deref().unwrap_or("0,1,2"),
+            flag("--table-only"),
+        ),
         Some("fmt") => run("cargo", &["fmt", "--all"], &[]),
         _ => {
             eprintln!(
@@ -22,7 +25,7 @@ fn main() -> ExitCode {
                  \x20               criterion benches + the PyTorch reference in the same run, with\n\
                  \x20               the time ratio per workload: target/bench-summary.json and\n\
                  \x20               docs/bench-latest.md\n\
-                 study [--seeds 0,1,2]\n\
+                 study [--seeds 0,1,2] [--table-only]\n\
                  \x20               the equal-budget VAE study (configs/study/*.toml) over seeds,\n\
                  \x20               mean and spread per method: docs/study-latest.md\n\
                  fmt             cargo fmt --all"
@@ -325,16 +328,17 @@ const STUDY_SCORES: [(&str, &str); 9] = [
     ("train s", "/train_seconds"),
 ];
 
-/// Trains every study config for every seed (skipping runs that already have metrics.json, so an
-/// interrupted study resumes), then writes mean ± sample standard deviation per method.
-fn study(seeds: &str) -> Result<(), String> {
+/// Trains every study config for every seed into `runs/study/` (skipping finished runs and
+/// resuming interrupted ones), then writes mean ± sample standard deviation per method;
+/// `table_only` skips the training.
+fn study(seeds: &str, table_only: bool) -> Result<(), String> {
     let seeds: Vec<u64> = seeds
         .split(',')
         .map(|s| s.trim().parse().map_err(|e| format!("seed `{s}`: {e}")))
         .collect::<Result<_, _>>()?;
     let root = workspace_root();
     let runs = root.join("runs/study");
-    for seed in &seeds {
+    for seed in seeds.iter().filter(|_| !table_only) {
         for method in STUDY_METHODS {
             let out = runs.join(format!("{method}-seed{seed}"));
             if out.join("metrics.json").exists() {
@@ -342,28 +346,15 @@ fn study(seeds: &str) -> Result<(), String> {
             }
             let config = format!("configs/study/{method}.toml");
             let seed = seed.to_string();
+            let resume = out.exists();
             let out = out.to_string_lossy().into_owned();
-            let started = Instant::now();
-            run(
-                "cargo",
-                &[
-                    "run",
-                    "-p",
-                    "infobound-cli",
-                    "--",
-                    "train",
-                    "--config",
-                    &config,
-                    "--seed",
-                    &seed,
-                    "--out",
-                    &out,
-                    "--quiet",
-                ],
-                &[],
-            )?;
-            let seconds = started.elapsed().as_secs_f64().to_string();
-            write_atomic(&Path::new(&out).join("wall_seconds.txt"), &seconds)?;
+            let mut args = vec!["run", "-p", "infobound-cli", "--", "train", "--quiet"];
+            if resume {
+                args.extend(["--resume", &out]);
+            } else {
+                args.extend(["--config", &config, "--seed", &seed, "--out", &out]);
+            }
+            run("cargo", &args, &[])?;
         }
     }
     let md = study_table(&runs, &seeds)?;

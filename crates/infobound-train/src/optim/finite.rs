@@ -1,0 +1,38 @@
+//! Detecting non-finite gradients so a training loop can skip the step instead of corrupting the
+//! weights and the LARS momentum.
+
+use burn::module::{Module, ModuleVisitor, Param};
+use burn::optim::GradientsParams;
+use burn::tensor::Tensor;
+
+/// Whether every gradient that `grads` holds for a float parameter of `module` is finite (no NaN,
+/// no ±∞).
+///
+/// The released MVEB code (Wen et al. 2024, `skip_nan_grad_backward`) drops a step whose
+/// gradients contain NaN or ∞; call this before `optimizer.step(..)` to do the same. Parameters
+/// without a gradient (frozen, or not on the loss path) are ignored. Stops at the first
+/// non-finite parameter; each checked parameter costs one device→host read of a boolean.
+pub fn gradients_are_finite<M: Module>(module: &M, grads: &GradientsParams) -> bool {
+    let mut visitor = FiniteGradients {
+        grads,
+        all_finite: true,
+    };
+    module.visit(&mut visitor);
+    visitor.all_finite
+}
+
+struct FiniteGradients<'a> {
+    grads: &'a GradientsParams,
+    all_finite: bool,
+}
+
+impl ModuleVisitor for FiniteGradients<'_> {
+    fn visit_float<const D: usize>(&mut self, param: &Param<Tensor<D>>) {
+        if !self.all_finite {
+            return;
+        }
+        if let Some(grad) = self.grads.get::<D>(param.id) {
+            self.all_finite = grad.is_finite().all().into_scalar::<bool>();
+        }
+    }
+}
