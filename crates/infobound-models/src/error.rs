@@ -9,6 +9,13 @@ pub enum ModelError {
     /// An input tensor has the wrong shape.
     #[error("shape mismatch: {0}")]
     Shape(String),
+    /// A self-supervised loss got the wrong number of views, or lacks the target-network
+    /// projections or predictor outputs its method needs.
+    #[error("invalid SSL views: {0}")]
+    Views(String),
+    /// Two modules that must share one structure (online and target network) differ.
+    #[error("module structure mismatch: {0}")]
+    StructureMismatch(String),
     /// An estimator rejected its input.
     #[error(transparent)]
     Estimator(#[from] infobound_estimators::EstimatorError),

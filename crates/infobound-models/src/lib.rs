@@ -16,6 +16,7 @@
 
 mod error;
 pub mod objectives;
+pub mod ssl;
 mod vae;
 
 pub use error::ModelError;

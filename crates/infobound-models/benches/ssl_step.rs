@@ -1,0 +1,115 @@
+//! One two-view MVEB training step (forward of both views, loss, backward, SGD) — the workload
+//! of `../shared/bench/torch_reference.py --sections ssl`: CIFAR ResNet-18, projector
+//! 512 → 2048 (BN, ReLU) → 2048, 32×32 images, batch 64 and 128, loss
+//! `−mean⟨z¹, z²⟩ − 0.01 · ½ Σ_v mean⟨−sg(S^v), z^v⟩` with the MVEB score estimate, SGD with
+//! lr 0.06, momentum 0.9, weight decay 5e-4; plus the narrow ResNet (one block per stage,
+//! width 16) under the same head and loss.
+//!
+//! The reference aligns the two online views with each other; here the second view's
+//! projection is passed as the "target" of [`SslObjective`]. With two views
+//! MVEB's alignment `½[⟨z¹, t²⟩ + ⟨z², t¹⟩]` with `t = z` is the reference's `⟨z¹, z²⟩`; the
+//! objective detaches its target, which changes the gradient values but not the work done.
+//! The backend comes from `INFOBOUND_DEVICE` (default flex); `INFOBOUND_BENCH_QUICK` skips
+//! batch 128.
+// criterion_group! generates an undocumented `pub fn benches`.
+#![allow(missing_docs)]
+
+use std::time::Duration;
+
+use burn::optim::decay::WeightDecayConfig;
+use burn::optim::momentum::MomentumConfig;
+use burn::optim::{GradientsParams, ModuleOptimizer, SgdConfig};
+use burn::tensor::{Device, Distribution, Tensor};
+use criterion::{BenchmarkId, Criterion, criterion_group, criterion_main};
+use infobound_backend::{BackendSpec, select_device};
+use infobound_models::ssl::{
+    BackboneConfig, MlpHeadConfig, SslNetwork, SslNetworkConfig, SslObjective, SslObjectiveConfig,
+    SslViews,
+};
+
+#[global_allocator]
+static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
+fn device() -> Device {
+    let name = std::env::var("INFOBOUND_DEVICE").unwrap_or_else(|_| "flex".into());
+    let spec: BackendSpec = name.parse().expect("a valid INFOBOUND_DEVICE");
+    select_device(&spec)
+        .expect("a compiled-in backend")
+        .autodiff()
+}
+
+fn projections(net: &SslNetwork, x: &Tensor<4>) -> Tensor<2> {
+    net.project(net.features(x.clone()))
+}
+
+/// Views, loss, backward and SGD update; returns the loss read back to the host, which also
+/// waits for asynchronous backends.
+fn step(
+    net: SslNetwork,
+    optimizer: &mut ModuleOptimizer,
+    objective: &SslObjective,
+    x1: &Tensor<4>,
+    x2: &Tensor<4>,
+) -> (SslNetwork, f32) {
+    let p1 = projections(&net, x1);
+    let p2 = projections(&net, x2);
+    let views = SslViews {
+        online: vec![p1.clone(), p2.clone()],
+        predictions: None,
+        target: Some(vec![p1, p2]),
+    };
+    let out = objective.loss(&views).expect("loss");
+    let grads = GradientsParams::from_grads(out.loss.backward(), &net);
+    let net = optimizer.step(0.06, net, grads);
+    (net, out.loss.into_scalar())
+}
+
+fn ssl_step(c: &mut Criterion) {
+    let device = device();
+    let mut group = c.benchmark_group("ssl_step");
+    group
+        .sample_size(10)
+        .warm_up_time(Duration::from_secs(2))
+        .measurement_time(Duration::from_secs(10));
+    let quick = std::env::var("INFOBOUND_BENCH_QUICK").is_ok();
+    let objective = SslObjectiveConfig::default()
+        .init()
+        .expect("MVEB objective");
+    let backbones = [
+        ("resnet18cifar", BackboneConfig::resnet18_cifar()),
+        ("narrow16", BackboneConfig::narrow_resnet_cifar(16)),
+    ];
+    for batch in [64usize, 128] {
+        if quick && batch == 128 {
+            continue;
+        }
+        for (name, backbone) in &backbones {
+            let config = SslNetworkConfig {
+                projector: MlpHeadConfig::byol_projector(backbone.feature_dim(), 2048, 2048),
+                backbone: backbone.clone(),
+                predictor: None,
+            };
+            let mut net = config.init(&device).expect("valid network");
+            let mut optimizer = SgdConfig::new()
+                .with_momentum(Some(MomentumConfig::new().with_momentum(0.9)))
+                .with_weight_decay(Some(WeightDecayConfig::new(5e-4)))
+                .init();
+            let x1 =
+                Tensor::<4>::random([batch, 3, 32, 32], Distribution::Normal(0.0, 1.0), &device);
+            let x2 =
+                Tensor::<4>::random([batch, 3, 32, 32], Distribution::Normal(0.0, 1.0), &device);
+            let id = BenchmarkId::new(format!("mveb_2views_{name}"), format!("b{batch}"));
+            group.bench_function(id, |b| {
+                b.iter(|| {
+                    let (updated, loss) = step(net.clone(), &mut optimizer, &objective, &x1, &x2);
+                    net = updated;
+                    loss
+                })
+            });
+        }
+    }
+    group.finish();
+}
+
+criterion_group!(benches, ssl_step);
+criterion_main!(benches);

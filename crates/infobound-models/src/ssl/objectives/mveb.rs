@@ -1,0 +1,92 @@
+//! MVEB (Wen, Wang, Liu, Xu, "MVEB: Self-Supervised Learning with Multi-View Entropy
+//! Bottleneck", TPAMI 46(9), 2024), as in the released code (wlj6816/MVEB).
+//!
+//! With `z^v` the L2-normalised online projections of the V views (2 global first), `t^1, t^2`
+//! the normalised target projections of the global views and `m = (t^1 + t^2)/2` (not
+//! re-normalised):
+//!
+//! `A = (1/V) [mean_i ⟨z_i^1, t_i^2⟩ + mean_i ⟨z_i^2, t_i^1⟩ + Σ_{v≥3} mean_i ⟨z_i^v, m_i⟩]`,
+//! `E = (1/V) Σ_v mean_i ⟨−sg(S^v_i), z^v_i⟩` with `S^v` the vMF-kernel score estimate on view
+//! v's batch, and `L = −A − λ E`.
+
+use burn::tensor::Tensor;
+use infobound_estimators::{VmfScoreConfig, VmfScoreEstimator};
+use serde::{Deserialize, Serialize};
+
+use super::{SslLossOutput, l2_normalize, mean_inner, non_negative, scalar, unit_interval};
+use crate::ModelError;
+
+/// MVEB hyper-parameters; the defaults are the paper's.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct MvebConfig {
+    /// Weight λ of the entropy surrogate (MVEB: 0.01).
+    pub entropy_weight: f64,
+    /// Base EMA momentum of the target network (MVEB: 0.996).
+    pub base_momentum: f64,
+    /// The vMF score estimator (defaults: MVEB's η = 0.01, τ ≥ 0.1).
+    pub score: VmfScoreConfig,
+}
+
+impl Default for MvebConfig {
+    fn default() -> Self {
+        Self {
+            entropy_weight: 0.01,
+            base_momentum: 0.996,
+            score: VmfScoreConfig::default(),
+        }
+    }
+}
+
+impl MvebConfig {
+    pub(crate) fn validate(&self) -> Result<(), ModelError> {
+        non_negative("entropy_weight", self.entropy_weight)?;
+        unit_interval("base_momentum", self.base_momentum)
+    }
+
+    pub(crate) fn loss(
+        &self,
+        estimator: &VmfScoreEstimator,
+        online: &[Tensor<2>],
+        target: &[Tensor<2>; 2],
+    ) -> Result<SslLossOutput, ModelError> {
+        let views = online.len() as f64;
+        let z: Vec<Tensor<2>> = online.iter().cloned().map(l2_normalize).collect();
+        let [t1, t2] = target.clone().map(|target| l2_normalize(target.detach()));
+        let mut alignment =
+            mean_inner(z[0].clone(), t2.clone()) + mean_inner(z[1].clone(), t1.clone());
+        if z.len() > 2 {
+            let mean_target = (t1 + t2).mul_scalar(0.5);
+            for local in &z[2..] {
+                alignment = alignment + mean_inner(local.clone(), mean_target.clone());
+            }
+        }
+        let alignment = alignment.mul_scalar(1.0 / views);
+
+        let mut entropy: Option<Tensor<1>> = None;
+        let mut width_sum = 0.0;
+        for view in &z {
+            let estimate = estimator.estimate(view.clone().detach())?;
+            width_sum += estimate.kernel_width;
+            let surrogate = estimate.entropy_surrogate(view.clone())?;
+            entropy = Some(match entropy {
+                Some(sum) => sum + surrogate,
+                None => surrogate,
+            });
+        }
+        let entropy = entropy
+            .ok_or_else(|| ModelError::Views("MVEB needs at least one view".into()))?
+            .mul_scalar(1.0 / views);
+
+        let loss = -alignment.clone() - entropy.clone().mul_scalar(self.entropy_weight);
+        Ok(SslLossOutput {
+            terms: vec![
+                ("alignment".into(), scalar(&alignment)),
+                ("entropy_surrogate".into(), scalar(&entropy)),
+                ("loss".into(), scalar(&loss)),
+            ],
+            loss,
+            kernel_width: Some(width_sum / views),
+        })
+    }
+}
