@@ -16,6 +16,10 @@ pub enum ModelError {
     /// Two modules that must share one structure (online and target network) differ.
     #[error("module structure mismatch: {0}")]
     StructureMismatch(String),
+    /// A convolution kernel rejected its input.
+    #[cfg(feature = "flex-kernels")]
+    #[error(transparent)]
+    Kernel(#[from] infobound_kernels::KernelError),
     /// An estimator rejected its input.
     #[error(transparent)]
     Estimator(#[from] infobound_estimators::EstimatorError),

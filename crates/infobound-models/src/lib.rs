@@ -1,5 +1,7 @@
 //! Networks and objectives of the VAE family: β-VAE, capacity-annealed β-VAE, β-TCVAE,
-//! FactorVAE and α-TCVAE on one shared [`Vae`] base.
+//! FactorVAE and α-TCVAE on one shared [`Vae`] base; and, in [`ssl`], the self-supervised
+//! networks (ResNet backbones, projector/predictor heads, EMA targets) with MVEB, SimSiam, BYOL
+//! and Barlow Twins as one short objective file each.
 //!
 //! ```no_run
 //! use burn::tensor::{Device, Distribution, Tensor};
@@ -14,6 +16,7 @@
 //! # Ok(()) }
 //! ```
 
+mod conv;
 mod error;
 pub mod objectives;
 pub mod ssl;

@@ -90,7 +90,9 @@ pub fn encode_means(
             ),
             device,
         );
-        let (mu, _) = vae.encode(x);
+        let (mu, _) = vae
+            .encode(x)
+            .map_err(|e| MetricsError::Representation(e.to_string()))?;
         let values: Vec<f32> = mu
             .into_data()
             .try_to_vec()
@@ -107,7 +109,7 @@ fn decode_batch(
     device: &Device,
 ) -> Result<ImageBatch, TrainError> {
     let n = z.len() / k;
-    let images = vae.decode(Tensor::<2>::from_data(TensorData::new(z, [n, k]), device));
+    let images = vae.decode(Tensor::<2>::from_data(TensorData::new(z, [n, k]), device))?;
     let [_, c, h, w] = images.dims();
     let pixels: Vec<f32> = images
         .into_data()
@@ -270,8 +272,8 @@ pub fn evaluate(
     // Reconstructions: 8 test images over their reconstructions from μ.
     let (_, originals) = dataset.sample(config.batch_size.max(8), &mut rng)?;
     let x = images_to_tensor(&originals, &device);
-    let (mu, _) = vae.encode(x.clone());
-    let logits = vae.decode_logits(mu.clone());
+    let (mu, _) = vae.encode(x.clone())?;
+    let logits = vae.decode_logits(mu.clone())?;
     let nll: f32 = likelihood
         .negative_log_likelihood(logits, x)
         .mean()

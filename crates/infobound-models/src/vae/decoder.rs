@@ -6,6 +6,8 @@ use burn::nn::{Linear, LinearConfig, PaddingConfig2d};
 use burn::tensor::activation::relu;
 use burn::tensor::{Device, Tensor, TensorData};
 
+use crate::{ModelError, conv};
+
 /// Burgess et al. 2018 / disentanglement_lib `deconv_decoder`: FC K → 256 → 64·4·4, then four
 /// stride-2 4×4 transposed convolutions 64 → 64 → 32 → 32 → C (4 → 64 px). Outputs logits.
 #[derive(Module, Debug)]
@@ -47,18 +49,21 @@ impl TransposedConvDecoder {
     }
 
     /// `z`: [B, K] → logits [B, C, 64, 64].
-    pub fn forward(&self, z: Tensor<2>) -> Tensor<4> {
+    ///
+    /// # Errors
+    /// [`ModelError`] if `z` does not fit the first layer.
+    pub fn forward(&self, z: Tensor<2>) -> Result<Tensor<4>, ModelError> {
         let [b, _] = z.dims();
         let h = relu(self.fc2.forward(relu(self.fc1.forward(z))));
         let mut h: Tensor<4> = h.reshape([b, self.first_channels, 4, 4]);
         let last = self.deconvs.len() - 1;
         for (i, deconv) in self.deconvs.iter().enumerate() {
-            h = deconv.forward(h);
+            h = conv::conv_transpose2d(deconv, h)?;
             if i < last {
                 h = relu(h);
             }
         }
-        h
+        Ok(h)
     }
 }
 
@@ -114,14 +119,17 @@ impl SpatialBroadcastDecoder {
     }
 
     /// `z`: [B, K] → logits [B, C, 64, 64].
-    pub fn forward(&self, z: Tensor<2>) -> Tensor<4> {
+    ///
+    /// # Errors
+    /// [`ModelError`] if `z` does not fit the first layer.
+    pub fn forward(&self, z: Tensor<2>) -> Result<Tensor<4>, ModelError> {
         let [b, k] = z.dims();
         let tiled: Tensor<4> = z.reshape([b, k, 1, 1]).expand([b, k, 64, 64]);
-        let position = self.position.forward(self.ramps.val());
+        let position = conv::conv2d(&self.position, self.ramps.val())?;
         let mut h = tiled + position;
-        for conv in &self.convs {
-            h = relu(conv.forward(h));
+        for layer in &self.convs {
+            h = relu(conv::conv2d(layer, h)?);
         }
-        self.out.forward(h)
+        conv::conv2d(&self.out, h)
     }
 }

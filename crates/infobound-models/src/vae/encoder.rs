@@ -6,6 +6,8 @@ use burn::nn::{Linear, LinearConfig, PaddingConfig2d};
 use burn::tensor::activation::relu;
 use burn::tensor::{Device, Tensor};
 
+use crate::{ModelError, conv};
+
 /// Four stride-2 4×4 convolutions (64 → 4 px), a fully connected layer and a head giving
 /// μ and log σ² of the diagonal Gaussian posterior q(z|x).
 ///
@@ -48,10 +50,13 @@ impl ConvEncoder {
     }
 
     /// `x`: [B, C, 64, 64] in [0, 1]; returns (μ, log σ²), each [B, K].
-    pub fn forward(&self, x: Tensor<4>) -> (Tensor<2>, Tensor<2>) {
+    ///
+    /// # Errors
+    /// [`ModelError`] if `x` does not fit the first convolution.
+    pub fn forward(&self, x: Tensor<4>) -> Result<(Tensor<2>, Tensor<2>), ModelError> {
         let mut h = x;
         for conv in &self.convs {
-            h = relu(conv.forward(h));
+            h = relu(conv::conv2d(conv, h)?);
         }
         let h: Tensor<2> = h.flatten(1, 3);
         let h = relu(self.fc.forward(h));
@@ -59,6 +64,6 @@ impl ConvEncoder {
         let k = self.latent_dim;
         let mu = out.clone().narrow(1, 0, k);
         let logvar = out.narrow(1, k, k);
-        (mu, logvar)
+        Ok((mu, logvar))
     }
 }

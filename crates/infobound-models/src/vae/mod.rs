@@ -127,7 +127,10 @@ pub enum Decoder {
 
 impl Decoder {
     /// `z` [B, K] → logits [B, C, 64, 64].
-    pub fn forward(&self, z: Tensor<2>) -> Tensor<4> {
+    ///
+    /// # Errors
+    /// [`ModelError`] if `z` does not fit the decoder.
+    pub fn forward(&self, z: Tensor<2>) -> Result<Tensor<4>, ModelError> {
         match self {
             Self::TransposedConv(d) => d.forward(z),
             Self::SpatialBroadcast(d) => d.forward(z),
@@ -166,18 +169,27 @@ impl Vae {
     }
 
     /// (μ, log σ²) of q(z|x).
-    pub fn encode(&self, x: Tensor<4>) -> (Tensor<2>, Tensor<2>) {
+    ///
+    /// # Errors
+    /// [`ModelError`] if `x` is not a batch of images the encoder takes.
+    pub fn encode(&self, x: Tensor<4>) -> Result<(Tensor<2>, Tensor<2>), ModelError> {
         self.encoder.forward(x)
     }
 
     /// Decoder logits for codes `z`.
-    pub fn decode_logits(&self, z: Tensor<2>) -> Tensor<4> {
+    ///
+    /// # Errors
+    /// [`ModelError`] if `z` is not [B, K].
+    pub fn decode_logits(&self, z: Tensor<2>) -> Result<Tensor<4>, ModelError> {
         self.decoder.forward(z)
     }
 
     /// Decoded images in [0, 1] (sigmoid of the logits; the mean of either likelihood).
-    pub fn decode(&self, z: Tensor<2>) -> Tensor<4> {
-        sigmoid(self.decode_logits(z))
+    ///
+    /// # Errors
+    /// [`ModelError`] if `z` is not [B, K].
+    pub fn decode(&self, z: Tensor<2>) -> Result<Tensor<4>, ModelError> {
+        Ok(sigmoid(self.decode_logits(z)?))
     }
 
     /// Full pass with the reparameterisation z = μ + exp(½ log σ²) ⊙ ε. The caller supplies
@@ -196,9 +208,9 @@ impl Vae {
                 eps.dims()
             )));
         }
-        let (mu, logvar) = self.encode(x.clone());
+        let (mu, logvar) = self.encode(x.clone())?;
         let z = mu.clone() + (logvar.clone() * 0.5).exp() * eps;
-        let logits = self.decode_logits(z.clone());
+        let logits = self.decode_logits(z.clone())?;
         Ok(VaeForward {
             x,
             mu,

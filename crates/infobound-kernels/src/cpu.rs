@@ -1,0 +1,1009 @@
+//! Slice-level 2-D convolution kernels: im2col / col2im around one GEMM per block of images.
+//!
+//! All buffers are dense row-major `f32` in NCHW order. With `K = C_in·k_h·k_w` patch entries
+//! and `P = H_out·W_out` output pixels, the im2col matrix of an image is
+//! `col[(h, w), (c, i, j)] = x[c, h·s_h − p_h + i·d_h, w·s_w − p_w + j·d_w]` (zero outside the
+//! image), a `P × K` matrix (Chellapilla, Puri & Simard, *High Performance Convolutional Neural
+//! Networks for Document Processing*, 2006). With `W` seen as the `C_out × K` matrix:
+//!
+//! * forward ([`conv2d_forward`]): `y_n = W · col_nᵀ (+ b)`;
+//! * weight gradient ([`conv2d_weight_grad`]): `∂L/∂W = Σ_n (∂L/∂y_n) · col_n`, one GEMM of
+//!   depth `Σ_n P` per block of images;
+//! * input gradient ([`conv2d_input_grad`]): `∂L/∂x_n = col2im((∂L/∂y_n)ᵀ · W)`, col2im being
+//!   the adjoint of im2col (it adds every patch back where it was read);
+//! * bias gradient ([`bias_grad`]): `∂L/∂b_o = Σ_{n,h,w} ∂L/∂y[n, o, h, w]`.
+//!
+//! A transposed convolution is the adjoint of a cross-correlation, so the same three maps
+//! serve it with the roles exchanged ([`Conv2dGeometry::conv_transpose2d`]): its forward is
+//! [`conv2d_input_grad`], its input gradient [`conv2d_forward`] and its weight gradient
+//! [`conv2d_weight_grad`] with `x` as the output gradient ([`conv2d_forward_and_weight_grad`]
+//! computes the last two from one im2col).
+//!
+//! Burn's generic backward computes the weight gradient as a convolution whose kernel is the
+//! output gradient; here it is a single tall-skinny GEMM over a batch block, which is what makes
+//! it fast on CPU. Work is split over the batch into equal blocks (a multiple of the rayon
+//! thread count, each im2col block at most 512 KiB) that rayon distributes by work stealing;
+//! each worker keeps its im2col buffer between calls and, for weight gradients, its own
+//! accumulator, summed at the end. GEMMs run on faer's `matmul`.
+
+use std::cell::RefCell;
+
+use burn::tensor::ops::{ConvOptions, ConvTransposeOptions};
+use faer::linalg::matmul::matmul;
+use faer::{Accum, MatMut, MatRef, Par};
+use rayon::prelude::*;
+
+use crate::KernelError;
+
+/// Upper bound, in `f32` elements, of one block's im2col matrix (512 KiB): it stays in a
+/// core's L2 cache between being written and being read by the GEMM. Measured on the Burgess
+/// VAE's conv stack (2 cores): 512 KiB and 256 KiB blocks ran the step ≈ 10–20 % faster than
+/// 1–4 MiB blocks, where the GEMM's longer depth did not pay for the cache misses.
+const COL_BLOCK_ELEMENTS: usize = 1 << 17;
+
+/// Sizes of one 2-D cross-correlation (the kernels here run `groups = 1` only):
+/// `y[n, o, h, w] = Σ_{c,i,j} W[o, c, i, j] · x[n, c, h·s_h − p_h + i·d_h, w·s_w − p_w + j·d_w]`,
+/// where out-of-image reads are zero (the definition of `torch.nn.functional.conv2d` and of
+/// Burn's `conv2d`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Conv2dGeometry {
+    /// Number of images `N`.
+    pub batch: usize,
+    /// Input channels `C_in`.
+    pub in_channels: usize,
+    /// Input height and width.
+    pub in_size: [usize; 2],
+    /// Output channels `C_out`.
+    pub out_channels: usize,
+    /// Kernel height and width.
+    pub kernel_size: [usize; 2],
+    /// Stride `s` per spatial dimension.
+    pub stride: [usize; 2],
+    /// Leading (top, left) zero padding `p`; trailing padding only enters through `out_size`.
+    pub padding: [usize; 2],
+    /// Dilation `d` per spatial dimension.
+    pub dilation: [usize; 2],
+    /// Output height and width.
+    pub out_size: [usize; 2],
+    /// Channel groups; the kernels of this module require 1.
+    pub groups: usize,
+}
+
+impl Conv2dGeometry {
+    /// The geometry of `conv2d(x, weight, options)` for `x: [N, C_in, H, W]` and
+    /// `weight: [C_out, C_in / groups, k_h, k_w]`; output size
+    /// `⌊(H + p_begin + p_end − d·(k − 1) − 1) / s⌋ + 1` per dimension.
+    ///
+    /// # Errors
+    /// [`KernelError::Options`] for a zero stride, dilation or group count,
+    /// [`KernelError::Shape`] if channels disagree with the groups, a size is zero, or the
+    /// dilated kernel is larger than the padded input.
+    pub fn conv2d(
+        x_shape: [usize; 4],
+        weight_shape: [usize; 4],
+        options: &ConvOptions<2>,
+    ) -> Result<Self, KernelError> {
+        check_options(options.stride, options.dilation, options.groups)?;
+        let [batch, in_channels, height, width] = x_shape;
+        let [out_channels, weight_in, kernel_h, kernel_w] = weight_shape;
+        check_groups(in_channels, weight_in, out_channels, options.groups)?;
+        check_nonzero(&[in_channels, out_channels, height, width, kernel_h, kernel_w])?;
+        let out_size = [0, 1].map(|dim| {
+            let [input, kernel] = [[height, kernel_h], [width, kernel_w]][dim];
+            let (begin, end) = options.padding[dim];
+            let span = options.dilation[dim] * (kernel - 1) + 1;
+            let padded = input + begin + end;
+            (padded >= span).then(|| (padded - span) / options.stride[dim] + 1)
+        });
+        let [Some(out_h), Some(out_w)] = out_size else {
+            return Err(KernelError::Shape(format!(
+                "dilated kernel {:?} larger than padded input {:?}",
+                [kernel_h, kernel_w],
+                [height, width]
+            )));
+        };
+        Ok(Self {
+            batch,
+            in_channels,
+            in_size: [height, width],
+            out_channels,
+            kernel_size: [kernel_h, kernel_w],
+            stride: options.stride,
+            padding: options.padding_begin(),
+            dilation: options.dilation,
+            out_size: [out_h, out_w],
+            groups: options.groups,
+        })
+    }
+
+    /// For `conv_transpose2d(x, weight, options)` with `x: [N, C_in, H, W]` and
+    /// `weight: [C_in, C_out / groups, k_h, k_w]`, the cross-correlation whose *input* is the transposed
+    /// convolution's output (gradient) `[N, C_out, H_out, W_out]`,
+    /// `H_out = (H − 1)·s − 2p + d·(k − 1) + p_out + 1`, and whose output grid is `x`'s `H × W`.
+    ///
+    /// Since `y[n, o, h·s − p + i·d, w·s − p + j·d] += x[n, c, h, w] · W[c, o, i, j]`, the weight
+    /// gradient `∂L/∂W[c, o, i, j] = Σ_{n,h,w} x[n, c, h, w] · ∂L/∂y[n, o, h·s − p + i·d, w·s − p + j·d]`
+    /// is exactly [`conv2d_weight_grad`] of this geometry with `x` as the output gradient.
+    ///
+    /// # Errors
+    /// As [`Conv2dGeometry::conv2d`], and [`KernelError::Shape`] if the output would be empty.
+    pub fn conv_transpose2d(
+        x_shape: [usize; 4],
+        weight_shape: [usize; 4],
+        options: &ConvTransposeOptions<2>,
+    ) -> Result<Self, KernelError> {
+        check_options(options.stride, options.dilation, options.groups)?;
+        let [batch, in_channels, height, width] = x_shape;
+        let [weight_in, group_out_channels, kernel_h, kernel_w] = weight_shape;
+        if weight_in != in_channels || !in_channels.is_multiple_of(options.groups) {
+            return Err(KernelError::Shape(format!(
+                "input has {in_channels} channels, the weight expects {weight_in} in {} groups",
+                options.groups
+            )));
+        }
+        let out_channels = group_out_channels * options.groups;
+        check_nonzero(&[in_channels, out_channels, height, width, kernel_h, kernel_w])?;
+        let out_size = [0, 1].map(|dim| {
+            let [input, kernel] = [[height, kernel_h], [width, kernel_w]][dim];
+            let full = (input - 1) * options.stride[dim]
+                + options.dilation[dim] * (kernel - 1)
+                + options.padding_out[dim]
+                + 1;
+            full.checked_sub(2 * options.padding[dim])
+                .filter(|&size| size > 0)
+        });
+        let [Some(out_h), Some(out_w)] = out_size else {
+            return Err(KernelError::Shape(format!(
+                "padding {:?} leaves no output for input {:?}",
+                options.padding,
+                [height, width]
+            )));
+        };
+        Ok(Self {
+            batch,
+            in_channels: out_channels,
+            in_size: [out_h, out_w],
+            out_channels: in_channels,
+            kernel_size: [kernel_h, kernel_w],
+            stride: options.stride,
+            padding: options.padding,
+            dilation: options.dilation,
+            out_size: [height, width],
+            groups: options.groups,
+        })
+    }
+
+    /// Entries of one im2col column, `K = C_in·k_h·k_w`.
+    pub fn patch_len(&self) -> usize {
+        self.in_channels * self.kernel_size[0] * self.kernel_size[1]
+    }
+
+    /// Output pixels per channel, `P = H_out·W_out`.
+    pub fn out_pixels(&self) -> usize {
+        self.out_size[0] * self.out_size[1]
+    }
+
+    /// Elements of one input image, `C_in·H·W`.
+    pub fn in_image_len(&self) -> usize {
+        self.in_channels * self.in_size[0] * self.in_size[1]
+    }
+
+    /// Elements of one output image, `C_out·P`.
+    pub fn out_image_len(&self) -> usize {
+        self.out_channels * self.out_pixels()
+    }
+
+    /// Images per block: the im2col block stays within [`COL_BLOCK_ELEMENTS`], and the batch
+    /// splits into equal blocks, at least one per rayon thread and a multiple of the thread
+    /// count when the batch allows, so that work stealing keeps both cores busy.
+    fn block_images(&self) -> usize {
+        let per_image = self.patch_len() * self.out_pixels();
+        let largest = (COL_BLOCK_ELEMENTS / per_image.max(1)).max(1);
+        let threads = rayon::current_num_threads().max(1);
+        let blocks = self.batch.div_ceil(largest).div_ceil(threads) * threads;
+        self.batch.div_ceil(blocks.min(self.batch).max(1)).max(1)
+    }
+
+    fn check_lengths(&self, named: &[(&str, usize, usize)]) -> Result<(), KernelError> {
+        for &(name, got, expected) in named {
+            if got != expected {
+                return Err(KernelError::Shape(format!(
+                    "{name} has {got} elements, geometry {self:?} needs {expected}"
+                )));
+            }
+        }
+        Ok(())
+    }
+}
+
+fn check_options(
+    stride: [usize; 2],
+    dilation: [usize; 2],
+    groups: usize,
+) -> Result<(), KernelError> {
+    if stride.contains(&0) || dilation.contains(&0) || groups == 0 {
+        return Err(KernelError::Options(format!(
+            "stride {stride:?}, dilation {dilation:?} and groups {groups} must be non-zero"
+        )));
+    }
+    Ok(())
+}
+
+/// `conv2d` channels: `C_in = groups · (weight's C_in)`, and `groups` divides `C_out`.
+fn check_groups(
+    in_channels: usize,
+    weight_in: usize,
+    out_channels: usize,
+    groups: usize,
+) -> Result<(), KernelError> {
+    if in_channels != weight_in * groups || !out_channels.is_multiple_of(groups) {
+        return Err(KernelError::Shape(format!(
+            "input has {in_channels} channels, the weight has {weight_in} in and {out_channels} \
+             out channels, in {groups} groups"
+        )));
+    }
+    Ok(())
+}
+
+/// The kernels of this module compute one dense group.
+fn check_single_group(geometry: &Conv2dGeometry) -> Result<(), KernelError> {
+    if geometry.groups != 1 {
+        return Err(KernelError::Options(format!(
+            "the im2col kernels need groups = 1, got {}",
+            geometry.groups
+        )));
+    }
+    Ok(())
+}
+
+fn check_nonzero(sizes: &[usize]) -> Result<(), KernelError> {
+    if sizes.contains(&0) {
+        return Err(KernelError::Shape(format!(
+            "channels, spatial sizes and kernel sizes must be non-zero, got {sizes:?}"
+        )));
+    }
+    Ok(())
+}
+
+/// Writes the im2col matrix of `images` (consecutive images) into `col`, row-major
+/// `(n·P) × K`: row `n·P + q` is the patch under output pixel `q` of image `n`, ordered
+/// `(c, i, j)` like the weight. Pixel-major rows make every kernel row `j = 0..k_w` one short
+/// contiguous copy (for dilation 1) and keep the writes sequential.
+fn im2col(geometry: &Conv2dGeometry, images: &[f32], col: &mut [f32]) {
+    let k = geometry.patch_len();
+    let out_w = geometry.out_size[1];
+    let row_len = out_w * k;
+    for (image, col_image) in images
+        .chunks_exact(geometry.in_image_len())
+        .zip(col.chunks_exact_mut(geometry.out_pixels() * k))
+    {
+        for (oh, rows) in col_image.chunks_exact_mut(row_len).enumerate() {
+            match geometry.kernel_size[1] {
+                // The model layers' kernel widths get fixed-size copies.
+                3 => im2col_output_row::<3>(geometry, image, oh, rows),
+                4 => im2col_output_row::<4>(geometry, image, oh, rows),
+                _ => im2col_output_row_any(geometry, image, oh, rows),
+            }
+        }
+    }
+}
+
+/// The patches of output row `oh` (all `W_out` pixels) of one image, for kernel width `KW`.
+fn im2col_output_row<const KW: usize>(
+    geometry: &Conv2dGeometry,
+    image: &[f32],
+    oh: usize,
+    rows: &mut [f32],
+) {
+    let [height, width] = geometry.in_size;
+    let kernel_h = geometry.kernel_size[0];
+    let [stride_h, stride_w] = geometry.stride;
+    let [pad_h, pad_w] = geometry.padding;
+    let [dil_h, dil_w] = geometry.dilation;
+    let k = geometry.patch_len();
+    let out_w = geometry.out_size[1];
+    // Output columns whose whole kernel row lies inside the image: no bounds tests needed.
+    let (w_lo, w_hi) = interior_range(pad_w, stride_w, (KW - 1) * dil_w, width, out_w);
+    for channel in 0..geometry.in_channels {
+        let plane = &image[channel * height * width..(channel + 1) * height * width];
+        for i in 0..kernel_h {
+            let column = (channel * kernel_h + i) * KW;
+            let ih = (oh * stride_h + i * dil_h)
+                .checked_sub(pad_h)
+                .filter(|&ih| ih < height);
+            let Some(ih) = ih else {
+                for row in rows.chunks_exact_mut(k) {
+                    row[column..column + KW].fill(0.0);
+                }
+                continue;
+            };
+            let src = &plane[ih * width..(ih + 1) * width];
+            let (left, rest) = rows.split_at_mut(w_lo * k);
+            let (interior, right) = rest.split_at_mut((w_hi - w_lo) * k);
+            if w_hi > w_lo {
+                let first = w_lo * stride_w - pad_w;
+                let span = (KW - 1) * dil_w + 1;
+                let windows = src[first..].windows(span).step_by(stride_w);
+                for (row, window) in interior.chunks_exact_mut(k).zip(windows) {
+                    let dst = &mut row[column..column + KW];
+                    if dil_w == 1 {
+                        dst.copy_from_slice(&window[..KW]);
+                    } else {
+                        dst.iter_mut()
+                            .zip(window.iter().step_by(dil_w))
+                            .for_each(|(d, s)| *d = *s);
+                    }
+                }
+            }
+            // Border columns: some taps fall in the padding.
+            let borders = left.chunks_exact_mut(k).enumerate().chain(
+                right
+                    .chunks_exact_mut(k)
+                    .enumerate()
+                    .map(|(m, row)| (w_hi + m, row)),
+            );
+            for (ow, row) in borders.take(out_w) {
+                for (j, d) in row[column..column + KW].iter_mut().enumerate() {
+                    *d = (ow * stride_w + j * dil_w)
+                        .checked_sub(pad_w)
+                        .and_then(|iw| src.get(iw))
+                        .copied()
+                        .unwrap_or(0.0);
+                }
+            }
+        }
+    }
+}
+
+/// [`im2col_output_row`] for any kernel width.
+fn im2col_output_row_any(geometry: &Conv2dGeometry, image: &[f32], oh: usize, rows: &mut [f32]) {
+    let [height, width] = geometry.in_size;
+    let [kernel_h, kernel_w] = geometry.kernel_size;
+    let [stride_h, stride_w] = geometry.stride;
+    let [pad_h, pad_w] = geometry.padding;
+    let [dil_h, dil_w] = geometry.dilation;
+    let k = geometry.patch_len();
+    for channel in 0..geometry.in_channels {
+        let plane = &image[channel * height * width..(channel + 1) * height * width];
+        for i in 0..kernel_h {
+            let column = (channel * kernel_h + i) * kernel_w;
+            let ih = (oh * stride_h + i * dil_h)
+                .checked_sub(pad_h)
+                .filter(|&ih| ih < height);
+            for (ow, row) in rows.chunks_exact_mut(k).enumerate() {
+                for (j, d) in row[column..column + kernel_w].iter_mut().enumerate() {
+                    *d = ih
+                        .zip((ow * stride_w + j * dil_w).checked_sub(pad_w))
+                        .filter(|&(_, iw)| iw < width)
+                        .map_or(0.0, |(ih, iw)| plane[ih * width + iw]);
+                }
+            }
+        }
+    }
+}
+
+/// Output positions `o ∈ [lo, hi)` whose whole window `[o·stride − pad, o·stride − pad + span]`
+/// lies in `[0, in_len)`.
+fn interior_range(
+    pad: usize,
+    stride: usize,
+    span: usize,
+    in_len: usize,
+    out_len: usize,
+) -> (usize, usize) {
+    let lo = pad.div_ceil(stride).min(out_len);
+    // o·stride − pad + span < in_len  ⇔  o·stride < in_len + pad − span
+    let hi = (in_len + pad)
+        .checked_sub(span)
+        .map_or(0, |limit| limit.div_ceil(stride))
+        .min(out_len);
+    (lo, hi.max(lo))
+}
+
+/// The adjoint of [`im2col`]: adds every patch row of `col` (layout as in [`im2col`]) back onto
+/// the input-space `images`, dropping taps that fall in the padding.
+fn col2im(geometry: &Conv2dGeometry, col: &[f32], images: &mut [f32]) {
+    let k = geometry.patch_len();
+    let row_len = geometry.out_size[1] * k;
+    for (image, col_image) in images
+        .chunks_exact_mut(geometry.in_image_len())
+        .zip(col.chunks_exact(geometry.out_pixels() * k))
+    {
+        for (oh, rows) in col_image.chunks_exact(row_len).enumerate() {
+            match geometry.kernel_size[1] {
+                3 => col2im_output_row::<3>(geometry, rows, oh, image),
+                4 => col2im_output_row::<4>(geometry, rows, oh, image),
+                _ => col2im_output_row_any(geometry, rows, oh, image),
+            }
+        }
+    }
+}
+
+/// Adds the patches of output row `oh` of one image back onto it, for kernel width `KW`.
+fn col2im_output_row<const KW: usize>(
+    geometry: &Conv2dGeometry,
+    rows: &[f32],
+    oh: usize,
+    image: &mut [f32],
+) {
+    let [height, width] = geometry.in_size;
+    let kernel_h = geometry.kernel_size[0];
+    let [stride_h, stride_w] = geometry.stride;
+    let [pad_h, pad_w] = geometry.padding;
+    let [dil_h, dil_w] = geometry.dilation;
+    let k = geometry.patch_len();
+    let (w_lo, w_hi) = interior_range(
+        pad_w,
+        stride_w,
+        (KW - 1) * dil_w,
+        width,
+        geometry.out_size[1],
+    );
+    for channel in 0..geometry.in_channels {
+        let plane = &mut image[channel * height * width..(channel + 1) * height * width];
+        for i in 0..kernel_h {
+            let column = (channel * kernel_h + i) * KW;
+            let ih = (oh * stride_h + i * dil_h)
+                .checked_sub(pad_h)
+                .filter(|&ih| ih < height);
+            let Some(ih) = ih else { continue };
+            let dst = &mut plane[ih * width..(ih + 1) * width];
+            for (ow, row) in rows.chunks_exact(k).enumerate() {
+                let taps = &row[column..column + KW];
+                if (w_lo..w_hi).contains(&ow) && dil_w == 1 {
+                    let start = ow * stride_w - pad_w;
+                    dst[start..start + KW]
+                        .iter_mut()
+                        .zip(taps)
+                        .for_each(|(d, t)| *d += t);
+                } else {
+                    for (j, t) in taps.iter().enumerate() {
+                        let iw = (ow * stride_w + j * dil_w).checked_sub(pad_w);
+                        if let Some(d) = iw.and_then(|iw| dst.get_mut(iw)) {
+                            *d += t;
+                        }
+                    }
+                }
+            }
+        }
+    }
+}
+
+/// [`col2im_output_row`] for any kernel width.
+fn col2im_output_row_any(geometry: &Conv2dGeometry, rows: &[f32], oh: usize, image: &mut [f32]) {
+    let [height, width] = geometry.in_size;
+    let [kernel_h, kernel_w] = geometry.kernel_size;
+    let [stride_h, stride_w] = geometry.stride;
+    let [pad_h, pad_w] = geometry.padding;
+    let [dil_h, dil_w] = geometry.dilation;
+    let k = geometry.patch_len();
+    for channel in 0..geometry.in_channels {
+        let plane = &mut image[channel * height * width..(channel + 1) * height * width];
+        for i in 0..kernel_h {
+            let column = (channel * kernel_h + i) * kernel_w;
+            let ih = (oh * stride_h + i * dil_h)
+                .checked_sub(pad_h)
+                .filter(|&ih| ih < height);
+            let Some(ih) = ih else { continue };
+            let dst = &mut plane[ih * width..(ih + 1) * width];
+            for (ow, row) in rows.chunks_exact(k).enumerate() {
+                for (j, t) in row[column..column + kernel_w].iter().enumerate() {
+                    let iw = (ow * stride_w + j * dil_w).checked_sub(pad_w);
+                    if let Some(d) = iw.and_then(|iw| dst.get_mut(iw)) {
+                        *d += t;
+                    }
+                }
+            }
+        }
+    }
+}
+
+/// Copies a block of `[n, C, P]` images into `rows` as the `C × (n·P)` matrix
+/// `rows[c, n·P + q] = images[n, c, q]`, so one GEMM covers the whole block.
+fn regroup_channels(images: &[f32], channels: usize, pixels: usize, rows: &mut [f32]) {
+    let columns = images.len() / channels;
+    for (image, planes) in images.chunks_exact(channels * pixels).enumerate() {
+        for (channel, plane) in planes.chunks_exact(pixels).enumerate() {
+            let start = channel * columns + image * pixels;
+            rows[start..start + pixels].copy_from_slice(plane);
+        }
+    }
+}
+
+/// The inverse of [`regroup_channels`]: `images[n, c, q] = rows[c, n·P + q]`.
+fn ungroup_channels(rows: &[f32], channels: usize, pixels: usize, images: &mut [f32]) {
+    let columns = images.len() / channels;
+    for (image, planes) in images.chunks_exact_mut(channels * pixels).enumerate() {
+        for (channel, plane) in planes.chunks_exact_mut(pixels).enumerate() {
+            let start = channel * columns + image * pixels;
+            plane.copy_from_slice(&rows[start..start + pixels]);
+        }
+    }
+}
+
+/// GEMM parallelism inside a block: the whole pool when the batch is a single block.
+fn inner_parallelism(geometry: &Conv2dGeometry, block: usize) -> Par {
+    if geometry.batch <= block {
+        Par::rayon(0)
+    } else {
+        Par::Seq
+    }
+}
+
+thread_local! {
+    /// Per-thread im2col and regrouping buffers, kept between calls: rayon's workers live for
+    /// the whole run, and fresh multi-MiB buffers per call would cost a page fault per 4 KiB.
+    static SCRATCH: RefCell<[Vec<f32>; 2]> = const { RefCell::new([Vec::new(), Vec::new()]) };
+}
+
+/// Runs `work` with two scratch slices of the given lengths (contents unspecified), reusing
+/// this thread's buffers unless a nested call on the same thread holds them already.
+fn with_scratch<R>(lens: [usize; 2], work: impl FnOnce(&mut [f32], &mut [f32]) -> R) -> R {
+    SCRATCH.with(|cell| match cell.try_borrow_mut() {
+        Ok(mut buffers) => {
+            let [first, second] = &mut *buffers;
+            for (buffer, &len) in [&mut *first, &mut *second].into_iter().zip(&lens) {
+                if buffer.len() < len {
+                    buffer.resize(len, 0.0);
+                }
+            }
+            work(&mut first[..lens[0]], &mut second[..lens[1]])
+        }
+        Err(_) => work(&mut vec![0.0; lens[0]], &mut vec![0.0; lens[1]]),
+    })
+}
+
+/// Forward cross-correlation `y_n = W · col_n + b` (see the module docs), returning
+/// `y: [N, C_out, H_out, W_out]` as a flat vector.
+///
+/// `input` is `[N, C_in, H, W]`, `weight` is `[C_out, C_in, k_h, k_w]`, `bias` is `[C_out]`.
+///
+/// # Errors
+/// [`KernelError::Shape`] if a slice length disagrees with `geometry`,
+/// [`KernelError::Options`] if `geometry.groups ≠ 1`.
+pub fn conv2d_forward(
+    geometry: &Conv2dGeometry,
+    input: &[f32],
+    weight: &[f32],
+    bias: Option<&[f32]>,
+) -> Result<Vec<f32>, KernelError> {
+    let g = geometry;
+    check_single_group(g)?;
+    let (k, pixels, out_channels) = (g.patch_len(), g.out_pixels(), g.out_channels);
+    g.check_lengths(&[
+        ("input", input.len(), g.batch * g.in_image_len()),
+        ("weight", weight.len(), out_channels * k),
+    ])?;
+    if let Some(bias) = bias {
+        g.check_lengths(&[("bias", bias.len(), out_channels)])?;
+    }
+    let mut output = vec![0.0f32; g.batch * g.out_image_len()];
+    if g.batch == 0 {
+        return Ok(output);
+    }
+    let block = g.block_images();
+    let par = inner_parallelism(g, block);
+    let weight_matrix = MatRef::from_row_major_slice(weight, out_channels, k);
+    let forward_block = |(out_block, in_block): (&mut [f32], &[f32])| {
+        let images = in_block.len() / g.in_image_len();
+        let columns = images * pixels;
+        with_scratch([columns * k, out_channels * columns], |col, product| {
+            im2col(g, in_block, col);
+            let rhs = MatRef::from_row_major_slice(&*col, columns, k).transpose();
+            if images == 1 {
+                let dst = MatMut::from_row_major_slice_mut(&mut *out_block, out_channels, columns);
+                matmul(dst, Accum::Replace, weight_matrix, rhs, 1.0, par);
+            } else {
+                let dst = MatMut::from_row_major_slice_mut(&mut *product, out_channels, columns);
+                matmul(dst, Accum::Replace, weight_matrix, rhs, 1.0, par);
+                ungroup_channels(product, out_channels, pixels, out_block);
+            }
+        });
+        if let Some(bias) = bias {
+            add_channel_bias(out_block, bias, pixels);
+        }
+    };
+    output
+        .par_chunks_mut(block * g.out_image_len())
+        .zip(input.par_chunks(block * g.in_image_len()))
+        .for_each(forward_block);
+    Ok(output)
+}
+
+/// Weight gradient `∂L/∂W = Σ_n (∂L/∂y_n) · col_nᵀ` of the cross-correlation `geometry`,
+/// returned as `[C_out, C_in, k_h, k_w]`, flat.
+///
+/// `input` is `[N, C_in, H, W]`, `output_grad` is `[N, C_out, H_out, W_out]`.
+///
+/// # Errors
+/// [`KernelError::Shape`] if a slice length disagrees with `geometry`,
+/// [`KernelError::Options`] if `geometry.groups ≠ 1`.
+pub fn conv2d_weight_grad(
+    geometry: &Conv2dGeometry,
+    input: &[f32],
+    output_grad: &[f32],
+) -> Result<Vec<f32>, KernelError> {
+    let g = geometry;
+    check_single_group(g)?;
+    let (k, pixels, out_channels) = (g.patch_len(), g.out_pixels(), g.out_channels);
+    g.check_lengths(&[
+        ("input", input.len(), g.batch * g.in_image_len()),
+        (
+            "output gradient",
+            output_grad.len(),
+            g.batch * g.out_image_len(),
+        ),
+    ])?;
+    let block = g.block_images();
+    let par = inner_parallelism(g, block);
+    let accumulate_block = |mut gradient: Vec<f32>, (in_block, grad_block): (&[f32], &[f32])| {
+        let images = in_block.len() / g.in_image_len();
+        let columns = images * pixels;
+        with_scratch([columns * k, out_channels * columns], |col, grad_rows| {
+            im2col(g, in_block, col);
+            // One image's gradient is already the C_out × P matrix; a block of several is
+            // regrouped as grad_rows[o, n·P + q] = ∂L/∂y[n, o, q] so one GEMM covers the block.
+            let lhs = if images == 1 {
+                grad_block
+            } else {
+                regroup_channels(grad_block, out_channels, pixels, grad_rows);
+                &*grad_rows
+            };
+            let lhs = MatRef::from_row_major_slice(lhs, out_channels, columns);
+            let rhs = MatRef::from_row_major_slice(&*col, columns, k);
+            let dst = MatMut::from_row_major_slice_mut(&mut gradient, out_channels, k);
+            matmul(dst, Accum::Add, lhs, rhs, 1.0, par);
+        });
+        gradient
+    };
+    // One accumulator per rayon split (not per block), summed at the end.
+    let gradient = input
+        .par_chunks(block * g.in_image_len())
+        .zip(output_grad.par_chunks(block * g.out_image_len()))
+        .fold(|| vec![0.0f32; out_channels * k], accumulate_block)
+        .reduce_with(|mut total, part| {
+            total.iter_mut().zip(&part).for_each(|(t, p)| *t += p);
+            total
+        })
+        .unwrap_or_else(|| vec![0.0; out_channels * k]);
+    Ok(gradient)
+}
+
+/// Forward output and weight gradient of the cross-correlation `geometry` in one pass over
+/// the input: `y_n = W · col_n` and `∂L/∂W = Σ_n r_n · col_nᵀ` share each block's im2col.
+///
+/// This is the backward of a transposed convolution: with the geometry of
+/// [`Conv2dGeometry::conv_transpose2d`], `input` is the transposed convolution's output
+/// gradient, `y` its input gradient and `r` its input `x`, so both gradients cost one im2col.
+/// Returns `(y, ∂L/∂W)`, flat `[N, C_out, H_out, W_out]` and `[C_out, C_in, k_h, k_w]`.
+///
+/// `input` is `[N, C_in, H, W]`, `weight` is `[C_out, C_in, k_h, k_w]`, `output_grad` (`r`)
+/// is `[N, C_out, H_out, W_out]`.
+///
+/// # Errors
+/// [`KernelError::Shape`] if a slice length disagrees with `geometry`,
+/// [`KernelError::Options`] if `geometry.groups ≠ 1`.
+pub fn conv2d_forward_and_weight_grad(
+    geometry: &Conv2dGeometry,
+    input: &[f32],
+    weight: &[f32],
+    output_grad: &[f32],
+) -> Result<(Vec<f32>, Vec<f32>), KernelError> {
+    let g = geometry;
+    check_single_group(g)?;
+    let (k, pixels, out_channels) = (g.patch_len(), g.out_pixels(), g.out_channels);
+    g.check_lengths(&[
+        ("input", input.len(), g.batch * g.in_image_len()),
+        ("weight", weight.len(), out_channels * k),
+        (
+            "output gradient",
+            output_grad.len(),
+            g.batch * g.out_image_len(),
+        ),
+    ])?;
+    let mut output = vec![0.0f32; g.batch * g.out_image_len()];
+    let block = g.block_images();
+    let par = inner_parallelism(g, block);
+    let weight_matrix = MatRef::from_row_major_slice(weight, out_channels, k);
+    let both_block =
+        |mut gradient: Vec<f32>,
+         ((out_block, in_block), grad_block): ((&mut [f32], &[f32]), &[f32])| {
+            let images = in_block.len() / g.in_image_len();
+            let columns = images * pixels;
+            with_scratch([columns * k, out_channels * columns], |col, rows| {
+                im2col(g, in_block, col);
+                // Forward: rows[o, n·P + q] = (W · colᵀ)[o, n·P + q], then scattered to y[n, o, q].
+                let col_t = MatRef::from_row_major_slice(&*col, columns, k).transpose();
+                let dst = MatMut::from_row_major_slice_mut(&mut *rows, out_channels, columns);
+                matmul(dst, Accum::Replace, weight_matrix, col_t, 1.0, par);
+                ungroup_channels(rows, out_channels, pixels, out_block);
+                // Weight gradient from the same col, with r regrouped into the freed `rows`.
+                regroup_channels(grad_block, out_channels, pixels, rows);
+                let lhs = MatRef::from_row_major_slice(&*rows, out_channels, columns);
+                let rhs = MatRef::from_row_major_slice(&*col, columns, k);
+                let dst = MatMut::from_row_major_slice_mut(&mut gradient, out_channels, k);
+                matmul(dst, Accum::Add, lhs, rhs, 1.0, par);
+            });
+            gradient
+        };
+    let gradient = output
+        .par_chunks_mut(block * g.out_image_len())
+        .zip(input.par_chunks(block * g.in_image_len()))
+        .zip(output_grad.par_chunks(block * g.out_image_len()))
+        .fold(|| vec![0.0f32; out_channels * k], both_block)
+        .reduce_with(|mut total, part| {
+            total.iter_mut().zip(&part).for_each(|(t, p)| *t += p);
+            total
+        })
+        .unwrap_or_else(|| vec![0.0; out_channels * k]);
+    Ok((output, gradient))
+}
+
+/// Input gradient `∂L/∂x = col2im(Wᵀ · ∂L/∂y)` of the cross-correlation `geometry`, i.e.
+/// `∂L/∂x[n, c, h', w'] = Σ W[o, c, i, j] · ∂L/∂y[n, o, h, w]` over `h' = h·s_h − p_h + i·d_h`,
+/// `w' = w·s_w − p_w + j·d_w`; returned as `[N, C_in, H, W]`, flat.
+///
+/// The same map is the forward pass of a transposed convolution: for the geometry of
+/// [`Conv2dGeometry::conv_transpose2d`], `output_grad` is the transposed convolution's input
+/// `x` and the result its output (before the bias).
+///
+/// `output_grad` is `[N, C_out, H_out, W_out]`, `weight` is `[C_out, C_in, k_h, k_w]`.
+///
+/// # Errors
+/// [`KernelError::Shape`] if a slice length disagrees with `geometry`,
+/// [`KernelError::Options`] if `geometry.groups ≠ 1`.
+pub fn conv2d_input_grad(
+    geometry: &Conv2dGeometry,
+    output_grad: &[f32],
+    weight: &[f32],
+) -> Result<Vec<f32>, KernelError> {
+    let g = geometry;
+    check_single_group(g)?;
+    let (k, pixels, out_channels) = (g.patch_len(), g.out_pixels(), g.out_channels);
+    g.check_lengths(&[
+        (
+            "output gradient",
+            output_grad.len(),
+            g.batch * g.out_image_len(),
+        ),
+        ("weight", weight.len(), out_channels * k),
+    ])?;
+    let mut input_grad = vec![0.0f32; g.batch * g.in_image_len()];
+    if g.batch == 0 {
+        return Ok(input_grad);
+    }
+    let block = g.block_images();
+    let par = inner_parallelism(g, block);
+    let weight_matrix = MatRef::from_row_major_slice(weight, out_channels, k);
+    let input_grad_block = |(in_block, grad_block): (&mut [f32], &[f32])| {
+        let images = grad_block.len() / g.out_image_len();
+        let columns = images * pixels;
+        with_scratch([columns * k, out_channels * columns], |col, grad_rows| {
+            let grad_rows = if images == 1 {
+                grad_block
+            } else {
+                regroup_channels(grad_block, out_channels, pixels, grad_rows);
+                &*grad_rows
+            };
+            // col[(n, q), (c, i, j)] = Σ_o ∂L/∂y[n, o, q] · W[o, (c, i, j)]
+            let lhs = MatRef::from_row_major_slice(grad_rows, out_channels, columns).transpose();
+            let dst = MatMut::from_row_major_slice_mut(&mut *col, columns, k);
+            matmul(dst, Accum::Replace, lhs, weight_matrix, 1.0, par);
+            col2im(g, col, in_block);
+        });
+    };
+    input_grad
+        .par_chunks_mut(block * g.in_image_len())
+        .zip(output_grad.par_chunks(block * g.out_image_len()))
+        .for_each(input_grad_block);
+    Ok(input_grad)
+}
+
+/// Adds `bias[c]` to every pixel of channel `c` of consecutive `[C, pixels]` images.
+pub(crate) fn add_channel_bias(values: &mut [f32], bias: &[f32], pixels: usize) {
+    for image in values.chunks_exact_mut(bias.len() * pixels) {
+        for (plane, &b) in image.chunks_exact_mut(pixels).zip(bias) {
+            plane.iter_mut().for_each(|v| *v += b);
+        }
+    }
+}
+
+/// Bias gradient `∂L/∂b_o = Σ_{n,h,w} ∂L/∂y[n, o, h, w]` of an `[N, C, H, W]` output gradient.
+///
+/// # Errors
+/// [`KernelError::Shape`] if `output_grad.len()` is not a multiple of `channels · pixels`.
+pub fn bias_grad(
+    output_grad: &[f32],
+    channels: usize,
+    pixels: usize,
+) -> Result<Vec<f32>, KernelError> {
+    let image_len = channels * pixels;
+    if image_len == 0 || !output_grad.len().is_multiple_of(image_len) {
+        return Err(KernelError::Shape(format!(
+            "output gradient of {} elements is not a whole number of {channels}×{pixels} images",
+            output_grad.len()
+        )));
+    }
+    let mut gradient = vec![0.0f32; channels];
+    for image in output_grad.chunks_exact(image_len) {
+        for (g, plane) in gradient.iter_mut().zip(image.chunks_exact(pixels)) {
+            *g += lane_sum(plane);
+        }
+    }
+    Ok(gradient)
+}
+
+/// Sum with eight independent partial sums: the compiler may not reassociate a plain float
+/// `sum()`, so that one runs one add at a time; eight lanes vectorise (and round less).
+fn lane_sum(values: &[f32]) -> f32 {
+    let mut lanes = [0.0f32; 8];
+    let chunks = values.chunks_exact(8);
+    let tail: f32 = chunks.remainder().iter().sum();
+    for chunk in chunks {
+        lanes.iter_mut().zip(chunk).for_each(|(lane, v)| *lane += v);
+    }
+    lanes.iter().sum::<f32>() + tail
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Direct seven-loop cross-correlation: the definition, with no im2col and no GEMM.
+    fn direct_forward(g: &Conv2dGeometry, x: &[f32], w: &[f32]) -> Vec<f32> {
+        let [h, wd] = g.in_size;
+        let [oh_n, ow_n] = g.out_size;
+        let [kh_n, kw_n] = g.kernel_size;
+        let mut y = vec![0.0f32; g.batch * g.out_image_len()];
+        for n in 0..g.batch {
+            for o in 0..g.out_channels {
+                for oh in 0..oh_n {
+                    for ow in 0..ow_n {
+                        let mut acc = 0.0;
+                        for c in 0..g.in_channels {
+                            for i in 0..kh_n {
+                                for j in 0..kw_n {
+                                    let ih = (oh * g.stride[0] + i * g.dilation[0]) as isize
+                                        - g.padding[0] as isize;
+                                    let iw = (ow * g.stride[1] + j * g.dilation[1]) as isize
+                                        - g.padding[1] as isize;
+                                    if ih >= 0 && iw >= 0 && (ih as usize) < h && (iw as usize) < wd
+                                    {
+                                        let xv = x[((n * g.in_channels + c) * h + ih as usize)
+                                            * wd
+                                            + iw as usize];
+                                        acc +=
+                                            xv * w[((o * g.in_channels + c) * kh_n + i) * kw_n + j];
+                                    }
+                                }
+                            }
+                        }
+                        y[((n * g.out_channels + o) * oh_n + oh) * ow_n + ow] = acc;
+                    }
+                }
+            }
+        }
+        y
+    }
+
+    fn sequence(len: usize, seed: usize) -> Vec<f32> {
+        (0..len)
+            .map(|i| ((i * 7919 + seed * 104_729) % 97) as f32 / 48.0 - 1.0)
+            .collect()
+    }
+
+    fn max_abs_diff(a: &[f32], b: &[f32]) -> f32 {
+        assert_eq!(a.len(), b.len());
+        a.iter()
+            .zip(b)
+            .map(|(x, y)| (x - y).abs())
+            .fold(0.0, f32::max)
+    }
+
+    #[test]
+    fn hand_computed_two_by_two_kernel() {
+        // x = [[1, 2, 3], [4, 5, 6], [7, 8, 9]], W = [[1, 0], [0, -1]], stride 1, no padding:
+        // y[h, w] = x[h, w] − x[h + 1, w + 1] = −4 everywhere.
+        let options = ConvOptions::new([1, 1], [0, 0], [1, 1], 1);
+        let g = Conv2dGeometry::conv2d([1, 1, 3, 3], [1, 1, 2, 2], &options).expect("valid");
+        let x: Vec<f32> = (1..=9).map(|v| v as f32).collect();
+        let y = conv2d_forward(&g, &x, &[1.0, 0.0, 0.0, -1.0], Some(&[0.5])).expect("valid");
+        assert_eq!(y, vec![-3.5; 4]);
+        // With ∂L/∂y = 1: ∂L/∂W[i, j] = Σ_{h,w} x[h + i, w + j] = 12, 16, 24, 28.
+        let dw = conv2d_weight_grad(&g, &x, &[1.0; 4]).expect("valid");
+        assert_eq!(dw, vec![12.0, 16.0, 24.0, 28.0]);
+        // ∂L/∂x counts, per pixel, the kernel taps that reach it with sign: +1 for the top-left
+        // tap, −1 for the bottom-right one.
+        let dx = conv2d_input_grad(&g, &[1.0; 4], &[1.0, 0.0, 0.0, -1.0]).expect("valid");
+        assert_eq!(dx, vec![1.0, 1.0, 0.0, 1.0, 0.0, -1.0, 0.0, -1.0, -1.0]);
+        assert_eq!(
+            bias_grad(&[1.0, 2.0, 3.0, 4.0], 1, 4).expect("valid"),
+            vec![10.0]
+        );
+    }
+
+    /// Weight and input gradients are the adjoints of the forward map: for any x, W, r,
+    /// ⟨r, conv(x, W)⟩ = ⟨∂/∂W, W⟩ = ⟨∂/∂x, x⟩, both against the direct forward.
+    #[test]
+    fn kernels_agree_with_the_direct_definition_and_its_adjoints() {
+        let shapes = [
+            ([3, 2, 9, 8], [4, 2, 4, 4], [2, 2], [(1, 1), (1, 1)], [1, 1]),
+            ([2, 3, 7, 7], [5, 3, 3, 3], [1, 1], [(1, 1), (1, 1)], [1, 1]),
+            (
+                [2, 2, 10, 9],
+                [3, 2, 3, 2],
+                [3, 2],
+                [(2, 0), (0, 1)],
+                [2, 3],
+            ),
+            ([1, 1, 6, 6], [2, 1, 5, 1], [1, 3], [(0, 0), (2, 2)], [1, 1]),
+        ];
+        for (x_shape, w_shape, stride, padding, dilation) in shapes {
+            let options = ConvOptions::new_with_padding(stride, padding, dilation, 1);
+            let g = Conv2dGeometry::conv2d(x_shape, w_shape, &options).expect("valid");
+            let x = sequence(g.batch * g.in_image_len(), 1);
+            let w = sequence(g.out_channels * g.patch_len(), 2);
+            let r = sequence(g.batch * g.out_image_len(), 3);
+            let direct = direct_forward(&g, &x, &w);
+            let ours = conv2d_forward(&g, &x, &w, None).expect("valid");
+            assert!(max_abs_diff(&ours, &direct) < 1e-4, "forward {g:?}");
+            let dot = |a: &[f32], b: &[f32]| a.iter().zip(b).map(|(p, q)| p * q).sum::<f32>();
+            let objective = dot(&r, &direct);
+            let dw = conv2d_weight_grad(&g, &x, &r).expect("valid");
+            let dx = conv2d_input_grad(&g, &r, &w).expect("valid");
+            let (fused_y, fused_dw) =
+                conv2d_forward_and_weight_grad(&g, &x, &w, &r).expect("valid");
+            assert!(max_abs_diff(&fused_y, &ours) < 1e-5, "fused forward {g:?}");
+            assert!(
+                max_abs_diff(&fused_dw, &dw) < 1e-4,
+                "fused weight grad {g:?}"
+            );
+            assert!(
+                (dot(&dw, &w) - objective).abs() < 1e-3 * objective.abs().max(1.0),
+                "⟨dW, W⟩ {g:?}"
+            );
+            assert!(
+                (dot(&dx, &x) - objective).abs() < 1e-3 * objective.abs().max(1.0),
+                "⟨dx, x⟩ {g:?}"
+            );
+        }
+    }
+
+    #[test]
+    fn geometry_matches_pytorch_output_sizes() {
+        // torch.nn.Conv2d(1, 1, 4, stride=2, padding=1)(torch.zeros(1, 1, 64, 64)).shape[-1] == 32
+        let options = ConvOptions::new([2, 2], [1, 1], [1, 1], 1);
+        let g = Conv2dGeometry::conv2d([1, 1, 64, 64], [1, 1, 4, 4], &options).expect("valid");
+        assert_eq!(g.out_size, [32, 32]);
+        // torch.nn.ConvTranspose2d(1, 1, 4, stride=2, padding=1) maps 4×4 to 8×8, and with
+        // output_padding=1, dilation=2: (4 − 1)·2 − 2 + 2·3 + 1 + 1 = 12.
+        let t = ConvTransposeOptions::new([2, 2], [1, 1], [0, 0], [1, 1], 1);
+        let g = Conv2dGeometry::conv_transpose2d([1, 1, 4, 4], [1, 1, 4, 4], &t).expect("valid");
+        assert_eq!((g.in_size, g.out_size), ([8, 8], [4, 4]));
+        let t = ConvTransposeOptions::new([2, 2], [1, 1], [1, 1], [2, 2], 1);
+        let g = Conv2dGeometry::conv_transpose2d([1, 1, 4, 4], [1, 1, 4, 4], &t).expect("valid");
+        assert_eq!(g.in_size, [12, 12]);
+    }
+
+    #[test]
+    fn grouped_geometry_is_validated_but_not_computed() {
+        let options = ConvOptions::new([1, 1], [0, 0], [1, 1], 2);
+        let g = Conv2dGeometry::conv2d([1, 4, 5, 5], [6, 2, 3, 3], &options).expect("valid");
+        let x = vec![0.0; g.batch * g.in_image_len()];
+        assert!(matches!(
+            conv2d_forward(&g, &x, &[0.0; 36], None),
+            Err(KernelError::Options(_))
+        ));
+        let bad = Conv2dGeometry::conv2d([1, 4, 5, 5], [5, 2, 3, 3], &options);
+        assert!(matches!(bad, Err(KernelError::Shape(_))));
+    }
+
+    #[test]
+    fn wrong_slice_lengths_are_errors() {
+        let options = ConvOptions::new([1, 1], [0, 0], [1, 1], 1);
+        let g = Conv2dGeometry::conv2d([2, 1, 4, 4], [1, 1, 2, 2], &options).expect("valid");
+        assert!(conv2d_weight_grad(&g, &[0.0; 31], &[0.0; 18]).is_err());
+        assert!(conv2d_input_grad(&g, &[0.0; 18], &[0.0; 3]).is_err());
+        assert!(bias_grad(&[0.0; 7], 2, 2).is_err());
+    }
+}

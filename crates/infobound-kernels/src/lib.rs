@@ -1,0 +1,40 @@
+//! Fast CPU convolutions for Burn 0.22's flex backend.
+//!
+//! Flex has no convolution backward kernels of its own: Burn's generic formula computes each
+//! weight gradient as a convolution whose kernel is the output gradient, plus layout copies,
+//! which dominates a conv-VAE training step on CPU. This crate computes forward and weight
+//! gradient of a 2-D convolution as im2col + one GEMM per batch block ([`cpu`]), and plugs them
+//! into Burn's autodiff graph with a hand-written backward ([`conv2d`], [`conv_transpose2d`]).
+//! Operands on any other backend, dtype or with `groups > 1` take Burn's generic ops, so
+//! calling these functions is always the same mathematical operation.
+//!
+//! [`FastConv`] gives `burn::nn::conv::Conv2d` and `ConvTranspose2d` a `forward_fast` that uses
+//! them while the modules, their parameters and their saved records stay Burn's own:
+//!
+//! ```
+//! use burn::nn::PaddingConfig2d;
+//! use burn::nn::conv::Conv2dConfig;
+//! use burn::tensor::{Device, Distribution, Tensor};
+//! use infobound_kernels::FastConv;
+//!
+//! let device = Device::flex().autodiff();
+//! let conv = Conv2dConfig::new([1, 32], [4, 4])
+//!     .with_stride([2, 2])
+//!     .with_padding(PaddingConfig2d::Explicit(1, 1, 1, 1))
+//!     .init(&device);
+//! let x = Tensor::<4>::random([8, 1, 64, 64], Distribution::Default, &device);
+//! let y = conv.forward_fast(x)?; // same value and gradients as `conv.forward(x)`
+//! assert_eq!(y.dims(), [8, 32, 32, 32]);
+//! let grads = y.sum().backward();
+//! assert!(conv.weight.val().grad(&grads).is_some());
+//! # Ok::<(), infobound_kernels::KernelError>(())
+//! ```
+
+pub mod cpu;
+mod error;
+mod modules;
+mod ops;
+
+pub use error::KernelError;
+pub use modules::FastConv;
+pub use ops::{conv_transpose2d, conv2d};
