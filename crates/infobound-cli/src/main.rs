@@ -40,6 +40,8 @@ enum Command {
     Report(commands::runs::ReportArgs),
     /// Print one table of metrics across runs.
     Compare(commands::runs::CompareArgs),
+    /// Re-run the kNN and linear probes of a self-supervised run from its newest checkpoint.
+    Probe(commands::ssl::ProbeArgs),
 }
 
 fn run(cli: Cli) -> Result<(), CliError> {
@@ -52,6 +54,7 @@ fn run(cli: Cli) -> Result<(), CliError> {
         Command::Traverse(args) => commands::runs::traverse(args),
         Command::Report(args) => commands::runs::report(args),
         Command::Compare(args) => commands::runs::compare(args),
+        Command::Probe(args) => commands::ssl::probe_run(args),
     }
 }
 

@@ -42,6 +42,14 @@ pub enum TrainError {
         /// Number of consecutive non-finite losses.
         consecutive: usize,
     },
+    /// A self-supervised loss was NaN or infinite: the run stops, keeping its last checkpoint.
+    #[error("training stopped: the loss was {value} at step {step}")]
+    NonFiniteLoss {
+        /// Step whose loss was non-finite.
+        step: usize,
+        /// The loss value.
+        value: f64,
+    },
     /// The model rejected its configuration or input.
     #[error(transparent)]
     Model(#[from] infobound_models::ModelError),

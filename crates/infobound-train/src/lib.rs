@@ -14,9 +14,11 @@ mod config;
 mod error;
 mod eval;
 mod fsutil;
+pub mod optim;
 mod report;
 mod rng;
 mod run_dir;
+pub mod ssl;
 mod trainer;
 
 pub use checkpoint::{TrainerState, latest_checkpoint};

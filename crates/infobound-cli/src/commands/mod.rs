@@ -4,3 +4,4 @@ pub mod datasets;
 pub mod devices;
 pub mod metrics;
 pub mod runs;
+pub mod ssl;

@@ -7,11 +7,13 @@ use clap::Args;
 use infobound_backend::{BackendSpec, DEVICE_ENV_VAR, probe_device};
 use infobound_data::save_png_grid;
 use infobound_metrics::{codes_to_npy_bytes, factors_to_npy_bytes};
+use infobound_train::ssl::RunConfig;
 use infobound_train::{
     EvalReport, RunDir, TrainConfig, TrainOptions, VaeTrainer, latest_checkpoint, scored_codes,
     train_run, write_atomic, write_loss_svg, write_report,
 };
 
+use crate::commands::ssl;
 use crate::error::CliError;
 
 /// Backend selection shared by every command that runs a model.
@@ -23,7 +25,7 @@ pub struct DeviceArgs {
 }
 
 impl DeviceArgs {
-    fn resolve(&self) -> Result<(BackendSpec, Device), CliError> {
+    pub(crate) fn resolve(&self) -> Result<(BackendSpec, Device), CliError> {
         let spec: BackendSpec = self.device.parse()?;
         let device = probe_device(&spec)?;
         Ok((spec, device))
@@ -51,6 +53,10 @@ pub struct TrainArgs {
     /// Override the seed.
     #[arg(long, conflicts_with = "resume")]
     pub seed: Option<u64>,
+    /// Override any configuration value, e.g. `--set objective.entropy_weight=0` (repeatable;
+    /// applied to the TOML before it is read).
+    #[arg(long = "set", value_name = "KEY.PATH=VALUE", conflicts_with = "resume")]
+    pub set: Vec<String>,
     /// Skip the evaluation and report after training.
     #[arg(long)]
     pub no_eval: bool,
@@ -177,20 +183,24 @@ fn print_summary(report: &EvalReport) {
 
 /// Trains (or resumes), then evaluates and writes the report.
 pub fn train(args: TrainArgs) -> Result<(), CliError> {
-    let (spec, device) = args.device.resolve()?;
-    let (mut config, resumed) = match (&args.resume, &args.preset, &args.config) {
+    let (config, resumed) = match (&args.resume, &args.preset, &args.config) {
         (Some(dir), _, _) => {
             let run = RunDir::new(dir);
-            (run.load_config()?, Some(run))
+            (RunConfig::from_run(&run)?, Some(run))
         }
-        (None, Some(preset), None) => (TrainConfig::preset(preset)?, None),
-        (None, None, Some(path)) => (TrainConfig::from_file(path)?, None),
+        (None, Some(preset), None) => (RunConfig::preset(preset, &args.set)?, None),
+        (None, None, Some(path)) => (RunConfig::from_file(path, &args.set)?, None),
         _ => {
             return Err(CliError::Usage(
                 "give one of --preset NAME, --config FILE or --resume DIR".into(),
             ));
         }
     };
+    let mut config: TrainConfig = match config {
+        RunConfig::Vae(config) => *config,
+        RunConfig::Ssl(config) => return ssl::train(*config, &args, resumed),
+    };
+    let (spec, device) = args.device.resolve()?;
     if let Some(steps) = args.steps {
         config.steps = steps;
     }
@@ -234,8 +244,11 @@ pub fn train(args: TrainArgs) -> Result<(), CliError> {
 
 /// Re-evaluates a run from its newest checkpoint.
 pub fn eval(args: EvalArgs) -> Result<(), CliError> {
-    let (_, device) = args.device.resolve()?;
     let run = RunDir::new(&args.run);
+    if ssl::is_ssl_run(&args.run) {
+        return ssl::eval(&run, &args.device);
+    }
+    let (_, device) = args.device.resolve()?;
     let trainer = load_trained(&run, &device)?;
     let report = evaluate_run(&trainer, &run, &device)?;
     print_summary(&report);
@@ -271,7 +284,9 @@ pub fn traverse(args: TraverseArgs) -> Result<(), CliError> {
     let vae = burn::module::Module::valid(trainer.vae());
     let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(args.seed);
     let (_, image) = trainer.dataset().sample(1, &mut rng)?;
-    let (mu, _) = vae.encode(infobound_data::images_to_tensor(&image, &device));
+    let (mu, _) = vae
+        .encode(infobound_data::images_to_tensor(&image, &device))
+        .map_err(infobound_train::TrainError::from)?;
     let base: Vec<f32> = mu
         .into_data()
         .try_to_vec()
@@ -279,10 +294,12 @@ pub fn traverse(args: TraverseArgs) -> Result<(), CliError> {
     let k = base.len();
     let codes = infobound_train::traversal_codes(&base, args.steps.max(2));
     let n = codes.len() / k;
-    let decoded = vae.decode(Tensor::<2>::from_data(
-        TensorData::new(codes, [n, k]),
-        &device,
-    ));
+    let decoded = vae
+        .decode(Tensor::<2>::from_data(
+            TensorData::new(codes, [n, k]),
+            &device,
+        ))
+        .map_err(infobound_train::TrainError::from)?;
     let pixels: Vec<f32> = decoded
         .into_data()
         .try_to_vec()
@@ -296,6 +313,9 @@ pub fn traverse(args: TraverseArgs) -> Result<(), CliError> {
 /// Rewrites `loss.svg` and `report.md` of a run.
 pub fn report(args: ReportArgs) -> Result<(), CliError> {
     let run = RunDir::new(&args.run);
+    if ssl::is_ssl_run(&args.run) {
+        return ssl::report(&run);
+    }
     write_loss_svg(&run)?;
     let path = write_report(&run)?;
     println!("report: {}", path.display());
@@ -304,11 +324,20 @@ pub fn report(args: ReportArgs) -> Result<(), CliError> {
 
 /// Prints one table across runs.
 pub fn compare(args: CompareArgs) -> Result<(), CliError> {
+    let (ssl_runs, vae_runs): (Vec<PathBuf>, Vec<PathBuf>) =
+        args.runs.into_iter().partition(|dir| ssl::is_ssl_run(dir));
+    if !ssl_runs.is_empty() {
+        ssl::compare(&ssl_runs)?;
+        if vae_runs.is_empty() {
+            return Ok(());
+        }
+        println!();
+    }
     println!(
         "{:<36} {:>8} {:>8} {:>8} {:>8} {:>8} {:>9} {:>9} {:>10}",
         "run", "MIG", "SAP", "DCI-D", "DCI-C", "FVAE", "Vendi-S", "Vendi-T", "recon"
     );
-    for dir in &args.runs {
+    for dir in &vae_runs {
         let path = RunDir::new(dir).metrics();
         let text = std::fs::read_to_string(&path).map_err(|source| CliError::Io {
             path: path.clone(),

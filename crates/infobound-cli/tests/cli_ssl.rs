@@ -1,0 +1,150 @@
+//! `infobound train | probe | compare | report | eval` on a self-supervised run, shrunk with
+//! `--set` so that it takes seconds.
+
+use std::path::Path;
+use std::process::{Command, Output};
+
+fn infobound(args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_infobound"))
+        .args(args)
+        .env_remove("INFOBOUND_DEVICE")
+        .output()
+        .expect("the binary runs")
+}
+
+/// Overrides that shrink `mveb_quickstart` to 16 px images, batch 8 and a 4-wide network.
+const TINY: [&str; 18] = [
+    "--set",
+    "batch_size=8",
+    "--set",
+    "dataset.num_train=24",
+    "--set",
+    "dataset.num_test=12",
+    "--set",
+    "dataset.image_size=16",
+    "--set",
+    "network.backbone.base_width=4",
+    "--set",
+    "network.projector={input_dim = 32, hidden_dim = 32, output_dim = 32, num_layers = 3, \
+     last_bias = true, last_batch_norm = false}",
+    "--set",
+    "monitor_every=2",
+    "--set",
+    "log_every=1",
+    "--set",
+    "objective.entropy_weight=0",
+];
+
+fn text(out: &Output) -> String {
+    format!(
+        "stdout:\n{}\nstderr:\n{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    )
+}
+
+#[test]
+fn an_ssl_preset_trains_evaluates_probes_and_compares() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let run = dir.path().join("mveb");
+    let run_arg = run.to_str().expect("utf-8 path");
+    let mut args = vec![
+        "train",
+        "--preset",
+        "mveb_quickstart",
+        "--steps",
+        "2",
+        "--quiet",
+        "--out",
+        run_arg,
+    ];
+    args.extend(TINY);
+    let out = infobound(&args);
+    assert!(out.status.success(), "{}", text(&out));
+    assert!(text(&out).contains("kNN accuracy"), "{}", text(&out));
+    for file in [
+        "config.toml",
+        "train_log.jsonl",
+        "metrics.json",
+        "retrieval.png",
+        "views.png",
+        "loss.svg",
+        "environment.json",
+        "report.md",
+        "checkpoints/latest",
+    ] {
+        assert!(run.join(file).exists(), "missing {file}");
+    }
+    let config = std::fs::read_to_string(run.join("config.toml")).expect("config");
+    assert!(config.contains("entropy_weight = 0.0"), "{config}");
+    assert!(config.contains("steps = 2"), "{config}");
+
+    let out = infobound(&["probe", run_arg]);
+    assert!(out.status.success(), "{}", text(&out));
+    let printed = String::from_utf8_lossy(&out.stdout);
+    assert!(printed.contains("probes at step 2"), "{printed}");
+    assert!(printed.contains("linear probe (test)"), "{printed}");
+
+    let out = infobound(&["compare", run_arg]);
+    assert!(out.status.success(), "{}", text(&out));
+    assert!(String::from_utf8_lossy(&out.stdout).contains("mveb"));
+
+    let out = infobound(&["report", run_arg]);
+    assert!(out.status.success(), "{}", text(&out));
+
+    // Resuming a finished run with a larger budget continues it.
+    let out = infobound(&[
+        "train",
+        "--resume",
+        run_arg,
+        "--steps",
+        "3",
+        "--quiet",
+        "--no-eval",
+    ]);
+    assert!(out.status.success(), "{}", text(&out));
+    let log = std::fs::read_to_string(run.join("train_log.jsonl")).expect("log");
+    assert!(log.contains("\"step\":3"), "{log}");
+}
+
+#[test]
+fn ssl_mistakes_are_one_line_errors() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let out_dir = dir.path().join("x");
+    let out_arg = out_dir.to_str().expect("utf-8");
+    for args in [
+        vec![
+            "train",
+            "--preset",
+            "mveb_quickstart",
+            "--set",
+            "no_equals",
+            "--out",
+            out_arg,
+        ],
+        vec![
+            "train",
+            "--preset",
+            "mveb_quickstart",
+            "--set",
+            "batch_sise=3",
+            "--out",
+            out_arg,
+        ],
+        vec![
+            "train",
+            "--preset",
+            "byol_quickstart",
+            "--set",
+            "network.predictor=false",
+        ],
+        vec!["probe", "/nonexistent/run"],
+    ] {
+        let out = infobound(&args);
+        assert!(!out.status.success(), "{args:?} should fail");
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert!(stderr.starts_with("error: "), "{args:?}: {stderr}");
+        assert!(!stderr.contains("panicked"), "{args:?}: {stderr}");
+    }
+    assert!(!Path::new(&out_dir).join("config.toml").exists());
+}

@@ -1,0 +1,511 @@
+//! Configuration of a self-supervised run: plain serde structs whose defaults follow the released
+//! MVEB recipe (Wen et al., TPAMI 2024) where it applies, the shipped SSL presets, and the loader
+//! that tells a VAE configuration from an SSL one.
+
+use std::path::{Path, PathBuf};
+
+use infobound_data::augment::MultiCropConfig;
+use infobound_metrics::LogisticRegressionConfig;
+use infobound_models::ssl::{BackboneConfig, MlpHeadConfig, SslNetworkConfig, SslObjectiveConfig};
+use serde::{Deserialize, Serialize};
+
+use crate::{RunDir, TrainConfig, TrainError};
+
+/// Where the labelled images come from (serde tag `source`).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "source", rename_all = "snake_case", deny_unknown_fields)]
+pub enum SslDatasetConfig {
+    /// A labelled set rendered from a procedural ground-truth dataset
+    /// ([`infobound_data::LabelledImages`]), resized to `image_size`: works offline, for presets,
+    /// smoke tests and CI.
+    Procedural {
+        /// Procedural dataset name (`shapes3d`, `dsprites`).
+        dataset: String,
+        /// The factor whose value is the class label (3DShapes `shape`: 4 classes).
+        label_factor: String,
+        /// Side of the stored images in pixels (the renderer draws 64 px; this resizes).
+        image_size: usize,
+        /// Training images (unlabelled during SSL; labelled for the kNN bank and probes).
+        num_train: usize,
+        /// Held-out test images of the kNN monitor and the probes.
+        num_test: usize,
+        /// Seed of the factor states drawn for the two splits.
+        seed: u64,
+    },
+    /// CIFAR-10 from the extracted `cifar-10-batches-bin` folder (train: the five data batches,
+    /// test: `test_batch.bin`).
+    Cifar10 {
+        /// The extracted folder.
+        path: PathBuf,
+    },
+    /// An image folder in the ImageNet layout (one sub-folder per class, PNG files), decoded
+    /// batch by batch.
+    ImageFolder {
+        /// Training folder.
+        path: PathBuf,
+        /// Test folder with the same classes (ImageNet `val/`).
+        test_path: PathBuf,
+        /// Every image is resized to `image_size` × `image_size` when indexed.
+        image_size: usize,
+    },
+}
+
+impl Default for SslDatasetConfig {
+    /// Procedural 3DShapes at 32 px labelled by object shape (4 classes; hue would be destroyed
+    /// by colour jitter), 4,000 training and 1,000 test images.
+    fn default() -> Self {
+        Self::Procedural {
+            dataset: "shapes3d".into(),
+            label_factor: "shape".into(),
+            image_size: 32,
+            num_train: 4_000,
+            num_test: 1_000,
+            seed: 7,
+        }
+    }
+}
+
+/// The optimiser family and its parameters (serde tag `kind`).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "kind", rename_all = "snake_case", deny_unknown_fields)]
+pub enum SslOptimizerMethod {
+    /// LARS (You et al. 2017), MVEB's optimiser: SGD with momentum whose per-layer step is
+    /// scaled by `trust · ‖w‖ / ‖g + wd·w‖`; one-dimensional parameters (biases, batch-norm
+    /// affine) optionally get neither decay nor scaling.
+    Lars {
+        /// Heavy-ball momentum (MVEB: 0.9).
+        momentum: f64,
+        /// Decoupled-into-gradient weight decay (MVEB: 1e-6).
+        weight_decay: f64,
+        /// Trust coefficient η (MVEB: 0.001).
+        trust_coefficient: f64,
+        /// Exempt 1-d parameters from decay and LARS scaling (MVEB: true).
+        exclude_one_dimensional: bool,
+    },
+    /// SGD with momentum and L2 weight decay.
+    Sgd {
+        /// Heavy-ball momentum.
+        momentum: f64,
+        /// L2 weight decay.
+        weight_decay: f64,
+    },
+    /// Adam (Kingma & Ba 2015) with L2 weight decay.
+    Adam {
+        /// L2 weight decay.
+        weight_decay: f64,
+    },
+}
+
+impl Default for SslOptimizerMethod {
+    fn default() -> Self {
+        Self::Lars {
+            momentum: 0.9,
+            weight_decay: 1e-6,
+            trust_coefficient: 0.001,
+            exclude_one_dimensional: true,
+        }
+    }
+}
+
+/// Optimiser and learning-rate schedule of the encoder: peak rate `base_lr × batch / 256`
+/// (Goyal et al. 2017's linear scaling), linear warm-up from 1e-3 × peak, then cosine decay to
+/// 1e-3 × peak (MVEB's schedule).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct SslOptimizerConfig {
+    /// Base learning rate at batch 256 (MVEB: 0.3).
+    pub base_lr: f64,
+    /// Warm-up steps (MVEB: 10 epochs); a run shorter than its warm-up (a smoke test with
+    /// `--steps 2`) warms up for `steps − 1`.
+    pub warmup_steps: usize,
+    /// The optimiser.
+    pub method: SslOptimizerMethod,
+}
+
+impl Default for SslOptimizerConfig {
+    fn default() -> Self {
+        Self {
+            base_lr: 0.3,
+            warmup_steps: 50_050,
+            method: SslOptimizerMethod::default(),
+        }
+    }
+}
+
+/// Monitors during training and the evaluation at its end.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct SslMonitorConfig {
+    /// kNN neighbours (Wu et al. 2018: 200).
+    pub knn_k: usize,
+    /// kNN vote temperature (0.1).
+    pub knn_temperature: f64,
+    /// Training images in the kNN bank of the monitor (the first ones; 0 = all).
+    pub monitor_bank_size: usize,
+    /// Test images queried by the monitor (the first ones; 0 = all).
+    pub monitor_test_size: usize,
+    /// Steps between collapse diagnostics of the online embeddings (effective rank,
+    /// uniformity, alignment, kernel width).
+    pub diagnostics_every: usize,
+    /// Adam learning rate of the online linear probe on detached backbone features.
+    pub probe_learning_rate: f64,
+    /// Batch size of feature extraction.
+    pub eval_batch_size: usize,
+    /// Logistic regression of the offline linear probe.
+    pub linear_probe: LogisticRegressionConfig,
+    /// Queries shown in `retrieval.png`.
+    pub retrieval_queries: usize,
+}
+
+impl Default for SslMonitorConfig {
+    fn default() -> Self {
+        Self {
+            knn_k: 200,
+            knn_temperature: 0.1,
+            monitor_bank_size: 0,
+            monitor_test_size: 0,
+            diagnostics_every: 50,
+            probe_learning_rate: 1e-3,
+            eval_batch_size: 256,
+            linear_probe: LogisticRegressionConfig::default(),
+            retrieval_queries: 8,
+        }
+    }
+}
+
+/// A whole self-supervised run: data, views, networks, objective, optimiser, schedule, monitors.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct SslTrainConfig {
+    /// Run name (the default output folder is `runs/<name>-seed<seed>`).
+    pub name: String,
+    /// Seed of initial weights, batches and augmentations: the same seed gives the same run.
+    pub seed: u64,
+    /// Images per batch (each gives every view).
+    pub batch_size: usize,
+    /// Optimisation steps.
+    pub steps: usize,
+    /// Steps between log lines.
+    pub log_every: usize,
+    /// Steps between checkpoints (a final one is always written).
+    pub checkpoint_every: usize,
+    /// Steps between kNN-monitor evaluations (0 = only at the end).
+    pub monitor_every: usize,
+    /// Labelled images.
+    pub dataset: SslDatasetConfig,
+    /// Multi-crop views; methods without local views use only the global ones.
+    pub augmentation: MultiCropConfig,
+    /// Backbone, projector and optional predictor.
+    pub network: SslNetworkConfig,
+    /// Objective.
+    pub objective: SslObjectiveConfig,
+    /// Optimiser and schedule.
+    pub optimizer: SslOptimizerConfig,
+    /// Monitors and evaluation.
+    pub monitor: SslMonitorConfig,
+}
+
+impl Default for SslTrainConfig {
+    /// MVEB's released ImageNet recipe: ResNet-50 with zero-initialised residual branches,
+    /// 3 × 2048 projector without predictor, 2 × 224 px + 6 × 96 px views, LARS at
+    /// 0.3 × batch/256, λ = 0.01.
+    fn default() -> Self {
+        let backbone = BackboneConfig::ResNet50 {
+            in_channels: 3,
+            zero_init_residual: true,
+        };
+        let width = backbone.feature_dim();
+        Self {
+            name: "mveb".into(),
+            seed: 0,
+            batch_size: 256,
+            steps: 500_500,
+            log_every: 50,
+            checkpoint_every: 5_000,
+            monitor_every: 5_000,
+            dataset: SslDatasetConfig::default(),
+            augmentation: MultiCropConfig::mveb_imagenet(),
+            network: SslNetworkConfig {
+                projector: MlpHeadConfig::mveb_projector(width, width),
+                backbone,
+                predictor: None,
+            },
+            objective: SslObjectiveConfig::default(),
+            optimizer: SslOptimizerConfig::default(),
+            monitor: SslMonitorConfig::default(),
+        }
+    }
+}
+
+/// The shipped SSL presets (`configs/<name>.toml`).
+const SSL_PRESETS: &[(&str, &str)] = &[
+    (
+        "mveb_quickstart",
+        include_str!("../../../../configs/mveb_quickstart.toml"),
+    ),
+    (
+        "simsiam_quickstart",
+        include_str!("../../../../configs/simsiam_quickstart.toml"),
+    ),
+    (
+        "byol_quickstart",
+        include_str!("../../../../configs/byol_quickstart.toml"),
+    ),
+    (
+        "barlow_twins_quickstart",
+        include_str!("../../../../configs/barlow_twins_quickstart.toml"),
+    ),
+    (
+        "mveb_cifar10",
+        include_str!("../../../../configs/mveb_cifar10.toml"),
+    ),
+    (
+        "mveb_imagenet",
+        include_str!("../../../../configs/mveb_imagenet.toml"),
+    ),
+];
+
+/// The `[objective] kind` values that make a configuration self-supervised.
+pub const SSL_OBJECTIVE_KINDS: [&str; 4] = ["mveb", "sim_siam", "byol", "barlow_twins"];
+
+impl SslTrainConfig {
+    /// Names of the shipped SSL presets.
+    pub fn preset_names() -> Vec<&'static str> {
+        SSL_PRESETS.iter().map(|(name, _)| *name).collect()
+    }
+
+    /// A shipped SSL preset.
+    pub fn preset(name: &str) -> Result<Self, TrainError> {
+        let text = ssl_preset_text(name).ok_or_else(|| {
+            TrainError::Config(format!(
+                "unknown SSL preset `{name}`; presets: {}",
+                Self::preset_names().join(", ")
+            ))
+        })?;
+        Self::from_toml(text)
+    }
+
+    /// Parses TOML (missing fields take their defaults, unknown fields are errors).
+    pub fn from_toml(text: &str) -> Result<Self, TrainError> {
+        let config: Self = toml::from_str(text).map_err(|e| TrainError::Config(e.to_string()))?;
+        config.validate()?;
+        Ok(config)
+    }
+
+    /// Reads a `.toml` (or `.json`) file.
+    pub fn from_file(path: &Path) -> Result<Self, TrainError> {
+        match RunConfig::from_file(path, &[])? {
+            RunConfig::Ssl(config) => Ok(*config),
+            RunConfig::Vae(_) => Err(TrainError::Config(format!(
+                "{} is a VAE configuration, not a self-supervised one",
+                path.display()
+            ))),
+        }
+    }
+
+    /// The resolved configuration as TOML (written to `config.toml` of every run).
+    pub fn to_toml(&self) -> Result<String, TrainError> {
+        toml::to_string_pretty(self).map_err(|e| TrainError::Config(e.to_string()))
+    }
+
+    /// The views a step generates: all of them for methods that use local views, else only
+    /// the two global ones.
+    pub fn effective_augmentation(&self) -> MultiCropConfig {
+        let mut views = self.augmentation.clone();
+        if !self.objective.uses_local_views() {
+            views.num_local_views = 0;
+        }
+        views
+    }
+
+    /// The peak learning rate `base_lr × batch / 256`.
+    pub fn peak_learning_rate(&self) -> f64 {
+        crate::optim::scaled_learning_rate(self.optimizer.base_lr, self.batch_size)
+    }
+
+    /// Checks every value that could otherwise fail deep inside training.
+    pub fn validate(&self) -> Result<(), TrainError> {
+        let fail = |m: &str| Err(TrainError::Config(m.to_string()));
+        if self.batch_size < 2 {
+            return fail("batch_size must be at least 2 (batch norm and the estimator need it)");
+        }
+        if self.steps == 0 || self.log_every == 0 || self.checkpoint_every == 0 {
+            return fail("steps, log_every and checkpoint_every must be positive");
+        }
+        if !(self.optimizer.base_lr.is_finite() && self.optimizer.base_lr > 0.0) {
+            return fail("optimizer.base_lr must be positive");
+        }
+        if self.augmentation.global_views.len() != 2 {
+            return fail("augmentation needs exactly two global views");
+        }
+        if self.objective.uses_predictor() != self.network.predictor.is_some() {
+            return fail(if self.objective.uses_predictor() {
+                "this objective needs a predictor: set [network.predictor]"
+            } else {
+                "this objective uses no predictor: remove [network.predictor]"
+            });
+        }
+        if self.monitor.knn_k == 0
+            || !(self.monitor.knn_temperature.is_finite() && self.monitor.knn_temperature > 0.0)
+        {
+            return fail("monitor.knn_k and monitor.knn_temperature must be positive");
+        }
+        if !(self.monitor.probe_learning_rate.is_finite() && self.monitor.probe_learning_rate > 0.0)
+            || self.monitor.eval_batch_size == 0
+            || self.monitor.diagnostics_every == 0
+        {
+            return fail(
+                "monitor.probe_learning_rate, eval_batch_size and diagnostics_every must be positive",
+            );
+        }
+        match &self.dataset {
+            SslDatasetConfig::Procedural {
+                image_size,
+                num_train,
+                num_test,
+                ..
+            } if *image_size == 0 || *num_train < 2 || *num_test < 1 => {
+                fail("dataset needs image_size > 0, num_train >= 2 and num_test >= 1")
+            }
+            SslDatasetConfig::ImageFolder { image_size: 0, .. } => {
+                fail("dataset.image_size must be positive")
+            }
+            _ => Ok(()),
+        }
+    }
+}
+
+fn ssl_preset_text(name: &str) -> Option<&'static str> {
+    SSL_PRESETS
+        .iter()
+        .find(|(n, _)| *n == name)
+        .map(|(_, text)| *text)
+}
+
+/// A run configuration of either family, as `infobound train` loads it.
+#[derive(Debug, Clone, PartialEq)]
+pub enum RunConfig {
+    /// A VAE run ([`crate::VaeTrainer`]).
+    Vae(Box<TrainConfig>),
+    /// A self-supervised run ([`super::SslTrainer`]).
+    Ssl(Box<SslTrainConfig>),
+}
+
+impl RunConfig {
+    /// Every shipped preset name, VAE then SSL.
+    pub fn preset_names() -> Vec<&'static str> {
+        let mut names = TrainConfig::preset_names();
+        names.extend(SslTrainConfig::preset_names());
+        names
+    }
+
+    /// A shipped preset of either family with `overrides` (`key.path=value`) applied.
+    pub fn preset(name: &str, overrides: &[String]) -> Result<Self, TrainError> {
+        if let Some(text) = ssl_preset_text(name) {
+            return Self::from_value(parse_toml_value(text)?, overrides);
+        }
+        if TrainConfig::preset_names().contains(&name) {
+            let config = TrainConfig::preset(name)?;
+            let value = toml::Value::try_from(&config).map_err(|e| {
+                TrainError::Config(format!("cannot re-encode preset `{name}`: {e}"))
+            })?;
+            return Self::from_value(value, overrides);
+        }
+        Err(TrainError::Config(format!(
+            "unknown preset `{name}`; presets: {}",
+            Self::preset_names().join(", ")
+        )))
+    }
+
+    /// A `.toml` or `.json` file with `overrides` applied.
+    pub fn from_file(path: &Path, overrides: &[String]) -> Result<Self, TrainError> {
+        let text = std::fs::read_to_string(path).map_err(|e| TrainError::io(path, e))?;
+        let value = match path.extension().and_then(|e| e.to_str()) {
+            Some("json") => serde_json::from_str::<toml::Value>(&text)
+                .map_err(|e| TrainError::Config(format!("{}: {e}", path.display())))?,
+            _ => parse_toml_value(&text)
+                .map_err(|e| TrainError::Config(format!("{}: {e}", path.display())))?,
+        };
+        Self::from_value(value, overrides)
+    }
+
+    /// The resolved configuration of an existing run folder.
+    pub fn from_run(run: &RunDir) -> Result<Self, TrainError> {
+        if !run.config().exists() {
+            return Err(TrainError::RunDir {
+                path: run.root().to_path_buf(),
+                message: "no config.toml: not an infobound run folder".into(),
+            });
+        }
+        Self::from_file(&run.config(), &[])
+    }
+
+    /// Applies `overrides` to a parsed configuration and decides its family by
+    /// `[objective] kind` ([`SSL_OBJECTIVE_KINDS`] are self-supervised).
+    pub fn from_value(mut value: toml::Value, overrides: &[String]) -> Result<Self, TrainError> {
+        for assignment in overrides {
+            apply_override(&mut value, assignment)?;
+        }
+        let kind = value
+            .get("objective")
+            .and_then(|o| o.get("kind"))
+            .and_then(toml::Value::as_str);
+        if kind.is_some_and(|k| SSL_OBJECTIVE_KINDS.contains(&k)) {
+            let config: SslTrainConfig = value
+                .try_into()
+                .map_err(|e: toml::de::Error| TrainError::Config(e.to_string()))?;
+            config.validate()?;
+            Ok(Self::Ssl(Box::new(config)))
+        } else {
+            let config: TrainConfig = value
+                .try_into()
+                .map_err(|e: toml::de::Error| TrainError::Config(e.to_string()))?;
+            Ok(Self::Vae(Box::new(config)))
+        }
+    }
+}
+
+fn parse_toml_value(text: &str) -> Result<toml::Value, TrainError> {
+    text.parse::<toml::Table>()
+        .map(toml::Value::Table)
+        .map_err(|e| TrainError::Config(e.to_string()))
+}
+
+/// Sets `key.path=value` in a parsed configuration, creating missing tables. The value is read
+/// as a TOML value (`0.01`, `true`, `"text"`, `[1, 2]`); anything that does not parse as one is
+/// taken as a bare string (`objective.kind=byol`).
+pub fn apply_override(config: &mut toml::Value, assignment: &str) -> Result<(), TrainError> {
+    let (path, raw) = assignment.split_once('=').ok_or_else(|| {
+        TrainError::Config(format!(
+            "override `{assignment}` is not of the form key.path=value"
+        ))
+    })?;
+    let keys: Vec<&str> = path.trim().split('.').collect();
+    if keys.iter().any(|k| k.is_empty()) {
+        return Err(TrainError::Config(format!(
+            "override `{assignment}` has an empty key"
+        )));
+    }
+    let raw = raw.trim();
+    let value = format!("value = {raw}")
+        .parse::<toml::Table>()
+        .ok()
+        .and_then(|mut t| t.remove("value"))
+        .unwrap_or_else(|| toml::Value::String(raw.to_string()));
+    let (last, parents) = keys.split_last().unwrap_or((&"", &[]));
+    let mut table = config
+        .as_table_mut()
+        .ok_or_else(|| TrainError::Config("the configuration is not a TOML table".to_string()))?;
+    for key in parents {
+        let entry = table
+            .entry(key.to_string())
+            .or_insert_with(|| toml::Value::Table(toml::Table::new()));
+        table = entry.as_table_mut().ok_or_else(|| {
+            TrainError::Config(format!(
+                "override `{assignment}`: `{key}` is a value, not a table"
+            ))
+        })?;
+    }
+    table.insert(last.to_string(), value);
+    Ok(())
+}

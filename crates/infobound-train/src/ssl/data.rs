@@ -1,0 +1,262 @@
+//! The labelled images of a self-supervised run: a training split (unlabelled for the encoder,
+//! labelled for the kNN bank and probes) and a held-out test split.
+
+use std::sync::Arc;
+
+use infobound_data::augment::{CropBox, resized_crop};
+use infobound_data::readers::{CifarSplit, ImageFolder, ReadOptions, read_cifar10};
+use infobound_data::{DataError, ImageBatch, LabelledImages, ObservationShape, dataset_by_name};
+use rand_chacha::ChaCha8Rng;
+
+use super::config::SslDatasetConfig;
+use crate::TrainError;
+
+/// Pixels of one split: decoded once, or decoded batch by batch from an image folder.
+enum Pixels {
+    InMemory(ImageBatch),
+    Folder(ImageFolder),
+}
+
+/// One split: images and their class labels.
+pub struct SslSplit {
+    pixels: Pixels,
+    labels: Vec<usize>,
+}
+
+impl SslSplit {
+    fn in_memory(images: ImageBatch, labels: Vec<usize>) -> Self {
+        Self {
+            pixels: Pixels::InMemory(images),
+            labels,
+        }
+    }
+
+    /// Number of images.
+    pub fn len(&self) -> usize {
+        self.labels.len()
+    }
+
+    /// True when the split holds no image.
+    pub fn is_empty(&self) -> bool {
+        self.labels.is_empty()
+    }
+
+    /// Class labels, in index order.
+    pub fn labels(&self) -> &[usize] {
+        &self.labels
+    }
+
+    /// Shape of every image (CHW).
+    pub fn shape(&self) -> ObservationShape {
+        match &self.pixels {
+            Pixels::InMemory(images) => images.shape(),
+            Pixels::Folder(folder) => folder.observation_shape(),
+        }
+    }
+
+    /// The images at `indices` (CHW `f32` in [0, 1]).
+    pub fn images(&self, indices: &[usize]) -> Result<ImageBatch, TrainError> {
+        match &self.pixels {
+            Pixels::InMemory(images) => {
+                let shape = images.shape();
+                let mut pixels = Vec::with_capacity(indices.len() * shape.numel());
+                for &i in indices {
+                    if i >= images.len() {
+                        return Err(DataError::IndexOutOfRange {
+                            index: i,
+                            len: images.len(),
+                        }
+                        .into());
+                    }
+                    pixels.extend_from_slice(images.image(i));
+                }
+                Ok(ImageBatch::new(shape, pixels)?)
+            }
+            Pixels::Folder(folder) => Ok(folder.load(indices)?.images),
+        }
+    }
+}
+
+/// Training and test splits of a run.
+pub struct SslData {
+    train: SslSplit,
+    test: SslSplit,
+    num_classes: usize,
+    description: String,
+}
+
+impl std::fmt::Debug for SslData {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SslData")
+            .field("description", &self.description)
+            .field("train", &self.train.len())
+            .field("test", &self.test.len())
+            .field("num_classes", &self.num_classes)
+            .finish()
+    }
+}
+
+impl SslData {
+    /// Loads (or renders) the splits `config` describes.
+    pub fn load(config: &SslDatasetConfig) -> Result<Self, TrainError> {
+        match config {
+            SslDatasetConfig::Procedural {
+                dataset,
+                label_factor,
+                image_size,
+                num_train,
+                num_test,
+                seed,
+            } => {
+                let source = Arc::from(dataset_by_name(dataset)?);
+                let labelled =
+                    LabelledImages::new(source, label_factor, num_train + num_test, *seed)?;
+                let all: Vec<usize> = (0..labelled.len()).collect();
+                let (images, labels) = labelled.batch(&all)?;
+                let images = to_rgb(&resize_batch(&images, *image_size)?)?;
+                let shape = images.shape();
+                let (train_pixels, test_pixels) =
+                    images.pixels().split_at(num_train * shape.numel());
+                let train = ImageBatch::new(shape, train_pixels.to_vec())?;
+                let test = ImageBatch::new(shape, test_pixels.to_vec())?;
+                Ok(Self {
+                    train: SslSplit::in_memory(train, labels[..*num_train].to_vec()),
+                    test: SslSplit::in_memory(test, labels[*num_train..].to_vec()),
+                    num_classes: labelled.num_classes(),
+                    description: format!(
+                        "procedural `{dataset}` at {image_size} px labelled by `{label_factor}`"
+                    ),
+                })
+            }
+            SslDatasetConfig::Cifar10 { path } => {
+                let options = ReadOptions::default();
+                let train = read_cifar10(path, CifarSplit::Train, &options)?;
+                let test = read_cifar10(path, CifarSplit::Test, &options)?;
+                Ok(Self {
+                    num_classes: train.class_names.len(),
+                    train: SslSplit::in_memory(train.images, train.labels),
+                    test: SslSplit::in_memory(test.images, test.labels),
+                    description: format!("CIFAR-10 from {}", path.display()),
+                })
+            }
+            SslDatasetConfig::ImageFolder {
+                path,
+                test_path,
+                image_size,
+            } => {
+                let size = Some((*image_size, *image_size));
+                let train = ImageFolder::open(path, size)?;
+                let test = ImageFolder::open(test_path, size)?;
+                if train.class_names() != test.class_names() {
+                    return Err(TrainError::Config(format!(
+                        "{} and {} hold different classes",
+                        path.display(),
+                        test_path.display()
+                    )));
+                }
+                Ok(Self {
+                    num_classes: train.class_names().len(),
+                    train: SslSplit {
+                        labels: train.labels(),
+                        pixels: Pixels::Folder(train),
+                    },
+                    test: SslSplit {
+                        labels: test.labels(),
+                        pixels: Pixels::Folder(test),
+                    },
+                    description: format!("image folder {}", path.display()),
+                })
+            }
+        }
+    }
+
+    /// The training split.
+    pub fn train(&self) -> &SslSplit {
+        &self.train
+    }
+
+    /// The held-out test split.
+    pub fn test(&self) -> &SslSplit {
+        &self.test
+    }
+
+    /// Number of classes.
+    pub fn num_classes(&self) -> usize {
+        self.num_classes
+    }
+
+    /// Accuracy of always guessing the most frequent test class (the floor a probe must beat).
+    pub fn chance_level(&self) -> f64 {
+        let mut counts = vec![0usize; self.num_classes.max(1)];
+        for &l in self.test.labels() {
+            if let Some(c) = counts.get_mut(l) {
+                *c += 1;
+            }
+        }
+        counts.iter().copied().max().unwrap_or(0) as f64 / self.test.len().max(1) as f64
+    }
+
+    /// One line saying what the data is.
+    pub fn description(&self) -> &str {
+        &self.description
+    }
+}
+
+/// `batch_size` distinct training indices for one step (with replacement only when the split
+/// is smaller than the batch), drawn from the step's generator.
+pub fn sample_indices(rng: &mut ChaCha8Rng, len: usize, batch_size: usize) -> Vec<usize> {
+    use rand::Rng;
+    if batch_size <= len {
+        rand::seq::index::sample(rng, len, batch_size).into_vec()
+    } else {
+        (0..batch_size).map(|_| rng.random_range(0..len)).collect()
+    }
+}
+
+/// Replicates a grayscale batch to three channels (one augmentation pipeline, with its RGB
+/// colour jitter and normalisation, then serves every dataset, as the image-folder reader does
+/// for grayscale files); RGB batches pass through.
+pub fn to_rgb(images: &ImageBatch) -> Result<ImageBatch, TrainError> {
+    let shape = images.shape();
+    if shape.channels != 1 {
+        return Ok(images.clone());
+    }
+    let plane = shape.height * shape.width;
+    let mut pixels = Vec::with_capacity(images.len() * 3 * plane);
+    for i in 0..images.len() {
+        for _ in 0..3 {
+            pixels.extend_from_slice(images.image(i));
+        }
+    }
+    Ok(ImageBatch::new(
+        ObservationShape {
+            channels: 3,
+            ..shape
+        },
+        pixels,
+    )?)
+}
+
+/// Resizes every image of `images` to `size` × `size` (bilinear, the whole image as the crop).
+pub fn resize_batch(images: &ImageBatch, size: usize) -> Result<ImageBatch, TrainError> {
+    let shape = images.shape();
+    if shape.height == size && shape.width == size {
+        return Ok(images.clone());
+    }
+    let whole = CropBox {
+        top: 0,
+        left: 0,
+        height: shape.height,
+        width: shape.width,
+    };
+    let out = ObservationShape {
+        channels: shape.channels,
+        height: size,
+        width: size,
+    };
+    let mut pixels = Vec::with_capacity(images.len() * out.numel());
+    for i in 0..images.len() {
+        pixels.extend(resized_crop(images.image(i), shape, whole, size, size)?);
+    }
+    Ok(ImageBatch::new(out, pixels)?)
+}

@@ -1,0 +1,812 @@
+//! The self-supervised training loop shared by MVEB, SimSiam, BYOL and Barlow Twins.
+//!
+//! One step t (as the released MVEB code): draw the batch and its views from (seed, t); update
+//! the EMA target with momentum m_t = 1 − (1 − m₀)(cos(πt/T) + 1)/2; forward every view through
+//! the online network (views of one resolution in one pass, as SwAV's multi-crop does) and the
+//! two global views through the target; loss; backward; skip the update when a gradient is
+//! non-finite; optimiser step at the warm-up + cosine rate. An online linear probe learns from
+//! the detached backbone features of global view 1 with its own Adam.
+
+use std::io::Write;
+use std::sync::Arc;
+use std::sync::mpsc::{Receiver, sync_channel};
+use std::time::Instant;
+
+use burn::module::Module;
+use burn::nn::loss::CrossEntropyLossConfig;
+use burn::optim::decay::WeightDecayConfig;
+use burn::optim::momentum::MomentumConfig;
+use burn::optim::{AdamConfig, GradientsParams, ModuleOptimizer, SgdConfig};
+use burn::tensor::{Device, Int, Tensor, TensorData};
+use indicatif::{ProgressBar, ProgressStyle};
+use infobound_data::augment::MultiCropAugmenter;
+use infobound_data::{ImageBatch, images_to_tensor};
+use infobound_metrics::{CodeMatrix, CollapseConfig, collapse_diagnostics};
+use infobound_models::ssl::{SslNetwork, SslObjective, SslViews, cosine_momentum, ema_update};
+use serde::Serialize;
+
+use super::config::{SslOptimizerMethod, SslTrainConfig};
+use super::data::{SslData, sample_indices};
+use super::eval::{FeatureExtractor, knn_monitor};
+use super::probe::OnlineProbe;
+use crate::checkpoint::{
+    SaveModule, TrainerState, latest_checkpoint, load_module, load_optimizer, load_state,
+    save_checkpoint,
+};
+use crate::fsutil::write_atomic;
+use crate::optim::{LarsConfig, WarmupCosineSchedule, gradients_are_finite};
+use crate::rng::{Stream, step_rng};
+use crate::{RunDir, TrainError};
+
+/// What a finished (or resumed and finished) SSL run reports.
+#[derive(Debug, Clone, Serialize)]
+pub struct SslTrainSummary {
+    /// Steps completed.
+    pub steps: usize,
+    /// Steps whose update was skipped because a gradient was non-finite.
+    pub skipped_steps: usize,
+    /// Mean loss over the last log interval.
+    pub final_loss: f64,
+    /// Mean online-probe accuracy over the last log interval.
+    pub final_probe_accuracy: f64,
+    /// Wall time of this invocation in seconds.
+    pub wall_seconds: f64,
+    /// Optimisation steps per second in this invocation.
+    pub steps_per_second: f64,
+}
+
+/// Options that do not change the result of a run.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct SslTrainOptions {
+    /// Continue from the newest checkpoint of the run folder.
+    pub resume: bool,
+    /// Draw a progress bar on stderr.
+    pub progress: bool,
+}
+
+/// Networks, optimisers and counters of a self-supervised run on one device.
+///
+/// The loop takes a single [`Device`]; data-parallel training plugs in around
+/// [`SslTrainer::train_step`] (one batch in, one update out).
+pub struct SslTrainer {
+    config: SslTrainConfig,
+    device: Device,
+    inference_device: Device,
+    data: Arc<SslData>,
+    augmenter: MultiCropAugmenter,
+    online: SslNetwork,
+    target: Option<SslNetwork>,
+    objective: SslObjective,
+    optimizer: ModuleOptimizer,
+    schedule: WarmupCosineSchedule,
+    probe: OnlineProbe,
+    probe_optimizer: ModuleOptimizer,
+    state: TrainerState,
+}
+
+/// What one step produced, for the log.
+#[derive(Debug, Clone)]
+pub struct SslStepReport {
+    /// Named scalars: loss, the objective's terms, probe loss and accuracy.
+    pub terms: Vec<(String, f64)>,
+    /// True when the encoder update was skipped (non-finite gradient).
+    pub skipped: bool,
+    /// EMA momentum used for the target at this step, if the method has a target.
+    pub momentum: Option<f64>,
+    /// Kernel width τ of the entropy estimator, if the objective has one.
+    pub kernel_width: Option<f64>,
+    /// Online embeddings of the two global views (host copies), for the collapse diagnostics.
+    pub embeddings: Option<(CodeMatrix, CodeMatrix)>,
+}
+
+impl SslTrainer {
+    /// Builds fresh networks (weights drawn from `config.seed`) and loads the data. `device`
+    /// is a plain device; training runs on its autodiff decorator.
+    pub fn new(config: SslTrainConfig, device: &Device) -> Result<Self, TrainError> {
+        let data = Arc::new(SslData::load(&config.dataset)?);
+        Self::with_data(config, device, data)
+    }
+
+    /// As [`SslTrainer::new`] with already loaded data (tests and `infobound probe` share it).
+    pub fn with_data(
+        config: SslTrainConfig,
+        device: &Device,
+        data: Arc<SslData>,
+    ) -> Result<Self, TrainError> {
+        config.validate()?;
+        if data.train().is_empty() || data.test().is_empty() {
+            return Err(TrainError::Config(
+                "the dataset needs training and test images".into(),
+            ));
+        }
+        let augmenter = MultiCropAugmenter::new(config.effective_augmentation())?;
+        let inference_device = device.clone();
+        let device = device.clone().autodiff();
+        device.seed(config.seed);
+        let online = config.network.init(&device)?;
+        // The target starts as a copy of the online parameters with batch-norm statistics of
+        // its own; it tracks no gradients but normalises with batch statistics, as the released
+        // code's target in train mode.
+        let target = if config.objective.uses_target_network() {
+            Some(config.network.init_target(&online, &device)?)
+        } else {
+            None
+        };
+        let objective = config.objective.init()?;
+        let optimizer = encoder_optimizer(&config.optimizer.method)?;
+        let schedule = WarmupCosineSchedule::new(
+            config.peak_learning_rate(),
+            config.optimizer.warmup_steps.min(config.steps - 1),
+            config.steps,
+        )?;
+        let probe = OnlineProbe::new(
+            config.network.backbone.feature_dim(),
+            data.num_classes(),
+            &device,
+        );
+        let probe_optimizer = AdamConfig::new().init();
+        let state = TrainerState {
+            step: 0,
+            learning_rate: schedule.learning_rate(0),
+            plateau_best: None,
+            plateau_bad_intervals: 0,
+            skipped_steps: 0,
+        };
+        Ok(Self {
+            config,
+            device,
+            inference_device,
+            data,
+            augmenter,
+            online,
+            target,
+            objective,
+            optimizer,
+            schedule,
+            probe,
+            probe_optimizer,
+            state,
+        })
+    }
+
+    /// Restores networks, optimiser moments and counters from a checkpoint folder.
+    pub fn restore(&mut self, checkpoint: &std::path::Path) -> Result<(), TrainError> {
+        self.state = load_state(checkpoint)?;
+        self.online = load_module(checkpoint, "online", self.online.clone())?;
+        if let Some(target) = self.target.take() {
+            self.target = Some(load_module(checkpoint, "target", target)?.no_grad());
+        }
+        self.optimizer = load_optimizer(checkpoint, "optimizer", self.optimizer.clone())?;
+        self.probe = load_module(checkpoint, "probe", self.probe.clone())?;
+        self.probe_optimizer =
+            load_optimizer(checkpoint, "probe_optimizer", self.probe_optimizer.clone())?;
+        Ok(())
+    }
+
+    /// The configuration.
+    pub fn config(&self) -> &SslTrainConfig {
+        &self.config
+    }
+
+    /// The online network (backbone, projector, predictor).
+    pub fn online(&self) -> &SslNetwork {
+        &self.online
+    }
+
+    /// The EMA target network, for methods that have one.
+    pub fn target(&self) -> Option<&SslNetwork> {
+        self.target.as_ref()
+    }
+
+    /// The online linear probe.
+    pub fn probe(&self) -> &OnlineProbe {
+        &self.probe
+    }
+
+    /// The data.
+    pub fn data(&self) -> &Arc<SslData> {
+        &self.data
+    }
+
+    /// Completed steps.
+    pub fn step(&self) -> usize {
+        self.state.step
+    }
+
+    /// Steps whose update was skipped.
+    pub fn skipped_steps(&self) -> usize {
+        self.state.skipped_steps
+    }
+
+    /// The plain (non-autodiff) device evaluation runs on.
+    pub fn inference_device(&self) -> &Device {
+        &self.inference_device
+    }
+
+    /// Backbone features of images, computed by the online network in inference mode.
+    pub fn feature_extractor(&self) -> FeatureExtractor {
+        FeatureExtractor::new(&self.online, &self.config, &self.inference_device)
+    }
+
+    fn checkpoint(&self, run: &RunDir) -> Result<(), TrainError> {
+        // Burn's `RunningState` applies each batch-norm statistics update one update late, and
+        // saving reads the applied value; `valid()` applies the pending update first, so the
+        // checkpoint holds the statistics the next step will use.
+        let _ = self.online.valid();
+        if let Some(target) = &self.target {
+            let _ = target.valid();
+        }
+        let _ = self.probe.valid();
+        let mut modules: Vec<(&str, &dyn SaveModule)> =
+            vec![("online", &self.online), ("probe", &self.probe)];
+        if let Some(target) = &self.target {
+            modules.push(("target", target));
+        }
+        let optimizers = [
+            ("optimizer", &self.optimizer),
+            ("probe_optimizer", &self.probe_optimizer),
+        ];
+        save_checkpoint(&run.checkpoints(), &self.state, &modules, &optimizers)?;
+        Ok(())
+    }
+
+    /// Trains until `config.steps`, logging to `run`'s `train_log.jsonl` and checkpointing.
+    pub fn train(
+        &mut self,
+        run: &RunDir,
+        options: SslTrainOptions,
+    ) -> Result<SslTrainSummary, TrainError> {
+        let started = Instant::now();
+        let start_step = self.state.step;
+        truncate_log(&run.train_log(), start_step)?;
+        let mut log = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(run.train_log())
+            .map_err(|e| TrainError::io(run.train_log(), e))?;
+        let mut write_line = |line: serde_json::Value| {
+            writeln!(log, "{line}")
+                .and_then(|()| log.flush())
+                .map_err(|e| TrainError::io(run.train_log(), e))
+        };
+        let total = self.config.steps;
+        let bar = progress_bar(options.progress, start_step, total);
+        let batches = self.prefetch(start_step, total);
+        let mut interval = Interval::default();
+        let mut last = (f64::NAN, f64::NAN);
+        let mut interval_started = Instant::now();
+        let diagnostics_every = self.config.monitor.diagnostics_every;
+        for (step, batch) in (start_step..total).zip(batches.iter()) {
+            let (views, labels) = batch?;
+            let wants_embeddings = (step + 1).is_multiple_of(diagnostics_every);
+            let report = self.train_step(step, &views, &labels, wants_embeddings)?;
+            if report.skipped {
+                self.state.skipped_steps += 1;
+            }
+            interval.add(&report.terms, report.momentum, report.kernel_width);
+            self.state.step = step + 1;
+            self.state.learning_rate = self.schedule.learning_rate(self.state.step);
+            bar.inc(1);
+            if let Some((z1, z2)) = &report.embeddings {
+                let d = collapse_diagnostics(z1, Some(z2), &CollapseConfig::default())?;
+                let mut row = serde_json::Map::new();
+                row.insert("step".into(), self.state.step.into());
+                insert_number(&mut row, "embedding_effective_rank", d.effective_rank);
+                insert_number(&mut row, "embedding_uniformity", d.uniformity);
+                if let Some(a) = d.alignment {
+                    insert_number(&mut row, "embedding_alignment", a);
+                }
+                if let Some(width) = report.kernel_width {
+                    insert_number(&mut row, "kernel_width", width);
+                }
+                write_line(row.into())?;
+            }
+            let monitor_every = self.config.monitor_every;
+            if monitor_every > 0 && self.state.step.is_multiple_of(monitor_every) {
+                let knn = knn_monitor(&self.feature_extractor(), &self.data, &self.config)?;
+                let mut row = serde_json::Map::new();
+                row.insert("step".into(), self.state.step.into());
+                insert_number(&mut row, "knn_accuracy", knn.accuracy);
+                write_line(row.into())?;
+                bar.println(format!(
+                    "step {}: kNN accuracy {:.4}",
+                    self.state.step, knn.accuracy
+                ));
+            }
+            if self.state.step.is_multiple_of(self.config.log_every) || self.state.step == total {
+                let elapsed = interval_started.elapsed().as_secs_f64();
+                let mut row = interval.means();
+                row.insert("step".into(), self.state.step.into());
+                insert_number(&mut row, "learning_rate", self.state.learning_rate);
+                row.insert("skipped_steps".into(), self.state.skipped_steps.into());
+                insert_number(
+                    &mut row,
+                    "steps_per_second",
+                    interval.count as f64 / elapsed.max(1e-9),
+                );
+                last = (interval.mean("loss"), interval.mean("probe_accuracy"));
+                bar.set_message(format!("loss {:.4} probe {:.3}", last.0, last.1));
+                write_line(row.into())?;
+                interval = Interval::default();
+                interval_started = Instant::now();
+            }
+            if self.state.step.is_multiple_of(self.config.checkpoint_every)
+                || self.state.step == total
+            {
+                self.checkpoint(run)?;
+            }
+        }
+        bar.finish_and_clear();
+        let wall = started.elapsed().as_secs_f64();
+        Ok(SslTrainSummary {
+            steps: self.state.step,
+            skipped_steps: self.state.skipped_steps,
+            final_loss: last.0,
+            final_probe_accuracy: last.1,
+            wall_seconds: wall,
+            steps_per_second: (self.state.step - start_step) as f64 / wall.max(1e-9),
+        })
+    }
+
+    /// Samples and augments the batches of steps `start..end` on a background thread, two ahead
+    /// of the trainer. The views of step t depend only on (seed, t).
+    fn prefetch(&self, start: usize, end: usize) -> Receiver<Result<StepBatch, TrainError>> {
+        let (tx, rx) = sync_channel(2);
+        let data = Arc::clone(&self.data);
+        let augmenter = self.augmenter.clone();
+        let (seed, batch_size) = (self.config.seed, self.config.batch_size);
+        std::thread::spawn(move || {
+            for step in start..end {
+                let batch = step_batch(&data, &augmenter, seed, batch_size, step);
+                if tx.send(batch).is_err() {
+                    break;
+                }
+            }
+        });
+        rx
+    }
+
+    /// The views and labels of step `step` (what the background thread prepares).
+    pub fn batch(&self, step: usize) -> Result<StepBatch, TrainError> {
+        step_batch(
+            &self.data,
+            &self.augmenter,
+            self.config.seed,
+            self.config.batch_size,
+            step,
+        )
+    }
+
+    /// One optimisation step on prepared `views` (globals first) with the class `labels` of
+    /// the images (used only by the online probe).
+    pub fn train_step(
+        &mut self,
+        step: usize,
+        views: &[ImageBatch],
+        labels: &[usize],
+        wants_embeddings: bool,
+    ) -> Result<SslStepReport, TrainError> {
+        let batch = labels.len();
+        let momentum = self
+            .config
+            .objective
+            .base_momentum()
+            .map(|base| cosine_momentum(base, step, self.config.steps));
+        if let (Some(m), Some(target)) = (momentum, self.target.take()) {
+            self.target = Some(ema_update(target, &self.online, m)?.no_grad());
+        }
+        let globals = self.views_tensor(&views[..2]);
+        let global_features = self.online.features(globals.clone());
+        let global_embeddings = self.online.project(global_features.clone());
+        let mut online = global_embeddings.clone().chunk(2, 0);
+        if views.len() > 2 {
+            let local = self.views_tensor(&views[2..]);
+            let local_embeddings = self.online.project(self.online.features(local));
+            online.extend(local_embeddings.chunk(views.len() - 2, 0));
+        }
+        let predictions = self
+            .online
+            .predict(global_embeddings.clone())
+            .map(|p| p.chunk(2, 0));
+        let target = self
+            .target
+            .as_ref()
+            .map(|t| t.project(t.features(globals.clone())).detach().chunk(2, 0));
+        let output = self.objective.loss(&SslViews {
+            online,
+            predictions,
+            target,
+        })?;
+        let loss: f32 = output.loss.clone().detach().into_scalar();
+        if !loss.is_finite() {
+            return Err(TrainError::NonFiniteLoss {
+                step,
+                value: loss as f64,
+            });
+        }
+        let embeddings = if wants_embeddings {
+            let [z1, z2]: [Tensor<2>; 2] = global_embeddings
+                .detach()
+                .chunk(2, 0)
+                .try_into()
+                .map_err(|_| TrainError::Config("two global views expected".into()))?;
+            Some((to_codes(z1)?, to_codes(z2)?))
+        } else {
+            None
+        };
+        let grads = GradientsParams::from_grads(output.loss.backward(), &self.online);
+        let skipped = !self.apply_gradients(grads);
+        let features = global_features.detach().narrow(0, 0, batch);
+        let (probe_loss, probe_accuracy) = self.probe_step(features, labels)?;
+        let mut terms = output.terms.clone();
+        if !terms.iter().any(|(name, _)| name == "loss") {
+            terms.insert(0, ("loss".to_string(), loss as f64));
+        }
+        terms.push(("probe_loss".into(), probe_loss));
+        terms.push(("probe_accuracy".into(), probe_accuracy));
+        Ok(SslStepReport {
+            terms,
+            skipped,
+            momentum,
+            kernel_width: output.kernel_width,
+            embeddings,
+        })
+    }
+
+    /// Applies `grads` to the online network at the step's learning rate, unless a gradient is
+    /// non-finite. Returns whether the update was applied.
+    pub(crate) fn apply_gradients(&mut self, grads: GradientsParams) -> bool {
+        if !gradients_are_finite(&self.online, &grads) {
+            return false;
+        }
+        let lr = self.schedule.learning_rate(self.state.step);
+        self.online = self.optimizer.step(lr, self.online.clone(), grads);
+        true
+    }
+
+    /// One Adam step of the online probe on detached features; returns its cross-entropy and
+    /// its accuracy on this batch before the step.
+    fn probe_step(
+        &mut self,
+        features: Tensor<2>,
+        labels: &[usize],
+    ) -> Result<(f64, f64), TrainError> {
+        let targets = Tensor::<1, Int>::from_data(
+            TensorData::new(
+                labels.iter().map(|&l| l as i64).collect::<Vec<_>>(),
+                [labels.len()],
+            ),
+            &self.device,
+        );
+        let logits = self.probe.forward(features);
+        let predicted: Vec<i64> = logits
+            .clone()
+            .detach()
+            .argmax(1)
+            .into_data()
+            .convert::<i64>()
+            .try_to_vec()
+            .map_err(|e| TrainError::Config(format!("cannot read the probe output: {e:?}")))?;
+        let correct = predicted
+            .iter()
+            .zip(labels)
+            .filter(|(p, l)| **p == **l as i64)
+            .count();
+        let loss = CrossEntropyLossConfig::new()
+            .init(&self.device)
+            .forward(logits, targets);
+        let value: f32 = loss.clone().detach().into_scalar();
+        let grads = GradientsParams::from_grads(loss.backward(), &self.probe);
+        self.probe = self.probe_optimizer.step(
+            self.config.monitor.probe_learning_rate,
+            self.probe.clone(),
+            grads,
+        );
+        Ok((value as f64, correct as f64 / labels.len().max(1) as f64))
+    }
+
+    fn views_tensor(&self, views: &[ImageBatch]) -> Tensor<4> {
+        Tensor::cat(
+            views
+                .iter()
+                .map(|v| images_to_tensor(v, &self.device))
+                .collect(),
+            0,
+        )
+    }
+}
+
+/// The augmented views (globals first) and the class labels of one step's images.
+pub type StepBatch = (Vec<ImageBatch>, Vec<usize>);
+
+fn step_batch(
+    data: &SslData,
+    augmenter: &MultiCropAugmenter,
+    seed: u64,
+    batch_size: usize,
+    step: usize,
+) -> Result<StepBatch, TrainError> {
+    let mut rng = step_rng(seed, step, Stream::Batch);
+    let indices = sample_indices(&mut rng, data.train().len(), batch_size);
+    let images = data.train().images(&indices)?;
+    let labels = indices.iter().map(|&i| data.train().labels()[i]).collect();
+    let views = augmenter.augment(&images, seed, step as u64)?;
+    Ok((views, labels))
+}
+
+fn encoder_optimizer(method: &SslOptimizerMethod) -> Result<ModuleOptimizer, TrainError> {
+    Ok(match *method {
+        SslOptimizerMethod::Lars {
+            momentum,
+            weight_decay,
+            trust_coefficient,
+            exclude_one_dimensional,
+        } => LarsConfig {
+            momentum,
+            weight_decay,
+            trust_coefficient,
+            exclude_one_dimensional,
+        }
+        .init()?,
+        SslOptimizerMethod::Sgd {
+            momentum,
+            weight_decay,
+        } => SgdConfig::new()
+            .with_momentum(Some(
+                // PyTorch's SGD: no dampening.
+                MomentumConfig::new()
+                    .with_momentum(momentum)
+                    .with_dampening(0.0),
+            ))
+            .with_weight_decay(
+                (weight_decay > 0.0).then(|| WeightDecayConfig::new(weight_decay as f32)),
+            )
+            .init(),
+        SslOptimizerMethod::Adam { weight_decay } => AdamConfig::new()
+            .with_weight_decay(
+                (weight_decay > 0.0).then(|| WeightDecayConfig::new(weight_decay as f32)),
+            )
+            .init(),
+    })
+}
+
+fn to_codes(z: Tensor<2>) -> Result<CodeMatrix, TrainError> {
+    let [_, dim] = z.dims();
+    let values: Vec<f32> = z
+        .into_data()
+        .try_to_vec()
+        .map_err(|e| TrainError::Config(format!("cannot read embeddings: {e:?}")))?;
+    Ok(CodeMatrix::new(
+        dim,
+        values.into_iter().map(f64::from).collect(),
+    )?)
+}
+
+fn insert_number(row: &mut serde_json::Map<String, serde_json::Value>, name: &str, value: f64) {
+    row.insert(
+        name.into(),
+        serde_json::Number::from_f64(value).map_or(serde_json::Value::Null, Into::into),
+    );
+}
+
+/// Running sums of the logged terms over one log interval.
+#[derive(Default)]
+struct Interval {
+    names: Vec<String>,
+    sums: Vec<f64>,
+    count: usize,
+    momentum: Option<f64>,
+    kernel_width_sum: f64,
+    kernel_width_count: usize,
+}
+
+impl Interval {
+    fn add(&mut self, terms: &[(String, f64)], momentum: Option<f64>, kernel_width: Option<f64>) {
+        if self.names.is_empty() {
+            self.names = terms.iter().map(|(n, _)| n.clone()).collect();
+            self.sums = vec![0.0; terms.len()];
+        }
+        for (sum, (_, v)) in self.sums.iter_mut().zip(terms) {
+            *sum += v;
+        }
+        self.count += 1;
+        self.momentum = momentum;
+        if let Some(w) = kernel_width {
+            self.kernel_width_sum += w;
+            self.kernel_width_count += 1;
+        }
+    }
+
+    fn mean(&self, name: &str) -> f64 {
+        self.names
+            .iter()
+            .position(|n| n == name)
+            .filter(|_| self.count > 0)
+            .map_or(f64::NAN, |i| self.sums[i] / self.count as f64)
+    }
+
+    fn means(&self) -> serde_json::Map<String, serde_json::Value> {
+        let mut row = serde_json::Map::new();
+        for (name, sum) in self.names.iter().zip(&self.sums) {
+            insert_number(&mut row, name, sum / self.count.max(1) as f64);
+        }
+        if let Some(m) = self.momentum {
+            insert_number(&mut row, "momentum", m);
+        }
+        if self.kernel_width_count > 0 {
+            insert_number(
+                &mut row,
+                "kernel_width",
+                self.kernel_width_sum / self.kernel_width_count as f64,
+            );
+        }
+        row
+    }
+}
+
+fn progress_bar(visible: bool, start: usize, total: usize) -> ProgressBar {
+    if !visible {
+        return ProgressBar::hidden();
+    }
+    let bar = ProgressBar::new(total as u64);
+    bar.set_position(start as u64);
+    bar.set_style(
+        ProgressStyle::with_template(
+            "{elapsed_precise} [{bar:30}] {pos}/{len} steps {per_sec} ETA {eta} {msg}",
+        )
+        .unwrap_or_else(|_| ProgressStyle::default_bar())
+        .progress_chars("=> "),
+    );
+    bar
+}
+
+/// Keeps only the log lines of steps ≤ `step` (a resumed run re-logs what came after its
+/// checkpoint), rewriting the file atomically.
+fn truncate_log(path: &std::path::Path, step: usize) -> Result<(), TrainError> {
+    if !path.exists() {
+        return Ok(());
+    }
+    let text = std::fs::read_to_string(path).map_err(|e| TrainError::io(path, e))?;
+    let kept: String = text
+        .lines()
+        .filter(|line| {
+            serde_json::from_str::<serde_json::Value>(line)
+                .ok()
+                .and_then(|v| v["step"].as_u64())
+                .is_some_and(|s| s as usize <= step)
+        })
+        .map(|l| format!("{l}\n"))
+        .collect();
+    write_atomic(path, kept.as_bytes())
+}
+
+/// Trains `config` into `run` (fresh, or resumed from its newest checkpoint), writing
+/// `config.toml` first. Returns the trainer (for evaluation) and the summary.
+pub fn train_ssl_run(
+    config: SslTrainConfig,
+    device: &Device,
+    run: &RunDir,
+    options: SslTrainOptions,
+) -> Result<(SslTrainer, SslTrainSummary), TrainError> {
+    let mut trainer = SslTrainer::new(config, device)?;
+    if options.resume {
+        let checkpoint =
+            latest_checkpoint(&run.checkpoints())?.ok_or_else(|| TrainError::RunDir {
+                path: run.root().to_path_buf(),
+                message: "nothing to resume: no checkpoint yet".into(),
+            })?;
+        trainer.restore(&checkpoint)?;
+    } else if run.config().exists() {
+        return Err(TrainError::RunDir {
+            path: run.root().to_path_buf(),
+            message: "already holds a run; pass --resume to continue it or choose another --out"
+                .into(),
+        });
+    }
+    // A resume may extend the step budget (`--steps`); config.toml records what ran.
+    write_atomic(&run.config(), trainer.config.to_toml()?.as_bytes())?;
+    let summary = trainer.train(run, options)?;
+    Ok((trainer, summary))
+}
+
+#[cfg(test)]
+mod tests {
+    use burn::module::{Module, ModuleVisitor, Param};
+    use burn::tensor::{Distribution, Tensor, TensorData};
+    use infobound_data::augment::MultiCropConfig;
+    use infobound_models::ssl::{BackboneConfig, MlpHeadConfig};
+
+    use super::*;
+    use crate::ssl::SslDatasetConfig;
+
+    fn tiny_trainer() -> SslTrainer {
+        let mut config = SslTrainConfig::preset("mveb_quickstart").expect("preset");
+        config.batch_size = 8;
+        config.steps = 4;
+        config.dataset = SslDatasetConfig::Procedural {
+            dataset: "shapes3d".into(),
+            label_factor: "shape".into(),
+            image_size: 16,
+            num_train: 16,
+            num_test: 8,
+            seed: 3,
+        };
+        config.augmentation = MultiCropConfig::mveb(16, 8, 0);
+        config.network.backbone = BackboneConfig::narrow_resnet_cifar(4);
+        config.network.projector = MlpHeadConfig::mveb_projector(32, 32);
+        config.optimizer.warmup_steps = 1;
+        SslTrainer::new(config, &Device::flex()).expect("builds")
+    }
+
+    fn values<M: Module>(module: &M) -> Vec<f32> {
+        struct Collect(Vec<f32>);
+        impl ModuleVisitor for Collect {
+            fn visit_float<const D: usize>(&mut self, param: &Param<Tensor<D>>) {
+                let v: Vec<f32> = param.val().into_data().try_to_vec().expect("f32");
+                self.0.extend(v);
+            }
+        }
+        let mut c = Collect(Vec::new());
+        module.visit(&mut c);
+        c.0
+    }
+
+    /// Gradients of Σ features on a random batch: finite, one per backbone parameter.
+    fn finite_gradients(trainer: &SslTrainer) -> GradientsParams {
+        let x = Tensor::<4>::random([4, 3, 16, 16], Distribution::Default, &trainer.device);
+        let loss = trainer.online.features(x).sum();
+        GradientsParams::from_grads(loss.backward(), &trainer.online)
+    }
+
+    #[test]
+    fn a_non_finite_gradient_skips_the_update_and_a_finite_one_applies_it() {
+        let mut trainer = tiny_trainer();
+        let before = values(&trainer.online);
+        let mut grads = finite_gradients(&trainer);
+        let weight = &trainer.online.backbone.stem.conv.weight;
+        let shape = weight.val().dims();
+        grads.register::<4>(
+            weight.id,
+            Tensor::<4>::full(shape, f32::NAN, &trainer.device),
+        );
+        assert!(!trainer.apply_gradients(grads), "NaN gradient applied");
+        assert_eq!(values(&trainer.online), before, "parameters changed");
+        let grads = finite_gradients(&trainer);
+        assert!(trainer.apply_gradients(grads));
+        assert_ne!(values(&trainer.online), before);
+    }
+
+    #[test]
+    fn the_online_probe_beats_chance_on_separable_features() {
+        let mut trainer = tiny_trainer();
+        let dim = trainer.config.network.backbone.feature_dim();
+        // Four classes, each a Gaussian blob around its own basis direction (scale 3, noise
+        // 0.5): linearly separable, so Adam on cross-entropy must reach high accuracy.
+        let mut rng = step_rng(1, 0, Stream::Batch);
+        let labels: Vec<usize> = (0..64).map(|i| i % 4).collect();
+        let mut last = 0.0;
+        for _ in 0..200 {
+            let noise = crate::rng::standard_normal(&mut rng, labels.len() * dim);
+            let features: Vec<f32> = labels
+                .iter()
+                .enumerate()
+                .flat_map(|(i, &l)| {
+                    (0..dim)
+                        .map(move |j| if j == l { 3.0 } else { 0.0 })
+                        .zip(noise[i * dim..(i + 1) * dim].to_vec())
+                        .map(|(m, n)| m + 0.5 * n)
+                })
+                .collect();
+            let x = Tensor::<2>::from_data(
+                TensorData::new(features, [labels.len(), dim]),
+                &trainer.device,
+            );
+            let (_, accuracy) = trainer.probe_step(x, &labels).expect("probe step");
+            last = accuracy;
+        }
+        assert!(
+            last > 0.9,
+            "online probe accuracy {last} after 200 steps (chance 0.25)"
+        );
+    }
+}

@@ -1,0 +1,164 @@
+//! SSL configuration: presets, round trips, unknown fields, the family switch and `--set`.
+
+use infobound_models::ssl::SslObjectiveConfig;
+use infobound_train::TrainConfig;
+use infobound_train::ssl::{
+    RunConfig, SSL_OBJECTIVE_KINDS, SslDatasetConfig, SslTrainConfig, apply_override,
+};
+
+#[test]
+fn every_ssl_preset_loads_validates_and_round_trips_through_toml() {
+    for name in SslTrainConfig::preset_names() {
+        let config = SslTrainConfig::preset(name).unwrap_or_else(|e| panic!("{name}: {e}"));
+        assert_eq!(config.name, name);
+        let text = config.to_toml().expect("serialises");
+        let back = SslTrainConfig::from_toml(&text).expect("parses back");
+        assert_eq!(back, config, "{name}");
+        match RunConfig::preset(name, &[]).expect("loads") {
+            RunConfig::Ssl(c) => assert_eq!(*c, config),
+            RunConfig::Vae(_) => panic!("{name} loaded as a VAE config"),
+        }
+    }
+}
+
+#[test]
+fn quickstart_presets_differ_only_in_objective_and_heads() {
+    let mveb = SslTrainConfig::preset("mveb_quickstart").expect("preset");
+    for name in [
+        "simsiam_quickstart",
+        "byol_quickstart",
+        "barlow_twins_quickstart",
+    ] {
+        let other = SslTrainConfig::preset(name).expect("preset");
+        assert_eq!(other.dataset, mveb.dataset, "{name}");
+        assert_eq!(other.augmentation, mveb.augmentation, "{name}");
+        assert_eq!(other.network.backbone, mveb.network.backbone, "{name}");
+        assert_eq!(other.optimizer, mveb.optimizer, "{name}");
+        assert_eq!(other.monitor, mveb.monitor, "{name}");
+        assert_eq!(
+            (other.batch_size, other.steps, other.seed),
+            (mveb.batch_size, mveb.steps, mveb.seed)
+        );
+        assert_ne!(other.objective, mveb.objective);
+    }
+}
+
+#[test]
+fn unknown_fields_are_errors_at_every_level() {
+    let base = "[objective]\nkind = \"mveb\"\n";
+    for bad in [
+        format!("{base}batch_sise = 4\n"),
+        format!("{base}[optimizer]\nbase_rate = 0.1\n"),
+        format!("{base}[optimizer.method]\nkind = \"lars\"\nmomentun = 0.9\n"),
+        format!("{base}[monitor]\nknn = 5\n"),
+        "[objective]\nkind = \"mveb\"\nentropy_wieght = 0.1\n".to_string(),
+        format!("{base}[dataset]\nsource = \"cifar10\"\npath = \"x\"\nsize = 3\n"),
+    ] {
+        let err = RunConfig::from_value(
+            bad.parse::<toml::Table>()
+                .map(toml::Value::Table)
+                .expect("toml"),
+            &[],
+        );
+        assert!(err.is_err(), "accepted:\n{bad}");
+    }
+}
+
+#[test]
+fn vae_presets_still_load_as_vae_configs() {
+    for name in TrainConfig::preset_names() {
+        match RunConfig::preset(name, &[]).expect("loads") {
+            RunConfig::Vae(c) => assert_eq!(*c, TrainConfig::preset(name).expect("preset")),
+            RunConfig::Ssl(_) => panic!("{name} loaded as SSL"),
+        }
+    }
+}
+
+#[test]
+fn ssl_kind_list_matches_the_objective_tags() {
+    for objective in [
+        SslObjectiveConfig::default(),
+        SslObjectiveConfig::SimSiam(Default::default()),
+        SslObjectiveConfig::Byol(Default::default()),
+        SslObjectiveConfig::BarlowTwins(Default::default()),
+    ] {
+        let value = toml::Value::try_from(&objective).expect("serialises");
+        let kind = value.get("kind").and_then(|k| k.as_str()).expect("tagged");
+        assert!(SSL_OBJECTIVE_KINDS.contains(&kind), "{kind}");
+    }
+}
+
+#[test]
+fn set_overrides_reach_both_families() {
+    let overrides = [
+        "objective.entropy_weight=0".to_string(),
+        "batch_size = 16".to_string(),
+        "dataset.label_factor=floor_hue".to_string(),
+        "network.backbone.layers=[2, 1, 1, 1]".to_string(),
+    ];
+    let RunConfig::Ssl(config) = RunConfig::preset("mveb_quickstart", &overrides).expect("applies")
+    else {
+        panic!("not SSL");
+    };
+    let SslObjectiveConfig::Mveb(mveb) = &config.objective else {
+        panic!("not MVEB");
+    };
+    assert_eq!(mveb.entropy_weight, 0.0);
+    assert_eq!(config.batch_size, 16);
+    let SslDatasetConfig::Procedural { label_factor, .. } = &config.dataset else {
+        panic!("not procedural");
+    };
+    assert_eq!(label_factor, "floor_hue");
+    let toml = config.to_toml().expect("toml");
+    assert!(
+        toml.contains("layers = [\n    2,") || toml.contains("layers = [2, 1, 1, 1]"),
+        "{toml}"
+    );
+
+    let RunConfig::Vae(vae) = RunConfig::preset(
+        "quickstart",
+        &["steps=7".into(), "optimizer.learning_rate=1e-3".into()],
+    )
+    .expect("applies") else {
+        panic!("not VAE");
+    };
+    assert_eq!(vae.steps, 7);
+    assert_eq!(vae.optimizer.learning_rate, 1e-3);
+
+    // Switching the objective kind switches the family.
+    let switched = RunConfig::preset("mveb_quickstart", &["objective.kind=\"byol\"".into()]);
+    assert!(
+        switched.is_err(),
+        "BYOL without a predictor must be rejected by validation"
+    );
+}
+
+#[test]
+fn malformed_overrides_are_errors() {
+    let mut value = toml::Value::Table(toml::Table::new());
+    assert!(apply_override(&mut value, "no_equals_sign").is_err());
+    assert!(apply_override(&mut value, "a..b=1").is_err());
+    apply_override(&mut value, "a=1").expect("sets");
+    assert!(
+        apply_override(&mut value, "a.b=2").is_err(),
+        "a is not a table"
+    );
+    assert!(RunConfig::preset("no_such_preset", &[]).is_err());
+    assert!(RunConfig::preset("mveb_quickstart", &["batch_size=\"many\"".into()]).is_err());
+}
+
+#[test]
+fn the_defaults_are_the_released_imagenet_recipe_of_the_preset() {
+    let defaults = SslTrainConfig::default();
+    defaults.validate().expect("valid");
+    let preset = SslTrainConfig::preset("mveb_imagenet").expect("preset");
+    assert_eq!(defaults.network, preset.network);
+    assert_eq!(defaults.objective, preset.objective);
+    assert_eq!(defaults.optimizer, preset.optimizer);
+    assert_eq!(defaults.augmentation, preset.augmentation);
+    assert_eq!(
+        (defaults.batch_size, defaults.steps),
+        (preset.batch_size, preset.steps)
+    );
+    assert_eq!(defaults.peak_learning_rate(), 0.3);
+}
