@@ -39,7 +39,7 @@ fn device() -> Device {
 }
 
 fn projections(net: &SslNetwork, x: &Tensor<4>) -> Tensor<2> {
-    net.project(net.features(x.clone()))
+    net.project(net.features(x.clone()).expect("fits"))
 }
 
 /// Views, loss, backward and SGD update; returns the loss read back to the host, which also

@@ -169,8 +169,8 @@ fn init_target_copies_parameters_and_owns_its_statistics() {
 
     device.seed(2);
     let x = Tensor::<4>::random([4, 3, 8, 8], Distribution::Normal(1.0, 1.0), &device);
-    let online_out = online.project(online.features(x.clone()));
-    let target_out = target.project(target.features(x));
+    let online_out = online.project(online.features(x.clone()).expect("fits"));
+    let target_out = target.project(target.features(x).expect("fits"));
     // Both use batch statistics (autodiff device, training flags on) …
     assert_eq!(
         online_out.into_data().try_to_vec::<f32>().unwrap(),
@@ -181,7 +181,11 @@ fn init_target_copies_parameters_and_owns_its_statistics() {
     assert_eq!(on_after.buffers, tg_after.buffers);
     assert_ne!(on_after.buffers, on.buffers);
     let shared = online.clone();
-    let _ = shared.project(shared.features(Tensor::zeros([4, 3, 8, 8], &device)));
+    let _ = shared.project(
+        shared
+            .features(Tensor::zeros([4, 3, 8, 8], &device))
+            .expect("fits"),
+    );
     assert_ne!(
         snapshot(&online).buffers,
         on_after.buffers,

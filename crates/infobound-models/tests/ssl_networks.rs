@@ -46,7 +46,9 @@ fn cifar_resnets_pool_any_input_size_to_their_feature_dim() {
             BackboneConfig::ResNet50 { .. } => unreachable!(),
         };
         for size in [8, 13, 32] {
-            let features = backbone.forward(images(3, channels, size, &device));
+            let features = backbone
+                .forward(images(3, channels, size, &device))
+                .unwrap();
             assert_eq!(
                 features.dims(),
                 [3, config.feature_dim()],
@@ -89,7 +91,10 @@ fn resnet50_gives_2048_features_on_a_tiny_input() {
     let backbone = BackboneConfig::resnet50().init(&device).unwrap();
     assert_eq!(backbone.blocks.len(), 16);
     assert!(backbone.stem_pool.is_some());
-    let features = backbone.valid().forward(images(1, 3, 16, &device.inner()));
+    let features = backbone
+        .valid()
+        .forward(images(1, 3, 16, &device.inner()))
+        .unwrap();
     assert_eq!(features.dims(), [1, 2048]);
 }
 
@@ -105,7 +110,7 @@ fn zero_init_residual_makes_every_block_its_shortcut() {
         zero_init_residual: true,
     };
     let backbone = config.init(&device).unwrap();
-    let mut h = backbone.stem.forward(images(2, 3, 16, &device));
+    let mut h = backbone.stem.forward(images(2, 3, 16, &device)).unwrap();
     for block in &backbone.blocks {
         assert!(
             host(block.last_norm().gamma.val())
@@ -116,11 +121,11 @@ fn zero_init_residual_makes_every_block_its_shortcut() {
             unreachable!()
         };
         let shortcut = match &basic.shortcut {
-            Some(projection) => projection.forward(h.clone()),
+            Some(projection) => projection.forward(h.clone()).unwrap(),
             None => h.clone(),
         };
         let expected = host(burn::tensor::activation::relu(shortcut));
-        let actual = block.forward(h.clone());
+        let actual = block.forward(h.clone()).unwrap();
         assert_eq!(host(actual.clone()), expected);
         h = actual;
     }
@@ -198,7 +203,7 @@ fn network_checks_the_dimension_chain() {
         predictor: Some(MlpHeadConfig::predictor(8, 4)),
     };
     let net = good.init(&device).unwrap();
-    let features = net.features(images(4, 3, 8, &device));
+    let features = net.features(images(4, 3, 8, &device)).unwrap();
     assert_eq!(features.dims(), [4, 16]);
     let projection = net.project(features);
     assert_eq!(projection.dims(), [4, 8]);

@@ -14,7 +14,7 @@ use burn::tensor::activation::relu;
 use burn::tensor::{Device, Tensor};
 use serde::{Deserialize, Serialize};
 
-use crate::ModelError;
+use crate::{ModelError, conv};
 
 /// Which residual network to build (serde tag `kind`).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -227,8 +227,11 @@ impl ConvBn {
     }
 
     /// `BN(conv(x))`.
-    pub fn forward(&self, x: Tensor<4>) -> Tensor<4> {
-        self.norm.forward(self.conv.forward(x))
+    ///
+    /// # Errors
+    /// [`ModelError`] if `x` does not fit the convolution.
+    pub fn forward(&self, x: Tensor<4>) -> Result<Tensor<4>, ModelError> {
+        Ok(self.norm.forward(conv::conv2d(&self.conv, x)?))
     }
 }
 
@@ -259,10 +262,13 @@ impl BasicBlock {
     }
 
     /// Applies the block to `[B, C, H, W]`.
-    pub fn forward(&self, x: Tensor<4>) -> Tensor<4> {
-        let residual = relu(self.first.forward(x.clone()));
-        let residual = self.second.forward(residual);
-        relu(residual + apply_shortcut(self.shortcut.as_ref(), x))
+    ///
+    /// # Errors
+    /// [`ModelError`] if `x` does not fit the block.
+    pub fn forward(&self, x: Tensor<4>) -> Result<Tensor<4>, ModelError> {
+        let residual = relu(self.first.forward(x.clone())?);
+        let residual = self.second.forward(residual)?;
+        Ok(relu(residual + apply_shortcut(self.shortcut.as_ref(), x)?))
     }
 }
 
@@ -292,18 +298,21 @@ impl Bottleneck {
     }
 
     /// Applies the block to `[B, C, H, W]`.
-    pub fn forward(&self, x: Tensor<4>) -> Tensor<4> {
-        let residual = relu(self.reduce.forward(x.clone()));
-        let residual = relu(self.spatial.forward(residual));
-        let residual = self.expand.forward(residual);
-        relu(residual + apply_shortcut(self.shortcut.as_ref(), x))
+    ///
+    /// # Errors
+    /// [`ModelError`] if `x` does not fit the block.
+    pub fn forward(&self, x: Tensor<4>) -> Result<Tensor<4>, ModelError> {
+        let residual = relu(self.reduce.forward(x.clone())?);
+        let residual = relu(self.spatial.forward(residual)?);
+        let residual = self.expand.forward(residual)?;
+        Ok(relu(residual + apply_shortcut(self.shortcut.as_ref(), x)?))
     }
 }
 
-fn apply_shortcut(shortcut: Option<&ConvBn>, x: Tensor<4>) -> Tensor<4> {
+fn apply_shortcut(shortcut: Option<&ConvBn>, x: Tensor<4>) -> Result<Tensor<4>, ModelError> {
     match shortcut {
         Some(projection) => projection.forward(x),
-        None => x,
+        None => Ok(x),
     }
 }
 
@@ -321,7 +330,10 @@ pub enum ResidualBlock {
 
 impl ResidualBlock {
     /// Applies the block to `[B, C, H, W]`.
-    pub fn forward(&self, x: Tensor<4>) -> Tensor<4> {
+    ///
+    /// # Errors
+    /// [`ModelError`] if `x` does not fit the block.
+    pub fn forward(&self, x: Tensor<4>) -> Result<Tensor<4>, ModelError> {
         match self {
             Self::Basic(block) => block.forward(x),
             Self::Bottleneck(block) => block.forward(x),
@@ -364,16 +376,19 @@ pub struct Backbone {
 
 impl Backbone {
     /// `[B, C, H, W]` (any H, W ≥ 8) → `[B, feature_dim]`.
-    pub fn forward(&self, images: Tensor<4>) -> Tensor<2> {
-        let mut h = relu(self.stem.forward(images));
+    ///
+    /// # Errors
+    /// [`ModelError`] if `images` have the wrong channel count or are smaller than a kernel.
+    pub fn forward(&self, images: Tensor<4>) -> Result<Tensor<2>, ModelError> {
+        let mut h = relu(self.stem.forward(images)?);
         if let Some(pool) = &self.stem_pool {
             h = pool.forward(h);
         }
         for block in &self.blocks {
-            h = block.forward(h);
+            h = block.forward(h)?;
         }
         let pooled: Tensor<3> = h.flatten(2, 3);
-        pooled.mean_dim(2).squeeze_dim(2)
+        Ok(pooled.mean_dim(2).squeeze_dim(2))
     }
 
     /// Dimension of the pooled features.

@@ -97,7 +97,10 @@ pub struct SslNetwork {
 
 impl SslNetwork {
     /// Backbone features, `[B, C, H, W]` → `[B, feature_dim]`.
-    pub fn features(&self, images: Tensor<4>) -> Tensor<2> {
+    ///
+    /// # Errors
+    /// [`ModelError`] if `images` do not fit the backbone.
+    pub fn features(&self, images: Tensor<4>) -> Result<Tensor<2>, ModelError> {
         self.backbone.forward(images)
     }
 

@@ -81,7 +81,7 @@ impl FeatureExtractor {
             let images = self.prepare(&split.images(chunk)?)?;
             let features = self
                 .network
-                .features(images_to_tensor(&images, &self.device));
+                .features(images_to_tensor(&images, &self.device))?;
             rows.extend(host_values(features)?);
         }
         Ok(CodeMatrix::new(self.feature_dim(), rows)?)
@@ -99,7 +99,7 @@ impl FeatureExtractor {
             )?;
             let z = self.network.project(
                 self.network
-                    .features(images_to_tensor(&chunk, &self.device)),
+                    .features(images_to_tensor(&chunk, &self.device))?,
             );
             rows.extend(host_values(z)?);
         }

@@ -396,22 +396,22 @@ impl SslTrainer {
             self.target = Some(ema_update(target, &self.online, m)?.no_grad());
         }
         let globals = self.views_tensor(&views[..2]);
-        let global_features = self.online.features(globals.clone());
+        let global_features = self.online.features(globals.clone())?;
         let global_embeddings = self.online.project(global_features.clone());
         let mut online = global_embeddings.clone().chunk(2, 0);
         if views.len() > 2 {
             let local = self.views_tensor(&views[2..]);
-            let local_embeddings = self.online.project(self.online.features(local));
+            let local_embeddings = self.online.project(self.online.features(local)?);
             online.extend(local_embeddings.chunk(views.len() - 2, 0));
         }
         let predictions = self
             .online
             .predict(global_embeddings.clone())
             .map(|p| p.chunk(2, 0));
-        let target = self
-            .target
-            .as_ref()
-            .map(|t| t.project(t.features(globals.clone())).detach().chunk(2, 0));
+        let target = match &self.target {
+            Some(t) => Some(t.project(t.features(globals.clone())?).detach().chunk(2, 0)),
+            None => None,
+        };
         let output = self.objective.loss(&SslViews {
             online,
             predictions,
@@ -754,7 +754,7 @@ mod tests {
     /// Gradients of Σ features on a random batch: finite, one per backbone parameter.
     fn finite_gradients(trainer: &SslTrainer) -> GradientsParams {
         let x = Tensor::<4>::random([4, 3, 16, 16], Distribution::Default, &trainer.device);
-        let loss = trainer.online.features(x).sum();
+        let loss = trainer.online.features(x).expect("fits").sum();
         GradientsParams::from_grads(loss.backward(), &trainer.online)
     }
 
@@ -785,7 +785,9 @@ mod tests {
         let mut rng = step_rng(1, 0, Stream::Batch);
         let labels: Vec<usize> = (0..64).map(|i| i % 4).collect();
         let mut last = 0.0;
-        for _ in 0..200 {
+        // 800 steps: the probe's initial weights come from the device RNG, which parallel
+        // tests share, and a few initialisations need more than 200 steps at this rate.
+        for _ in 0..800 {
             let noise = crate::rng::standard_normal(&mut rng, labels.len() * dim);
             let features: Vec<f32> = labels
                 .iter()
@@ -806,7 +808,7 @@ mod tests {
         }
         assert!(
             last > 0.9,
-            "online probe accuracy {last} after 200 steps (chance 0.25)"
+            "online probe accuracy {last} after 800 steps (chance 0.25)"
         );
     }
 }
