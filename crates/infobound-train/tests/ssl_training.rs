@@ -136,6 +136,29 @@ fn a_three_step_run_writes_every_run_folder_file() {
     assert!((0.0..=1.0).contains(&report.linear_probe.test_accuracy));
     assert_eq!(report.knn.bank_size, 24);
     assert_eq!(report.knn.num_queries, 12);
+    // Procedural data: one kNN readout per 3DShapes factor, and the class label's entry is the
+    // headline kNN accuracy (same features, same label).
+    let factors: Vec<&str> = report.factor_knn.iter().map(|f| f.factor.as_str()).collect();
+    assert_eq!(
+        factors,
+        [
+            "floor_hue",
+            "wall_hue",
+            "object_hue",
+            "scale",
+            "shape",
+            "orientation"
+        ]
+    );
+    for f in &report.factor_knn {
+        assert!((0.0..=1.0).contains(&f.knn_accuracy), "{f:?}");
+        assert!((0.0..=1.0).contains(&f.untrained_knn_accuracy), "{f:?}");
+        assert!(f.chance_level > 0.0 && f.chance_level <= 1.0, "{f:?}");
+    }
+    let shape = &report.factor_knn[4];
+    assert!((shape.knn_accuracy - report.knn.accuracy).abs() < 1e-12);
+    assert!((shape.untrained_knn_accuracy - report.untrained_knn_accuracy).abs() < 1e-12);
+    assert!((shape.chance_level - report.chance_level).abs() < 1e-12);
     let md = std::fs::read_to_string(run.file("report.md")).expect("report");
     assert!(
         md.contains("kNN accuracy") && md.contains("retrieval.png"),

@@ -113,6 +113,15 @@ fn print_report(report: &SslEvalReport) {
         "online probe (test)", report.online_probe_accuracy
     );
     println!("  {:<28} {:>8.4}", "chance", report.chance_level);
+    if !report.factor_knn.is_empty() {
+        println!("  kNN per factor (trained / untrained / chance):");
+        for f in &report.factor_knn {
+            println!(
+                "    {:<26} {:>8.4} {:>8.4} {:>8.4}",
+                f.factor, f.knn_accuracy, f.untrained_knn_accuracy, f.chance_level
+            );
+        }
+    }
     println!(
         "  {:<28} {:>8.2}",
         "effective rank (embeddings)", report.embedding_collapse.effective_rank

@@ -5,7 +5,10 @@ use std::sync::Arc;
 
 use infobound_data::augment::{CropBox, resized_crop};
 use infobound_data::readers::{CifarSplit, ImageFolder, ReadOptions, read_cifar10};
-use infobound_data::{DataError, ImageBatch, LabelledImages, ObservationShape, dataset_by_name};
+use infobound_data::{
+    DataError, FactorMatrix, GroundTruthDataset, ImageBatch, LabelledImages, ObservationShape,
+    dataset_by_name,
+};
 use rand_chacha::ChaCha8Rng;
 
 use super::config::SslDatasetConfig;
@@ -21,6 +24,7 @@ enum Pixels {
 pub struct SslSplit {
     pixels: Pixels,
     labels: Vec<usize>,
+    factors: Option<FactorMatrix>,
 }
 
 impl SslSplit {
@@ -28,7 +32,14 @@ impl SslSplit {
         Self {
             pixels: Pixels::InMemory(images),
             labels,
+            factors: None,
         }
+    }
+
+    /// Every ground-truth factor of every image (rows in index order) for procedural data,
+    /// `None` for datasets that only have class labels.
+    pub fn factors(&self) -> Option<&FactorMatrix> {
+        self.factors.as_ref()
     }
 
     /// Number of images.
@@ -81,6 +92,7 @@ impl SslSplit {
 pub struct SslData {
     train: SslSplit,
     test: SslSplit,
+    factor_names: Vec<String>,
     num_classes: usize,
     description: String,
 }
@@ -108,7 +120,8 @@ impl SslData {
                 num_test,
                 seed,
             } => {
-                let source = Arc::from(dataset_by_name(dataset)?);
+                let source: Arc<dyn GroundTruthDataset> = Arc::from(dataset_by_name(dataset)?);
+                let source_factor_names = source.factor_space().names().to_vec();
                 let labelled =
                     LabelledImages::new(source, label_factor, num_train + num_test, *seed)?;
                 let all: Vec<usize> = (0..labelled.len()).collect();
@@ -119,9 +132,19 @@ impl SslData {
                     images.pixels().split_at(num_train * shape.numel());
                 let train = ImageBatch::new(shape, train_pixels.to_vec())?;
                 let test = ImageBatch::new(shape, test_pixels.to_vec())?;
+                let factors = labelled.factors();
+                let width = factors.num_factors();
+                let (train_factors, test_factors) = factors.as_slice().split_at(num_train * width);
                 Ok(Self {
-                    train: SslSplit::in_memory(train, labels[..*num_train].to_vec()),
-                    test: SslSplit::in_memory(test, labels[*num_train..].to_vec()),
+                    train: SslSplit {
+                        factors: Some(FactorMatrix::new(width, train_factors.to_vec())?),
+                        ..SslSplit::in_memory(train, labels[..*num_train].to_vec())
+                    },
+                    test: SslSplit {
+                        factors: Some(FactorMatrix::new(width, test_factors.to_vec())?),
+                        ..SslSplit::in_memory(test, labels[*num_train..].to_vec())
+                    },
+                    factor_names: source_factor_names,
                     num_classes: labelled.num_classes(),
                     description: format!(
                         "procedural `{dataset}` at {image_size} px labelled by `{label_factor}`"
@@ -136,6 +159,7 @@ impl SslData {
                     num_classes: train.class_names.len(),
                     train: SslSplit::in_memory(train.images, train.labels),
                     test: SslSplit::in_memory(test.images, test.labels),
+                    factor_names: Vec::new(),
                     description: format!("CIFAR-10 from {}", path.display()),
                 })
             }
@@ -159,15 +183,24 @@ impl SslData {
                     train: SslSplit {
                         labels: train.labels(),
                         pixels: Pixels::Folder(train),
+                        factors: None,
                     },
                     test: SslSplit {
                         labels: test.labels(),
                         pixels: Pixels::Folder(test),
+                        factors: None,
                     },
+                    factor_names: Vec::new(),
                     description: format!("image folder {}", path.display()),
                 })
             }
         }
+    }
+
+    /// Names of the ground-truth factors of procedural data (the columns of
+    /// [`SslSplit::factors`]); empty for class-labelled datasets.
+    pub fn factor_names(&self) -> &[String] {
+        &self.factor_names
     }
 
     /// The training split.

@@ -206,6 +206,10 @@ pub struct SslEvalReport {
     pub untrained_knn_accuracy: f64,
     /// Linear-probe test accuracy of the untrained network (the same floor for the probe).
     pub untrained_linear_probe_accuracy: f64,
+    /// For procedural data: the kNN readout of every ground-truth factor, trained vs untrained
+    /// (which factors the representation encodes and which its augmentations removed).
+    #[serde(default)]
+    pub factor_knn: Vec<FactorKnn>,
     /// Offline linear probe (logistic regression on frozen, standardised backbone features).
     pub linear_probe: LinearProbeScore,
     /// Accuracy of the online probe on the test split's backbone features.
@@ -223,6 +227,56 @@ pub struct SslEvalReport {
     pub eval_seconds: f64,
     /// Wall time of each part of the evaluation in seconds.
     pub timings: Vec<(String, f64)>,
+}
+
+/// kNN accuracy of one ground-truth factor used as the class label.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct FactorKnn {
+    /// Factor name.
+    pub factor: String,
+    /// Accuracy of always predicting the most frequent test value.
+    pub chance_level: f64,
+    /// kNN accuracy of the trained backbone's features.
+    pub knn_accuracy: f64,
+    /// kNN accuracy of the untrained network's features.
+    pub untrained_knn_accuracy: f64,
+}
+
+/// The kNN readout of every factor of procedural data, on the features already computed for
+/// the class label (so it costs only the neighbour searches).
+fn factor_knn(
+    config: &SslTrainConfig,
+    data: &SslData,
+    trained: &SplitFeatures,
+    untrained: &SplitFeatures,
+) -> Result<Vec<FactorKnn>, TrainError> {
+    let (Some(train), Some(test)) = (data.train().factors(), data.test().factors()) else {
+        return Ok(Vec::new());
+    };
+    let knn = knn_config(config, data.train().len());
+    data.factor_names()
+        .iter()
+        .enumerate()
+        .map(|(k, name)| {
+            let bank_labels = train.column(k);
+            let query_labels = test.column(k);
+            let mut counts = std::collections::HashMap::new();
+            for &v in &query_labels {
+                *counts.entry(v).or_insert(0usize) += 1;
+            }
+            let most = counts.values().copied().max().unwrap_or(0);
+            let score = |f: &SplitFeatures| {
+                knn_accuracy(&f.train, &bank_labels, &f.test, &query_labels, knn)
+                    .map(|a| a.accuracy)
+            };
+            Ok(FactorKnn {
+                factor: name.clone(),
+                chance_level: most as f64 / query_labels.len().max(1) as f64,
+                knn_accuracy: score(trained)?,
+                untrained_knn_accuracy: score(untrained)?,
+            })
+        })
+        .collect()
 }
 
 /// kNN and linear-probe accuracy of a trainer's backbone (what `infobound probe` prints).
@@ -331,6 +385,8 @@ pub fn evaluate_ssl(
         },
     )?;
     lap("untrained_floor", &mut since);
+    let factor_knn = factor_knn(config, data, &features, &untrained_features)?;
+    lap("factor_knn", &mut since);
     let (embedding_collapse, feature_effective_rank) = collapse(trainer, &features.test)?;
     lap("collapse", &mut since);
     write_retrieval(trainer, &features, &run.file("retrieval.png"))?;
@@ -345,6 +401,7 @@ pub fn evaluate_ssl(
         knn: scores.knn,
         untrained_knn_accuracy: untrained_knn.accuracy,
         untrained_linear_probe_accuracy: untrained_probe.test_accuracy,
+        factor_knn,
         linear_probe: scores.linear_probe,
         online_probe_accuracy: scores.online_probe_accuracy,
         embedding_collapse,

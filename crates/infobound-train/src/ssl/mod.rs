@@ -29,7 +29,9 @@ pub use config::{
     SslOptimizerMethod, SslTrainConfig, apply_override,
 };
 pub use data::{SslData, SslSplit};
-pub use eval::{FeatureExtractor, ProbeScores, SslEvalReport, evaluate_ssl, knn_monitor, probe};
+pub use eval::{
+    FactorKnn, FeatureExtractor, ProbeScores, SslEvalReport, evaluate_ssl, knn_monitor, probe,
+};
 pub use probe::OnlineProbe;
 pub use report::{read_ssl_metrics, write_ssl_report};
 pub use trainer::{

@@ -137,6 +137,19 @@ pub fn write_ssl_report(run: &RunDir) -> Result<std::path::PathBuf, TrainError> 
             ] {
                 let _ = writeln!(md, "| {name} | {value:.4} |");
             }
+            if !m.factor_knn.is_empty() {
+                md.push_str(
+                    "\nkNN readout of every ground-truth factor (same features, each factor as \
+                     the label):\n\n| factor | kNN | untrained | chance |\n|---|---|---|---|\n",
+                );
+                for f in &m.factor_knn {
+                    let _ = writeln!(
+                        md,
+                        "| {} | {:.4} | {:.4} | {:.4} |",
+                        f.factor, f.knn_accuracy, f.untrained_knn_accuracy, f.chance_level
+                    );
+                }
+            }
             let train = m
                 .train_seconds
                 .map_or(String::new(), |s| format!("training took {s:.1} s, "));
