@@ -22,6 +22,8 @@ pub mod objectives;
 pub mod ssl;
 mod vae;
 
+#[cfg(feature = "flex-kernels")]
+pub use conv::set_generic_convolutions;
 pub use error::ModelError;
 pub use objectives::{LossOutput, ObjectiveConfig, StepContext};
 pub use vae::{

@@ -138,7 +138,11 @@ fn a_three_step_run_writes_every_run_folder_file() {
     assert_eq!(report.knn.num_queries, 12);
     // Procedural data: one kNN readout per 3DShapes factor, and the class label's entry is the
     // headline kNN accuracy (same features, same label).
-    let factors: Vec<&str> = report.factor_knn.iter().map(|f| f.factor.as_str()).collect();
+    let factors: Vec<&str> = report
+        .factor_knn
+        .iter()
+        .map(|f| f.factor.as_str())
+        .collect();
     assert_eq!(
         factors,
         [
