@@ -133,6 +133,21 @@ fn ci(full: bool) -> Result<(), String> {
             &["check", "-p", "infobound-cli", "--features", "cuda"],
             &[],
         )?;
+        // The networks without infobound-kernels (Burn's own convolutions everywhere).
+        run(
+            "cargo",
+            &[
+                "clippy",
+                "-p",
+                "infobound-models",
+                "--no-default-features",
+                "--all-targets",
+                "--",
+                "-D",
+                "warnings",
+            ],
+            &[],
+        )?;
         // The real 3dshapes.h5 reader links the system libhdf5 (apt-get install libhdf5-dev).
         run(
             "cargo",
