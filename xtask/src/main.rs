@@ -21,7 +21,7 @@ fn main() -> ExitCode {
                 "usage: cargo xtask <command>\n\n\
                  ci [--full]     fmt check, clippy -D warnings, tests (flex); --full adds the\n\
                  \x20               ndarray, wgpu (lavapipe smoke test), cuda and hdf5 builds\n\
-                 bench [--quick] [--only vae|ssl|tc|mveb|metrics]\n\
+                 bench [--quick] [--only vae,ssl,tc,mveb,metrics]\n\
                  \x20               criterion benches + the PyTorch reference in the same run, with\n\
                  \x20               the time ratio per workload: target/bench-summary.json and\n\
                  \x20               docs/bench-latest.md\n\
@@ -165,7 +165,11 @@ const AREAS: [(&str, &str, &str); 5] = [
     ("ssl", "ssl_step", "ssl"),
     ("tc", "total_correlation", "tc"),
     ("mveb", "vmf_score", "mveb"),
-    ("metrics", "", "metrics"),
+    (
+        "metrics",
+        "disentanglement_10000x10|vendi_d128|knn_k200|logistic_regression",
+        "metrics",
+    ),
 ];
 
 /// Runs the criterion benches (dev profile: dependencies are built at opt-level 3 there, so no
@@ -173,18 +177,28 @@ const AREAS: [(&str, &str, &str); 5] = [
 /// torch interpreter is available, and writes every median with the ratio ours / PyTorch where
 /// the workloads are the same.
 fn bench(quick: bool, only: Option<&str>) -> Result<(), String> {
-    let area = match only {
-        Some(name) => Some(
-            AREAS
-                .iter()
-                .find(|(a, _, _)| *a == name)
-                .ok_or_else(|| format!("unknown bench area `{name}`"))?,
-        ),
-        None => None,
+    let areas: Vec<&(&str, &str, &str)> = match only {
+        Some(names) => names
+            .split(',')
+            .map(|name| {
+                AREAS
+                    .iter()
+                    .find(|(a, _, _)| *a == name.trim())
+                    .ok_or_else(|| format!("unknown bench area `{name}`"))
+            })
+            .collect::<Result<_, _>>()?,
+        None => AREAS.iter().collect(),
     };
     let mut args = vec!["bench", "--workspace", "--profile", "dev", "--"];
-    if let Some((_, filter, _)) = area.filter(|(_, f, _)| !f.is_empty()) {
-        args.push(filter);
+    // One criterion filter (a regex) selecting every chosen area's group; none = everything.
+    let filter = areas
+        .iter()
+        .map(|(_, group, _)| *group)
+        .filter(|group| !group.is_empty())
+        .collect::<Vec<_>>()
+        .join("|");
+    if only.is_some() && !filter.is_empty() {
+        args.push(&filter);
     }
     let mut envs = Vec::new();
     if quick {
@@ -200,10 +214,11 @@ fn bench(quick: bool, only: Option<&str>) -> Result<(), String> {
     let criterion = target.join("criterion");
     collect_criterion(&criterion, &criterion, &mut rows);
     rows.sort_by(|a, b| a.0.cmp(&b.0));
-    let sections = match area {
-        Some((_, _, section)) => section.to_string(),
-        None => AREAS.map(|(_, _, s)| s).join(","),
-    };
+    let sections = areas
+        .iter()
+        .map(|(_, _, section)| *section)
+        .collect::<Vec<_>>()
+        .join(",");
     let torch = torch_reference(quick, &sections);
     let ratios = ratios(&rows, &torch);
     let load = std::fs::read_to_string("/proc/loadavg").unwrap_or_default();
@@ -304,7 +319,7 @@ fn matching_bench(torch: &serde_json::Value) -> Option<String> {
         }
         "ssl_train_step" => {
             let batch = torch["batch"].as_u64()?;
-            Some(format!("ssl_step/resnet18_cifar_mveb/b{batch}"))
+            Some(format!("ssl_step/mveb_2views_resnet18cifar/b{batch}"))
         }
         _ => None,
     }
