@@ -423,7 +423,8 @@ impl IntervalStats {
     }
 }
 
-fn progress_bar(enabled: bool, start: usize, total: usize) -> ProgressBar {
+/// The training progress bar (steps/s, ETA, running loss terms), hidden when `enabled` is false.
+pub(crate) fn progress_bar(enabled: bool, start: usize, total: usize) -> ProgressBar {
     if !enabled {
         return ProgressBar::hidden();
     }
@@ -441,7 +442,7 @@ fn progress_bar(enabled: bool, start: usize, total: usize) -> ProgressBar {
 
 /// Keeps only the log lines of steps ≤ `step` (a resumed run re-logs what came after its
 /// checkpoint), rewriting the file atomically.
-fn truncate_log(path: &std::path::Path, step: usize) -> Result<(), TrainError> {
+pub(crate) fn truncate_log(path: &std::path::Path, step: usize) -> Result<(), TrainError> {
     if !path.exists() {
         return Ok(());
     }

@@ -12,13 +12,13 @@ use std::sync::Arc;
 use std::sync::mpsc::{Receiver, sync_channel};
 use std::time::Instant;
 
+use crate::trainer::{progress_bar, truncate_log};
 use burn::module::Module;
 use burn::nn::loss::CrossEntropyLossConfig;
 use burn::optim::decay::WeightDecayConfig;
 use burn::optim::momentum::MomentumConfig;
 use burn::optim::{AdamConfig, GradientsParams, ModuleOptimizer, SgdConfig};
 use burn::tensor::{Device, Int, Tensor, TensorData};
-use indicatif::{ProgressBar, ProgressStyle};
 use infobound_data::augment::MultiCropAugmenter;
 use infobound_data::{ImageBatch, images_to_tensor};
 use infobound_metrics::{CodeMatrix, CollapseConfig, collapse_diagnostics};
@@ -642,42 +642,6 @@ impl Interval {
         }
         row
     }
-}
-
-fn progress_bar(visible: bool, start: usize, total: usize) -> ProgressBar {
-    if !visible {
-        return ProgressBar::hidden();
-    }
-    let bar = ProgressBar::new(total as u64);
-    bar.set_position(start as u64);
-    bar.set_style(
-        ProgressStyle::with_template(
-            "{elapsed_precise} [{bar:30}] {pos}/{len} steps {per_sec} ETA {eta} {msg}",
-        )
-        .unwrap_or_else(|_| ProgressStyle::default_bar())
-        .progress_chars("=> "),
-    );
-    bar
-}
-
-/// Keeps only the log lines of steps ≤ `step` (a resumed run re-logs what came after its
-/// checkpoint), rewriting the file atomically.
-fn truncate_log(path: &std::path::Path, step: usize) -> Result<(), TrainError> {
-    if !path.exists() {
-        return Ok(());
-    }
-    let text = std::fs::read_to_string(path).map_err(|e| TrainError::io(path, e))?;
-    let kept: String = text
-        .lines()
-        .filter(|line| {
-            serde_json::from_str::<serde_json::Value>(line)
-                .ok()
-                .and_then(|v| v["step"].as_u64())
-                .is_some_and(|s| s as usize <= step)
-        })
-        .map(|l| format!("{l}\n"))
-        .collect();
-    write_atomic(path, kept.as_bytes())
 }
 
 /// Trains `config` into `run` (fresh, or resumed from its newest checkpoint), writing
