@@ -22,12 +22,12 @@
 //! let x1 = Tensor::<4>::random([16, 3, 32, 32], Distribution::Uniform(0.0, 1.0), device);
 //! let x2 = Tensor::<4>::random([16, 3, 32, 32], Distribution::Uniform(0.0, 1.0), device);
 //! let project = |net: &infobound_models::ssl::SslNetwork, x: &Tensor<4>| {
-//!     net.project(net.features(x.clone()))
+//!     Ok::<_, infobound_models::ModelError>(net.project(net.features(x.clone())?))
 //! };
 //! let views = SslViews {
-//!     online: vec![project(&online, &x1), project(&online, &x2)],
+//!     online: vec![project(&online, &x1)?, project(&online, &x2)?],
 //!     predictions: None,
-//!     target: Some(vec![project(&target, &x1).detach(), project(&target, &x2).detach()]),
+//!     target: Some(vec![project(&target, &x1)?.detach(), project(&target, &x2)?.detach()]),
 //! };
 //! let out = objective.loss(&views)?;
 //! let _grads = out.loss.backward();
