@@ -189,7 +189,15 @@ fn bench(quick: bool, only: Option<&str>) -> Result<(), String> {
             .collect::<Result<_, _>>()?,
         None => AREAS.iter().collect(),
     };
-    let mut args = vec!["bench", "--workspace", "--profile", "dev", "--"];
+    // `--benches`: only the criterion targets (libtest targets reject criterion options).
+    let mut args = vec![
+        "bench",
+        "--workspace",
+        "--benches",
+        "--profile",
+        "dev",
+        "--",
+    ];
     // One criterion filter (a regex) selecting every chosen area's group; none = everything.
     let filter = areas
         .iter()
@@ -202,7 +210,6 @@ fn bench(quick: bool, only: Option<&str>) -> Result<(), String> {
     }
     let mut envs = Vec::new();
     if quick {
-        args.extend(["--warm-up-time", "1", "--measurement-time", "3"]);
         envs.push(("INFOBOUND_BENCH_QUICK", "1"));
     }
     run("cargo", &args, &envs)?;
