@@ -59,6 +59,21 @@ impl Environment {
 }
 
 /// Reads `train_log.jsonl` into (step, name → value) rows.
+/// `name = value, …` for one JSONL log record without its step (numbers to 4 decimals).
+pub(crate) fn format_log_values(record: &serde_json::Map<String, serde_json::Value>) -> String {
+    record
+        .iter()
+        .filter(|(k, _)| k.as_str() != "step")
+        .map(|(k, v)| {
+            format!(
+                "{k} = {}",
+                v.as_f64().map_or(v.to_string(), |f| format!("{f:.4}"))
+            )
+        })
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
 fn read_log(run: &RunDir) -> Result<Vec<serde_json::Map<String, serde_json::Value>>, TrainError> {
     let path = run.train_log();
     if !path.exists() {
@@ -198,14 +213,7 @@ pub fn write_report(run: &RunDir) -> Result<std::path::PathBuf, TrainError> {
             md,
             "Final log interval (step {}): {}\n",
             last.get("step").cloned().unwrap_or_default(),
-            last.iter()
-                .filter(|(k, _)| k.as_str() != "step")
-                .map(|(k, v)| format!(
-                    "{k} = {}",
-                    v.as_f64().map_or(v.to_string(), |f| format!("{f:.4}"))
-                ))
-                .collect::<Vec<_>>()
-                .join(", ")
+            format_log_values(last)
         );
     }
     match &metrics {

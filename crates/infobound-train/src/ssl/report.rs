@@ -65,14 +65,7 @@ pub fn write_ssl_report(run: &RunDir) -> Result<std::path::PathBuf, TrainError> 
             md,
             "Newest logged values (step {}): {}\n",
             last.get("step").cloned().unwrap_or_default(),
-            last.iter()
-                .filter(|(k, _)| k.as_str() != "step")
-                .map(|(k, v)| format!(
-                    "{k} = {}",
-                    v.as_f64().map_or(v.to_string(), |f| format!("{f:.4}"))
-                ))
-                .collect::<Vec<_>>()
-                .join(", ")
+            crate::report::format_log_values(&last)
         );
     }
     match read_ssl_metrics(run) {
