@@ -16,6 +16,10 @@ pub enum ModelError {
     /// Two modules that must share one structure (online and target network) differ.
     #[error("module structure mismatch: {0}")]
     StructureMismatch(String),
+    /// A data-parallel replica could not exchange samples with the others (another replica
+    /// failed, or the exchange was broken).
+    #[error("data-parallel exchange failed: {0}")]
+    DataParallel(String),
     /// A convolution kernel rejected its input.
     #[cfg(feature = "flex-kernels")]
     #[error(transparent)]

@@ -47,7 +47,8 @@
 use burn::tensor::{DType, Device, Tensor, TensorData};
 use infobound_models::ModelError;
 use infobound_models::ssl::{
-    BarlowTwinsConfig, ByolConfig, MvebConfig, SimSiamConfig, SslObjectiveConfig, SslViews,
+    BarlowTwinsConfig, ByolConfig, LocalScoreSupport, MvebConfig, ScoreSupport, SimSiamConfig,
+    SslObjectiveConfig, SslViews,
 };
 
 const BATCH: usize = 6;
@@ -200,6 +201,105 @@ fn mveb_gradient_matches_pytorch_with_and_without_entropy() {
             );
         }
     }
+}
+
+/// A stand-in for the trainer's gathering exchange: every view's whole-batch unit embeddings,
+/// with this shard's first row.
+struct WholeBatchSupport {
+    views: Vec<Tensor<2>>,
+    first_row: usize,
+}
+
+impl ScoreSupport for WholeBatchSupport {
+    fn samples(&self, view: usize, _local: Tensor<2>) -> Result<(Tensor<2>, usize), ModelError> {
+        Ok((self.views[view].clone(), self.first_row))
+    }
+}
+
+fn unit_rows(x: Tensor<2>) -> Tensor<2> {
+    let norm = x.clone().square().sum_dim(1).sqrt();
+    x / norm
+}
+
+/// Data parallelism with gathered score samples: the two shards' losses, each scaled by 1/2,
+/// give every row the gradient the whole batch gives it. With per-shard samples (the paper's
+/// per-device estimate) the entropy term differs, so the same comparison fails.
+#[test]
+fn mveb_shards_with_gathered_samples_reproduce_the_whole_batch_gradient() {
+    let device = device();
+    let objective = SslObjectiveConfig::Mveb(MvebConfig {
+        entropy_weight: 1.0,
+        ..MvebConfig::default()
+    })
+    .init()
+    .unwrap();
+    let whole: Vec<Tensor<2>> = (0..3).map(|v| view(v, &device).require_grad()).collect();
+    let out = objective.loss(&mveb_views(whole.clone(), &device)).unwrap();
+    let grads = out.loss.backward();
+    let expected: Vec<Vec<f64>> = whole
+        .iter()
+        .map(|z| host(z.grad(&grads).unwrap()))
+        .collect();
+    let units: Vec<Tensor<2>> = (0..3).map(|v| unit_rows(view(v, &device))).collect();
+    let half = BATCH / 2;
+    let shard_gradients = |gathered: bool| -> Vec<Vec<f64>> {
+        let mut rows = vec![Vec::new(); 3];
+        for shard in 0..2 {
+            let leaves: Vec<Tensor<2>> = (0..3)
+                .map(|v| {
+                    view(v, &device)
+                        .narrow(0, shard * half, half)
+                        .require_grad()
+                })
+                .collect();
+            let views = SslViews {
+                online: leaves.clone(),
+                predictions: None,
+                target: Some(
+                    (10..12)
+                        .map(|v| view(v, &device).narrow(0, shard * half, half))
+                        .collect(),
+                ),
+            };
+            let support = WholeBatchSupport {
+                views: units.clone(),
+                first_row: shard * half,
+            };
+            let support: &dyn ScoreSupport = if gathered {
+                &support
+            } else {
+                &LocalScoreSupport
+            };
+            let loss = objective.loss_with_support(&views, support).unwrap().loss;
+            let grads = loss.mul_scalar(0.5).backward();
+            for (v, leaf) in leaves.iter().enumerate() {
+                rows[v].extend(host(leaf.grad(&grads).unwrap()));
+            }
+        }
+        rows
+    };
+    let max_difference = |actual: &[Vec<f64>]| {
+        actual
+            .iter()
+            .flatten()
+            .zip(expected.iter().flatten())
+            .map(|(a, e)| (a - e).abs())
+            .fold(0.0f64, f64::max)
+    };
+    let scale = expected
+        .iter()
+        .flatten()
+        .fold(0.0f64, |m, g| m.max(g.abs()));
+    let gathered = max_difference(&shard_gradients(true));
+    assert!(
+        gathered <= 1e-9 * scale,
+        "gathered: max difference {gathered}, scale {scale}"
+    );
+    let per_shard = max_difference(&shard_gradients(false));
+    assert!(
+        per_shard > 1e-3 * scale,
+        "per-shard samples should differ, got {per_shard}"
+    );
 }
 
 #[test]

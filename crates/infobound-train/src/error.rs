@@ -50,6 +50,9 @@ pub enum TrainError {
         /// The loss value.
         value: f64,
     },
+    /// A data-parallel replica failed or its devices do not fit the configuration.
+    #[error("data-parallel training: {0}")]
+    DataParallel(String),
     /// The model rejected its configuration or input.
     #[error(transparent)]
     Model(#[from] infobound_models::ModelError),

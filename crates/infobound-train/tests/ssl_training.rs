@@ -92,7 +92,9 @@ fn a_three_step_run_writes_every_run_folder_file() {
     Environment::capture("flex", &device)
         .write(&run)
         .expect("environment");
-    let (trainer, summary) = train_ssl_run(tiny_config(3), &device, &run, OPTIONS).expect("trains");
+    let (trainer, summary) =
+        train_ssl_run(tiny_config(3), std::slice::from_ref(&device), &run, OPTIONS)
+            .expect("trains");
     assert_eq!(summary.steps, 3);
     assert!(summary.final_loss.is_finite());
     let report = evaluate_ssl(&trainer, &run, Some(summary.wall_seconds)).expect("evaluates");

@@ -19,16 +19,37 @@ use crate::error::CliError;
 /// Backend selection shared by every command that runs a model.
 #[derive(Debug, Args)]
 pub struct DeviceArgs {
-    /// Backend: flex (default), ndarray, wgpu[:cpu|:discrete:N|:integrated:N], cuda[:N].
+    /// Backend: flex (default), ndarray, wgpu[:cpu|:discrete:N|:integrated:N], cuda[:N]. A
+    /// self-supervised run with `data_parallel.replicas > 1` takes a comma-separated list, one
+    /// device per replica (e.g. cuda:0,cuda:1), or one device for all.
     #[arg(long, env = DEVICE_ENV_VAR, default_value = "flex")]
     pub device: String,
 }
 
 impl DeviceArgs {
+    /// The one device of a command that runs on a single device.
     pub(crate) fn resolve(&self) -> Result<(BackendSpec, Device), CliError> {
-        let spec: BackendSpec = self.device.parse()?;
-        let device = probe_device(&spec)?;
-        Ok((spec, device))
+        let mut devices = self.resolve_all()?;
+        if devices.len() != 1 {
+            return Err(CliError::Usage(format!(
+                "--device {}: this command runs on one device; device lists are for \
+                 data-parallel self-supervised training",
+                self.device
+            )));
+        }
+        Ok(devices.remove(0))
+    }
+
+    /// Every device of a comma-separated `--device` list, each probed.
+    pub(crate) fn resolve_all(&self) -> Result<Vec<(BackendSpec, Device)>, CliError> {
+        self.device
+            .split(',')
+            .map(|item| {
+                let spec: BackendSpec = item.trim().parse()?;
+                let device = probe_device(&spec)?;
+                Ok((spec, device))
+            })
+            .collect()
     }
 }
 

@@ -29,7 +29,10 @@ pub fn train(
     args: &TrainArgs,
     resumed: Option<RunDir>,
 ) -> Result<(), CliError> {
-    let (spec, device) = args.device.resolve()?;
+    let resolved = args.device.resolve_all()?;
+    let names: Vec<String> = resolved.iter().map(|(spec, _)| spec.to_string()).collect();
+    let spec = names.join(",");
+    let devices: Vec<Device> = resolved.into_iter().map(|(_, device)| device).collect();
     if let Some(steps) = args.steps {
         config.steps = steps;
     }
@@ -44,18 +47,19 @@ pub fn train(
         }))
     });
     eprintln!(
-        "infobound: training {} ({} steps, batch {}) on {spec} into {}",
+        "infobound: training {} ({} steps, batch {}, {} replica(s)) on {spec} into {}",
         config.objective.name(),
         config.steps,
         config.batch_size,
+        config.data_parallel.replicas,
         run.root().display()
     );
-    infobound_train::Environment::capture(&spec.to_string(), &device).write(&run)?;
+    infobound_train::Environment::capture(&spec, &devices[0]).write(&run)?;
     let options = SslTrainOptions {
         resume,
         progress: !args.quiet,
     };
-    let (trainer, summary) = train_ssl_run(config, &device, &run, options)?;
+    let (trainer, summary) = train_ssl_run(config, &devices, &run, options)?;
     eprintln!(
         "infobound: {} steps ({} skipped) at {:.2} steps/s in {:.1} s, final loss {:.4}",
         summary.steps,

@@ -47,6 +47,6 @@ pub use ema::{cosine_momentum, ema_update};
 pub use head::{HiddenLayer, MlpHead, MlpHeadConfig};
 pub use network::{SslNetwork, SslNetworkConfig};
 pub use objectives::{
-    BarlowTwinsConfig, ByolConfig, MvebConfig, SimSiamConfig, SslLossOutput, SslObjective,
-    SslObjectiveConfig, SslViews,
+    BarlowTwinsConfig, ByolConfig, LocalScoreSupport, MvebConfig, ScoreSupport, SimSiamConfig,
+    SslLossOutput, SslObjective, SslObjectiveConfig, SslViews,
 };

@@ -203,6 +203,47 @@ pub struct SslTrainConfig {
     pub optimizer: SslOptimizerConfig,
     /// Monitors and evaluation.
     pub monitor: SslMonitorConfig,
+    /// Data-parallel replicas (1 = a single device).
+    pub data_parallel: DataParallelConfig,
+}
+
+/// Which samples MVEB's score estimator sees when the batch is split over replicas.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum EntropySupport {
+    /// Each replica estimates the score from its own `batch_size / replicas` embeddings per
+    /// view, as the released MVEB code does on every GPU.
+    #[default]
+    PerReplica,
+    /// Each replica estimates the score of its rows from every replica's embeddings of the view
+    /// (moved, detached, between devices): the score a single device would estimate on the
+    /// whole batch.
+    Gathered,
+}
+
+/// Synchronous data-parallel training: every step splits the batch into `replicas` equal,
+/// contiguous shards, one per replica; each replica runs forward and backward on its shard
+/// with the loss scaled by `1 / replicas`, and Burn's multi-device optimiser step
+/// (`ModuleOptimizer::step_multi`) sums the replicas' gradients, each parameter on one of the
+/// devices. Batch-norm statistics are per replica (as PyTorch DDP without SyncBatchNorm);
+/// running statistics are averaged over replicas.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct DataParallelConfig {
+    /// Number of replicas; `batch_size` must be a multiple of it. The devices they run on are
+    /// given at run time (one device for all, or one per replica).
+    pub replicas: usize,
+    /// MVEB's score-estimator samples (the paper: per replica).
+    pub entropy_support: EntropySupport,
+}
+
+impl Default for DataParallelConfig {
+    fn default() -> Self {
+        Self {
+            replicas: 1,
+            entropy_support: EntropySupport::PerReplica,
+        }
+    }
 }
 
 impl Default for SslTrainConfig {
@@ -233,6 +274,7 @@ impl Default for SslTrainConfig {
             objective: SslObjectiveConfig::default(),
             optimizer: SslOptimizerConfig::default(),
             monitor: SslMonitorConfig::default(),
+            data_parallel: DataParallelConfig::default(),
         }
     }
 }
@@ -334,6 +376,16 @@ impl SslTrainConfig {
         }
         if !(self.optimizer.base_lr.is_finite() && self.optimizer.base_lr > 0.0) {
             return fail("optimizer.base_lr must be positive");
+        }
+        let replicas = self.data_parallel.replicas;
+        if replicas == 0 || !self.batch_size.is_multiple_of(replicas) {
+            return Err(TrainError::Config(format!(
+                "data_parallel.replicas ({replicas}) must be positive and divide batch_size ({})",
+                self.batch_size
+            )));
+        }
+        if self.batch_size / replicas < 2 {
+            return fail("each data-parallel replica needs at least 2 images per batch");
         }
         if self.augmentation.global_views.len() != 2 {
             return fail("augmentation needs exactly two global views");

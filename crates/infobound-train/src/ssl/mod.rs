@@ -10,7 +10,7 @@
 //! let config = SslTrainConfig::preset("mveb_quickstart")?;
 //! let run = RunDir::new("runs/mveb-quickstart");
 //! let options = SslTrainOptions { resume: false, progress: true };
-//! let (trainer, summary) = train_ssl_run(config, device, &run, options)?;
+//! let (trainer, summary) = train_ssl_run(config, std::slice::from_ref(device), &run, options)?;
 //! let metrics = evaluate_ssl(&trainer, &run, Some(summary.wall_seconds))?;
 //! println!("kNN accuracy {:.3}", metrics.knn.accuracy);
 //! write_ssl_report(&run)?;
@@ -20,13 +20,14 @@
 mod config;
 mod data;
 mod eval;
+mod parallel;
 mod probe;
 mod report;
 mod trainer;
 
 pub use config::{
-    RunConfig, SSL_OBJECTIVE_KINDS, SslDatasetConfig, SslMonitorConfig, SslOptimizerConfig,
-    SslOptimizerMethod, SslTrainConfig, apply_override,
+    DataParallelConfig, EntropySupport, RunConfig, SSL_OBJECTIVE_KINDS, SslDatasetConfig,
+    SslMonitorConfig, SslOptimizerConfig, SslOptimizerMethod, SslTrainConfig, apply_override,
 };
 pub use data::{SslData, SslSplit};
 pub use eval::{

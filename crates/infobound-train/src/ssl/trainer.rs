@@ -17,17 +17,21 @@ use burn::module::Module;
 use burn::nn::loss::CrossEntropyLossConfig;
 use burn::optim::decay::WeightDecayConfig;
 use burn::optim::momentum::MomentumConfig;
-use burn::optim::{AdamConfig, GradientsParams, ModuleOptimizer, SgdConfig};
+use burn::optim::{AdamConfig, GradientsParams, ModuleOptimizer, MultiGradientsParams, SgdConfig};
 use burn::tensor::{Device, Int, Tensor, TensorData};
 use infobound_data::augment::MultiCropAugmenter;
 use infobound_data::{ImageBatch, images_to_tensor};
 use infobound_metrics::{CodeMatrix, CollapseConfig, collapse_diagnostics};
-use infobound_models::ssl::{SslNetwork, SslObjective, SslViews, cosine_momentum, ema_update};
+use infobound_models::ssl::{
+    LocalScoreSupport, ScoreSupport, SslNetwork, SslObjective, SslViews, cosine_momentum,
+    ema_update,
+};
 use serde::Serialize;
 
-use super::config::{SslOptimizerMethod, SslTrainConfig};
+use super::config::{EntropySupport, SslOptimizerMethod, SslTrainConfig};
 use super::data::{SslData, sample_indices};
 use super::eval::{FeatureExtractor, knn_monitor};
+use super::parallel::{EmbeddingExchange, FailOnDrop, GatheredScoreSupport, shard};
 use super::probe::OnlineProbe;
 use crate::checkpoint::{
     SaveModule, TrainerState, latest_checkpoint, load_module, load_optimizer, load_state,
@@ -64,13 +68,13 @@ pub struct SslTrainOptions {
     pub progress: bool,
 }
 
-/// Networks, optimisers and counters of a self-supervised run on one device.
-///
-/// The loop takes a single [`Device`]; data-parallel training plugs in around
-/// [`SslTrainer::train_step`] (one batch in, one update out).
+/// Networks, optimisers and counters of a self-supervised run, on one device or data-parallel
+/// over several (`config.data_parallel`).
 pub struct SslTrainer {
     config: SslTrainConfig,
-    device: Device,
+    /// Autodiff devices: replica r runs on `devices[r % len]`; the networks, the probe and the
+    /// optimiser state start on `devices[0]`.
+    devices: Vec<Device>,
     inference_device: Device,
     data: Arc<SslData>,
     augmenter: MultiCropAugmenter,
@@ -113,15 +117,38 @@ impl SslTrainer {
         device: &Device,
         data: Arc<SslData>,
     ) -> Result<Self, TrainError> {
+        Self::with_devices(config, std::slice::from_ref(device), data)
+    }
+
+    /// A data-parallel trainer: the `config.data_parallel.replicas` replicas run on `devices`
+    /// (plain devices; one for all replicas, or one per replica). The networks are built on
+    /// `devices[0]`, and evaluation runs there.
+    ///
+    /// # Errors
+    /// [`TrainError::DataParallel`] unless `devices` holds one device or one per replica;
+    /// otherwise as [`SslTrainer::new`].
+    pub fn with_devices(
+        config: SslTrainConfig,
+        devices: &[Device],
+        data: Arc<SslData>,
+    ) -> Result<Self, TrainError> {
         config.validate()?;
+        let replicas = config.data_parallel.replicas;
+        if devices.len() != 1 && devices.len() != replicas {
+            return Err(TrainError::DataParallel(format!(
+                "{} devices given for {replicas} replicas: give one device, or one per replica",
+                devices.len()
+            )));
+        }
         if data.train().is_empty() || data.test().is_empty() {
             return Err(TrainError::Config(
                 "the dataset needs training and test images".into(),
             ));
         }
         let augmenter = MultiCropAugmenter::new(config.effective_augmentation())?;
-        let inference_device = device.clone();
-        let device = device.clone().autodiff();
+        let inference_device = devices[0].clone();
+        let devices: Vec<Device> = devices.iter().map(|d| d.clone().autodiff()).collect();
+        let device = devices[0].clone();
         device.seed(config.seed);
         let online = config.network.init(&device)?;
         // The target starts as a copy of the online parameters with batch-norm statistics of
@@ -154,7 +181,7 @@ impl SslTrainer {
         };
         Ok(Self {
             config,
-            device,
+            devices,
             inference_device,
             data,
             augmenter,
@@ -378,7 +405,9 @@ impl SslTrainer {
     }
 
     /// One optimisation step on prepared `views` (globals first) with the class `labels` of
-    /// the images (used only by the online probe).
+    /// the images (used only by the online probe). With `data_parallel.replicas > 1` the batch
+    /// is split over the replicas, each on its own thread and device (see
+    /// [`DataParallelConfig`](super::DataParallelConfig)).
     pub fn train_step(
         &mut self,
         step: usize,
@@ -386,7 +415,6 @@ impl SslTrainer {
         labels: &[usize],
         wants_embeddings: bool,
     ) -> Result<SslStepReport, TrainError> {
-        let batch = labels.len();
         let momentum = self
             .config
             .objective
@@ -395,52 +423,51 @@ impl SslTrainer {
         if let (Some(m), Some(target)) = (momentum, self.target.take()) {
             self.target = Some(ema_update(target, &self.online, m)?.no_grad());
         }
-        let globals = self.views_tensor(&views[..2]);
-        let global_features = self.online.features(globals.clone())?;
-        let global_embeddings = self.online.project(global_features.clone());
-        let mut online = global_embeddings.clone().chunk(2, 0);
-        if views.len() > 2 {
-            let local = self.views_tensor(&views[2..]);
-            let local_embeddings = self.online.project(self.online.features(local)?);
-            online.extend(local_embeddings.chunk(views.len() - 2, 0));
-        }
-        let predictions = self
-            .online
-            .predict(global_embeddings.clone())
-            .map(|p| p.chunk(2, 0));
-        let target = match &self.target {
-            Some(t) => Some(t.project(t.features(globals.clone())?).detach().chunk(2, 0)),
-            None => None,
+        let replicas = if self.config.data_parallel.replicas == 1 {
+            let replica = Replica {
+                online: &self.online,
+                target: self.target.as_ref(),
+                objective: &self.objective,
+                device: &self.devices[0],
+            };
+            vec![replica.forward_backward(views, &LocalScoreSupport, None)?]
+        } else {
+            self.replica_steps(views)?
         };
-        let output = self.objective.loss(&SslViews {
-            online,
-            predictions,
-            target,
-        })?;
-        let loss: f32 = output.loss.clone().detach().into_scalar();
+        let count = replicas.len() as f64;
+        let loss = replicas.iter().map(|r| r.loss).sum::<f64>() / count;
         if !loss.is_finite() {
-            return Err(TrainError::NonFiniteLoss {
-                step,
-                value: loss as f64,
-            });
+            return Err(TrainError::NonFiniteLoss { step, value: loss });
         }
+        let mut terms = replicas[0].terms.clone();
+        for (index, (_, value)) in terms.iter_mut().enumerate() {
+            *value = replicas.iter().map(|r| r.terms[index].1).sum::<f64>() / count;
+        }
+        let kernel_width = replicas[0]
+            .kernel_width
+            .map(|_| replicas.iter().filter_map(|r| r.kernel_width).sum::<f64>() / count);
+        let gather = |pick: fn(&ReplicaOutput) -> Tensor<2>| {
+            Tensor::cat(
+                replicas
+                    .iter()
+                    .map(|r| pick(r).to_device(&self.devices[0]))
+                    .collect(),
+                0,
+            )
+        };
+        let features = gather(|r| r.features.clone());
         let embeddings = if wants_embeddings {
-            let [z1, z2]: [Tensor<2>; 2] = global_embeddings
-                .detach()
-                .chunk(2, 0)
-                .try_into()
-                .map_err(|_| TrainError::Config("two global views expected".into()))?;
+            let z1 = gather(|r| r.embeddings[0].clone());
+            let z2 = gather(|r| r.embeddings[1].clone());
             Some((to_codes(z1)?, to_codes(z2)?))
         } else {
             None
         };
-        let grads = GradientsParams::from_grads(output.loss.backward(), &self.online);
+        let grads = replicas.into_iter().map(|r| (r.grads, r.device)).collect();
         let skipped = !self.apply_gradients(grads);
-        let features = global_features.detach().narrow(0, 0, batch);
         let (probe_loss, probe_accuracy) = self.probe_step(features, labels)?;
-        let mut terms = output.terms.clone();
         if !terms.iter().any(|(name, _)| name == "loss") {
-            terms.insert(0, ("loss".to_string(), loss as f64));
+            terms.insert(0, ("loss".to_string(), loss));
         }
         terms.push(("probe_loss".into(), probe_loss));
         terms.push(("probe_accuracy".into(), probe_accuracy));
@@ -448,19 +475,97 @@ impl SslTrainer {
             terms,
             skipped,
             momentum,
-            kernel_width: output.kernel_width,
+            kernel_width,
             embeddings,
         })
     }
 
-    /// Applies `grads` to the online network at the step's learning rate, unless a gradient is
-    /// non-finite. Returns whether the update was applied.
-    pub(crate) fn apply_gradients(&mut self, grads: GradientsParams) -> bool {
-        if !gradients_are_finite(&self.online, &grads) {
+    /// Forward and backward of every replica on its shard, one thread per replica.
+    fn replica_steps(&self, views: &[ImageBatch]) -> Result<Vec<ReplicaOutput>, TrainError> {
+        let count = self.config.data_parallel.replicas;
+        let gathered = self.config.data_parallel.entropy_support == EntropySupport::Gathered;
+        let shards = (0..count)
+            .map(|r| views.iter().map(|v| shard(v, r, count)).collect())
+            .collect::<Result<Vec<Vec<ImageBatch>>, TrainError>>()?;
+        let exchange = EmbeddingExchange::new(count);
+        let outputs = std::thread::scope(|scope| {
+            let handles: Vec<_> = shards
+                .iter()
+                .enumerate()
+                .map(|(index, shard_views)| {
+                    let device = &self.devices[index % self.devices.len()];
+                    let (online, target) = (&self.online, self.target.as_ref());
+                    let (objective, exchange) = (&self.objective, &exchange);
+                    scope.spawn(move || {
+                        let mut guard = FailOnDrop {
+                            exchange,
+                            replica: index,
+                            finished: false,
+                        };
+                        // `fork` gives the replica its own autodiff leaves on its device; the
+                        // parameter ids stay, so the gradients map back onto `online`.
+                        let online = online.clone().fork(device);
+                        let target = target.map(|t| t.clone().fork(device));
+                        let replica = Replica {
+                            online: &online,
+                            target: target.as_ref(),
+                            objective,
+                            device,
+                        };
+                        let support = GatheredScoreSupport {
+                            exchange,
+                            replica: index,
+                        };
+                        let support: &dyn ScoreSupport = if gathered {
+                            &support
+                        } else {
+                            &LocalScoreSupport
+                        };
+                        let output =
+                            replica.forward_backward(shard_views, support, Some(count as f64));
+                        guard.finished = output.is_ok();
+                        output
+                    })
+                })
+                .collect();
+            handles
+                .into_iter()
+                .enumerate()
+                .map(|(index, handle)| {
+                    handle.join().map_err(|_| {
+                        TrainError::DataParallel(format!("replica {index} panicked"))
+                    })?
+                })
+                .collect::<Result<Vec<_>, TrainError>>()
+        })?;
+        // Each replica thread left its batch-norm statistics update keyed by its thread id;
+        // `valid()` folds them into their mean now, while the next step's threads are new.
+        let _ = self.online.valid();
+        if let Some(target) = &self.target {
+            let _ = target.valid();
+        }
+        Ok(outputs)
+    }
+
+    /// Applies the replicas' gradients to the online network at the step's learning rate,
+    /// unless a gradient is non-finite. Returns whether the update was applied. Several
+    /// replicas' gradients are summed by Burn's `ModuleOptimizer::step_multi`, which updates
+    /// each parameter on one of the replicas' devices.
+    fn apply_gradients(&mut self, mut grads: Vec<(GradientsParams, Device)>) -> bool {
+        if !grads
+            .iter()
+            .all(|(g, _)| gradients_are_finite(&self.online, g))
+        {
             return false;
         }
         let lr = self.schedule.learning_rate(self.state.step);
-        self.online = self.optimizer.step(lr, self.online.clone(), grads);
+        self.online = if grads.len() == 1 {
+            let (grads, _) = grads.remove(0);
+            self.optimizer.step(lr, self.online.clone(), grads)
+        } else {
+            self.optimizer
+                .step_multi(lr, self.online.clone(), MultiGradientsParams { grads })
+        };
         true
     }
 
@@ -476,7 +581,7 @@ impl SslTrainer {
                 labels.iter().map(|&l| l as i64).collect::<Vec<_>>(),
                 [labels.len()],
             ),
-            &self.device,
+            &self.devices[0],
         );
         let logits = self.probe.forward(features);
         let predicted: Vec<i64> = logits
@@ -493,7 +598,7 @@ impl SslTrainer {
             .filter(|(p, l)| **p == **l as i64)
             .count();
         let loss = CrossEntropyLossConfig::new()
-            .init(&self.device)
+            .init(&self.devices[0])
             .forward(logits, targets);
         let value: f32 = loss.clone().detach().into_scalar();
         let grads = GradientsParams::from_grads(loss.backward(), &self.probe);
@@ -504,12 +609,92 @@ impl SslTrainer {
         );
         Ok((value as f64, correct as f64 / labels.len().max(1) as f64))
     }
+}
+
+/// The networks one replica runs, on its device.
+struct Replica<'a> {
+    online: &'a SslNetwork,
+    target: Option<&'a SslNetwork>,
+    objective: &'a SslObjective,
+    device: &'a Device,
+}
+
+/// What one replica's forward and backward produced.
+struct ReplicaOutput {
+    grads: GradientsParams,
+    device: Device,
+    loss: f64,
+    terms: Vec<(String, f64)>,
+    kernel_width: Option<f64>,
+    /// Detached backbone features of global view 1 (the online probe's input).
+    features: Tensor<2>,
+    /// Detached online embeddings of the two global views.
+    embeddings: [Tensor<2>; 2],
+}
+
+impl Replica<'_> {
+    /// Forward of every view through the online network (views of one resolution in one
+    /// pass) and of the global views through the target, the loss, and its backward, scaled by
+    /// `1 / replicas` when the batch is split.
+    fn forward_backward(
+        &self,
+        views: &[ImageBatch],
+        support: &dyn ScoreSupport,
+        replicas: Option<f64>,
+    ) -> Result<ReplicaOutput, TrainError> {
+        let batch = views[0].len();
+        let globals = self.views_tensor(&views[..2]);
+        let global_features = self.online.features(globals.clone())?;
+        let global_embeddings = self.online.project(global_features.clone());
+        let mut online = global_embeddings.clone().chunk(2, 0);
+        if views.len() > 2 {
+            let local = self.views_tensor(&views[2..]);
+            let local_embeddings = self.online.project(self.online.features(local)?);
+            online.extend(local_embeddings.chunk(views.len() - 2, 0));
+        }
+        let predictions = self
+            .online
+            .predict(global_embeddings.clone())
+            .map(|p| p.chunk(2, 0));
+        let target = match self.target {
+            Some(t) => Some(t.project(t.features(globals)?).detach().chunk(2, 0)),
+            None => None,
+        };
+        let output = self.objective.loss_with_support(
+            &SslViews {
+                online,
+                predictions,
+                target,
+            },
+            support,
+        )?;
+        let loss: f32 = output.loss.clone().detach().into_scalar();
+        let scaled = match replicas {
+            Some(count) => output.loss.mul_scalar(1.0 / count),
+            None => output.loss,
+        };
+        let grads = GradientsParams::from_grads(scaled.backward(), self.online);
+        let [z1, z2]: [Tensor<2>; 2] = global_embeddings
+            .detach()
+            .chunk(2, 0)
+            .try_into()
+            .map_err(|_| TrainError::Config("two global views expected".into()))?;
+        Ok(ReplicaOutput {
+            grads,
+            device: self.device.clone(),
+            loss: loss as f64,
+            terms: output.terms,
+            kernel_width: output.kernel_width,
+            features: global_features.detach().narrow(0, 0, batch),
+            embeddings: [z1, z2],
+        })
+    }
 
     fn views_tensor(&self, views: &[ImageBatch]) -> Tensor<4> {
         Tensor::cat(
             views
                 .iter()
-                .map(|v| images_to_tensor(v, &self.device))
+                .map(|v| images_to_tensor(v, self.device))
                 .collect(),
             0,
         )
@@ -644,15 +829,17 @@ impl Interval {
     }
 }
 
-/// Trains `config` into `run` (fresh, or resumed from its newest checkpoint), writing
+/// Trains `config` into `run` (fresh, or resumed from its newest checkpoint) on `devices` (one
+/// device, or one per data-parallel replica; see [`SslTrainer::with_devices`]), writing
 /// `config.toml` first. Returns the trainer (for evaluation) and the summary.
 pub fn train_ssl_run(
     config: SslTrainConfig,
-    device: &Device,
+    devices: &[Device],
     run: &RunDir,
     options: SslTrainOptions,
 ) -> Result<(SslTrainer, SslTrainSummary), TrainError> {
-    let mut trainer = SslTrainer::new(config, device)?;
+    let data = Arc::new(SslData::load(&config.dataset)?);
+    let mut trainer = SslTrainer::with_devices(config, devices, data)?;
     if options.resume {
         let checkpoint =
             latest_checkpoint(&run.checkpoints())?.ok_or_else(|| TrainError::RunDir {
@@ -682,8 +869,13 @@ mod tests {
 
     use super::*;
     use crate::ssl::SslDatasetConfig;
+    use burn::optim::GradientsAccumulator;
 
     fn tiny_trainer() -> SslTrainer {
+        SslTrainer::new(tiny_config(), &Device::flex()).expect("builds")
+    }
+
+    fn tiny_config() -> SslTrainConfig {
         let mut config = SslTrainConfig::preset("mveb_quickstart").expect("preset");
         config.batch_size = 8;
         config.steps = 4;
@@ -699,7 +891,169 @@ mod tests {
         config.network.backbone = BackboneConfig::narrow_resnet_cifar(4);
         config.network.projector = MlpHeadConfig::mveb_projector(32, 32);
         config.optimizer.warmup_steps = 1;
-        SslTrainer::new(config, &Device::flex()).expect("builds")
+        config
+    }
+
+    /// Trainable parameters only: batch-norm running statistics (`running_*`) are skipped.
+    fn parameter_values<M: Module>(module: &M) -> Vec<f32> {
+        #[derive(Default)]
+        struct Collect {
+            path: Vec<String>,
+            values: Vec<f32>,
+        }
+        impl ModuleVisitor for Collect {
+            fn enter_module(&mut self, name: &str, _container_type: &str) {
+                self.path.push(name.to_string());
+            }
+            fn exit_module(&mut self, _name: &str, _container_type: &str) {
+                self.path.pop();
+            }
+            fn visit_float<const D: usize>(&mut self, param: &Param<Tensor<D>>) {
+                if !self.path.last().is_some_and(|n| n.starts_with("running_")) {
+                    let v: Vec<f32> = param.val().into_data().try_to_vec().expect("f32");
+                    self.values.extend(v);
+                }
+            }
+        }
+        let mut c = Collect::default();
+        module.visit(&mut c);
+        c.values
+    }
+
+    fn max_relative_difference(a: &[f32], b: &[f32]) -> f32 {
+        assert_eq!(a.len(), b.len());
+        let scale = b.iter().fold(0.0f32, |m, v| m.max(v.abs()));
+        a.iter()
+            .zip(b)
+            .map(|(x, y)| (x - y).abs())
+            .fold(0.0f32, f32::max)
+            / scale
+    }
+
+    /// Two replicas on their own threads (and forked parameters) must update the network
+    /// exactly as the sum of the two shards' gradients computed one after the other on one
+    /// network and applied by a plain optimiser step: this checks the sharding, the 1/2 loss
+    /// scaling and Burn's multi-device reduction in `step_multi`.
+    #[test]
+    fn two_replicas_apply_the_summed_gradients_of_their_shards() {
+        let mut config = tiny_config();
+        config.augmentation = MultiCropConfig::mveb(16, 8, 2);
+        config.data_parallel.replicas = 2;
+        let devices = [Device::flex(), Device::flex()];
+        let data = Arc::new(SslData::load(&config.dataset).expect("data"));
+        let mut parallel =
+            SslTrainer::with_devices(config.clone(), &devices, Arc::clone(&data)).expect("builds");
+        let mut reference = SslTrainer::with_devices(config, &devices[..1], data).expect("builds");
+        let initial = parameter_values(&reference.online);
+        assert_eq!(parameter_values(&parallel.online), initial);
+
+        // Step 1: past the one warm-up step, at the peak learning rate.
+        let step = 1;
+        parallel.state.step = step;
+        let (views, labels) = parallel.batch(step).expect("batch");
+        let report = parallel
+            .train_step(step, &views, &labels, false)
+            .expect("step");
+        assert!(!report.skipped);
+
+        let base = reference
+            .config
+            .objective
+            .base_momentum()
+            .expect("MVEB has a target");
+        let momentum = cosine_momentum(base, step, reference.config.steps);
+        let target = reference.target.take().expect("target");
+        reference.target = Some(
+            ema_update(target, &reference.online, momentum)
+                .unwrap()
+                .no_grad(),
+        );
+        let mut accumulator = GradientsAccumulator::new();
+        for index in 0..2 {
+            let shard_views: Vec<ImageBatch> = views
+                .iter()
+                .map(|v| shard(v, index, 2).expect("shard"))
+                .collect();
+            let replica = Replica {
+                online: &reference.online,
+                target: reference.target.as_ref(),
+                objective: &reference.objective,
+                device: &reference.devices[0],
+            };
+            let output = replica
+                .forward_backward(&shard_views, &LocalScoreSupport, Some(2.0))
+                .expect("shard step");
+            accumulator.accumulate(&reference.online, output.grads);
+        }
+        let lr = reference.schedule.learning_rate(step);
+        reference.online =
+            reference
+                .optimizer
+                .step(lr, reference.online.clone(), accumulator.grads());
+
+        let update = |after: Vec<f32>| -> Vec<f32> {
+            after.iter().zip(&initial).map(|(a, b)| a - b).collect()
+        };
+        let expected = update(parameter_values(&reference.online));
+        let actual = update(parameter_values(&parallel.online));
+        let size = expected.iter().fold(0.0f32, |m, v| m.max(v.abs()));
+        assert!(size > 1e-4, "the step barely changed the network ({size})");
+        let difference = max_relative_difference(&actual, &expected);
+        assert!(
+            difference < 1e-3,
+            "replicas' update differs from the summed gradients' by {difference}"
+        );
+    }
+
+    /// With gathered score samples, the replicas exchange their embeddings every view (a
+    /// rendezvous that must neither deadlock nor mix up views), and the entropy surrogate sees
+    /// the whole batch: MVEB's surrogate grows with the number of samples, so it must differ
+    /// from the per-replica estimate.
+    #[test]
+    fn gathered_score_samples_run_through_the_replicas() {
+        let mut config = tiny_config();
+        config.augmentation = MultiCropConfig::mveb(16, 8, 2);
+        config.data_parallel.replicas = 2;
+        let surrogate = |support: EntropySupport| {
+            let mut config = config.clone();
+            config.data_parallel.entropy_support = support;
+            let mut trainer = SslTrainer::new(config, &Device::flex()).expect("builds");
+            let (views, labels) = trainer.batch(0).expect("batch");
+            let report = trainer.train_step(0, &views, &labels, true).expect("step");
+            assert!(
+                report.embeddings.is_some(),
+                "diagnostics need both shards' embeddings"
+            );
+            report
+                .terms
+                .iter()
+                .find(|(name, _)| name == "entropy_surrogate")
+                .expect("MVEB term")
+                .1
+        };
+        let (per_replica, gathered) = (
+            surrogate(EntropySupport::PerReplica),
+            surrogate(EntropySupport::Gathered),
+        );
+        assert!(per_replica.is_finite() && gathered.is_finite());
+        assert!(
+            (gathered - per_replica).abs() > 1e-3 * per_replica.abs(),
+            "gathered {gathered} vs per-replica {per_replica}"
+        );
+    }
+
+    #[test]
+    fn devices_must_be_one_or_one_per_replica() {
+        let mut config = tiny_config();
+        config.data_parallel.replicas = 2;
+        let data = Arc::new(SslData::load(&config.dataset).expect("data"));
+        let three = [Device::flex(), Device::flex(), Device::flex()];
+        let error = SslTrainer::with_devices(config.clone(), &three, data)
+            .err()
+            .expect("three devices for two replicas");
+        assert!(matches!(error, TrainError::DataParallel(_)), "{error}");
+        config.data_parallel.replicas = 3;
+        assert!(matches!(config.validate(), Err(TrainError::Config(_))));
     }
 
     fn values<M: Module>(module: &M) -> Vec<f32> {
@@ -717,7 +1071,7 @@ mod tests {
 
     /// Gradients of Σ features on a random batch: finite, one per backbone parameter.
     fn finite_gradients(trainer: &SslTrainer) -> GradientsParams {
-        let x = Tensor::<4>::random([4, 3, 16, 16], Distribution::Default, &trainer.device);
+        let x = Tensor::<4>::random([4, 3, 16, 16], Distribution::Default, &trainer.devices[0]);
         let loss = trainer.online.features(x).expect("fits").sum();
         GradientsParams::from_grads(loss.backward(), &trainer.online)
     }
@@ -731,12 +1085,16 @@ mod tests {
         let shape = weight.val().dims();
         grads.register::<4>(
             weight.id,
-            Tensor::<4>::full(shape, f32::NAN, &trainer.device),
+            Tensor::<4>::full(shape, f32::NAN, &trainer.devices[0]),
         );
-        assert!(!trainer.apply_gradients(grads), "NaN gradient applied");
+        let device = trainer.devices[0].clone();
+        assert!(
+            !trainer.apply_gradients(vec![(grads, device.clone())]),
+            "NaN gradient applied"
+        );
         assert_eq!(values(&trainer.online), before, "parameters changed");
         let grads = finite_gradients(&trainer);
-        assert!(trainer.apply_gradients(grads));
+        assert!(trainer.apply_gradients(vec![(grads, device)]));
         assert_ne!(values(&trainer.online), before);
     }
 
@@ -765,7 +1123,7 @@ mod tests {
                 .collect();
             let x = Tensor::<2>::from_data(
                 TensorData::new(features, [labels.len(), dim]),
-                &trainer.device,
+                &trainer.devices[0],
             );
             let (_, accuracy) = trainer.probe_step(x, &labels).expect("probe step");
             last = accuracy;

@@ -8,11 +8,13 @@ mod barlow_twins;
 mod byol;
 mod mveb;
 mod simsiam;
+mod support;
 
 pub use barlow_twins::BarlowTwinsConfig;
 pub use byol::ByolConfig;
 pub use mveb::MvebConfig;
 pub use simsiam::SimSiamConfig;
+pub use support::{LocalScoreSupport, ScoreSupport};
 
 use burn::tensor::Tensor;
 use infobound_estimators::VmfScoreEstimator;
@@ -148,6 +150,20 @@ impl SslObjective {
     /// [`ModelError::Shape`] for tensors of different shapes, [`ModelError::Estimator`] if
     /// the MVEB score estimator rejects a view (e.g. B < 2 or non-finite values).
     pub fn loss(&self, views: &SslViews) -> Result<SslLossOutput, ModelError> {
+        self.loss_with_support(views, &LocalScoreSupport)
+    }
+
+    /// The loss of one replica's shard under data-parallel training: as [`Self::loss`], with
+    /// MVEB's score estimated on the samples `support` returns for each view (the other
+    /// methods ignore it). With [`LocalScoreSupport`] this is [`Self::loss`].
+    ///
+    /// # Errors
+    /// As [`Self::loss`], plus [`ModelError::DataParallel`] from `support`.
+    pub fn loss_with_support(
+        &self,
+        views: &SslViews,
+        support: &dyn ScoreSupport,
+    ) -> Result<SslLossOutput, ModelError> {
         let shape = check_online(&self.config, &views.online)?;
         match &self.config {
             SslObjectiveConfig::Mveb(c) => {
@@ -155,7 +171,7 @@ impl SslObjective {
                 let estimator = self.estimator.as_ref().ok_or_else(|| {
                     ModelError::InvalidConfig("MVEB objective built without its estimator".into())
                 })?;
-                c.loss(estimator, &views.online, target)
+                c.loss(estimator, &views.online, target, support)
             }
             SslObjectiveConfig::SimSiam(c) => {
                 let predictions = required("predictions", &views.predictions, shape)?;

@@ -7,13 +7,16 @@
 //!
 //! `A = (1/V) [mean_i ⟨z_i^1, t_i^2⟩ + mean_i ⟨z_i^2, t_i^1⟩ + Σ_{v≥3} mean_i ⟨z_i^v, m_i⟩]`,
 //! `E = (1/V) Σ_v mean_i ⟨−sg(S^v_i), z^v_i⟩` with `S^v` the vMF-kernel score estimate on view
-//! v's batch, and `L = −A − λ E`.
+//! v's batch (per device under data-parallel training, or on every replica's embeddings with a
+//! gathering [`super::ScoreSupport`]), and `L = −A − λ E`.
 
 use burn::tensor::Tensor;
-use infobound_estimators::{VmfScoreConfig, VmfScoreEstimator};
+use infobound_estimators::{ScoreEstimate, VmfScoreConfig, VmfScoreEstimator};
 use serde::{Deserialize, Serialize};
 
-use super::{SslLossOutput, l2_normalize, mean_inner, non_negative, scalar, unit_interval};
+use super::{
+    ScoreSupport, SslLossOutput, l2_normalize, mean_inner, non_negative, scalar, unit_interval,
+};
 use crate::ModelError;
 
 /// MVEB hyper-parameters; the defaults are the paper's.
@@ -49,6 +52,7 @@ impl MvebConfig {
         estimator: &VmfScoreEstimator,
         online: &[Tensor<2>],
         target: &[Tensor<2>; 2],
+        support: &dyn ScoreSupport,
     ) -> Result<SslLossOutput, ModelError> {
         let views = online.len() as f64;
         let z: Vec<Tensor<2>> = online.iter().cloned().map(l2_normalize).collect();
@@ -65,10 +69,16 @@ impl MvebConfig {
 
         let mut entropy: Option<Tensor<1>> = None;
         let mut width_sum = 0.0;
-        for view in &z {
-            let estimate = estimator.estimate(view.clone().detach())?;
+        for (index, view) in z.iter().enumerate() {
+            let [rows, _] = view.dims();
+            let (samples, first_row) = support.samples(index, view.clone().detach())?;
+            let estimate = estimator.estimate(samples)?;
             width_sum += estimate.kernel_width;
-            let surrogate = estimate.entropy_surrogate(view.clone())?;
+            let local = ScoreEstimate {
+                score: estimate.score.narrow(0, first_row, rows),
+                kernel_width: estimate.kernel_width,
+            };
+            let surrogate = local.entropy_surrogate(view.clone())?;
             entropy = Some(match entropy {
                 Some(sum) => sum + surrogate,
                 None => surrogate,
