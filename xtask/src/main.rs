@@ -117,6 +117,20 @@ fn ci(full: bool) -> Result<(), String> {
             &["test", "-p", "infobound-backend", "--features", "ndarray"],
             &[],
         )?;
+        // Data-parallel SSL replicas on two backends at once (flex + ndarray).
+        run(
+            "cargo",
+            &[
+                "test",
+                "-p",
+                "infobound-cli",
+                "--features",
+                "ndarray",
+                "--test",
+                "cli_ssl",
+            ],
+            &[],
+        )?;
         // wgpu without a GPU runs on Mesa's lavapipe (apt-get install mesa-vulkan-drivers
         // libvulkan1); slow, but enough to show the GPU code path is correct.
         run(

@@ -139,6 +139,26 @@ fn ssl_mistakes_are_one_line_errors() {
             "network.predictor=false",
         ],
         vec!["probe", "/nonexistent/run"],
+        // Two devices for a run of one replica.
+        vec![
+            "train",
+            "--preset",
+            "mveb_quickstart",
+            "--device",
+            "flex,flex",
+            "--out",
+            out_arg,
+        ],
+        // A batch the replicas cannot share evenly.
+        vec![
+            "train",
+            "--preset",
+            "mveb_quickstart",
+            "--set",
+            "data_parallel.replicas=3",
+            "--out",
+            out_arg,
+        ],
     ] {
         let out = infobound(&args);
         assert!(!out.status.success(), "{args:?} should fail");
@@ -147,4 +167,69 @@ fn ssl_mistakes_are_one_line_errors() {
         assert!(!stderr.contains("panicked"), "{args:?}: {stderr}");
     }
     assert!(!Path::new(&out_dir).join("config.toml").exists());
+}
+
+/// Trains `replicas` data-parallel replicas on `devices` for 2 steps; returns the run folder's
+/// training log.
+fn train_data_parallel(dir: &Path, devices: &str, support: &str) -> String {
+    let run = dir.join(format!("{}-{support}", devices.replace(',', "+")));
+    let run_arg = run.to_str().expect("utf-8 path");
+    let support = format!("data_parallel.entropy_support={support}");
+    let mut args = vec![
+        "train",
+        "--preset",
+        "mveb_quickstart",
+        "--steps",
+        "2",
+        "--quiet",
+        "--no-eval",
+        "--device",
+        devices,
+        "--out",
+        run_arg,
+        "--set",
+        "data_parallel.replicas=2",
+        "--set",
+        &support,
+    ];
+    args.extend(TINY);
+    let out = infobound(&args);
+    assert!(out.status.success(), "{}", text(&out));
+    assert!(text(&out).contains("2 replica(s)"), "{}", text(&out));
+    let config = std::fs::read_to_string(run.join("config.toml")).expect("config");
+    assert!(config.contains("replicas = 2"), "{config}");
+    std::fs::read_to_string(run.join("train_log.jsonl")).expect("log")
+}
+
+#[test]
+fn data_parallel_replicas_train_from_a_device_list() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    for support in ["per_replica", "gathered"] {
+        let log = train_data_parallel(dir.path(), "flex,flex", support);
+        assert!(log.contains("\"step\":2"), "{log}");
+        assert!(log.contains("\"skipped_steps\":0"), "{log}");
+    }
+}
+
+/// Two different backends as the two devices: parameters, gradients and the optimiser state
+/// cross between flex and ndarray every step. Same seed, so the log must match the run on
+/// two flex devices up to the backends' rounding. (`cargo xtask ci --full` runs it.)
+#[cfg(feature = "ndarray")]
+#[test]
+fn data_parallel_replicas_run_on_two_backends() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let loss = |log: &str, step: usize| -> f64 {
+        let line = log
+            .lines()
+            .find(|l| l.contains(&format!("\"step\":{step},")) && l.contains("\"loss\""))
+            .unwrap_or_else(|| panic!("no loss at step {step}: {log}"));
+        let value: serde_json::Value = serde_json::from_str(line).expect("json");
+        value["loss"].as_f64().expect("loss")
+    };
+    let mixed = train_data_parallel(dir.path(), "flex,ndarray", "gathered");
+    let flex = train_data_parallel(dir.path(), "flex,flex", "gathered");
+    for step in [1, 2] {
+        let (a, b) = (loss(&mixed, step), loss(&flex, step));
+        assert!((a - b).abs() <= 1e-3 * b.abs(), "step {step}: {a} vs {b}");
+    }
 }

@@ -47,7 +47,9 @@ impl FeatureExtractor {
     pub fn new(online: &SslNetwork, config: &SslTrainConfig, device: &Device) -> Self {
         let first = &config.augmentation.global_views[0];
         Self {
-            network: online.valid(),
+            // After a data-parallel step each parameter lives on the device that updated it;
+            // `valid()` gives the snapshot its own running statistics, so moving it is safe.
+            network: online.valid().to_device(device),
             normalization: first.normalization.clone(),
             size: first.size,
             batch_size: config.monitor.eval_batch_size,
