@@ -35,6 +35,11 @@ use rayon::prelude::*;
 
 use crate::KernelError;
 
+mod norm;
+pub use norm::{
+    BatchNormGradients, BatchNormStatistics, batch_norm_train_backward, batch_norm_train_forward,
+};
+
 /// Upper bound, in `f32` elements, of one block's im2col matrix (512 KiB): it stays in a
 /// core's L2 cache between being written and being read by the GEMM. Measured on the Burgess
 /// VAE's conv stack (2 cores): 512 KiB and 256 KiB blocks ran the step ≈ 10–20 % faster than

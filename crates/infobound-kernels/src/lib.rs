@@ -30,11 +30,13 @@
 //! # Ok::<(), infobound_kernels::KernelError>(())
 //! ```
 
+mod batch_norm;
 pub mod cpu;
 mod error;
 mod modules;
 mod ops;
 
+pub use batch_norm::batch_norm_train;
 pub use error::KernelError;
-pub use modules::FastConv;
+pub use modules::{FastBatchNorm, FastConv};
 pub use ops::{conv_transpose2d, conv2d};

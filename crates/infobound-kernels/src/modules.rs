@@ -1,6 +1,8 @@
-//! `forward_fast` for Burn's own convolution modules: same parameters, same records, the
-//! forward and backward of [`crate::conv2d`] / [`crate::conv_transpose2d`].
+//! `forward_fast` for Burn's own convolution and batch-norm modules: same parameters, same
+//! records, the forward and backward of [`crate::conv2d`] / [`crate::conv_transpose2d`] /
+//! [`crate::batch_norm_train`].
 
+use burn::nn::BatchNorm;
 use burn::nn::PaddingConfig2d;
 use burn::nn::conv::{Conv2d, ConvTranspose2d};
 use burn::tensor::Tensor;
@@ -95,5 +97,49 @@ impl FastConv for ConvTranspose2d {
             self.bias.as_ref().map(|bias| bias.val()),
             options,
         )
+    }
+}
+
+/// A batch-norm module whose training-mode forward pass can run this crate's kernel.
+pub trait FastBatchNorm {
+    /// The module's `forward(input)`: in training mode (an autodiff device and the layer's
+    /// training flag on) the batch statistics come from [`crate::batch_norm_train`] and the
+    /// running statistics are updated exactly as `BatchNorm::forward` updates them
+    /// (burn-nn 0.22.1: `running ← (1 − momentum)·running + momentum·batch`, with the biased
+    /// batch variance); otherwise it is `forward` itself.
+    ///
+    /// # Errors
+    /// [`KernelError::Shape`] if `input` is not `[N, C, …]` with C the module's feature count,
+    /// where Burn's `forward` would panic.
+    fn forward_fast<const D: usize>(&self, input: Tensor<D>) -> Result<Tensor<D>, KernelError>;
+}
+
+impl FastBatchNorm for BatchNorm {
+    fn forward_fast<const D: usize>(&self, input: Tensor<D>) -> Result<Tensor<D>, KernelError> {
+        let [features] = self.gamma.shape().dims();
+        let dims = input.dims();
+        if D < 2 || dims[1] != features {
+            return Err(KernelError::Shape(format!(
+                "batch norm of {features} features got an input of shape {dims:?}"
+            )));
+        }
+        if !(input.device().is_autodiff() && self.training.is_enabled()) {
+            return Ok(self.forward(input));
+        }
+        let device = input.device();
+        let result =
+            crate::batch_norm_train(input, self.gamma.val(), self.beta.val(), self.epsilon)?;
+        let mix = |running: Tensor<1>, batch: Tensor<1>| {
+            running
+                .to_device(&device)
+                .mul_scalar(1.0 - self.momentum)
+                .add(batch.detach().mul_scalar(self.momentum))
+                .detach()
+        };
+        self.running_mean
+            .update(mix(self.running_mean.value_sync(), result.mean));
+        self.running_var
+            .update(mix(self.running_var.value_sync(), result.variance));
+        Ok(result.output)
     }
 }

@@ -28,11 +28,11 @@ use crate::KernelError;
 use crate::cpu::{self, Conv2dGeometry};
 
 /// The autodiff tensor primitive of `Autodiff<Flex, C>` (the same type for every strategy `C`).
-type AutodiffFlexTensor = <Autodiff<Flex> as BackendTypes>::FloatTensorPrimitive;
+pub(crate) type AutodiffFlexTensor = <Autodiff<Flex> as BackendTypes>::FloatTensorPrimitive;
 
 /// Where a float tensor lives, as far as the fast path cares.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Placement {
+pub(crate) enum Placement {
     Flex,
     AutodiffFlex(GradientCheckpointingStrategy),
     Other,
@@ -40,13 +40,13 @@ enum Placement {
 
 /// Which implementation one call takes.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Route {
+pub(crate) enum Route {
     Flex,
     AutodiffFlex(GradientCheckpointingStrategy),
     Generic,
 }
 
-fn placement<const D: usize>(tensor: &Tensor<D>) -> Placement {
+pub(crate) fn placement<const D: usize>(tensor: &Tensor<D>) -> Placement {
     if tensor.dtype() != DType::F32 {
         return Placement::Other;
     }
@@ -64,7 +64,7 @@ fn placement<const D: usize>(tensor: &Tensor<D>) -> Placement {
 
 /// The fast path needs every operand on flex in `f32`; a plain flex tensor mixed with autodiff
 /// ones joins the graph as a constant, as Burn's dispatch does.
-fn route(placements: &[Placement]) -> Route {
+pub(crate) fn route(placements: &[Placement]) -> Route {
     let mut strategy = None;
     for &placement in placements {
         match placement {
@@ -79,15 +79,15 @@ fn route(placements: &[Placement]) -> Route {
     strategy.map_or(Route::Flex, Route::AutodiffFlex)
 }
 
-fn backend_error(error: impl core::fmt::Debug) -> KernelError {
+pub(crate) fn backend_error(error: impl core::fmt::Debug) -> KernelError {
     KernelError::Backend(format!("{error:?}"))
 }
 
-fn flex_primitive<const D: usize>(tensor: Tensor<D>) -> Result<FlexTensor, KernelError> {
+pub(crate) fn flex_primitive<const D: usize>(tensor: Tensor<D>) -> Result<FlexTensor, KernelError> {
     tensor.try_into_primitive::<Flex>().map_err(backend_error)
 }
 
-fn autodiff_primitive<C, const D: usize>(
+pub(crate) fn autodiff_primitive<C, const D: usize>(
     tensor: Tensor<D>,
 ) -> Result<AutodiffFlexTensor, KernelError>
 where
@@ -103,7 +103,7 @@ where
 }
 
 /// A flex tensor whose storage is one dense row-major block (copied only if it is a view).
-fn dense(tensor: FlexTensor) -> FlexTensor {
+pub(crate) fn dense(tensor: FlexTensor) -> FlexTensor {
     if tensor.as_slice::<f32>().is_some() {
         tensor
     } else {
@@ -111,7 +111,7 @@ fn dense(tensor: FlexTensor) -> FlexTensor {
     }
 }
 
-fn values(tensor: &FlexTensor) -> Result<&[f32], KernelError> {
+pub(crate) fn values(tensor: &FlexTensor) -> Result<&[f32], KernelError> {
     tensor
         .as_slice::<f32>()
         .ok_or_else(|| KernelError::Backend("flex tensor is not dense f32".into()))
@@ -121,7 +121,7 @@ fn flex_from_vec(values: Vec<f32>, shape: [usize; 4]) -> FlexTensor {
     FlexTensor::from_data(TensorData::new(values, shape))
 }
 
-fn flex_from_vec_1d(values: Vec<f32>) -> FlexTensor {
+pub(crate) fn flex_from_vec_1d(values: Vec<f32>) -> FlexTensor {
     let len = values.len();
     FlexTensor::from_data(TensorData::new(values, [len]))
 }
@@ -240,7 +240,7 @@ struct Conv2dState {
 
 /// The backward kernels run on tensors whose geometry the forward pass validated, so they
 /// cannot reject them: a failure here is a bug in this crate, not bad input.
-const VALIDATED: &str = "geometry validated in the forward pass";
+pub(crate) const VALIDATED: &str = "geometry validated in the forward pass";
 
 /// Backward of [`conv2d`]; `N = 3` with a bias, `N = 2` without.
 #[derive(Debug)]

@@ -16,15 +16,15 @@
 //! # Ok(()) }
 //! ```
 
-mod conv;
 mod error;
+mod layers;
 pub mod objectives;
 pub mod ssl;
 mod vae;
 
-#[cfg(feature = "flex-kernels")]
-pub use conv::set_generic_convolutions;
 pub use error::ModelError;
+#[cfg(feature = "flex-kernels")]
+pub use layers::set_generic_layers;
 pub use objectives::{LossOutput, ObjectiveConfig, StepContext};
 pub use vae::{
     Architecture, ConvEncoder, Decoder, Likelihood, SpatialBroadcastDecoder, TransposedConvDecoder,

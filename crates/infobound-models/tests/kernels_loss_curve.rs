@@ -6,9 +6,7 @@
 use burn::optim::{AdamConfig, GradientsParams};
 use burn::tensor::{Device, Distribution, Tensor};
 use infobound_models::objectives::AlphaTcvaeConfig;
-use infobound_models::{
-    Likelihood, ObjectiveConfig, StepContext, VaeConfig, set_generic_convolutions,
-};
+use infobound_models::{Likelihood, ObjectiveConfig, StepContext, VaeConfig, set_generic_layers};
 
 const STEPS: usize = 100;
 const BATCH: usize = 8;
@@ -16,7 +14,7 @@ const BATCH: usize = 8;
 /// The loss of every step of α-TCVAE on a fixed stream of batches (3-channel, Gaussian
 /// likelihood), everything seeded.
 fn loss_curve(generic: bool) -> Vec<f32> {
-    set_generic_convolutions(generic);
+    set_generic_layers(generic);
     let device = Device::flex().autodiff();
     device.seed(11);
     let config = VaeConfig {
@@ -59,7 +57,7 @@ fn loss_curve(generic: bool) -> Vec<f32> {
 fn kernels_follow_the_generic_loss_curve() {
     let generic = loss_curve(true);
     let kernels = loss_curve(false);
-    set_generic_convolutions(false);
+    set_generic_layers(false);
     assert!(
         generic[STEPS - 1] < 0.96 * generic[0],
         "the run must learn: {generic:?}"

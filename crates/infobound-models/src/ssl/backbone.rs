@@ -14,7 +14,7 @@ use burn::tensor::activation::relu;
 use burn::tensor::{Device, Tensor};
 use serde::{Deserialize, Serialize};
 
-use crate::{ModelError, conv};
+use crate::{ModelError, layers};
 
 /// Which residual network to build (serde tag `kind`).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -231,7 +231,7 @@ impl ConvBn {
     /// # Errors
     /// [`ModelError`] if `x` does not fit the convolution.
     pub fn forward(&self, x: Tensor<4>) -> Result<Tensor<4>, ModelError> {
-        Ok(self.norm.forward(conv::conv2d(&self.conv, x)?))
+        layers::batch_norm(&self.norm, layers::conv2d(&self.conv, x)?)
     }
 }
 

@@ -6,7 +6,7 @@ use burn::nn::{Linear, LinearConfig, PaddingConfig2d};
 use burn::tensor::activation::relu;
 use burn::tensor::{Device, Tensor, TensorData};
 
-use crate::{ModelError, conv};
+use crate::{ModelError, layers};
 
 /// Burgess et al. 2018 / disentanglement_lib `deconv_decoder`: FC K → 256 → 64·4·4, then four
 /// stride-2 4×4 transposed convolutions 64 → 64 → 32 → 32 → C (4 → 64 px). Outputs logits.
@@ -58,7 +58,7 @@ impl TransposedConvDecoder {
         let mut h: Tensor<4> = h.reshape([b, self.first_channels, 4, 4]);
         let last = self.deconvs.len() - 1;
         for (i, deconv) in self.deconvs.iter().enumerate() {
-            h = conv::conv_transpose2d(deconv, h)?;
+            h = layers::conv_transpose2d(deconv, h)?;
             if i < last {
                 h = relu(h);
             }
@@ -125,11 +125,11 @@ impl SpatialBroadcastDecoder {
     pub fn forward(&self, z: Tensor<2>) -> Result<Tensor<4>, ModelError> {
         let [b, k] = z.dims();
         let tiled: Tensor<4> = z.reshape([b, k, 1, 1]).expand([b, k, 64, 64]);
-        let position = conv::conv2d(&self.position, self.ramps.val())?;
+        let position = layers::conv2d(&self.position, self.ramps.val())?;
         let mut h = tiled + position;
         for layer in &self.convs {
-            h = relu(conv::conv2d(layer, h)?);
+            h = relu(layers::conv2d(layer, h)?);
         }
-        conv::conv2d(&self.out, h)
+        layers::conv2d(&self.out, h)
     }
 }

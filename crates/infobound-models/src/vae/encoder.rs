@@ -6,7 +6,7 @@ use burn::nn::{Linear, LinearConfig, PaddingConfig2d};
 use burn::tensor::activation::relu;
 use burn::tensor::{Device, Tensor};
 
-use crate::{ModelError, conv};
+use crate::{ModelError, layers};
 
 /// Four stride-2 4×4 convolutions (64 → 4 px), a fully connected layer and a head giving
 /// μ and log σ² of the diagonal Gaussian posterior q(z|x).
@@ -56,7 +56,7 @@ impl ConvEncoder {
     pub fn forward(&self, x: Tensor<4>) -> Result<(Tensor<2>, Tensor<2>), ModelError> {
         let mut h = x;
         for conv in &self.convs {
-            h = relu(conv::conv2d(conv, h)?);
+            h = relu(layers::conv2d(conv, h)?);
         }
         let h: Tensor<2> = h.flatten(1, 3);
         let h = relu(self.fc.forward(h));
