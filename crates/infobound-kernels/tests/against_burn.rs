@@ -9,6 +9,9 @@ use burn::tensor::{Device, Tensor, TensorData};
 use infobound_kernels::{FastConv, KernelError, conv_transpose2d, conv2d};
 use proptest::prelude::*;
 
+mod common;
+use common::{relative_error, to_vec};
+
 /// Deterministic values in [-1, 1) that differ from element to element and between tensors.
 fn values(len: usize, seed: usize) -> Vec<f32> {
     (0..len)
@@ -19,21 +22,6 @@ fn values(len: usize, seed: usize) -> Vec<f32> {
 fn tensor<const D: usize>(shape: [usize; D], seed: usize, device: &Device) -> Tensor<D> {
     let len = shape.iter().product();
     Tensor::from_data(TensorData::new(values(len, seed), shape), device)
-}
-
-fn to_vec<const D: usize>(tensor: Tensor<D>) -> Vec<f32> {
-    tensor.into_data().try_to_vec::<f32>().expect("f32 data")
-}
-
-/// Largest |a − b| relative to the reference's largest magnitude (at least 1).
-fn relative_error(ours: &[f32], reference: &[f32]) -> f32 {
-    assert_eq!(ours.len(), reference.len(), "lengths differ");
-    let scale = reference.iter().fold(1.0f32, |m, v| m.max(v.abs()));
-    ours.iter()
-        .zip(reference)
-        .map(|(a, b)| (a - b).abs())
-        .fold(0.0, f32::max)
-        / scale
 }
 
 /// Output, then gradients of x, weight and bias, of `Σ op(x, w, b) ⊙ r`.

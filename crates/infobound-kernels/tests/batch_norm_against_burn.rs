@@ -8,6 +8,9 @@ use burn::tensor::{Device, Tensor, TensorData};
 use infobound_kernels::{FastBatchNorm, KernelError, batch_norm_train};
 use proptest::prelude::*;
 
+mod common;
+use common::{relative_error, to_vec};
+
 fn values(len: usize, seed: usize, offset: f32) -> Vec<f32> {
     (0..len)
         .map(|i| ((i * 2_654_435_761 + seed * 40_503) % 2001) as f32 / 1000.0 - 1.0 + offset)
@@ -22,21 +25,6 @@ fn tensor<const D: usize>(
 ) -> Tensor<D> {
     let len = shape.iter().product();
     Tensor::from_data(TensorData::new(values(len, seed, offset), shape), device)
-}
-
-fn to_vec<const D: usize>(tensor: Tensor<D>) -> Vec<f32> {
-    tensor.into_data().try_to_vec::<f32>().expect("f32 data")
-}
-
-/// Largest |a − b| relative to the reference's largest magnitude (at least 1).
-fn relative_error(ours: &[f32], reference: &[f32]) -> f32 {
-    assert_eq!(ours.len(), reference.len(), "lengths differ");
-    let scale = reference.iter().fold(1.0f32, |m, v| m.max(v.abs()));
-    ours.iter()
-        .zip(reference)
-        .map(|(a, b)| (a - b).abs())
-        .fold(0.0, f32::max)
-        / scale
 }
 
 /// Output, mean, variance and the gradients of x, γ, β of `Σ batch_norm(x) ⊙ r`.

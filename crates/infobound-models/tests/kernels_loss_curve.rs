@@ -3,6 +3,8 @@
 //! its own test binary because the switch between the two paths is process-wide.
 #![cfg(feature = "flex-kernels")]
 
+mod common;
+
 use burn::optim::{AdamConfig, GradientsParams};
 use burn::tensor::{Device, Distribution, Tensor};
 use infobound_models::objectives::AlphaTcvaeConfig;
@@ -58,17 +60,6 @@ fn kernels_follow_the_generic_loss_curve() {
     let generic = loss_curve(true);
     let kernels = loss_curve(false);
     set_generic_layers(false);
-    assert!(
-        generic[STEPS - 1] < 0.96 * generic[0],
-        "the run must learn: {generic:?}"
-    );
-    // Summation order differs (GEMM blocking vs Burn's convolution), so the curves agree to
-    // float tolerance, not bit for bit; Adam amplifies early rounding slowly.
-    for (step, (g, k)) in generic.iter().zip(&kernels).enumerate() {
-        let relative = (g - k).abs() / g.abs().max(1.0);
-        assert!(
-            relative < 1e-3,
-            "step {step}: generic {g}, kernels {k} (relative {relative:.2e})"
-        );
-    }
+    // The last loss at least 4 % below the first.
+    common::assert_curves_agree(&generic, &kernels, 0.04 * generic[0]);
 }
