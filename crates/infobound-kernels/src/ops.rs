@@ -230,12 +230,24 @@ fn flex_bias_grad(
     )?))
 }
 
-/// What the backward of [`conv2d`] needs: the checkpointed operands and the geometry.
+/// What the backward of [`conv2d`] and [`conv_transpose2d`] needs: the checkpointed operands
+/// and the geometry. For a transposed convolution the geometry is the cross-correlation of
+/// [`Conv2dGeometry::conv_transpose2d`], whose input space is that layer's output: its forward
+/// (col2im), input and weight gradients (im2col) all run on it.
 #[derive(Debug, Clone)]
-struct Conv2dState {
+struct ConvState {
     x: NodeId,
     weight: NodeId,
     geometry: Conv2dGeometry,
+}
+
+impl ConvState {
+    /// The checkpointed input and weight, and the geometry.
+    fn retrieve(self, checkpointer: &mut Checkpointer) -> (FlexTensor, FlexTensor, Conv2dGeometry) {
+        let x = checkpointer.retrieve_node_output::<FlexTensor>(self.x);
+        let weight = checkpointer.retrieve_node_output::<FlexTensor>(self.weight);
+        (x, weight, self.geometry)
+    }
 }
 
 /// The backward kernels run on tensors whose geometry the forward pass validated, so they
@@ -247,7 +259,7 @@ pub(crate) const VALIDATED: &str = "geometry validated in the forward pass";
 struct Conv2dBackward<const N: usize>;
 
 impl<const N: usize> Backward<Flex, N> for Conv2dBackward<N> {
-    type State = Conv2dState;
+    type State = ConvState;
 
     fn backward(
         self,
@@ -256,13 +268,7 @@ impl<const N: usize> Backward<Flex, N> for Conv2dBackward<N> {
         checkpointer: &mut Checkpointer,
     ) {
         let grad = grads.consume::<Flex>(&ops.node);
-        let Conv2dState {
-            x,
-            weight,
-            geometry,
-        } = ops.state;
-        let x = checkpointer.retrieve_node_output::<FlexTensor>(x);
-        let weight = checkpointer.retrieve_node_output::<FlexTensor>(weight);
+        let (x, weight, geometry) = ops.state.retrieve(checkpointer);
         if let Some(node) = &ops.parents[0] {
             let x_grad = flex_input_grad(&geometry, grad.clone(), weight, None).expect(VALIDATED);
             grads.register::<Flex>(node.id, x_grad);
@@ -279,22 +285,12 @@ impl<const N: usize> Backward<Flex, N> for Conv2dBackward<N> {
     }
 }
 
-/// What the backward of [`conv_transpose2d`] needs.
-#[derive(Debug, Clone)]
-struct ConvTranspose2dState {
-    x: NodeId,
-    weight: NodeId,
-    /// The cross-correlation of [`Conv2dGeometry::conv_transpose2d`], whose input space is
-    /// this layer's output: forward (col2im), input and weight gradients (im2col) all run on it.
-    geometry: Conv2dGeometry,
-}
-
 /// Backward of [`conv_transpose2d`]; `N = 3` with a bias, `N = 2` without.
 #[derive(Debug)]
 struct ConvTranspose2dBackward<const N: usize>;
 
 impl<const N: usize> Backward<Flex, N> for ConvTranspose2dBackward<N> {
-    type State = ConvTranspose2dState;
+    type State = ConvState;
 
     fn backward(
         self,
@@ -303,13 +299,7 @@ impl<const N: usize> Backward<Flex, N> for ConvTranspose2dBackward<N> {
         checkpointer: &mut Checkpointer,
     ) {
         let grad = grads.consume::<Flex>(&ops.node);
-        let ConvTranspose2dState {
-            x,
-            weight,
-            geometry,
-        } = ops.state;
-        let x = checkpointer.retrieve_node_output::<FlexTensor>(x);
-        let weight = checkpointer.retrieve_node_output::<FlexTensor>(weight);
+        let (x, weight, geometry) = ops.state.retrieve(checkpointer);
         if let Some(Some(node)) = ops.parents.get(2) {
             let pixels = geometry.in_size[0] * geometry.in_size[1];
             let b_grad =
@@ -364,40 +354,17 @@ where
     }
 }
 
-fn conv2d_autodiff<C>(
-    geometry: Conv2dGeometry,
-    x: Tensor<4>,
-    weight: Tensor<4>,
-    bias: Option<Tensor<1>>,
-) -> Result<Tensor<4>, KernelError>
-where
-    C: CheckpointStrategy,
-    DispatchTensor: DispatchKindConversion<Autodiff<Flex, C>>,
-{
-    let x = autodiff_primitive::<C, 4>(x)?;
-    let weight = autodiff_primitive::<C, 4>(weight)?;
-    let bias = bias.map(autodiff_primitive::<C, 1>).transpose()?;
-    let forward = || {
-        flex_conv2d(
-            &geometry,
-            x.primitive().clone(),
-            weight.primitive().clone(),
-            bias.as_ref().map(|b| b.primitive().clone()),
-        )
-    };
-    let state = |x, weight| Conv2dState {
-        x,
-        weight,
-        geometry,
-    };
-    let output = match &bias {
-        Some(b) => record::<_, _, C, 3>(Conv2dBackward::<3>, [&x, &weight, b], state, forward)?,
-        None => record::<_, _, C, 2>(Conv2dBackward::<2>, [&x, &weight], state, forward)?,
-    };
-    Ok(Tensor::from_primitive::<Autodiff<Flex, C>>(output))
+/// Which convolution an autodiff call records.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum ConvKind {
+    Conv2d,
+    ConvTranspose2d,
 }
 
-fn conv_transpose2d_autodiff<C>(
+/// Records [`conv2d`] or [`conv_transpose2d`] (by `kind`) on the autodiff graph of
+/// `Autodiff<Flex, C>`, with the matching hand-written backward.
+fn conv_autodiff<C>(
+    kind: ConvKind,
     geometry: Conv2dGeometry,
     x: Tensor<4>,
     weight: Tensor<4>,
@@ -411,26 +378,34 @@ where
     let weight = autodiff_primitive::<C, 4>(weight)?;
     let bias = bias.map(autodiff_primitive::<C, 1>).transpose()?;
     let forward = || {
-        flex_input_grad(
-            &geometry,
-            x.primitive().clone(),
-            weight.primitive().clone(),
-            bias.as_ref().map(|b| b.primitive().clone()),
-        )
+        let (x, weight) = (x.primitive().clone(), weight.primitive().clone());
+        let bias = bias.as_ref().map(|b| b.primitive().clone());
+        match kind {
+            ConvKind::Conv2d => flex_conv2d(&geometry, x, weight, bias),
+            ConvKind::ConvTranspose2d => flex_input_grad(&geometry, x, weight, bias),
+        }
     };
-    let state = |x, weight| ConvTranspose2dState {
+    let state = |x, weight| ConvState {
         x,
         weight,
         geometry,
     };
-    let output = match &bias {
-        Some(b) => record::<_, _, C, 3>(
+    let output = match (kind, &bias) {
+        (ConvKind::Conv2d, Some(b)) => {
+            record::<_, _, C, 3>(Conv2dBackward::<3>, [&x, &weight, b], state, forward)?
+        }
+        (ConvKind::Conv2d, None) => {
+            record::<_, _, C, 2>(Conv2dBackward::<2>, [&x, &weight], state, forward)?
+        }
+        (ConvKind::ConvTranspose2d, Some(b)) => record::<_, _, C, 3>(
             ConvTranspose2dBackward::<3>,
             [&x, &weight, b],
             state,
             forward,
         )?,
-        None => record::<_, _, C, 2>(ConvTranspose2dBackward::<2>, [&x, &weight], state, forward)?,
+        (ConvKind::ConvTranspose2d, None) => {
+            record::<_, _, C, 2>(ConvTranspose2dBackward::<2>, [&x, &weight], state, forward)?
+        }
     };
     Ok(Tensor::from_primitive::<Autodiff<Flex, C>>(output))
 }
@@ -482,10 +457,10 @@ pub fn conv2d(
             Ok(Tensor::from_primitive::<Flex>(output))
         }
         Route::AutodiffFlex(GradientCheckpointingStrategy::Disabled) => {
-            conv2d_autodiff::<NoCheckpointing>(geometry, x, weight, bias)
+            conv_autodiff::<NoCheckpointing>(ConvKind::Conv2d, geometry, x, weight, bias)
         }
         Route::AutodiffFlex(GradientCheckpointingStrategy::Balanced) => {
-            conv2d_autodiff::<BalancedCheckpointing>(geometry, x, weight, bias)
+            conv_autodiff::<BalancedCheckpointing>(ConvKind::Conv2d, geometry, x, weight, bias)
         }
     }
 }
@@ -525,10 +500,16 @@ pub fn conv_transpose2d(
             Ok(Tensor::from_primitive::<Flex>(output))
         }
         Route::AutodiffFlex(GradientCheckpointingStrategy::Disabled) => {
-            conv_transpose2d_autodiff::<NoCheckpointing>(geometry, x, weight, bias)
+            conv_autodiff::<NoCheckpointing>(ConvKind::ConvTranspose2d, geometry, x, weight, bias)
         }
         Route::AutodiffFlex(GradientCheckpointingStrategy::Balanced) => {
-            conv_transpose2d_autodiff::<BalancedCheckpointing>(geometry, x, weight, bias)
+            conv_autodiff::<BalancedCheckpointing>(
+                ConvKind::ConvTranspose2d,
+                geometry,
+                x,
+                weight,
+                bias,
+            )
         }
     }
 }
