@@ -1,7 +1,7 @@
 //! `infobound train | probe | compare | report | eval` on a self-supervised run, shrunk with
 //! `--set` so that it takes seconds.
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
 fn infobound(args: &[&str]) -> Output {
@@ -169,9 +169,9 @@ fn ssl_mistakes_are_one_line_errors() {
     assert!(!Path::new(&out_dir).join("config.toml").exists());
 }
 
-/// Trains `replicas` data-parallel replicas on `devices` for 2 steps; returns the run folder's
+/// Trains two data-parallel replicas on `devices` for 2 steps; returns the run folder and its
 /// training log.
-fn train_data_parallel(dir: &Path, devices: &str, support: &str) -> String {
+fn train_data_parallel(dir: &Path, devices: &str, support: &str) -> (PathBuf, String) {
     let run = dir.join(format!("{}-{support}", devices.replace(',', "+")));
     let run_arg = run.to_str().expect("utf-8 path");
     let support = format!("data_parallel.entropy_support={support}");
@@ -198,16 +198,33 @@ fn train_data_parallel(dir: &Path, devices: &str, support: &str) -> String {
     assert!(text(&out).contains("2 replica(s)"), "{}", text(&out));
     let config = std::fs::read_to_string(run.join("config.toml")).expect("config");
     assert!(config.contains("replicas = 2"), "{config}");
-    std::fs::read_to_string(run.join("train_log.jsonl")).expect("log")
+    let log = std::fs::read_to_string(run.join("train_log.jsonl")).expect("log");
+    (run, log)
 }
 
 #[test]
 fn data_parallel_replicas_train_from_a_device_list() {
     let dir = tempfile::tempdir().expect("tempdir");
     for support in ["per_replica", "gathered"] {
-        let log = train_data_parallel(dir.path(), "flex,flex", support);
+        let (run, log) = train_data_parallel(dir.path(), "flex,flex", support);
         assert!(log.contains("\"step\":2"), "{log}");
         assert!(log.contains("\"skipped_steps\":0"), "{log}");
+        // A data-parallel run resumes like any other (its replicas are in config.toml).
+        let run_arg = run.to_str().expect("utf-8 path");
+        let out = infobound(&[
+            "train",
+            "--resume",
+            run_arg,
+            "--steps",
+            "3",
+            "--quiet",
+            "--no-eval",
+            "--device",
+            "flex,flex",
+        ]);
+        assert!(out.status.success(), "{}", text(&out));
+        let log = std::fs::read_to_string(run.join("train_log.jsonl")).expect("log");
+        assert!(log.contains("\"step\":3"), "{log}");
     }
 }
 
@@ -226,8 +243,8 @@ fn data_parallel_replicas_run_on_two_backends() {
         let value: serde_json::Value = serde_json::from_str(line).expect("json");
         value["loss"].as_f64().expect("loss")
     };
-    let mixed = train_data_parallel(dir.path(), "flex,ndarray", "gathered");
-    let flex = train_data_parallel(dir.path(), "flex,flex", "gathered");
+    let (_, mixed) = train_data_parallel(dir.path(), "flex,ndarray", "gathered");
+    let (_, flex) = train_data_parallel(dir.path(), "flex,flex", "gathered");
     for step in [1, 2] {
         let (a, b) = (loss(&mixed, step), loss(&flex, step));
         assert!((a - b).abs() <= 1e-3 * b.abs(), "step {step}: {a} vs {b}");
