@@ -12,6 +12,11 @@ fn main() -> ExitCode {
         Some("ci") => ci(flag("--full")),
         Some("bench") => bench(flag("--quick"), option(&args, "--only").as_deref()),
         Some("study") => study(
+            if flag("--ssl") {
+                &SSL_STUDY
+            } else {
+                &VAE_STUDY
+            },
             option(&args, "--seeds").as_deref().unwrap_or("0,1,2"),
             flag("--table-only"),
         ),
@@ -25,9 +30,10 @@ fn main() -> ExitCode {
                  \x20               criterion benches + the PyTorch reference in the same run, with\n\
                  \x20               the time ratio per workload: target/bench-summary.json and\n\
                  \x20               docs/bench-latest.md\n\
-                 study [--seeds 0,1,2] [--table-only]\n\
+                 study [--ssl] [--seeds 0,1,2] [--table-only]\n\
                  \x20               the equal-budget VAE study (configs/study/*.toml) over seeds,\n\
-                 \x20               mean and spread per method: docs/study-latest.md\n\
+                 \x20               mean and spread per method: docs/study-latest.md; --ssl: the\n\
+                 \x20               four SSL quickstart presets: docs/ssl-study-latest.md\n\
                  fmt             cargo fmt --all"
             );
             Err("no command given".into())
@@ -366,38 +372,93 @@ fn ratios(rows: &[(String, f64)], torch: &[serde_json::Value]) -> Vec<Ratio> {
 }
 
 /// The methods of the equal-budget VAE study, one config each in `configs/study/`.
-const STUDY_METHODS: [&str; 4] = ["alpha_tcvae", "beta_vae", "beta_tcvae", "factorvae"];
+/// An equal-budget comparison over seeds: which runs, where, and what the table reports.
+struct Study {
+    /// Table title.
+    title: &'static str,
+    /// What the runs share, for the table's preamble.
+    setup: &'static str,
+    /// Method names (run folders are `<runs>/<method>-seed<seed>`) and the `train` arguments
+    /// that start one.
+    methods: &'static [(&'static str, &'static [&'static str])],
+    /// Run folder, relative to the workspace root.
+    runs: &'static str,
+    /// The table, relative to the workspace root.
+    table: &'static str,
+    /// (column title, JSON pointer into metrics.json).
+    scores: &'static [(&'static str, &'static str)],
+}
 
-/// The scores the study reports, as (column title, JSON pointer into metrics.json).
-const STUDY_SCORES: [(&str, &str); 9] = [
-    ("DCI-D", "/headline/dci_disentanglement"),
-    ("MIG", "/headline/mig"),
-    ("SAP", "/headline/sap"),
-    ("FactorVAE", "/factor_vae/eval_accuracy"),
-    ("DCI-I", "/headline/dci_informativeness"),
-    ("Vendi prior", "/vendi_prior_samples/score"),
-    ("Vendi trav.", "/vendi_traversals/score"),
-    ("recon. err.", "/reconstruction_error"),
-    ("train s", "/train_seconds"),
-];
+/// The equal-budget VAE study (issue #7).
+const VAE_STUDY: Study = Study {
+    title: "Equal-budget VAE study (`cargo xtask study`)",
+    setup: "procedural 3DShapes, configs/study/*.toml",
+    methods: &[
+        (
+            "alpha_tcvae",
+            &["--config", "configs/study/alpha_tcvae.toml"],
+        ),
+        ("beta_vae", &["--config", "configs/study/beta_vae.toml"]),
+        ("beta_tcvae", &["--config", "configs/study/beta_tcvae.toml"]),
+        ("factorvae", &["--config", "configs/study/factorvae.toml"]),
+    ],
+    runs: "runs/study",
+    table: "docs/study-latest.md",
+    scores: &[
+        ("DCI-D", "/headline/dci_disentanglement"),
+        ("MIG", "/headline/mig"),
+        ("SAP", "/headline/sap"),
+        ("FactorVAE", "/factor_vae/eval_accuracy"),
+        ("DCI-I", "/headline/dci_informativeness"),
+        ("Vendi prior", "/vendi_prior_samples/score"),
+        ("Vendi trav.", "/vendi_traversals/score"),
+        ("recon. err.", "/reconstruction_error"),
+        ("train s", "/train_seconds"),
+    ],
+};
 
-/// Trains every study config for every seed into `runs/study/` (skipping finished runs and
-/// resuming interrupted ones), then writes mean ± sample standard deviation per method;
-/// `table_only` skips the training.
-fn study(seeds: &str, table_only: bool) -> Result<(), String> {
+/// The equal-budget SSL comparison (issue #8): the four quickstart presets. `factor_knn` lists
+/// the 3DShapes factors in their fixed order (floor hue, wall hue, object hue, scale, shape,
+/// orientation).
+const SSL_STUDY: Study = Study {
+    title: "Equal-budget SSL study (`cargo xtask study --ssl`)",
+    setup: "procedural 3DShapes at 32 px, configs/{mveb,simsiam,byol,barlow_twins}_quickstart.toml",
+    methods: &[
+        ("mveb", &["--preset", "mveb_quickstart"]),
+        ("simsiam", &["--preset", "simsiam_quickstart"]),
+        ("byol", &["--preset", "byol_quickstart"]),
+        ("barlow_twins", &["--preset", "barlow_twins_quickstart"]),
+    ],
+    runs: "runs/ssl-study",
+    table: "docs/ssl-study-latest.md",
+    scores: &[
+        ("kNN floor hue", "/factor_knn/0/knn_accuracy"),
+        ("kNN wall hue", "/factor_knn/1/knn_accuracy"),
+        ("kNN object hue", "/factor_knn/2/knn_accuracy"),
+        ("kNN shape", "/factor_knn/4/knn_accuracy"),
+        ("linear probe", "/linear_probe/test_accuracy"),
+        ("emb. eff. rank", "/embedding_collapse/effective_rank"),
+        ("uniformity", "/embedding_collapse/uniformity"),
+        ("train s", "/train_seconds"),
+    ],
+};
+
+/// Trains every method of `study` for every seed (skipping finished runs and resuming
+/// interrupted ones), then writes mean ± sample standard deviation per method; `table_only`
+/// skips the training.
+fn study(study: &Study, seeds: &str, table_only: bool) -> Result<(), String> {
     let seeds: Vec<u64> = seeds
         .split(',')
         .map(|s| s.trim().parse().map_err(|e| format!("seed `{s}`: {e}")))
         .collect::<Result<_, _>>()?;
     let root = workspace_root();
-    let runs = root.join("runs/study");
+    let runs = root.join(study.runs);
     for seed in seeds.iter().filter(|_| !table_only) {
-        for method in STUDY_METHODS {
+        for (method, start) in study.methods {
             let out = runs.join(format!("{method}-seed{seed}"));
             if out.join("metrics.json").exists() {
                 continue;
             }
-            let config = format!("configs/study/{method}.toml");
             let seed = seed.to_string();
             let resume = out.exists();
             let out = out.to_string_lossy().into_owned();
@@ -405,13 +466,14 @@ fn study(seeds: &str, table_only: bool) -> Result<(), String> {
             if resume {
                 args.extend(["--resume", &out]);
             } else {
-                args.extend(["--config", &config, "--seed", &seed, "--out", &out]);
+                args.extend(start.iter().copied());
+                args.extend(["--seed", &seed, "--out", &out]);
             }
             run("cargo", &args, &[])?;
         }
     }
-    let md = study_table(&runs, &seeds)?;
-    write_atomic(&root.join("docs/study-latest.md"), &md)?;
+    let md = study_table(study, &runs, &seeds)?;
+    write_atomic(&root.join(study.table), &md)?;
     print!("{md}");
     Ok(())
 }
@@ -431,20 +493,21 @@ fn train_seconds(run: &Path, metrics: &serde_json::Value) -> Option<f64> {
     Some(wall - metrics["eval_seconds"].as_f64()?)
 }
 
-fn study_table(runs: &Path, seeds: &[u64]) -> Result<String, String> {
+fn study_table(study: &Study, runs: &Path, seeds: &[u64]) -> Result<String, String> {
     let mut md = format!(
-        "# Equal-budget VAE study (`cargo xtask study`)\n\nprocedural 3DShapes, configs/study/*.toml, \
-         seeds {seeds:?}; mean ± sample standard deviation over the seeds that finished.\n\n| method | runs |"
+        "# {}\n\n{}, seeds {seeds:?}; mean ± sample standard deviation over the seeds that \
+         finished.\n\n| method | runs |",
+        study.title, study.setup
     );
-    for (title, _) in STUDY_SCORES {
+    for (title, _) in study.scores {
         md.push_str(&format!(" {title} |"));
     }
     md.push_str(&format!(
         "\n|---|---|{}\n",
-        "---|".repeat(STUDY_SCORES.len())
+        "---|".repeat(study.scores.len())
     ));
-    for method in STUDY_METHODS {
-        let mut columns = vec![Vec::new(); STUDY_SCORES.len()];
+    for (method, _) in study.methods {
+        let mut columns = vec![Vec::new(); study.scores.len()];
         let mut finished = 0;
         for seed in seeds {
             let run = runs.join(format!("{method}-seed{seed}"));
@@ -453,11 +516,14 @@ fn study_table(runs: &Path, seeds: &[u64]) -> Result<String, String> {
             };
             let mut metrics: serde_json::Value = serde_json::from_str(&text)
                 .map_err(|e| format!("{}: {e}", run.join("metrics.json").display()))?;
-            if let Some(seconds) = train_seconds(&run, &metrics) {
+            // SSL runs record their training time; VAE runs get it from the file times.
+            if metrics.get("train_seconds").is_none()
+                && let Some(seconds) = train_seconds(&run, &metrics)
+            {
                 metrics["train_seconds"] = serde_json::json!(seconds);
             }
             finished += 1;
-            for (column, (_, pointer)) in columns.iter_mut().zip(STUDY_SCORES) {
+            for (column, (_, pointer)) in columns.iter_mut().zip(study.scores) {
                 if let Some(v) = metrics.pointer(pointer).and_then(serde_json::Value::as_f64) {
                     column.push(v);
                 }
