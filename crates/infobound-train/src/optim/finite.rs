@@ -10,8 +10,8 @@ use burn::tensor::Tensor;
 ///
 /// The released MVEB code (Wen et al. 2024, `skip_nan_grad_backward`) drops a step whose
 /// gradients contain NaN or ∞; call this before `optimizer.step(..)` to do the same. Parameters
-/// without a gradient (frozen, or not on the loss path) are ignored. Stops at the first
-/// non-finite parameter; each checked parameter costs one device→host read of a boolean.
+/// without a gradient (frozen, or not on the loss path) are ignored. All gradients must be on one
+/// device (one replica's); the check costs one device→host read per call.
 pub fn gradients_are_finite<M: Module>(module: &M, grads: &GradientsParams) -> bool {
     let mut visitor = FiniteGradients {
         grads,
