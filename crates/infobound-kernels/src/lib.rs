@@ -1,15 +1,18 @@
-//! Fast CPU convolutions for Burn 0.22's flex backend.
+//! Fast CPU convolutions and batch norm for Burn 0.22's flex backend.
 //!
 //! Flex has no convolution backward kernels of its own: Burn's generic formula computes each
 //! weight gradient as a convolution whose kernel is the output gradient, plus layout copies,
 //! which dominates a conv-VAE training step on CPU. This crate computes forward and weight
 //! gradient of a 2-D convolution as im2col + one GEMM per batch block ([`cpu`]), and plugs them
 //! into Burn's autodiff graph with a hand-written backward ([`conv2d`], [`conv_transpose2d`]).
+//! Training-mode batch norm gets the same treatment ([`batch_norm_train`]: two passes forward
+//! and two backward instead of Burn's generic composition of reductions and broadcasts).
 //! Operands on any other backend, dtype or with `groups > 1` take Burn's generic ops, so
 //! calling these functions is always the same mathematical operation.
 //!
 //! [`FastConv`] gives `burn::nn::conv::Conv2d` and `ConvTranspose2d` a `forward_fast` that uses
-//! them while the modules, their parameters and their saved records stay Burn's own:
+//! them, and [`FastBatchNorm`] does the same for `burn::nn::BatchNorm`, while the modules, their
+//! parameters and their saved records stay Burn's own:
 //!
 //! ```
 //! use burn::nn::PaddingConfig2d;
