@@ -40,14 +40,8 @@ pub fn train(
         config.seed = seed;
     }
     config.validate()?;
-    let replicas = config.data_parallel.replicas;
-    if devices.len() != 1 && devices.len() != replicas {
-        return Err(CliError::Usage(format!(
-            "--device {spec}: {} devices for {replicas} data-parallel replica(s); give one \
-             device, or one per replica (--set data_parallel.replicas=N)",
-            devices.len()
-        )));
-    }
+    // Before anything is written to the run folder.
+    config.data_parallel.check_device_count(devices.len())?;
     let resume = resumed.is_some();
     let run = resumed.unwrap_or_else(|| {
         RunDir::new(args.out.clone().unwrap_or_else(|| {

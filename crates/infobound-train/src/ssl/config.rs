@@ -237,6 +237,24 @@ pub struct DataParallelConfig {
     pub entropy_support: EntropySupport,
 }
 
+impl DataParallelConfig {
+    /// Checks that `devices` devices can host the replicas: one device for all of them, or one
+    /// device per replica.
+    ///
+    /// # Errors
+    /// [`TrainError::DataParallel`] for any other count.
+    pub fn check_device_count(&self, devices: usize) -> Result<(), TrainError> {
+        if devices == 1 || devices == self.replicas {
+            return Ok(());
+        }
+        Err(TrainError::DataParallel(format!(
+            "{devices} devices for {} replica(s): give one device, or one per replica \
+             (data_parallel.replicas)",
+            self.replicas
+        )))
+    }
+}
+
 impl Default for DataParallelConfig {
     fn default() -> Self {
         Self {

@@ -133,13 +133,7 @@ impl SslTrainer {
         data: Arc<SslData>,
     ) -> Result<Self, TrainError> {
         config.validate()?;
-        let replicas = config.data_parallel.replicas;
-        if devices.len() != 1 && devices.len() != replicas {
-            return Err(TrainError::DataParallel(format!(
-                "{} devices given for {replicas} replicas: give one device, or one per replica",
-                devices.len()
-            )));
-        }
+        config.data_parallel.check_device_count(devices.len())?;
         if data.train().is_empty() || data.test().is_empty() {
             return Err(TrainError::Config(
                 "the dataset needs training and test images".into(),
