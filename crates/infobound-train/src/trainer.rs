@@ -150,12 +150,7 @@ impl VaeTrainer {
     ) -> Result<TrainSummary, TrainError> {
         let started = Instant::now();
         let start_step = self.state.step;
-        truncate_log(&run.train_log(), start_step)?;
-        let mut log = std::fs::OpenOptions::new()
-            .create(true)
-            .append(true)
-            .open(run.train_log())
-            .map_err(|e| TrainError::io(run.train_log(), e))?;
+        let mut log = TrainLog::open(run, start_step)?;
         let total = self.config.steps;
         let bar = progress_bar(options.progress, start_step, total);
         let batches = prefetch(
@@ -195,7 +190,7 @@ impl VaeTrainer {
             }
             self.state.step = step + 1;
             bar.inc(1);
-            if self.state.step.is_multiple_of(self.config.log_every) || self.state.step == total {
+            if due(self.state.step, self.config.log_every, total) {
                 let elapsed = interval_started.elapsed().as_secs_f64();
                 let line = interval.log_line(
                     self.state.step,
@@ -208,15 +203,11 @@ impl VaeTrainer {
                     self.plateau(mean);
                 }
                 bar.set_message(interval.short());
-                writeln!(log, "{line}")
-                    .and_then(|()| log.flush())
-                    .map_err(|e| TrainError::io(run.train_log(), e))?;
+                log.write(&line)?;
                 interval = IntervalStats::default();
                 interval_started = Instant::now();
             }
-            if self.state.step.is_multiple_of(self.config.checkpoint_every)
-                || self.state.step == total
-            {
+            if due(self.state.step, self.config.checkpoint_every, total) {
                 self.checkpoint(run)?;
             }
         }
@@ -442,7 +433,7 @@ pub(crate) fn progress_bar(enabled: bool, start: usize, total: usize) -> Progres
 
 /// Keeps only the log lines of steps ≤ `step` (a resumed run re-logs what came after its
 /// checkpoint), rewriting the file atomically.
-pub(crate) fn truncate_log(path: &std::path::Path, step: usize) -> Result<(), TrainError> {
+fn truncate_log(path: &std::path::Path, step: usize) -> Result<(), TrainError> {
     if !path.exists() {
         return Ok(());
     }
@@ -458,6 +449,40 @@ pub(crate) fn truncate_log(path: &std::path::Path, step: usize) -> Result<(), Tr
         .map(|l| format!("{l}\n"))
         .collect();
     write_atomic(path, kept.as_bytes())
+}
+
+/// A run's append-only `train_log.jsonl`, opened for step `start_step` on: lines of later steps
+/// (from before a resume) are dropped first. Every line is flushed as it is written, so a killed
+/// run loses none.
+pub(crate) struct TrainLog {
+    file: std::fs::File,
+    path: std::path::PathBuf,
+}
+
+impl TrainLog {
+    pub(crate) fn open(run: &RunDir, start_step: usize) -> Result<Self, TrainError> {
+        let path = run.train_log();
+        truncate_log(&path, start_step)?;
+        let file = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(&path)
+            .map_err(|e| TrainError::io(&path, e))?;
+        Ok(Self { file, path })
+    }
+
+    /// Appends one JSON line.
+    pub(crate) fn write(&mut self, line: &impl std::fmt::Display) -> Result<(), TrainError> {
+        writeln!(self.file, "{line}")
+            .and_then(|()| self.file.flush())
+            .map_err(|e| TrainError::io(&self.path, e))
+    }
+}
+
+/// Whether something done every `every` steps (logging, checkpoints) is due after `step` of
+/// `total`: on multiples of `every` and always at the last step.
+pub(crate) fn due(step: usize, every: usize, total: usize) -> bool {
+    step.is_multiple_of(every) || step == total
 }
 
 /// Renders batches `start..end` on a background thread, two ahead of the trainer. The batch of

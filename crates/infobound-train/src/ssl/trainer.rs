@@ -7,12 +7,11 @@
 //! non-finite; optimiser step at the warm-up + cosine rate. An online linear probe learns from
 //! the detached backbone features of global view 1 with its own Adam.
 
-use std::io::Write;
 use std::sync::Arc;
 use std::sync::mpsc::{Receiver, sync_channel};
 use std::time::Instant;
 
-use crate::trainer::{progress_bar, truncate_log};
+use crate::trainer::{TrainLog, due, progress_bar};
 use burn::module::Module;
 use burn::nn::loss::CrossEntropyLossConfig;
 use burn::optim::decay::WeightDecayConfig;
@@ -279,17 +278,7 @@ impl SslTrainer {
     ) -> Result<SslTrainSummary, TrainError> {
         let started = Instant::now();
         let start_step = self.state.step;
-        truncate_log(&run.train_log(), start_step)?;
-        let mut log = std::fs::OpenOptions::new()
-            .create(true)
-            .append(true)
-            .open(run.train_log())
-            .map_err(|e| TrainError::io(run.train_log(), e))?;
-        let mut write_line = |line: serde_json::Value| {
-            writeln!(log, "{line}")
-                .and_then(|()| log.flush())
-                .map_err(|e| TrainError::io(run.train_log(), e))
-        };
+        let mut log = TrainLog::open(run, start_step)?;
         let total = self.config.steps;
         let bar = progress_bar(options.progress, start_step, total);
         let batches = self.prefetch(start_step, total);
@@ -320,7 +309,7 @@ impl SslTrainer {
                 if let Some(width) = report.kernel_width {
                     insert_number(&mut row, "kernel_width", width);
                 }
-                write_line(row.into())?;
+                log.write(&serde_json::Value::from(row))?;
             }
             let monitor_every = self.config.monitor_every;
             if monitor_every > 0 && self.state.step.is_multiple_of(monitor_every) {
@@ -328,13 +317,13 @@ impl SslTrainer {
                 let mut row = serde_json::Map::new();
                 row.insert("step".into(), self.state.step.into());
                 insert_number(&mut row, "knn_accuracy", knn.accuracy);
-                write_line(row.into())?;
+                log.write(&serde_json::Value::from(row))?;
                 bar.println(format!(
                     "step {}: kNN accuracy {:.4}",
                     self.state.step, knn.accuracy
                 ));
             }
-            if self.state.step.is_multiple_of(self.config.log_every) || self.state.step == total {
+            if due(self.state.step, self.config.log_every, total) {
                 let elapsed = interval_started.elapsed().as_secs_f64();
                 let mut row = interval.means();
                 row.insert("step".into(), self.state.step.into());
@@ -347,13 +336,11 @@ impl SslTrainer {
                 );
                 last = (interval.mean("loss"), interval.mean("probe_accuracy"));
                 bar.set_message(format!("loss {:.4} probe {:.3}", last.0, last.1));
-                write_line(row.into())?;
+                log.write(&serde_json::Value::from(row))?;
                 interval = Interval::default();
                 interval_started = Instant::now();
             }
-            if self.state.step.is_multiple_of(self.config.checkpoint_every)
-                || self.state.step == total
-            {
+            if due(self.state.step, self.config.checkpoint_every, total) {
                 self.checkpoint(run)?;
             }
         }
