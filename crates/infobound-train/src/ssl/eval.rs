@@ -18,7 +18,7 @@ use serde::{Deserialize, Serialize};
 
 use super::config::SslTrainConfig;
 use super::data::{SslData, SslSplit, resize_batch};
-use super::probe::OnlineProbe;
+use super::probe::{OnlineProbe, accuracy};
 use super::trainer::SslTrainer;
 use crate::{RunDir, TrainError, write_json_atomic};
 
@@ -123,19 +123,7 @@ impl FeatureExtractor {
             ),
             &self.device,
         );
-        let predicted: Vec<i64> = probe
-            .forward(x)
-            .argmax(1)
-            .into_data()
-            .convert::<i64>()
-            .try_to_vec()
-            .map_err(|e| TrainError::Config(format!("cannot read the probe output: {e:?}")))?;
-        let correct = predicted
-            .iter()
-            .zip(labels)
-            .filter(|(p, l)| **p == **l as i64)
-            .count();
-        Ok(correct as f64 / labels.len().max(1) as f64)
+        accuracy(probe.forward(x), labels)
     }
 }
 

@@ -7,6 +7,8 @@ use burn::module::Module;
 use burn::nn::{BatchNorm, BatchNormConfig, Linear, LinearConfig};
 use burn::tensor::{Device, Tensor};
 
+use crate::TrainError;
+
 /// `BN(affine = false) → Linear(feature_dim → classes)`.
 #[derive(Module, Debug)]
 pub struct OnlineProbe {
@@ -36,4 +38,21 @@ impl OnlineProbe {
             .squeeze_dim(2);
         self.linear.forward(standardised)
     }
+}
+
+/// Fraction of rows of `logits` (`[B, classes]`) whose arg-max is the row's label.
+pub(crate) fn accuracy(logits: Tensor<2>, labels: &[usize]) -> Result<f64, TrainError> {
+    let predicted: Vec<i64> = logits
+        .detach()
+        .argmax(1)
+        .into_data()
+        .convert::<i64>()
+        .try_to_vec()
+        .map_err(|e| TrainError::Config(format!("cannot read the probe output: {e:?}")))?;
+    let correct = predicted
+        .iter()
+        .zip(labels)
+        .filter(|(p, l)| **p == **l as i64)
+        .count();
+    Ok(correct as f64 / labels.len().max(1) as f64)
 }

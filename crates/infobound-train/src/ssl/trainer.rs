@@ -31,7 +31,7 @@ use super::config::{EntropySupport, SslOptimizerMethod, SslTrainConfig};
 use super::data::{SslData, sample_indices};
 use super::eval::{FeatureExtractor, knn_monitor};
 use super::parallel::{EmbeddingExchange, FailOnDrop, GatheredScoreSupport, shard};
-use super::probe::OnlineProbe;
+use super::probe::{OnlineProbe, accuracy};
 use crate::checkpoint::{
     SaveModule, TrainerState, latest_checkpoint, load_module, load_optimizer, load_state,
     save_checkpoint,
@@ -565,19 +565,7 @@ impl SslTrainer {
             &self.devices[0],
         );
         let logits = self.probe.forward(features);
-        let predicted: Vec<i64> = logits
-            .clone()
-            .detach()
-            .argmax(1)
-            .into_data()
-            .convert::<i64>()
-            .try_to_vec()
-            .map_err(|e| TrainError::Config(format!("cannot read the probe output: {e:?}")))?;
-        let correct = predicted
-            .iter()
-            .zip(labels)
-            .filter(|(p, l)| **p == **l as i64)
-            .count();
+        let batch_accuracy = accuracy(logits.clone(), labels)?;
         let loss = CrossEntropyLossConfig::new()
             .init(&self.devices[0])
             .forward(logits, targets);
@@ -588,7 +576,7 @@ impl SslTrainer {
             self.probe.clone(),
             grads,
         );
-        Ok((value as f64, correct as f64 / labels.len().max(1) as f64))
+        Ok((value as f64, batch_accuracy))
     }
 }
 
