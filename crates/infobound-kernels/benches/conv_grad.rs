@@ -47,6 +47,64 @@ fn flex(shape: [usize; 4], seed: u64) -> (Vec<f32>, FlexTensor) {
     (values, tensor)
 }
 
+/// One layer's geometry and random operands (input, weight, output gradient), as host slices
+/// for this crate's kernels and as flex tensors for Burn's ops.
+struct Layer {
+    geometry: Conv2dGeometry,
+    x: Vec<f32>,
+    x_flex: FlexTensor,
+    w: Vec<f32>,
+    w_flex: FlexTensor,
+    dy: Vec<f32>,
+    dy_flex: FlexTensor,
+}
+
+impl Layer {
+    fn new(
+        geometry: Conv2dGeometry,
+        x_shape: [usize; 4],
+        w_shape: [usize; 4],
+        dy_shape: [usize; 4],
+    ) -> Self {
+        let (x, x_flex) = flex(x_shape, 1);
+        let (w, w_flex) = flex(w_shape, 2);
+        let (dy, dy_flex) = flex(dy_shape, 3);
+        Self {
+            geometry,
+            x,
+            x_flex,
+            w,
+            w_flex,
+            dy,
+            dy_flex,
+        }
+    }
+
+    /// An encoder convolution, 4×4 kernel, `c_in → c_out` on `side × side` maps.
+    fn encoder(c_in: usize, c_out: usize, side: usize, options: &ConvOptions<2>) -> Self {
+        let (x_shape, w_shape) = ([BATCH, c_in, side, side], [c_out, c_in, 4, 4]);
+        let geometry = Conv2dGeometry::conv2d(x_shape, w_shape, options).expect("valid");
+        Self::new(
+            geometry,
+            x_shape,
+            w_shape,
+            [BATCH, c_out, side / 2, side / 2],
+        )
+    }
+
+    /// A decoder transposed convolution, 4×4 kernel, `c_in → c_out` from `side × side` maps.
+    fn decoder(c_in: usize, c_out: usize, side: usize, options: &ConvTransposeOptions<2>) -> Self {
+        let (x_shape, w_shape) = ([BATCH, c_in, side, side], [c_in, c_out, 4, 4]);
+        let geometry = Conv2dGeometry::conv_transpose2d(x_shape, w_shape, options).expect("valid");
+        Self::new(
+            geometry,
+            x_shape,
+            w_shape,
+            [BATCH, c_out, side * 2, side * 2],
+        )
+    }
+}
+
 /// (name, input channels, output channels, input side) of the encoder convolutions; the
 /// decoder runs the same shapes backwards as transposed convolutions.
 const ENCODER: [(&str, usize, usize, usize); 4] = [
@@ -66,21 +124,20 @@ fn weight_gradients(c: &mut Criterion) {
     let mut group = c.benchmark_group("weight_grad");
     let options = ConvOptions::new([2, 2], [1, 1], [1, 1], 1);
     for (name, c_in, c_out, side) in ENCODER {
-        let x_shape = [BATCH, c_in, side, side];
-        let w_shape = [c_out, c_in, 4, 4];
-        let geometry = Conv2dGeometry::conv2d(x_shape, w_shape, &options).expect("valid");
-        let (x, x_flex) = flex(x_shape, 1);
-        let (_, w_flex) = flex(w_shape, 2);
-        let (dy, dy_flex) = flex([BATCH, c_out, side / 2, side / 2], 3);
+        let layer = Layer::encoder(c_in, c_out, side, &options);
         group.bench_function(BenchmarkId::new("conv2d_ours", name), |b| {
-            b.iter(|| black_box(cpu::conv2d_weight_grad(&geometry, &x, &dy).expect("valid")))
+            b.iter(|| {
+                black_box(
+                    cpu::conv2d_weight_grad(&layer.geometry, &layer.x, &layer.dy).expect("valid"),
+                )
+            })
         });
         group.bench_function(BenchmarkId::new("conv2d_burn", name), |b| {
             b.iter(|| {
                 black_box(Flex::conv2d_weight_backward(
-                    x_flex.clone(),
-                    w_flex.clone(),
-                    dy_flex.clone(),
+                    layer.x_flex.clone(),
+                    layer.w_flex.clone(),
+                    layer.dy_flex.clone(),
                     options.clone(),
                 ))
             })
@@ -88,21 +145,20 @@ fn weight_gradients(c: &mut Criterion) {
     }
     let options = ConvTransposeOptions::new([2, 2], [1, 1], [0, 0], [1, 1], 1);
     for (name, c_in, c_out, side) in DECODER {
-        let x_shape = [BATCH, c_in, side, side];
-        let w_shape = [c_in, c_out, 4, 4];
-        let geometry = Conv2dGeometry::conv_transpose2d(x_shape, w_shape, &options).expect("valid");
-        let (x, x_flex) = flex(x_shape, 1);
-        let (_, w_flex) = flex(w_shape, 2);
-        let (dy, dy_flex) = flex([BATCH, c_out, side * 2, side * 2], 3);
+        let layer = Layer::decoder(c_in, c_out, side, &options);
         group.bench_function(BenchmarkId::new("conv_transpose2d_ours", name), |b| {
-            b.iter(|| black_box(cpu::conv2d_weight_grad(&geometry, &dy, &x).expect("valid")))
+            b.iter(|| {
+                black_box(
+                    cpu::conv2d_weight_grad(&layer.geometry, &layer.dy, &layer.x).expect("valid"),
+                )
+            })
         });
         group.bench_function(BenchmarkId::new("conv_transpose2d_burn", name), |b| {
             b.iter(|| {
                 black_box(Flex::conv_transpose2d_weight_backward(
-                    x_flex.clone(),
-                    w_flex.clone(),
-                    dy_flex.clone(),
+                    layer.x_flex.clone(),
+                    layer.w_flex.clone(),
+                    layer.dy_flex.clone(),
                     options.clone(),
                 ))
             })
@@ -115,19 +171,19 @@ fn forwards(c: &mut Criterion) {
     let mut group = c.benchmark_group("conv2d_forward");
     let options = ConvOptions::new([2, 2], [1, 1], [1, 1], 1);
     for (name, c_in, c_out, side) in ENCODER {
-        let x_shape = [BATCH, c_in, side, side];
-        let w_shape = [c_out, c_in, 4, 4];
-        let geometry = Conv2dGeometry::conv2d(x_shape, w_shape, &options).expect("valid");
-        let (x, x_flex) = flex(x_shape, 1);
-        let (w, w_flex) = flex(w_shape, 2);
+        let layer = Layer::encoder(c_in, c_out, side, &options);
         group.bench_function(BenchmarkId::new("ours", name), |b| {
-            b.iter(|| black_box(cpu::conv2d_forward(&geometry, &x, &w, None).expect("valid")))
+            b.iter(|| {
+                black_box(
+                    cpu::conv2d_forward(&layer.geometry, &layer.x, &layer.w, None).expect("valid"),
+                )
+            })
         });
         group.bench_function(BenchmarkId::new("burn", name), |b| {
             b.iter(|| {
                 black_box(Flex::conv2d(
-                    x_flex.clone(),
-                    w_flex.clone(),
+                    layer.x_flex.clone(),
+                    layer.w_flex.clone(),
                     None,
                     options.clone(),
                 ))
@@ -137,21 +193,20 @@ fn forwards(c: &mut Criterion) {
     group.finish();
     let mut group = c.benchmark_group("conv2d_input_grad");
     for (name, c_in, c_out, side) in ENCODER {
-        let x_shape = [BATCH, c_in, side, side];
-        let w_shape = [c_out, c_in, 4, 4];
-        let geometry = Conv2dGeometry::conv2d(x_shape, w_shape, &options).expect("valid");
-        let (_, x_flex) = flex(x_shape, 1);
-        let (w, w_flex) = flex(w_shape, 2);
-        let (dy, dy_flex) = flex([BATCH, c_out, side / 2, side / 2], 3);
+        let layer = Layer::encoder(c_in, c_out, side, &options);
         group.bench_function(BenchmarkId::new("ours", name), |b| {
-            b.iter(|| black_box(cpu::conv2d_input_grad(&geometry, &dy, &w).expect("valid")))
+            b.iter(|| {
+                black_box(
+                    cpu::conv2d_input_grad(&layer.geometry, &layer.dy, &layer.w).expect("valid"),
+                )
+            })
         });
         group.bench_function(BenchmarkId::new("burn", name), |b| {
             b.iter(|| {
                 black_box(Flex::conv2d_x_backward(
-                    x_flex.clone(),
-                    w_flex.clone(),
-                    dy_flex.clone(),
+                    layer.x_flex.clone(),
+                    layer.w_flex.clone(),
+                    layer.dy_flex.clone(),
                     options.clone(),
                 ))
             })
@@ -161,19 +216,19 @@ fn forwards(c: &mut Criterion) {
     let mut group = c.benchmark_group("conv_transpose2d_forward");
     let options = ConvTransposeOptions::new([2, 2], [1, 1], [0, 0], [1, 1], 1);
     for (name, c_in, c_out, side) in DECODER {
-        let x_shape = [BATCH, c_in, side, side];
-        let w_shape = [c_in, c_out, 4, 4];
-        let geometry = Conv2dGeometry::conv_transpose2d(x_shape, w_shape, &options).expect("valid");
-        let (x, x_flex) = flex(x_shape, 1);
-        let (w, w_flex) = flex(w_shape, 2);
+        let layer = Layer::decoder(c_in, c_out, side, &options);
         group.bench_function(BenchmarkId::new("ours", name), |b| {
-            b.iter(|| black_box(cpu::conv2d_input_grad(&geometry, &x, &w).expect("valid")))
+            b.iter(|| {
+                black_box(
+                    cpu::conv2d_input_grad(&layer.geometry, &layer.x, &layer.w).expect("valid"),
+                )
+            })
         });
         group.bench_function(BenchmarkId::new("burn", name), |b| {
             b.iter(|| {
                 black_box(Flex::conv_transpose2d(
-                    x_flex.clone(),
-                    w_flex.clone(),
+                    layer.x_flex.clone(),
+                    layer.w_flex.clone(),
                     None,
                     options.clone(),
                 ))
@@ -191,44 +246,50 @@ fn resnet_layer(c: &mut Criterion) {
     let x_shape = [BATCH, 64, 16, 16];
     let w_shape = [64, 64, 3, 3];
     let geometry = Conv2dGeometry::conv2d(x_shape, w_shape, &options).expect("valid");
-    let (x, x_flex) = flex(x_shape, 1);
-    let (w, w_flex) = flex(w_shape, 2);
-    let (dy, dy_flex) = flex(x_shape, 3);
+    let layer = Layer::new(geometry, x_shape, w_shape, x_shape);
     group.bench_function("forward_ours", |b| {
-        b.iter(|| black_box(cpu::conv2d_forward(&geometry, &x, &w, None).expect("valid")))
+        b.iter(|| {
+            black_box(
+                cpu::conv2d_forward(&layer.geometry, &layer.x, &layer.w, None).expect("valid"),
+            )
+        })
     });
     group.bench_function("forward_burn", |b| {
         b.iter(|| {
             black_box(Flex::conv2d(
-                x_flex.clone(),
-                w_flex.clone(),
+                layer.x_flex.clone(),
+                layer.w_flex.clone(),
                 None,
                 options.clone(),
             ))
         })
     });
     group.bench_function("input_grad_ours", |b| {
-        b.iter(|| black_box(cpu::conv2d_input_grad(&geometry, &dy, &w).expect("valid")))
+        b.iter(|| {
+            black_box(cpu::conv2d_input_grad(&layer.geometry, &layer.dy, &layer.w).expect("valid"))
+        })
     });
     group.bench_function("input_grad_burn", |b| {
         b.iter(|| {
             black_box(Flex::conv2d_x_backward(
-                x_flex.clone(),
-                w_flex.clone(),
-                dy_flex.clone(),
+                layer.x_flex.clone(),
+                layer.w_flex.clone(),
+                layer.dy_flex.clone(),
                 options.clone(),
             ))
         })
     });
     group.bench_function("weight_grad_ours", |b| {
-        b.iter(|| black_box(cpu::conv2d_weight_grad(&geometry, &x, &dy).expect("valid")))
+        b.iter(|| {
+            black_box(cpu::conv2d_weight_grad(&layer.geometry, &layer.x, &layer.dy).expect("valid"))
+        })
     });
     group.bench_function("weight_grad_burn", |b| {
         b.iter(|| {
             black_box(Flex::conv2d_weight_backward(
-                x_flex.clone(),
-                w_flex.clone(),
-                dy_flex.clone(),
+                layer.x_flex.clone(),
+                layer.w_flex.clone(),
+                layer.dy_flex.clone(),
                 options.clone(),
             ))
         })
