@@ -2,20 +2,15 @@
 //! with SIGKILL that resumes to the parameters of an uninterrupted run.
 
 use std::path::Path;
-use std::process::{Command, Output, Stdio};
+use std::process::{Command, Stdio};
+
+mod common;
+use common::infobound;
 use std::time::{Duration, Instant};
 
 use burn::module::{Module, ModuleVisitor, Param};
 use burn::tensor::{Device, Tensor};
 use infobound_train::{RunDir, latest_checkpoint};
-
-fn infobound(args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_infobound"))
-        .args(args)
-        .env_remove("INFOBOUND_DEVICE")
-        .output()
-        .expect("the binary runs")
-}
 
 #[test]
 fn devices_lists_flex_as_usable_and_the_others_as_not_compiled() {

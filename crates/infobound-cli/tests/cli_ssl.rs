@@ -2,15 +2,10 @@
 //! `--set` so that it takes seconds.
 
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
+use std::process::Output;
 
-fn infobound(args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_infobound"))
-        .args(args)
-        .env_remove("INFOBOUND_DEVICE")
-        .output()
-        .expect("the binary runs")
-}
+mod common;
+use common::infobound;
 
 /// Overrides that shrink `mveb_quickstart` to 16 px images, batch 8 and a 4-wide network.
 const TINY: [&str; 18] = [
