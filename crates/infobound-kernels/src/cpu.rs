@@ -2,14 +2,14 @@
 //!
 //! All buffers are dense row-major `f32` in NCHW order. With `K = C_in·k_h·k_w` patch entries
 //! and `P = H_out·W_out` output pixels, the im2col matrix of an image is
-//! `col[(h, w), (c, i, j)] = x[c, h·s_h − p_h + i·d_h, w·s_w − p_w + j·d_w]` (zero outside the
-//! image), a `P × K` matrix (Chellapilla, Puri & Simard, *High Performance Convolutional Neural
+//! `col[(c, i, j), (h, w)] = x[c, h·s_h − p_h + i·d_h, w·s_w − p_w + j·d_w]` (zero outside the
+//! image), a `K × P` matrix (Chellapilla, Puri & Simard, *High Performance Convolutional Neural
 //! Networks for Document Processing*, 2006). With `W` seen as the `C_out × K` matrix:
 //!
-//! * forward ([`conv2d_forward`]): `y_n = W · col_nᵀ (+ b)`;
-//! * weight gradient ([`conv2d_weight_grad`]): `∂L/∂W = Σ_n (∂L/∂y_n) · col_n`, one GEMM of
+//! * forward ([`conv2d_forward`]): `y_n = W · col_n (+ b)`;
+//! * weight gradient ([`conv2d_weight_grad`]): `∂L/∂W = Σ_n (∂L/∂y_n) · col_nᵀ`, one GEMM of
 //!   depth `Σ_n P` per block of images;
-//! * input gradient ([`conv2d_input_grad`]): `∂L/∂x_n = col2im((∂L/∂y_n)ᵀ · W)`, col2im being
+//! * input gradient ([`conv2d_input_grad`]): `∂L/∂x_n = col2im(Wᵀ · ∂L/∂y_n)`, col2im being
 //!   the adjoint of im2col (it adds every patch back where it was read);
 //! * bias gradient ([`bias_grad`]): `∂L/∂b_o = Σ_{n,h,w} ∂L/∂y[n, o, h, w]`.
 //!
@@ -270,237 +270,353 @@ fn check_nonzero(sizes: &[usize]) -> Result<(), KernelError> {
     Ok(())
 }
 
-/// Writes the im2col matrix of `images` (consecutive images) into `col`, row-major
-/// `(n·P) × K`: row `n·P + q` is the patch under output pixel `q` of image `n`, ordered
-/// `(c, i, j)` like the weight. Pixel-major rows make every kernel row `j = 0..k_w` one short
-/// contiguous copy (for dilation 1) and keep the writes sequential.
+/// Writes the im2col matrix of a block of `n` consecutive `images` into `col`, row-major
+/// `K × (n·P)`: row `(c, i, j)` holds, image after image, the value that tap `(i, j)` of
+/// channel `c` reads under every output pixel. Tap-major rows turn each output row of a tap
+/// into one run of `W_out` writes from one input row — a plain copy at stride 1 — and the
+/// block's GEMMs read `col` as `W · col` (forward) or `r · colᵀ` (weight gradient).
 fn im2col(geometry: &Conv2dGeometry, images: &[f32], col: &mut [f32]) {
-    let k = geometry.patch_len();
-    let out_w = geometry.out_size[1];
-    let row_len = out_w * k;
-    for (image, col_image) in images
-        .chunks_exact(geometry.in_image_len())
-        .zip(col.chunks_exact_mut(geometry.out_pixels() * k))
-    {
-        for (oh, rows) in col_image.chunks_exact_mut(row_len).enumerate() {
-            match geometry.kernel_size[1] {
-                // The model layers' kernel widths get fixed-size copies.
-                3 => im2col_output_row::<3>(geometry, image, oh, rows),
-                4 => im2col_output_row::<4>(geometry, image, oh, rows),
-                _ => im2col_output_row_any(geometry, image, oh, rows),
+    match geometry.stride[1] {
+        1 => im2col_at_stride::<1>(geometry, images, col),
+        2 => im2col_at_stride::<2>(geometry, images, col),
+        _ => im2col_at_stride::<0>(geometry, images, col),
+    }
+}
+
+/// [`im2col`] for horizontal stride `S` (`0`: any stride, read from the geometry), so that the
+/// model layers' strides get a copy loop without a stride multiply.
+///
+/// Most rows are shifted copies of an earlier row ([`Shift`]): one long copy within `col`
+/// plus the one output row (or column) that the shift brings in, which leaves the strided
+/// gather to the first `s` kernel rows and columns only.
+fn im2col_at_stride<const S: usize>(geometry: &Conv2dGeometry, images: &[f32], col: &mut [f32]) {
+    let g = geometry;
+    let taps = Taps::new(g);
+    let [out_h, out_w] = g.out_size;
+    let pixels = g.out_pixels();
+    let columns = images.len() / g.in_image_len() * pixels;
+    for index in 0..col.len() / columns.max(1) {
+        let (earlier, rest) = col.split_at_mut(index * columns);
+        let tap = taps.get(index);
+        for (n, (image, dst)) in images
+            .chunks_exact(g.in_image_len())
+            .zip(rest[..columns].chunks_exact_mut(pixels))
+            .enumerate()
+        {
+            let plane = &image[tap.plane.clone()];
+            match tap.shift {
+                Some(Shift::Rows(from)) => {
+                    let src = &earlier[from * columns + n * pixels..][..pixels];
+                    dst[..pixels - out_w].copy_from_slice(&src[out_w..]);
+                    let last = out_h - 1;
+                    tap.gather_row::<S>(g, plane, last, &mut dst[last * out_w..]);
+                }
+                Some(Shift::Columns(from)) => {
+                    let src = &earlier[from * columns + n * pixels..][..pixels];
+                    dst[..pixels - 1].copy_from_slice(&src[1..]);
+                    for (oh, out_row) in dst.chunks_exact_mut(out_w).enumerate() {
+                        out_row[out_w - 1] = tap.read(g, plane, oh, out_w - 1);
+                    }
+                }
+                None => {
+                    for (oh, out_row) in dst.chunks_exact_mut(out_w).enumerate() {
+                        tap.gather_row::<S>(g, plane, oh, out_row);
+                    }
+                }
             }
         }
     }
 }
 
-/// The patches of output row `oh` (all `W_out` pixels) of one image, for kernel width `KW`.
-fn im2col_output_row<const KW: usize>(
+/// The adjoint of [`im2col`]: adds every entry of `col` (layout as in [`im2col`]) back onto
+/// the input pixel it was read from, dropping taps that fall in the padding. `col` is
+/// consumed as scratch: a shifted row is added onto the row it was copied from (the adjoint
+/// of the copy in [`im2col_at_stride`]), so rows are visited last to first.
+fn col2im(geometry: &Conv2dGeometry, col: &mut [f32], images: &mut [f32]) {
+    match geometry.stride[1] {
+        1 => col2im_at_stride::<1>(geometry, col, images),
+        2 => col2im_at_stride::<2>(geometry, col, images),
+        _ => col2im_at_stride::<0>(geometry, col, images),
+    }
+}
+
+/// [`col2im`] for horizontal stride `S` (`0`: any stride), as [`im2col_at_stride`].
+fn col2im_at_stride<const S: usize>(
     geometry: &Conv2dGeometry,
-    image: &[f32],
-    oh: usize,
-    rows: &mut [f32],
+    col: &mut [f32],
+    images: &mut [f32],
 ) {
-    let [height, width] = geometry.in_size;
-    let kernel_h = geometry.kernel_size[0];
-    let [stride_h, stride_w] = geometry.stride;
-    let [pad_h, pad_w] = geometry.padding;
-    let [dil_h, dil_w] = geometry.dilation;
-    let k = geometry.patch_len();
-    let out_w = geometry.out_size[1];
-    // Output columns whose whole kernel row lies inside the image: no bounds tests needed.
-    let (w_lo, w_hi) = interior_range(pad_w, stride_w, (KW - 1) * dil_w, width, out_w);
-    for channel in 0..geometry.in_channels {
-        let plane = &image[channel * height * width..(channel + 1) * height * width];
-        for i in 0..kernel_h {
-            let column = (channel * kernel_h + i) * KW;
-            let ih = (oh * stride_h + i * dil_h)
-                .checked_sub(pad_h)
-                .filter(|&ih| ih < height);
-            let Some(ih) = ih else {
-                for row in rows.chunks_exact_mut(k) {
-                    row[column..column + KW].fill(0.0);
+    let g = geometry;
+    let taps = Taps::new(g);
+    let [out_h, out_w] = g.out_size;
+    let pixels = g.out_pixels();
+    let columns = images.len() / g.in_image_len() * pixels;
+    for index in (0..col.len() / columns.max(1)).rev() {
+        let (earlier, rest) = col.split_at_mut(index * columns);
+        let tap = taps.get(index);
+        for (n, (image, src)) in images
+            .chunks_exact_mut(g.in_image_len())
+            .zip(rest[..columns].chunks_exact_mut(pixels))
+            .enumerate()
+        {
+            let plane = &mut image[tap.plane.clone()];
+            match tap.shift {
+                Some(Shift::Rows(from)) => {
+                    let last = out_h - 1;
+                    tap.scatter_row::<S>(g, &src[last * out_w..], last, plane);
+                    let dst = &mut earlier[from * columns + n * pixels..][..pixels];
+                    add_assign(&mut dst[out_w..], &src[..pixels - out_w]);
                 }
-                continue;
-            };
-            let src = &plane[ih * width..(ih + 1) * width];
-            let (left, rest) = rows.split_at_mut(w_lo * k);
-            let (interior, right) = rest.split_at_mut((w_hi - w_lo) * k);
-            if w_hi > w_lo {
-                let first = w_lo * stride_w - pad_w;
-                let span = (KW - 1) * dil_w + 1;
-                let windows = src[first..].windows(span).step_by(stride_w);
-                for (row, window) in interior.chunks_exact_mut(k).zip(windows) {
-                    let dst = &mut row[column..column + KW];
-                    if dil_w == 1 {
-                        dst.copy_from_slice(&window[..KW]);
-                    } else {
-                        dst.iter_mut()
-                            .zip(window.iter().step_by(dil_w))
-                            .for_each(|(d, s)| *d = *s);
+                Some(Shift::Columns(from)) => {
+                    for (oh, out_row) in src.chunks_exact_mut(out_w).enumerate() {
+                        tap.accumulate(g, plane, oh, out_w - 1, out_row[out_w - 1]);
+                        // Added above; the shifted add below must not carry it again.
+                        out_row[out_w - 1] = 0.0;
+                    }
+                    let dst = &mut earlier[from * columns + n * pixels..][..pixels];
+                    add_assign(&mut dst[1..], &src[..pixels - 1]);
+                }
+                None => {
+                    for (oh, out_row) in src.chunks_exact(out_w).enumerate() {
+                        tap.scatter_row::<S>(g, out_row, oh, plane);
                     }
                 }
             }
-            // Border columns: some taps fall in the padding.
-            let borders = left.chunks_exact_mut(k).enumerate().chain(
-                right
-                    .chunks_exact_mut(k)
-                    .enumerate()
-                    .map(|(m, row)| (w_hi + m, row)),
+        }
+    }
+}
+
+fn add_assign(dst: &mut [f32], src: &[f32]) {
+    dst.iter_mut().zip(src).for_each(|(d, s)| *d += s);
+}
+
+/// How an im2col row repeats an earlier one. With `m·d = s` (stride a multiple of the
+/// dilation), tap `i` under output row `h` reads input row `h·s + i·d − p`, which tap `i − m`
+/// reads under output row `h + 1`: row `(c, i, j)` is row `(c, i − m, j)` moved up one output
+/// row, and likewise one output column left for `j`.
+#[derive(Debug, Clone, Copy)]
+enum Shift {
+    /// Copy of the given im2col row moved up one output row; the last output row is new.
+    Rows(usize),
+    /// Copy of the given im2col row moved left one output column; the last column is new.
+    Columns(usize),
+}
+
+/// One im2col row `(c, i, j)`: channel `c`'s plane and the windows of kernel row `i` and
+/// kernel column `j`.
+struct Tap {
+    plane: std::ops::Range<usize>,
+    rows: Window,
+    cols: Window,
+    shift: Option<Shift>,
+}
+
+impl Tap {
+    /// Input offset of output pixel `(oh, ow)` in the channel plane, if inside the image.
+    fn position(&self, g: &Conv2dGeometry, oh: usize, ow: usize) -> Option<usize> {
+        let ih = self.rows.position(oh, g.stride[0])?;
+        let iw = self.cols.position(ow, g.stride[1])?;
+        Some(ih * g.in_size[1] + iw)
+    }
+
+    fn read(&self, g: &Conv2dGeometry, plane: &[f32], oh: usize, ow: usize) -> f32 {
+        self.position(g, oh, ow).map_or(0.0, |at| plane[at])
+    }
+
+    fn accumulate(&self, g: &Conv2dGeometry, plane: &mut [f32], oh: usize, ow: usize, v: f32) {
+        if let Some(at) = self.position(g, oh, ow) {
+            plane[at] += v;
+        }
+    }
+
+    /// Output row `oh` of this tap into `out` (at least `W_out` long).
+    fn gather_row<const S: usize>(
+        &self,
+        g: &Conv2dGeometry,
+        plane: &[f32],
+        oh: usize,
+        out: &mut [f32],
+    ) {
+        let out = &mut out[..g.out_size[1]];
+        match self.rows.position(oh, g.stride[0]) {
+            Some(ih) => self
+                .cols
+                .gather::<S>(&plane[ih * g.in_size[1]..], out, g.stride[1]),
+            None => out.fill(0.0),
+        }
+    }
+
+    /// The adjoint of [`Tap::gather_row`].
+    fn scatter_row<const S: usize>(
+        &self,
+        g: &Conv2dGeometry,
+        row: &[f32],
+        oh: usize,
+        plane: &mut [f32],
+    ) {
+        if let Some(ih) = self.rows.position(oh, g.stride[0]) {
+            self.cols.scatter_add::<S>(
+                &row[..g.out_size[1]],
+                &mut plane[ih * g.in_size[1]..],
+                g.stride[1],
             );
-            for (ow, row) in borders.take(out_w) {
-                for (j, d) in row[column..column + KW].iter_mut().enumerate() {
-                    *d = (ow * stride_w + j * dil_w)
-                        .checked_sub(pad_w)
-                        .and_then(|iw| src.get(iw))
-                        .copied()
-                        .unwrap_or(0.0);
-                }
-            }
         }
     }
 }
 
-/// [`im2col_output_row`] for any kernel width.
-fn im2col_output_row_any(geometry: &Conv2dGeometry, image: &[f32], oh: usize, rows: &mut [f32]) {
-    let [height, width] = geometry.in_size;
-    let [kernel_h, kernel_w] = geometry.kernel_size;
-    let [stride_h, stride_w] = geometry.stride;
-    let [pad_h, pad_w] = geometry.padding;
-    let [dil_h, dil_w] = geometry.dilation;
-    let k = geometry.patch_len();
-    for channel in 0..geometry.in_channels {
-        let plane = &image[channel * height * width..(channel + 1) * height * width];
-        for i in 0..kernel_h {
-            let column = (channel * kernel_h + i) * kernel_w;
-            let ih = (oh * stride_h + i * dil_h)
-                .checked_sub(pad_h)
-                .filter(|&ih| ih < height);
-            for (ow, row) in rows.chunks_exact_mut(k).enumerate() {
-                for (j, d) in row[column..column + kernel_w].iter_mut().enumerate() {
-                    *d = ih
-                        .zip((ow * stride_w + j * dil_w).checked_sub(pad_w))
-                        .filter(|&(_, iw)| iw < width)
-                        .map_or(0.0, |(ih, iw)| plane[ih * width + iw]);
-                }
-            }
+/// The output positions `[lo, hi)` along one dimension whose tap lands inside the input, the
+/// first of them reading input position `first`: output `o` reads `o·s + offset − p`, inside
+/// `[0, len)` for `⌈(p − offset)/s⌉ ≤ o < ⌈(len + p − offset)/s⌉`.
+#[derive(Debug, Clone, Copy)]
+struct Window {
+    lo: usize,
+    hi: usize,
+    first: usize,
+}
+
+impl Window {
+    fn new(offset: usize, stride: usize, pad: usize, in_len: usize, out_len: usize) -> Self {
+        let lo = pad.saturating_sub(offset).div_ceil(stride).min(out_len);
+        let hi = (in_len + pad)
+            .checked_sub(offset)
+            .map_or(0, |limit| limit.div_ceil(stride))
+            .min(out_len)
+            .max(lo);
+        Self {
+            lo,
+            hi,
+            first: (lo * stride + offset).saturating_sub(pad),
+        }
+    }
+
+    /// Input position read by output position `o`, if inside the input.
+    fn position(&self, o: usize, stride: usize) -> Option<usize> {
+        (self.lo..self.hi)
+            .contains(&o)
+            .then(|| self.first + (o - self.lo) * stride)
+    }
+
+    /// `out[o] = src[first + (o − lo)·s]` on `[lo, hi)`, zero elsewhere (`S = 0`: stride `s`).
+    fn gather<const S: usize>(&self, src: &[f32], out: &mut [f32], stride: usize) {
+        let (left, rest) = out.split_at_mut(self.lo);
+        let (inside, right) = rest.split_at_mut(self.hi - self.lo);
+        left.fill(0.0);
+        right.fill(0.0);
+        if inside.is_empty() {
+            return;
+        }
+        let src = &src[self.first..];
+        match S {
+            1 => inside.copy_from_slice(&src[..inside.len()]),
+            2 => strided_copy::<2>(src, inside),
+            _ => inside
+                .iter_mut()
+                .zip(src.iter().step_by(stride))
+                .for_each(|(d, s)| *d = *s),
+        }
+    }
+
+    /// `dst[first + (o − lo)·s] += row[o]` on `[lo, hi)`: the adjoint of [`Window::gather`].
+    fn scatter_add<const S: usize>(&self, row: &[f32], dst: &mut [f32], stride: usize) {
+        let inside = &row[self.lo..self.hi];
+        if inside.is_empty() {
+            return;
+        }
+        let dst = &mut dst[self.first..];
+        match S {
+            1 => dst.iter_mut().zip(inside).for_each(|(d, s)| *d += s),
+            2 => strided_add::<2>(inside, dst),
+            _ => dst
+                .iter_mut()
+                .step_by(stride)
+                .zip(inside)
+                .for_each(|(d, s)| *d += s),
         }
     }
 }
 
-/// Output positions `o ∈ [lo, hi)` whose whole window `[o·stride − pad, o·stride − pad + span]`
-/// lies in `[0, in_len)`.
-fn interior_range(
-    pad: usize,
-    stride: usize,
-    span: usize,
-    in_len: usize,
-    out_len: usize,
-) -> (usize, usize) {
-    let lo = pad.div_ceil(stride).min(out_len);
-    // o·stride − pad + span < in_len  ⇔  o·stride < in_len + pad − span
-    let hi = (in_len + pad)
-        .checked_sub(span)
-        .map_or(0, |limit| limit.div_ceil(stride))
-        .min(out_len);
-    (lo, hi.max(lo))
+/// The windows of every kernel row and column of a geometry, computed once per im2col call.
+struct Taps {
+    kernel: [usize; 2],
+    plane_len: usize,
+    /// The tap offset `m = s / d` of [`Shift`] per dimension, if the stride is a multiple of
+    /// the dilation and the output has a second row (column) to shift into.
+    shift: [Option<usize>; 2],
+    rows: Vec<Window>,
+    cols: Vec<Window>,
 }
 
-/// The adjoint of [`im2col`]: adds every patch row of `col` (layout as in [`im2col`]) back onto
-/// the input-space `images`, dropping taps that fall in the padding.
-fn col2im(geometry: &Conv2dGeometry, col: &[f32], images: &mut [f32]) {
-    let k = geometry.patch_len();
-    let row_len = geometry.out_size[1] * k;
-    for (image, col_image) in images
-        .chunks_exact_mut(geometry.in_image_len())
-        .zip(col.chunks_exact(geometry.out_pixels() * k))
-    {
-        for (oh, rows) in col_image.chunks_exact(row_len).enumerate() {
-            match geometry.kernel_size[1] {
-                3 => col2im_output_row::<3>(geometry, rows, oh, image),
-                4 => col2im_output_row::<4>(geometry, rows, oh, image),
-                _ => col2im_output_row_any(geometry, rows, oh, image),
-            }
+impl Taps {
+    fn new(g: &Conv2dGeometry) -> Self {
+        let windows = |dim: usize| {
+            (0..g.kernel_size[dim])
+                .map(|i| {
+                    Window::new(
+                        i * g.dilation[dim],
+                        g.stride[dim],
+                        g.padding[dim],
+                        g.in_size[dim],
+                        g.out_size[dim],
+                    )
+                })
+                .collect()
+        };
+        let shift = |dim: usize| {
+            (g.stride[dim].is_multiple_of(g.dilation[dim]) && g.out_size[dim] > 1)
+                .then(|| g.stride[dim] / g.dilation[dim])
+        };
+        Self {
+            kernel: g.kernel_size,
+            plane_len: g.in_size[0] * g.in_size[1],
+            shift: [shift(0), shift(1)],
+            rows: windows(0),
+            cols: windows(1),
+        }
+    }
+
+    /// Tap `(c, i, j)` of im2col row `index`.
+    fn get(&self, index: usize) -> Tap {
+        let [kernel_h, kernel_w] = self.kernel;
+        let (channel, i, j) = (
+            index / (kernel_h * kernel_w),
+            index / kernel_w % kernel_h,
+            index % kernel_w,
+        );
+        let shift = match self.shift {
+            [Some(m), _] if i >= m => Some(Shift::Rows(index - m * kernel_w)),
+            [_, Some(m)] if j >= m => Some(Shift::Columns(index - m)),
+            _ => None,
+        };
+        Tap {
+            plane: channel * self.plane_len..(channel + 1) * self.plane_len,
+            rows: self.rows[i],
+            cols: self.cols[j],
+            shift,
         }
     }
 }
 
-/// Adds the patches of output row `oh` of one image back onto it, for kernel width `KW`.
-fn col2im_output_row<const KW: usize>(
-    geometry: &Conv2dGeometry,
-    rows: &[f32],
-    oh: usize,
-    image: &mut [f32],
-) {
-    let [height, width] = geometry.in_size;
-    let kernel_h = geometry.kernel_size[0];
-    let [stride_h, stride_w] = geometry.stride;
-    let [pad_h, pad_w] = geometry.padding;
-    let [dil_h, dil_w] = geometry.dilation;
-    let k = geometry.patch_len();
-    let (w_lo, w_hi) = interior_range(
-        pad_w,
-        stride_w,
-        (KW - 1) * dil_w,
-        width,
-        geometry.out_size[1],
-    );
-    for channel in 0..geometry.in_channels {
-        let plane = &mut image[channel * height * width..(channel + 1) * height * width];
-        for i in 0..kernel_h {
-            let column = (channel * kernel_h + i) * KW;
-            let ih = (oh * stride_h + i * dil_h)
-                .checked_sub(pad_h)
-                .filter(|&ih| ih < height);
-            let Some(ih) = ih else { continue };
-            let dst = &mut plane[ih * width..(ih + 1) * width];
-            for (ow, row) in rows.chunks_exact(k).enumerate() {
-                let taps = &row[column..column + KW];
-                if (w_lo..w_hi).contains(&ow) && dil_w == 1 {
-                    let start = ow * stride_w - pad_w;
-                    dst[start..start + KW]
-                        .iter_mut()
-                        .zip(taps)
-                        .for_each(|(d, t)| *d += t);
-                } else {
-                    for (j, t) in taps.iter().enumerate() {
-                        let iw = (ow * stride_w + j * dil_w).checked_sub(pad_w);
-                        if let Some(d) = iw.and_then(|iw| dst.get_mut(iw)) {
-                            *d += t;
-                        }
-                    }
-                }
-            }
-        }
-    }
+/// `out[o] = src[o·S]`: whole `S`-chunks for all but the last element, so the loop
+/// vectorises without a bounds test per element.
+fn strided_copy<const S: usize>(src: &[f32], out: &mut [f32]) {
+    let Some((last, body)) = out.split_last_mut() else {
+        return;
+    };
+    body.iter_mut()
+        .zip(src.chunks_exact(S))
+        .for_each(|(d, chunk)| *d = chunk[0]);
+    *last = src[body.len() * S];
 }
 
-/// [`col2im_output_row`] for any kernel width.
-fn col2im_output_row_any(geometry: &Conv2dGeometry, rows: &[f32], oh: usize, image: &mut [f32]) {
-    let [height, width] = geometry.in_size;
-    let [kernel_h, kernel_w] = geometry.kernel_size;
-    let [stride_h, stride_w] = geometry.stride;
-    let [pad_h, pad_w] = geometry.padding;
-    let [dil_h, dil_w] = geometry.dilation;
-    let k = geometry.patch_len();
-    for channel in 0..geometry.in_channels {
-        let plane = &mut image[channel * height * width..(channel + 1) * height * width];
-        for i in 0..kernel_h {
-            let column = (channel * kernel_h + i) * kernel_w;
-            let ih = (oh * stride_h + i * dil_h)
-                .checked_sub(pad_h)
-                .filter(|&ih| ih < height);
-            let Some(ih) = ih else { continue };
-            let dst = &mut plane[ih * width..(ih + 1) * width];
-            for (ow, row) in rows.chunks_exact(k).enumerate() {
-                for (j, t) in row[column..column + kernel_w].iter().enumerate() {
-                    let iw = (ow * stride_w + j * dil_w).checked_sub(pad_w);
-                    if let Some(d) = iw.and_then(|iw| dst.get_mut(iw)) {
-                        *d += t;
-                    }
-                }
-            }
-        }
-    }
+/// `dst[o·S] += row[o]`, the adjoint of [`strided_copy`].
+fn strided_add<const S: usize>(row: &[f32], dst: &mut [f32]) {
+    let Some((last, body)) = row.split_last() else {
+        return;
+    };
+    dst.chunks_exact_mut(S)
+        .zip(body)
+        .for_each(|(chunk, s)| chunk[0] += s);
+    dst[body.len() * S] += last;
 }
 
 /// Copies a block of `[n, C, P]` images into `rows` as the `C × (n·P)` matrix
@@ -594,7 +710,7 @@ pub fn conv2d_forward(
         let columns = images * pixels;
         with_scratch([columns * k, out_channels * columns], |col, product| {
             im2col(g, in_block, col);
-            let rhs = MatRef::from_row_major_slice(&*col, columns, k).transpose();
+            let rhs = MatRef::from_row_major_slice(&*col, k, columns);
             if images == 1 {
                 let dst = MatMut::from_row_major_slice_mut(&mut *out_block, out_channels, columns);
                 matmul(dst, Accum::Replace, weight_matrix, rhs, 1.0, par);
@@ -655,7 +771,7 @@ pub fn conv2d_weight_grad(
                 &*grad_rows
             };
             let lhs = MatRef::from_row_major_slice(lhs, out_channels, columns);
-            let rhs = MatRef::from_row_major_slice(&*col, columns, k);
+            let rhs = MatRef::from_row_major_slice(&*col, k, columns).transpose();
             let dst = MatMut::from_row_major_slice_mut(&mut gradient, out_channels, k);
             matmul(dst, Accum::Add, lhs, rhs, 1.0, par);
         });
@@ -717,17 +833,16 @@ pub fn conv2d_forward_and_weight_grad(
             let columns = images * pixels;
             with_scratch([columns * k, out_channels * columns], |col, rows| {
                 im2col(g, in_block, col);
-                // Forward: rows[o, n·P + q] = (W · colᵀ)[o, n·P + q], then scattered to y[n, o, q].
-                let col_t = MatRef::from_row_major_slice(&*col, columns, k).transpose();
+                // Forward: rows[o, n·P + q] = (W · col)[o, n·P + q], then scattered to y[n, o, q].
+                let col = MatRef::from_row_major_slice(&*col, k, columns);
                 let dst = MatMut::from_row_major_slice_mut(&mut *rows, out_channels, columns);
-                matmul(dst, Accum::Replace, weight_matrix, col_t, 1.0, par);
+                matmul(dst, Accum::Replace, weight_matrix, col, 1.0, par);
                 ungroup_channels(rows, out_channels, pixels, out_block);
                 // Weight gradient from the same col, with r regrouped into the freed `rows`.
                 regroup_channels(grad_block, out_channels, pixels, rows);
                 let lhs = MatRef::from_row_major_slice(&*rows, out_channels, columns);
-                let rhs = MatRef::from_row_major_slice(&*col, columns, k);
                 let dst = MatMut::from_row_major_slice_mut(&mut gradient, out_channels, k);
-                matmul(dst, Accum::Add, lhs, rhs, 1.0, par);
+                matmul(dst, Accum::Add, lhs, col.transpose(), 1.0, par);
             });
             gradient
         };
@@ -790,10 +905,17 @@ pub fn conv2d_input_grad(
                 regroup_channels(grad_block, out_channels, pixels, grad_rows);
                 &*grad_rows
             };
-            // col[(n, q), (c, i, j)] = Σ_o ∂L/∂y[n, o, q] · W[o, (c, i, j)]
-            let lhs = MatRef::from_row_major_slice(grad_rows, out_channels, columns).transpose();
-            let dst = MatMut::from_row_major_slice_mut(&mut *col, columns, k);
-            matmul(dst, Accum::Replace, lhs, weight_matrix, 1.0, par);
+            // col[(c, i, j), n·P + q] = Σ_o W[o, (c, i, j)] · ∂L/∂y[n, o, q]
+            let rhs = MatRef::from_row_major_slice(grad_rows, out_channels, columns);
+            let dst = MatMut::from_row_major_slice_mut(&mut *col, k, columns);
+            matmul(
+                dst,
+                Accum::Replace,
+                weight_matrix.transpose(),
+                rhs,
+                1.0,
+                par,
+            );
             col2im(g, col, in_block);
         });
     };
