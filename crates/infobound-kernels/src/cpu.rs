@@ -295,9 +295,8 @@ fn im2col_at_stride<const S: usize>(geometry: &Conv2dGeometry, images: &[f32], c
     let [out_h, out_w] = g.out_size;
     let pixels = g.out_pixels();
     let columns = images.len() / g.in_image_len() * pixels;
-    for index in 0..col.len() / columns.max(1) {
+    for (index, tap) in taps.all(g.in_channels) {
         let (earlier, rest) = col.split_at_mut(index * columns);
-        let tap = taps.get(index);
         for (n, (image, dst)) in images
             .chunks_exact(g.in_image_len())
             .zip(rest[..columns].chunks_exact_mut(pixels))
@@ -351,9 +350,8 @@ fn col2im_at_stride<const S: usize>(
     let [out_h, out_w] = g.out_size;
     let pixels = g.out_pixels();
     let columns = images.len() / g.in_image_len() * pixels;
-    for index in (0..col.len() / columns.max(1)).rev() {
+    for (index, tap) in taps.all(g.in_channels).rev() {
         let (earlier, rest) = col.split_at_mut(index * columns);
-        let tap = taps.get(index);
         for (n, (image, src)) in images
             .chunks_exact_mut(g.in_image_len())
             .zip(rest[..columns].chunks_exact_mut(pixels))
@@ -574,16 +572,23 @@ impl Taps {
         }
     }
 
-    /// Tap `(c, i, j)` of im2col row `index`.
-    fn get(&self, index: usize) -> Tap {
+    /// Every im2col row `(c, i, j)` in order, with its index `(c·k_h + i)·k_w + j` (nested
+    /// loops rather than a division per row: the conv layers' blocks are single images).
+    fn all(&self, channels: usize) -> impl DoubleEndedIterator<Item = (usize, Tap)> + '_ {
         let [kernel_h, kernel_w] = self.kernel;
-        let (channel, i, j) = (
-            index / (kernel_h * kernel_w),
-            index / kernel_w % kernel_h,
-            index % kernel_w,
-        );
+        (0..channels).flat_map(move |channel| {
+            (0..kernel_h).flat_map(move |i| {
+                (0..kernel_w).map(move |j| {
+                    let index = (channel * kernel_h + i) * kernel_w + j;
+                    (index, self.tap(channel, i, j, index))
+                })
+            })
+        })
+    }
+
+    fn tap(&self, channel: usize, i: usize, j: usize, index: usize) -> Tap {
         let shift = match self.shift {
-            [Some(m), _] if i >= m => Some(Shift::Rows(index - m * kernel_w)),
+            [Some(m), _] if i >= m => Some(Shift::Rows(index - m * self.kernel[1])),
             [_, Some(m)] if j >= m => Some(Shift::Columns(index - m)),
             _ => None,
         };
