@@ -312,24 +312,26 @@ fn im2col_at_stride<const S: usize>(geometry: &Conv2dGeometry, images: &[f32], c
     let [out_h, out_w] = g.out_size;
     let pixels = g.out_pixels();
     let columns = images.len() / g.in_image_len() * pixels;
-    for (index, tap) in taps.all(g.in_channels) {
+    taps.for_each(g.in_channels, false, |index, tap| {
         let (earlier, rest) = col.split_at_mut(index * columns);
-        for (n, (image, dst)) in images
+        let row = &mut rest[..columns];
+        // A shifted row is one copy over the whole block; what it carries across an image
+        // boundary (the next image's first row or column) is overwritten by the fix-up.
+        if let Some((from, shift)) = tap.shift.map(|s| s.source(out_w)) {
+            let src = &earlier[from * columns..][..columns];
+            row[..columns - shift].copy_from_slice(&src[shift..]);
+        }
+        for (image, dst) in images
             .chunks_exact(g.in_image_len())
-            .zip(rest[..columns].chunks_exact_mut(pixels))
-            .enumerate()
+            .zip(row.chunks_exact_mut(pixels))
         {
             let plane = &image[tap.plane.clone()];
             match tap.shift {
-                Some(Shift::Rows(from)) => {
-                    let src = &earlier[from * columns + n * pixels..][..pixels];
-                    dst[..pixels - out_w].copy_from_slice(&src[out_w..]);
+                Some(Shift::Rows(_)) => {
                     let last = out_h - 1;
                     tap.gather_row::<S>(g, plane, last, &mut dst[last * out_w..]);
                 }
-                Some(Shift::Columns(from)) => {
-                    let src = &earlier[from * columns + n * pixels..][..pixels];
-                    dst[..pixels - 1].copy_from_slice(&src[1..]);
+                Some(Shift::Columns(_)) => {
                     for (oh, out_row) in dst.chunks_exact_mut(out_w).enumerate() {
                         out_row[out_w - 1] = tap.read(g, plane, oh, out_w - 1);
                     }
@@ -341,7 +343,7 @@ fn im2col_at_stride<const S: usize>(geometry: &Conv2dGeometry, images: &[f32], c
                 }
             }
         }
-    }
+    });
 }
 
 /// The adjoint of [`im2col`]: adds every entry of `col` (layout as in [`im2col`]) back onto
@@ -367,29 +369,29 @@ fn col2im_at_stride<const S: usize>(
     let [out_h, out_w] = g.out_size;
     let pixels = g.out_pixels();
     let columns = images.len() / g.in_image_len() * pixels;
-    for (index, tap) in taps.all(g.in_channels).rev() {
+    taps.for_each(g.in_channels, true, |index, tap| {
         let (earlier, rest) = col.split_at_mut(index * columns);
-        for (n, (image, src)) in images
+        let row = &mut rest[..columns];
+        // The entries that the copy in `im2col` brought in from outside the source row are
+        // added to the image directly and zeroed, so that one block-wide add onto the source
+        // row carries the others.
+        for (image, src) in images
             .chunks_exact_mut(g.in_image_len())
-            .zip(rest[..columns].chunks_exact_mut(pixels))
-            .enumerate()
+            .zip(row.chunks_exact_mut(pixels))
         {
             let plane = &mut image[tap.plane.clone()];
             match tap.shift {
-                Some(Shift::Rows(from)) => {
+                Some(Shift::Rows(_)) => {
                     let last = out_h - 1;
-                    tap.scatter_row::<S>(g, &src[last * out_w..], last, plane);
-                    let dst = &mut earlier[from * columns + n * pixels..][..pixels];
-                    add_assign(&mut dst[out_w..], &src[..pixels - out_w]);
+                    let last_row = &mut src[last * out_w..];
+                    tap.scatter_row::<S>(g, last_row, last, plane);
+                    last_row.fill(0.0);
                 }
-                Some(Shift::Columns(from)) => {
+                Some(Shift::Columns(_)) => {
                     for (oh, out_row) in src.chunks_exact_mut(out_w).enumerate() {
                         tap.accumulate(g, plane, oh, out_w - 1, out_row[out_w - 1]);
-                        // Added above; the shifted add below must not carry it again.
                         out_row[out_w - 1] = 0.0;
                     }
-                    let dst = &mut earlier[from * columns + n * pixels..][..pixels];
-                    add_assign(&mut dst[1..], &src[..pixels - 1]);
                 }
                 None => {
                     for (oh, out_row) in src.chunks_exact(out_w).enumerate() {
@@ -398,7 +400,11 @@ fn col2im_at_stride<const S: usize>(
                 }
             }
         }
-    }
+        if let Some((from, shift)) = tap.shift.map(|s| s.source(out_w)) {
+            let dst = &mut earlier[from * columns..][..columns];
+            add_assign(&mut dst[shift..], &row[..columns - shift]);
+        }
+    });
 }
 
 fn add_assign(dst: &mut [f32], src: &[f32]) {
@@ -415,6 +421,17 @@ enum Shift {
     Rows(usize),
     /// Copy of the given im2col row moved left one output column; the last column is new.
     Columns(usize),
+}
+
+impl Shift {
+    /// The source row and the offset of the copy along `col`'s row: one output row
+    /// (`W_out` entries) or one output column (one entry).
+    fn source(self, out_w: usize) -> (usize, usize) {
+        match self {
+            Self::Rows(from) => (from, out_w),
+            Self::Columns(from) => (from, 1),
+        }
+    }
 }
 
 /// One im2col row `(c, i, j)`: channel `c`'s plane and the windows of kernel row `i` and
@@ -589,18 +606,23 @@ impl Taps {
         }
     }
 
-    /// Every im2col row `(c, i, j)` in order, with its index `(c·k_h + i)·k_w + j` (nested
-    /// loops rather than a division per row: the conv layers' blocks are single images).
-    fn all(&self, channels: usize) -> impl DoubleEndedIterator<Item = (usize, Tap)> + '_ {
+    /// Calls `visit` on every im2col row `(c, i, j)` with its index `(c·k_h + i)·k_w + j`, in
+    /// order or in `reverse` (nested loops: a division per row cost more than the copies of
+    /// the small late ResNet stages).
+    fn for_each(&self, channels: usize, reverse: bool, mut visit: impl FnMut(usize, Tap)) {
         let [kernel_h, kernel_w] = self.kernel;
-        (0..channels).flat_map(move |channel| {
-            (0..kernel_h).flat_map(move |i| {
-                (0..kernel_w).map(move |j| {
+        let order = |len: usize, at: usize| if reverse { len - 1 - at } else { at };
+        for c in 0..channels {
+            let channel = order(channels, c);
+            for i in 0..kernel_h {
+                let i = order(kernel_h, i);
+                for j in 0..kernel_w {
+                    let j = order(kernel_w, j);
                     let index = (channel * kernel_h + i) * kernel_w + j;
-                    (index, self.tap(channel, i, j, index))
-                })
-            })
-        })
+                    visit(index, self.tap(channel, i, j, index));
+                }
+            }
+        }
     }
 
     fn tap(&self, channel: usize, i: usize, j: usize, index: usize) -> Tap {
