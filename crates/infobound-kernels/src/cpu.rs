@@ -998,22 +998,10 @@ pub fn bias_grad(
     let mut gradient = vec![0.0f32; channels];
     for image in output_grad.chunks_exact(image_len) {
         for (g, plane) in gradient.iter_mut().zip(image.chunks_exact(pixels)) {
-            *g += lane_sum(plane);
+            *g += norm::lane_sum(plane, |v| v) as f32;
         }
     }
     Ok(gradient)
-}
-
-/// Sum with eight independent partial sums: the compiler may not reassociate a plain float
-/// `sum()`, so that one runs one add at a time; eight lanes vectorise (and round less).
-fn lane_sum(values: &[f32]) -> f32 {
-    let mut lanes = [0.0f32; 8];
-    let chunks = values.chunks_exact(8);
-    let tail: f32 = chunks.remainder().iter().sum();
-    for chunk in chunks {
-        lanes.iter_mut().zip(chunk).for_each(|(lane, v)| *lane += v);
-    }
-    lanes.iter().sum::<f32>() + tail
 }
 
 #[cfg(test)]

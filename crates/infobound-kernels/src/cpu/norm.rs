@@ -49,13 +49,35 @@ fn check(
     Ok(len / image)
 }
 
-/// Sum with eight independent f32 partial sums, returned in f64.
-fn lane_sum(values: impl ExactSizeIterator<Item = f32>) -> f64 {
-    let mut lanes = [0.0f32; 8];
-    for (index, value) in values.enumerate() {
-        lanes[index % 8] += value;
+/// `Σ f(a_i)` with eight independent f32 partial sums, returned in f64: whole chunks of
+/// eight vectorise, where one running sum (or a lane picked per element) does not.
+pub(crate) fn lane_sum(a: &[f32], f: impl Fn(f32) -> f32) -> f64 {
+    let (sum, _) = lane_sums(a, a, |x, _| f(x), |_, _| 0.0);
+    sum
+}
+
+/// `(Σ f(a_i, b_i), Σ h(a_i, b_i))` in one pass, as [`lane_sum`].
+fn lane_sums(
+    a: &[f32],
+    b: &[f32],
+    f: impl Fn(f32, f32) -> f32,
+    h: impl Fn(f32, f32) -> f32,
+) -> (f64, f64) {
+    let (mut first, mut second) = ([0.0f32; 8], [0.0f32; 8]);
+    let (chunks_a, chunks_b) = (a.chunks_exact(8), b.chunks_exact(8));
+    let mut tail = (0.0f64, 0.0f64);
+    for (&x, &y) in chunks_a.remainder().iter().zip(chunks_b.remainder()) {
+        tail.0 += f64::from(f(x, y));
+        tail.1 += f64::from(h(x, y));
     }
-    lanes.iter().map(|&l| f64::from(l)).sum()
+    for (x, y) in chunks_a.zip(chunks_b) {
+        for k in 0..8 {
+            first[k] += f(x[k], y[k]);
+            second[k] += h(x[k], y[k]);
+        }
+    }
+    let total = |lanes: [f32; 8]| lanes.iter().map(|&l| f64::from(l)).sum::<f64>();
+    (total(first) + tail.0, total(second) + tail.1)
 }
 
 /// The planes `x[n, c, ·]` of channel `c`, for every n.
@@ -95,12 +117,12 @@ pub fn batch_norm_train_forward(
         .into_par_iter()
         .map(|c| {
             let sum: f64 = planes(x, c, channels, pixels)
-                .map(|plane| lane_sum(plane.iter().copied()))
+                .map(|plane| lane_sum(plane, |v| v))
                 .sum();
             let mean = sum / count;
             let mean32 = mean as f32;
             let squares: f64 = planes(x, c, channels, pixels)
-                .map(|plane| lane_sum(plane.iter().map(|&v| (v - mean32) * (v - mean32))))
+                .map(|plane| lane_sum(plane, |v| (v - mean32) * (v - mean32)))
                 .sum();
             // Σ(x − m)² for the rounded m is Σ(x − μ)² + M(μ − m)²; remove the second term.
             let shift = mean - f64::from(mean32);
@@ -194,10 +216,8 @@ pub fn batch_norm_train_backward(
             planes(output_grad, c, channels, pixels)
                 .zip(planes(x, c, channels, pixels))
                 .fold((0.0, 0.0), |(sum_g, sum_gx), (g, v)| {
-                    (
-                        sum_g + lane_sum(g.iter().copied()),
-                        sum_gx + lane_sum(g.iter().zip(v).map(|(&g, &v)| g * (v - m))),
-                    )
+                    let (g, gx) = lane_sums(g, v, |g, _| g, |g, v| g * (v - m));
+                    (sum_g + g, sum_gx + gx)
                 })
         })
         .collect();
