@@ -1,0 +1,674 @@
+//! Winograd's minimal filtering F(2×2, 3×3) for the 3×3, stride-1, "same"-padded convolutions
+//! of ResNets (Lavin & Gray, *Fast Algorithms for Convolutional Neural Networks*, CVPR 2016).
+//!
+//! Each 2×2 output tile `Y` is computed from the 4×4 input tile `d` it reads (rows and columns
+//! `2t − 1 … 2t + 2`, zero outside the image) and the 3×3 filter `g` as
+//! `Y = Aᵀ [(G g Gᵀ) ⊙ (Bᵀ d B)] A` with
+//!
+//! ```text
+//!      ⎡1  0 −1  0⎤        ⎡ 1    0    0 ⎤        ⎡1  1  1  0⎤
+//! Bᵀ = ⎢0  1  1  0⎥    G = ⎢1/2  1/2  1/2⎥   Aᵀ = ⎣0  1 −1 −1⎦
+//!      ⎢0 −1  1  0⎥        ⎢1/2 −1/2  1/2⎥
+//!      ⎣0  1  0 −1⎦        ⎣ 0    0    1 ⎦
+//! ```
+//!
+//! Summed over input channels, the element-wise product becomes 16 GEMMs, one per tile
+//! position `ξ`: `M_ξ = U_ξ · V_ξ` with `U_ξ = (G g Gᵀ)_ξ` (`C_out × C_in`) and
+//! `V_ξ = (Bᵀ d B)_ξ` (`C_in × tiles`). They multiply `16 / (4·9) = 1/2.25` of the im2col
+//! GEMM's products. The gradients are the adjoints of the same linear maps:
+//! `∂L/∂M = A (∂L/∂Y) Aᵀ`, then `∂L/∂V_ξ = U_ξᵀ · ∂L/∂M_ξ` scattered back through
+//! `∂L/∂d = B (∂L/∂V) Bᵀ` onto the overlapping input tiles, and `∂L/∂U_ξ = Σ ∂L/∂M_ξ · V_ξᵀ`
+//! gathered into `∂L/∂g = Gᵀ (∂L/∂U) G`.
+
+use faer::linalg::matmul::matmul;
+use faer::{Accum, MatMut, MatRef, Par};
+use rayon::prelude::*;
+
+use super::{Conv2dGeometry, with_scratch};
+
+/// Tile positions `ξ` of the 4×4 transformed tiles.
+const POSITIONS: usize = 16;
+
+/// Fewest input and output channels that take this path: with fewer the 16 GEMMs are too
+/// thin to pay for the transforms (the 3-channel ResNet stem stays on im2col).
+const MIN_CHANNELS: usize = 16;
+
+/// Narrowest image that takes this path: the transforms work on one row of `W / 2` tiles at
+/// a time, which below 8 tiles costs more per tile than the GEMMs save.
+const MIN_WIDTH: usize = 16;
+
+/// Least GEMM width (tiles per block); as [`super::WIDE_WEIGHT_MIN_COLUMNS`].
+const MIN_TILES: usize = 512;
+
+/// Whether `geometry` is one this module computes: a 3×3 cross-correlation with stride 1,
+/// padding 1 and dilation 1 on an even-sized image (so the 2×2 tiles cover it), with at least
+/// [`MIN_CHANNELS`] channels in and out.
+pub(super) fn applies(g: &Conv2dGeometry) -> bool {
+    g.kernel_size == [3, 3]
+        && g.stride == [1, 1]
+        && g.padding == [1, 1]
+        && g.dilation == [1, 1]
+        && g.groups == 1
+        && g.out_size == g.in_size
+        && g.in_size.iter().all(|s| s % 2 == 0 && *s > 0)
+        && g.in_size[1] >= MIN_WIDTH
+        && g.in_channels >= MIN_CHANNELS
+        && g.out_channels >= MIN_CHANNELS
+}
+
+/// `G v` for one column (or row) of a 3×3 filter.
+fn filter_transform(v: [f32; 3]) -> [f32; 4] {
+    [
+        v[0],
+        0.5 * (v[0] + v[1] + v[2]),
+        0.5 * (v[0] - v[1] + v[2]),
+        v[2],
+    ]
+}
+
+/// `Gᵀ v`, the adjoint of [`filter_transform`].
+fn filter_adjoint(v: [f32; 4]) -> [f32; 3] {
+    [
+        v[0] + 0.5 * (v[1] + v[2]),
+        0.5 * (v[1] - v[2]),
+        0.5 * (v[1] + v[2]) + v[3],
+    ]
+}
+
+/// `T X Tᵀ` for a separable 1-D map `T` (`R` entries in, `C` out): `T` on every column of
+/// `X`, then on every row of the result.
+fn both_ways<const R: usize, const C: usize>(
+    x: [[f32; R]; R],
+    t: impl Fn([f32; R]) -> [f32; C],
+) -> [[f32; C]; C] {
+    // columns[j][i] = (T X)[i][j]
+    let columns: [[f32; C]; R] = std::array::from_fn(|j| t(std::array::from_fn(|i| x[i][j])));
+    std::array::from_fn(|i| t(std::array::from_fn(|j| columns[j][i])))
+}
+
+/// Tiles along each dimension and per image.
+struct Tiling {
+    rows: usize,
+    cols: usize,
+}
+
+impl Tiling {
+    fn new(g: &Conv2dGeometry) -> Self {
+        Self {
+            rows: g.in_size[0] / 2,
+            cols: g.in_size[1] / 2,
+        }
+    }
+
+    fn per_image(&self) -> usize {
+        self.rows * self.cols
+    }
+
+    /// Images per block: at least [`MIN_TILES`] tiles, and equal blocks, a multiple of the
+    /// rayon thread count when the batch allows.
+    fn block_images(&self, batch: usize) -> usize {
+        let largest = MIN_TILES.div_ceil(self.per_image()).max(1);
+        let threads = rayon::current_num_threads().max(1);
+        let blocks = batch.div_ceil(largest).div_ceil(threads) * threads;
+        batch.div_ceil(blocks.min(batch).max(1)).max(1)
+    }
+}
+
+/// Scratch for one tile row of a transform: 16 lane arrays of `cols` tiles, plus the even and
+/// odd columns of four padded input rows (`cols + 1` each).
+struct TileRow {
+    lanes: Vec<f32>,
+    even: Vec<f32>,
+    odd: Vec<f32>,
+}
+
+impl TileRow {
+    fn new(cols: usize) -> Self {
+        Self {
+            lanes: vec![0.0; POSITIONS * cols],
+            even: vec![0.0; 4 * (cols + 1)],
+            odd: vec![0.0; 4 * (cols + 1)],
+        }
+    }
+}
+
+/// `out[t] = f(a[t], b[t])`: one lane-wise step of a transform, vectorised over tiles.
+fn lanes2(out: &mut [f32], a: &[f32], b: &[f32], f: impl Fn(f32, f32) -> f32) {
+    out.iter_mut()
+        .zip(a.iter().zip(b))
+        .for_each(|(o, (&a, &b))| *o = f(a, b));
+}
+
+/// `out[t] = f(a[t], b[t], c[t])`.
+fn lanes3(out: &mut [f32], a: &[f32], b: &[f32], c: &[f32], f: impl Fn(f32, f32, f32) -> f32) {
+    out.iter_mut()
+        .zip(a.iter().zip(b).zip(c))
+        .for_each(|(o, ((&a, &b), &c))| *o = f(a, b, c));
+}
+
+/// `V[ξ, c, t] = (Bᵀ d B)_ξ` for every channel `c` and tile `t` of a block of `images`
+/// (`[n, C, H, W]`); `v` is `16 × C × (n·tiles)`, row-major.
+///
+/// A tile row at a time, vectorised over its tiles: tile `t` reads padded columns
+/// `2t … 2t + 3`, i.e. `even[t], odd[t], even[t + 1], odd[t + 1]` of the padded row split into
+/// even and odd columns, so every step is a contiguous lane-wise operation and each of the
+/// 16 outputs is one contiguous run of `V`.
+fn transform_input(g: &Conv2dGeometry, tiling: &Tiling, images: &[f32], v: &mut [f32]) {
+    let [height, width] = g.in_size;
+    let columns = images.len() / g.in_image_len() * tiling.per_image();
+    let plane_stride = g.in_channels * columns;
+    let cols = tiling.cols;
+    let mut scratch = TileRow::new(cols);
+    for (n, image) in images.chunks_exact(g.in_image_len()).enumerate() {
+        for (c, plane) in image.chunks_exact(height * width).enumerate() {
+            for ty in 0..tiling.rows {
+                let TileRow { lanes, even, odd } = &mut scratch;
+                // Padded rows 2ty − 1 … 2ty + 2, split into even / odd padded columns
+                // (padded column p is input column p − 1).
+                for (r, (even, odd)) in even
+                    .chunks_exact_mut(cols + 1)
+                    .zip(odd.chunks_exact_mut(cols + 1))
+                    .enumerate()
+                {
+                    match (2 * ty + r).checked_sub(1).filter(|&h| h < height) {
+                        Some(h) => {
+                            let row = &plane[h * width..(h + 1) * width];
+                            even[0] = 0.0;
+                            even[1..]
+                                .iter_mut()
+                                .zip(row[1..].chunks(2))
+                                .for_each(|(e, pair)| *e = pair[0]);
+                            odd[..cols]
+                                .iter_mut()
+                                .zip(row.chunks_exact(2))
+                                .for_each(|(o, pair)| *o = pair[0]);
+                            odd[cols] = 0.0;
+                        }
+                        None => {
+                            even.fill(0.0);
+                            odd.fill(0.0);
+                        }
+                    }
+                }
+                // Bᵀ along each row: e[r][j], lanes (4r + j).
+                for (r, e) in lanes.chunks_exact_mut(4 * cols).enumerate() {
+                    let ev = &even[r * (cols + 1)..(r + 1) * (cols + 1)];
+                    let od = &odd[r * (cols + 1)..(r + 1) * (cols + 1)];
+                    let (e0, rest) = e.split_at_mut(cols);
+                    let (e1, rest) = rest.split_at_mut(cols);
+                    let (e2, e3) = rest.split_at_mut(cols);
+                    lanes2(e0, &ev[..cols], &ev[1..], |a, b| a - b);
+                    lanes2(e1, &od[..cols], &ev[1..], |a, b| a + b);
+                    lanes2(e2, &ev[1..], &od[..cols], |a, b| a - b);
+                    lanes2(e3, &od[..cols], &od[1..], |a, b| a - b);
+                }
+                // Bᵀ down each column, straight into V.
+                let base = c * columns + n * tiling.per_image() + ty * cols;
+                let lane = |r: usize, j: usize| &lanes[(4 * r + j) * cols..(4 * r + j + 1) * cols];
+                for j in 0..4 {
+                    let (r0, r1, r2, r3) = (lane(0, j), lane(1, j), lane(2, j), lane(3, j));
+                    let at = |i: usize| (4 * i + j) * plane_stride + base;
+                    lanes2(&mut v[at(0)..at(0) + cols], r0, r2, |a, b| a - b);
+                    lanes2(&mut v[at(1)..at(1) + cols], r1, r2, |a, b| a + b);
+                    lanes2(&mut v[at(2)..at(2) + cols], r2, r1, |a, b| a - b);
+                    lanes2(&mut v[at(3)..at(3) + cols], r1, r3, |a, b| a - b);
+                }
+            }
+        }
+    }
+}
+
+/// `U[ξ, o, c] = (G g Gᵀ)_ξ` of the weight `[C_out, C_in, 3, 3]`.
+fn transform_filter(g: &Conv2dGeometry, weight: &[f32]) -> Vec<f32> {
+    let pairs = g.out_channels * g.in_channels;
+    let mut u = vec![0.0f32; POSITIONS * pairs];
+    for (pair, filter) in weight.chunks_exact(9).enumerate() {
+        let f: [[f32; 3]; 3] = std::array::from_fn(|i| std::array::from_fn(|j| filter[3 * i + j]));
+        let t = both_ways(f, filter_transform);
+        for (xi, value) in t.iter().flatten().enumerate() {
+            u[xi * pairs + pair] = *value;
+        }
+    }
+    u
+}
+
+/// The adjoint of [`transform_filter`]: `∂L/∂g = Gᵀ (∂L/∂U) G` per `(o, c)`.
+fn transform_filter_adjoint(g: &Conv2dGeometry, u: &[f32]) -> Vec<f32> {
+    let pairs = g.out_channels * g.in_channels;
+    let mut weight = vec![0.0f32; pairs * 9];
+    for (pair, filter) in weight.chunks_exact_mut(9).enumerate() {
+        let t: [[f32; 4]; 4] =
+            std::array::from_fn(|r| std::array::from_fn(|s| u[(4 * r + s) * pairs + pair]));
+        let f = both_ways(t, filter_adjoint);
+        for (value, out) in f.iter().flatten().zip(filter.iter_mut()) {
+            *out = *value;
+        }
+    }
+    weight
+}
+
+/// The adjoint of [`transform_input`]: adds `B (∂L/∂V) Bᵀ` of every tile onto `images`,
+/// a tile row at a time as there (overlapping tiles meet in the padded even / odd rows).
+fn transform_input_adjoint(g: &Conv2dGeometry, tiling: &Tiling, v: &[f32], images: &mut [f32]) {
+    let [height, width] = g.in_size;
+    let columns = images.len() / g.in_image_len() * tiling.per_image();
+    let plane_stride = g.in_channels * columns;
+    let cols = tiling.cols;
+    let mut scratch = TileRow::new(cols);
+    for (n, image) in images.chunks_exact_mut(g.in_image_len()).enumerate() {
+        for (c, plane) in image.chunks_exact_mut(height * width).enumerate() {
+            for ty in 0..tiling.rows {
+                let TileRow { lanes, even, odd } = &mut scratch;
+                let base = c * columns + n * tiling.per_image() + ty * cols;
+                let dv = |i: usize, j: usize| {
+                    let at = (4 * i + j) * plane_stride + base;
+                    &v[at..at + cols]
+                };
+                // B down each column: w[r][j] in lanes (4r + j).
+                for j in 0..4 {
+                    let (v0, v1, v2, v3) = (dv(0, j), dv(1, j), dv(2, j), dv(3, j));
+                    let mut w = lanes.chunks_exact_mut(cols).skip(j).step_by(4);
+                    let mut next = || w.next().expect("four rows of lanes");
+                    next().copy_from_slice(v0);
+                    lanes3(next(), v1, v2, v3, |a, b, c| a - b + c);
+                    lanes3(next(), v1, v2, v0, |a, b, c| a + b - c);
+                    lanes2(next(), v3, v3, |a, _| -a);
+                }
+                // B along each row, accumulated into the padded row's even / odd columns:
+                // tile t adds dd[r][0..4] at even[t], odd[t], even[t + 1], odd[t + 1].
+                even.fill(0.0);
+                odd.fill(0.0);
+                for (r, w) in lanes.chunks_exact(4 * cols).enumerate() {
+                    let (w0, rest) = w.split_at(cols);
+                    let (w1, rest) = rest.split_at(cols);
+                    let (w2, w3) = rest.split_at(cols);
+                    let ev = &mut even[r * (cols + 1)..(r + 1) * (cols + 1)];
+                    let od = &mut odd[r * (cols + 1)..(r + 1) * (cols + 1)];
+                    ev[..cols].iter_mut().zip(w0).for_each(|(e, &a)| *e += a);
+                    od[..cols]
+                        .iter_mut()
+                        .zip(w1.iter().zip(w2).zip(w3))
+                        .for_each(|(o, ((&a, &b), &c))| *o += a - b + c);
+                    ev[1..]
+                        .iter_mut()
+                        .zip(w1.iter().zip(w2).zip(w0))
+                        .for_each(|(e, ((&a, &b), &c))| *e += a + b - c);
+                    od[1..].iter_mut().zip(w3).for_each(|(o, &a)| *o -= a);
+                }
+                // Padded column p is input column p − 1: row[2k] gets odd[k], row[2k + 1]
+                // gets even[k + 1]; even[0] and odd[cols] are padding.
+                for (r, (ev, od)) in even
+                    .chunks_exact(cols + 1)
+                    .zip(odd.chunks_exact(cols + 1))
+                    .enumerate()
+                {
+                    let Some(h) = (2 * ty + r).checked_sub(1).filter(|&h| h < height) else {
+                        continue;
+                    };
+                    let row = &mut plane[h * width..(h + 1) * width];
+                    row.chunks_exact_mut(2)
+                        .zip(od[..cols].iter().zip(&ev[1..]))
+                        .for_each(|(pair, (&o, &e))| {
+                            pair[0] += o;
+                            pair[1] += e;
+                        });
+                }
+            }
+        }
+    }
+}
+
+/// `Y = Aᵀ M A` of every tile into a block of output images `[n, C_out, H, W]`, a tile row
+/// at a time, vectorised over its tiles.
+fn transform_output(g: &Conv2dGeometry, tiling: &Tiling, m: &[f32], images: &mut [f32]) {
+    let [height, width] = g.out_size;
+    let columns = images.len() / g.out_image_len() * tiling.per_image();
+    let plane_stride = g.out_channels * columns;
+    let cols = tiling.cols;
+    let mut lanes = vec![0.0f32; 8 * cols];
+    for (n, image) in images.chunks_exact_mut(g.out_image_len()).enumerate() {
+        for (o, plane) in image.chunks_exact_mut(height * width).enumerate() {
+            for ty in 0..tiling.rows {
+                let base = o * columns + n * tiling.per_image() + ty * cols;
+                let mv = |i: usize, j: usize| {
+                    let at = (4 * i + j) * plane_stride + base;
+                    &m[at..at + cols]
+                };
+                // Aᵀ down each column: s[a][j] in lanes (4a + j).
+                for j in 0..4 {
+                    let (m0, m1, m2, m3) = (mv(0, j), mv(1, j), mv(2, j), mv(3, j));
+                    let (s0, s1) = lanes.split_at_mut(4 * cols);
+                    lanes3(&mut s0[j * cols..(j + 1) * cols], m0, m1, m2, |a, b, c| {
+                        a + b + c
+                    });
+                    lanes3(&mut s1[j * cols..(j + 1) * cols], m1, m2, m3, |a, b, c| {
+                        a - b - c
+                    });
+                }
+                // Aᵀ along each row, interleaved into output rows 2ty and 2ty + 1.
+                for (a, s) in lanes.chunks_exact(4 * cols).enumerate() {
+                    let (s0, rest) = s.split_at(cols);
+                    let (s1, rest) = rest.split_at(cols);
+                    let (s2, s3) = rest.split_at(cols);
+                    let h = 2 * ty + a;
+                    plane[h * width..(h + 1) * width]
+                        .chunks_exact_mut(2)
+                        .zip(s0.iter().zip(s1).zip(s2.iter().zip(s3)))
+                        .for_each(|(pair, ((&a, &b), (&c, &d)))| {
+                            pair[0] = a + b + c;
+                            pair[1] = b - c - d;
+                        });
+                }
+            }
+        }
+    }
+}
+
+/// The adjoint of [`transform_output`]: `∂L/∂M = A (∂L/∂Y) Aᵀ` of every tile.
+fn transform_output_adjoint(g: &Conv2dGeometry, tiling: &Tiling, images: &[f32], m: &mut [f32]) {
+    let [height, width] = g.out_size;
+    let columns = images.len() / g.out_image_len() * tiling.per_image();
+    let plane_stride = g.out_channels * columns;
+    let cols = tiling.cols;
+    let mut lanes = vec![0.0f32; 8 * cols];
+    for (n, image) in images.chunks_exact(g.out_image_len()).enumerate() {
+        for (o, plane) in image.chunks_exact(height * width).enumerate() {
+            for ty in 0..tiling.rows {
+                // A along each row: z[a][j] in lanes (4a + j), from output row 2ty + a.
+                for (a, z) in lanes.chunks_exact_mut(4 * cols).enumerate() {
+                    let h = 2 * ty + a;
+                    let row = &plane[h * width..(h + 1) * width];
+                    let (z0, rest) = z.split_at_mut(cols);
+                    let (z1, rest) = rest.split_at_mut(cols);
+                    let (z2, z3) = rest.split_at_mut(cols);
+                    for ((((pair, z0), z1), z2), z3) in row
+                        .chunks_exact(2)
+                        .zip(z0.iter_mut())
+                        .zip(z1.iter_mut())
+                        .zip(z2.iter_mut())
+                        .zip(z3.iter_mut())
+                    {
+                        let (y0, y1) = (pair[0], pair[1]);
+                        *z0 = y0;
+                        *z1 = y0 + y1;
+                        *z2 = y0 - y1;
+                        *z3 = -y1;
+                    }
+                }
+                // A down each column, straight into ∂L/∂M.
+                let base = o * columns + n * tiling.per_image() + ty * cols;
+                let (first, second) = lanes.split_at(4 * cols);
+                for j in 0..4 {
+                    let z0 = &first[j * cols..(j + 1) * cols];
+                    let z1 = &second[j * cols..(j + 1) * cols];
+                    let at = |i: usize| (4 * i + j) * plane_stride + base;
+                    m[at(0)..at(0) + cols].copy_from_slice(z0);
+                    lanes2(&mut m[at(1)..at(1) + cols], z0, z1, |a, b| a + b);
+                    lanes2(&mut m[at(2)..at(2) + cols], z0, z1, |a, b| a - b);
+                    lanes2(&mut m[at(3)..at(3) + cols], z1, z1, |a, _| -a);
+                }
+            }
+        }
+    }
+}
+
+/// GEMM parallelism inside a block: the whole pool when the batch is a single block.
+fn inner_parallelism(batch: usize, block: usize) -> Par {
+    if batch <= block {
+        Par::rayon(0)
+    } else {
+        Par::Seq
+    }
+}
+
+/// `dst_ξ (+)= op(a_ξ) · op(b_ξ)` for the 16 positions; each operand is 16 stacked row-major
+/// matrices, `transpose` says which to use transposed.
+#[allow(clippy::too_many_arguments)]
+fn position_gemms(
+    dst: &mut [f32],
+    dst_shape: [usize; 2],
+    accum: Accum,
+    a: &[f32],
+    a_shape: [usize; 2],
+    b: &[f32],
+    b_shape: [usize; 2],
+    transpose: [bool; 2],
+    par: Par,
+) {
+    let lens = [dst_shape, a_shape, b_shape].map(|[r, c]| r * c);
+    for ((dst, a), b) in dst
+        .chunks_exact_mut(lens[0])
+        .zip(a.chunks_exact(lens[1]))
+        .zip(b.chunks_exact(lens[2]))
+    {
+        let a = MatRef::from_row_major_slice(a, a_shape[0], a_shape[1]);
+        let b = MatRef::from_row_major_slice(b, b_shape[0], b_shape[1]);
+        let a = if transpose[0] { a.transpose() } else { a };
+        let b = if transpose[1] { b.transpose() } else { b };
+        let dst = MatMut::from_row_major_slice_mut(dst, dst_shape[0], dst_shape[1]);
+        matmul(dst, accum, a, b, 1.0, par);
+    }
+}
+
+/// Forward cross-correlation of a geometry that [`applies`]: `y = conv2d(x, W)` (no bias).
+pub(super) fn forward(g: &Conv2dGeometry, input: &[f32], weight: &[f32]) -> Vec<f32> {
+    let tiling = Tiling::new(g);
+    let u = transform_filter(g, weight);
+    let (c_in, c_out) = (g.in_channels, g.out_channels);
+    let block = tiling.block_images(g.batch);
+    let par = inner_parallelism(g.batch, block);
+    let mut output = vec![0.0f32; g.batch * g.out_image_len()];
+    output
+        .par_chunks_mut(block * g.out_image_len())
+        .zip(input.par_chunks(block * g.in_image_len()))
+        .for_each(|(out_block, in_block)| {
+            let columns = in_block.len() / g.in_image_len() * tiling.per_image();
+            with_scratch(
+                [POSITIONS * c_in * columns, POSITIONS * c_out * columns],
+                |v, m| {
+                    transform_input(g, &tiling, in_block, v);
+                    position_gemms(
+                        m,
+                        [c_out, columns],
+                        Accum::Replace,
+                        &u,
+                        [c_out, c_in],
+                        v,
+                        [c_in, columns],
+                        [false, false],
+                        par,
+                    );
+                    transform_output(g, &tiling, m, out_block);
+                },
+            );
+        });
+    output
+}
+
+/// Input gradient of a geometry that [`applies`]: `∂L/∂x` for the output gradient `∂L/∂y`.
+pub(super) fn input_grad(g: &Conv2dGeometry, output_grad: &[f32], weight: &[f32]) -> Vec<f32> {
+    let tiling = Tiling::new(g);
+    let u = transform_filter(g, weight);
+    let (c_in, c_out) = (g.in_channels, g.out_channels);
+    let block = tiling.block_images(g.batch);
+    let par = inner_parallelism(g.batch, block);
+    let mut input_grad = vec![0.0f32; g.batch * g.in_image_len()];
+    input_grad
+        .par_chunks_mut(block * g.in_image_len())
+        .zip(output_grad.par_chunks(block * g.out_image_len()))
+        .for_each(|(in_block, grad_block)| {
+            let columns = grad_block.len() / g.out_image_len() * tiling.per_image();
+            with_scratch(
+                [POSITIONS * c_in * columns, POSITIONS * c_out * columns],
+                |v, m| {
+                    transform_output_adjoint(g, &tiling, grad_block, m);
+                    position_gemms(
+                        v,
+                        [c_in, columns],
+                        Accum::Replace,
+                        &u,
+                        [c_out, c_in],
+                        m,
+                        [c_out, columns],
+                        [true, false],
+                        par,
+                    );
+                    transform_input_adjoint(g, &tiling, v, in_block);
+                },
+            );
+        });
+    input_grad
+}
+
+/// Weight gradient of a geometry that [`applies`]: `∂L/∂W`, `[C_out, C_in, 3, 3]` flat.
+pub(super) fn weight_grad(g: &Conv2dGeometry, input: &[f32], output_grad: &[f32]) -> Vec<f32> {
+    let tiling = Tiling::new(g);
+    let (c_in, c_out) = (g.in_channels, g.out_channels);
+    let block = tiling.block_images(g.batch);
+    let par = inner_parallelism(g.batch, block);
+    let u_len = POSITIONS * c_out * c_in;
+    let accumulate = |mut u_grad: Vec<f32>, (in_block, grad_block): (&[f32], &[f32])| {
+        let columns = in_block.len() / g.in_image_len() * tiling.per_image();
+        with_scratch(
+            [POSITIONS * c_in * columns, POSITIONS * c_out * columns],
+            |v, m| {
+                transform_input(g, &tiling, in_block, v);
+                transform_output_adjoint(g, &tiling, grad_block, m);
+                position_gemms(
+                    &mut u_grad,
+                    [c_out, c_in],
+                    Accum::Add,
+                    m,
+                    [c_out, columns],
+                    v,
+                    [c_in, columns],
+                    [false, true],
+                    par,
+                );
+            },
+        );
+        u_grad
+    };
+    let u_grad = input
+        .par_chunks(block * g.in_image_len())
+        .zip(output_grad.par_chunks(block * g.out_image_len()))
+        .fold(|| vec![0.0f32; u_len], accumulate)
+        .reduce_with(|mut total, part| {
+            total.iter_mut().zip(&part).for_each(|(t, p)| *t += p);
+            total
+        })
+        .unwrap_or_else(|| vec![0.0; u_len]);
+    transform_filter_adjoint(g, &u_grad)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use burn::tensor::ops::ConvOptions;
+
+    fn geometry(batch: usize, c_in: usize, c_out: usize, size: [usize; 2]) -> Conv2dGeometry {
+        let options = ConvOptions::new([1, 1], [1, 1], [1, 1], 1);
+        Conv2dGeometry::conv2d(
+            [batch, c_in, size[0], size[1]],
+            [c_out, c_in, 3, 3],
+            &options,
+        )
+        .expect("valid geometry")
+    }
+
+    fn values(len: usize, seed: usize) -> Vec<f32> {
+        (0..len)
+            .map(|i| (((i * 7919 + seed * 104_729) % 1013) as f32 / 1013.0 - 0.5) * 2.0)
+            .collect()
+    }
+
+    /// `x[n, c, h + i − 1, w + j − 1]`, zero outside: the definition's read.
+    fn read(g: &Conv2dGeometry, n: usize, c: usize, h: usize, w: usize) -> Option<usize> {
+        let [height, width] = g.in_size;
+        let (h, w) = (h.wrapping_sub(1), w.wrapping_sub(1));
+        (h < height && w < width).then(|| ((n * g.in_channels + c) * height + h) * width + w)
+    }
+
+    /// The three maps by their definitions, in f64: `y`, `∂L/∂x`, `∂L/∂W`.
+    fn direct(g: &Conv2dGeometry, x: &[f32], w: &[f32], r: &[f32]) -> [Vec<f64>; 3] {
+        let [height, width] = g.in_size;
+        let (c_in, c_out) = (g.in_channels, g.out_channels);
+        let mut y = vec![0.0; g.batch * g.out_image_len()];
+        let mut dx = vec![0.0; x.len()];
+        let mut dw = vec![0.0; w.len()];
+        for n in 0..g.batch {
+            for o in 0..c_out {
+                for h in 0..height {
+                    for v in 0..width {
+                        let out = ((n * c_out + o) * height + h) * width + v;
+                        for c in 0..c_in {
+                            for i in 0..3 {
+                                for j in 0..3 {
+                                    let Some(at) = read(g, n, c, h + i, v + j) else {
+                                        continue;
+                                    };
+                                    let k = ((o * c_in + c) * 3 + i) * 3 + j;
+                                    y[out] += f64::from(w[k]) * f64::from(x[at]);
+                                    dx[at] += f64::from(w[k]) * f64::from(r[out]);
+                                    dw[k] += f64::from(r[out]) * f64::from(x[at]);
+                                }
+                            }
+                        }
+                    }
+                }
+            }
+        }
+        [y, dx, dw]
+    }
+
+    fn assert_close(what: &str, actual: &[f32], expected: &[f64]) {
+        assert_eq!(actual.len(), expected.len(), "{what} length");
+        let scale = expected.iter().fold(1e-6f64, |m, v| m.max(v.abs()));
+        for (i, (a, e)) in actual.iter().zip(expected).enumerate() {
+            assert!(
+                (f64::from(*a) - e).abs() <= 1e-5 * scale,
+                "{what}[{i}]: {a} vs {e} (scale {scale})"
+            );
+        }
+    }
+
+    #[test]
+    fn transforms_reproduce_the_definition_and_its_adjoints() {
+        // Ragged blocks (3 images in blocks of 2), a single tile row, an odd number of tile
+        // columns, and channel counts that differ.
+        for (batch, c_in, c_out, size) in [
+            (3, 16, 24, [6, 16]),
+            (2, 20, 16, [2, 16]),
+            (1, 16, 16, [4, 18]),
+        ] {
+            let g = geometry(batch, c_in, c_out, size);
+            assert!(applies(&g), "{g:?}");
+            let x = values(batch * g.in_image_len(), 1);
+            let w = values(c_out * c_in * 9, 2);
+            let r = values(batch * g.out_image_len(), 3);
+            let [y, dx, dw] = direct(&g, &x, &w, &r);
+            assert_close("y", &forward(&g, &x, &w), &y);
+            assert_close("∂L/∂x", &input_grad(&g, &r, &w), &dx);
+            assert_close("∂L/∂W", &weight_grad(&g, &x, &r), &dw);
+        }
+    }
+
+    #[test]
+    fn other_geometries_do_not_apply() {
+        let g = geometry(2, 16, 16, [8, 16]);
+        assert!(applies(&g));
+        let odd = geometry(2, 16, 16, [7, 16]);
+        assert!(!applies(&odd));
+        let narrow = geometry(2, 16, 16, [16, 8]);
+        assert!(!applies(&narrow));
+        let thin = geometry(2, 3, 64, [16, 16]);
+        assert!(!applies(&thin));
+        let strided = Conv2dGeometry::conv2d(
+            [2, 16, 16, 16],
+            [16, 16, 3, 3],
+            &ConvOptions::new([2, 2], [1, 1], [1, 1], 1),
+        )
+        .expect("valid geometry");
+        assert!(!applies(&strided));
+    }
+}
