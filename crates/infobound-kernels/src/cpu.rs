@@ -929,6 +929,44 @@ pub fn conv2d_forward_and_weight_grad(
     Ok((output, gradient))
 }
 
+/// Both gradients of the cross-correlation `geometry`: `(∂L/∂x, ∂L/∂W)`, as
+/// [`conv2d_input_grad`] and [`conv2d_weight_grad`]. Winograd geometries share one
+/// transformed output gradient per block between the two; the others run the two kernels.
+///
+/// # Errors
+/// [`KernelError::Shape`] if a slice length disagrees with `geometry`,
+/// [`KernelError::Options`] if `geometry.groups ≠ 1`.
+pub fn conv2d_input_and_weight_grad(
+    geometry: &Conv2dGeometry,
+    input: &[f32],
+    weight: &[f32],
+    output_grad: &[f32],
+) -> Result<(Vec<f32>, Vec<f32>), KernelError> {
+    let g = geometry;
+    check_single_group(g)?;
+    g.check_lengths(&[
+        ("input", input.len(), g.batch * g.in_image_len()),
+        ("weight", weight.len(), g.out_channels * g.patch_len()),
+        (
+            "output gradient",
+            output_grad.len(),
+            g.batch * g.out_image_len(),
+        ),
+    ])?;
+    if winograd_enabled() && winograd::applies(g) && g.batch > 0 {
+        return Ok(winograd::input_and_weight_grad(
+            g,
+            input,
+            weight,
+            output_grad,
+        ));
+    }
+    Ok((
+        conv2d_input_grad(g, output_grad, weight)?,
+        conv2d_weight_grad(g, input, output_grad)?,
+    ))
+}
+
 /// Input gradient `∂L/∂x = col2im(Wᵀ · ∂L/∂y)` of the cross-correlation `geometry`, i.e.
 /// `∂L/∂x[n, c, h', w'] = Σ W[o, c, i, j] · ∂L/∂y[n, o, h, w]` over `h' = h·s_h − p_h + i·d_h`,
 /// `w' = w·s_w − p_w + j·d_w`; returned as `[N, C_in, H, W]`, flat.

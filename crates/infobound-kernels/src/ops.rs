@@ -126,6 +126,26 @@ pub(crate) fn flex_from_vec_1d(values: Vec<f32>) -> FlexTensor {
     FlexTensor::from_data(TensorData::new(values, [len]))
 }
 
+/// `[N, C_in, H, W]`: the input space of `geometry`.
+fn input_shape(g: &Conv2dGeometry) -> [usize; 4] {
+    [g.batch, g.in_channels, g.in_size[0], g.in_size[1]]
+}
+
+/// `[N, C_out, H_out, W_out]`: the output space of `geometry`.
+fn output_shape(g: &Conv2dGeometry) -> [usize; 4] {
+    [g.batch, g.out_channels, g.out_size[0], g.out_size[1]]
+}
+
+/// `[C_out, C_in, k_h, k_w]`: the weight of `geometry`.
+fn weight_shape(g: &Conv2dGeometry) -> [usize; 4] {
+    [
+        g.out_channels,
+        g.in_channels,
+        g.kernel_size[0],
+        g.kernel_size[1],
+    ]
+}
+
 /// Forward of [`conv2d`] on flex primitives through [`cpu::conv2d_forward`].
 fn flex_conv2d(
     geometry: &Conv2dGeometry,
@@ -136,11 +156,7 @@ fn flex_conv2d(
     let (x, weight, bias) = (dense(x), dense(weight), bias.map(dense));
     let bias_values = bias.as_ref().map(values).transpose()?;
     let output = cpu::conv2d_forward(geometry, values(&x)?, values(&weight)?, bias_values)?;
-    let [out_h, out_w] = geometry.out_size;
-    Ok(flex_from_vec(
-        output,
-        [geometry.batch, geometry.out_channels, out_h, out_w],
-    ))
+    Ok(flex_from_vec(output, output_shape(geometry)))
 }
 
 /// `∂L/∂x` of the cross-correlation `geometry` (plus a per-channel `bias`) on flex primitives
@@ -158,10 +174,7 @@ fn flex_input_grad(
     if let Some(bias) = &bias {
         cpu::add_channel_bias(&mut input_grad, values(bias)?, height * width);
     }
-    Ok(flex_from_vec(
-        input_grad,
-        [geometry.batch, geometry.in_channels, height, width],
-    ))
+    Ok(flex_from_vec(input_grad, input_shape(geometry)))
 }
 
 /// `∂L/∂W` of the cross-correlation `geometry` on flex primitives.
@@ -172,15 +185,26 @@ fn flex_weight_grad(
 ) -> Result<FlexTensor, KernelError> {
     let (input, output_grad) = (dense(input), dense(output_grad));
     let gradient = cpu::conv2d_weight_grad(geometry, values(&input)?, values(&output_grad)?)?;
-    let [kernel_h, kernel_w] = geometry.kernel_size;
-    Ok(flex_from_vec(
-        gradient,
-        [
-            geometry.out_channels,
-            geometry.in_channels,
-            kernel_h,
-            kernel_w,
-        ],
+    Ok(flex_from_vec(gradient, weight_shape(geometry)))
+}
+
+/// [`cpu::conv2d_input_and_weight_grad`] on flex primitives: `(∂L/∂x, ∂L/∂W)`.
+fn flex_input_and_weight_grad(
+    geometry: &Conv2dGeometry,
+    input: FlexTensor,
+    weight: FlexTensor,
+    output_grad: FlexTensor,
+) -> Result<(FlexTensor, FlexTensor), KernelError> {
+    let (input, weight, output_grad) = (dense(input), dense(weight), dense(output_grad));
+    let (input_grad, gradient) = cpu::conv2d_input_and_weight_grad(
+        geometry,
+        values(&input)?,
+        values(&weight)?,
+        values(&output_grad)?,
+    )?;
+    Ok((
+        flex_from_vec(input_grad, input_shape(geometry)),
+        flex_from_vec(gradient, weight_shape(geometry)),
     ))
 }
 
@@ -198,22 +222,9 @@ fn flex_forward_and_weight_grad(
         values(&weight)?,
         values(&output_grad)?,
     )?;
-    let [out_h, out_w] = geometry.out_size;
-    let [kernel_h, kernel_w] = geometry.kernel_size;
     Ok((
-        flex_from_vec(
-            output,
-            [geometry.batch, geometry.out_channels, out_h, out_w],
-        ),
-        flex_from_vec(
-            gradient,
-            [
-                geometry.out_channels,
-                geometry.in_channels,
-                kernel_h,
-                kernel_w,
-            ],
-        ),
+        flex_from_vec(output, output_shape(geometry)),
+        flex_from_vec(gradient, weight_shape(geometry)),
     ))
 }
 
@@ -269,18 +280,27 @@ impl<const N: usize> Backward<Flex, N> for Conv2dBackward<N> {
     ) {
         let grad = grads.consume::<Flex>(&ops.node);
         let (x, weight, geometry) = ops.state.retrieve(checkpointer);
-        if let Some(node) = &ops.parents[0] {
-            let x_grad = flex_input_grad(&geometry, grad.clone(), weight, None).expect(VALIDATED);
-            grads.register::<Flex>(node.id, x_grad);
-        }
         if let Some(Some(node)) = ops.parents.get(2) {
             let b_grad = flex_bias_grad(grad.clone(), geometry.out_channels, geometry.out_pixels())
                 .expect(VALIDATED);
             grads.register::<Flex>(node.id, b_grad);
         }
-        if let Some(node) = &ops.parents[1] {
-            let w_grad = flex_weight_grad(&geometry, x, grad).expect(VALIDATED);
-            grads.register::<Flex>(node.id, w_grad);
+        match (&ops.parents[0], &ops.parents[1]) {
+            (Some(x_node), Some(w_node)) => {
+                let (x_grad, w_grad) =
+                    flex_input_and_weight_grad(&geometry, x, weight, grad).expect(VALIDATED);
+                grads.register::<Flex>(x_node.id, x_grad);
+                grads.register::<Flex>(w_node.id, w_grad);
+            }
+            (Some(x_node), None) => {
+                let x_grad = flex_input_grad(&geometry, grad, weight, None).expect(VALIDATED);
+                grads.register::<Flex>(x_node.id, x_grad);
+            }
+            (None, Some(w_node)) => {
+                let w_grad = flex_weight_grad(&geometry, x, grad).expect(VALIDATED);
+                grads.register::<Flex>(w_node.id, w_grad);
+            }
+            (None, None) => {}
         }
     }
 }

@@ -118,7 +118,16 @@ fn conv2d_matches_burn_on_the_model_layers_and_edge_geometries() {
             [1, 1],
             true,
         ),
-        // ResNet-style 3×3 s1 p1 and 1×1 s2, no bias.
+        // ResNet-style 3×3 s1 p1 (the first on Winograd's path: ≥ 16 channels, even sizes,
+        // width ≥ 16; the second, odd-sized, on im2col) and 1×1 s2, no bias.
+        (
+            [3, 16, 6, 16],
+            [20, 16, 3, 3],
+            [1, 1],
+            [(1, 1), (1, 1)],
+            [1, 1],
+            true,
+        ),
         (
             [2, 4, 9, 7],
             [5, 4, 3, 3],
@@ -455,6 +464,71 @@ fn training_with_forward_fast_follows_the_same_loss_curve() {
     let (fast, reference) = (curve(true), curve(false));
     assert!(
         reference[0] > reference[7],
+        "the reference run must learn: {reference:?}"
+    );
+    assert!(
+        relative_error(&fast, &reference) <= 1e-4,
+        "{fast:?} vs {reference:?}"
+    );
+}
+
+/// Two 3×3 "same" convolutions with 16 channels on 16-px images — the geometry that runs
+/// Winograd's F(2×2, 3×3) — trained for 200 Adam steps with `forward_fast` and with
+/// `forward` from the same parameters: the loss curves agree to float tolerance throughout.
+#[test]
+fn winograd_training_follows_the_same_loss_curve() {
+    use burn::module::Module;
+    use burn::nn::conv::Conv2d;
+    use burn::optim::{AdamConfig, GradientsParams};
+
+    #[derive(Module, Debug)]
+    struct TwoConvs {
+        first: Conv2d,
+        second: Conv2d,
+    }
+
+    impl TwoConvs {
+        fn loss(&self, x: Tensor<4>, fast: bool) -> Tensor<1> {
+            let y = if fast {
+                let h = self.first.forward_fast(x.clone()).expect("valid");
+                let h = burn::tensor::activation::relu(h);
+                self.second.forward_fast(h).expect("valid")
+            } else {
+                let h = burn::tensor::activation::relu(self.first.forward(x.clone()));
+                self.second.forward(h)
+            };
+            (y - x).powf_scalar(2.0).mean()
+        }
+    }
+
+    const STEPS: usize = 200;
+    let device = Device::flex().autodiff();
+    let layer = |channels: [usize; 2]| {
+        Conv2dConfig::new(channels, [3, 3])
+            .with_padding(PaddingConfig2d::Explicit(1, 1, 1, 1))
+            .init(&device)
+    };
+    let initial = TwoConvs {
+        first: layer([16, 24]),
+        second: layer([24, 16]),
+    };
+    let x = tensor([3, 16, 16, 16], 12, &device);
+    let curve = |fast: bool| {
+        let mut model = initial.clone();
+        let mut optimizer = AdamConfig::new().init();
+        (0..STEPS)
+            .map(|_| {
+                let loss = model.loss(x.clone(), fast);
+                let value = loss.clone().into_scalar::<f32>();
+                let grads = GradientsParams::from_grads(loss.backward(), &model);
+                model = optimizer.step(1e-3, model.clone(), grads);
+                value
+            })
+            .collect::<Vec<f32>>()
+    };
+    let (fast, reference) = (curve(true), curve(false));
+    assert!(
+        reference[STEPS - 1] < 0.5 * reference[0],
         "the reference run must learn: {reference:?}"
     );
     assert!(

@@ -561,6 +561,70 @@ pub(super) fn weight_grad(g: &Conv2dGeometry, input: &[f32], output_grad: &[f32]
     transform_filter_adjoint(g, &u_grad)
 }
 
+/// Both gradients of a geometry that [`applies`] from one `∂L/∂M` per block:
+/// `(∂L/∂x, ∂L/∂W)`. The weight gradient's GEMMs read `V` and `∂L/∂M`, after which `V`'s buffer
+/// takes `∂L/∂V` for the input gradient.
+pub(super) fn input_and_weight_grad(
+    g: &Conv2dGeometry,
+    input: &[f32],
+    weight: &[f32],
+    output_grad: &[f32],
+) -> (Vec<f32>, Vec<f32>) {
+    let tiling = Tiling::new(g);
+    let u = transform_filter(g, weight);
+    let (c_in, c_out) = (g.in_channels, g.out_channels);
+    let block = tiling.block_images(g.batch);
+    let par = inner_parallelism(g.batch, block);
+    let u_len = POSITIONS * c_out * c_in;
+    let mut input_grad = vec![0.0f32; g.batch * g.in_image_len()];
+    let both = |mut u_grad: Vec<f32>,
+                ((dx_block, in_block), grad_block): ((&mut [f32], &[f32]), &[f32])| {
+        let columns = in_block.len() / g.in_image_len() * tiling.per_image();
+        with_scratch(
+            [POSITIONS * c_in * columns, POSITIONS * c_out * columns],
+            |v, m| {
+                transform_input(g, &tiling, in_block, v);
+                transform_output_adjoint(g, &tiling, grad_block, m);
+                position_gemms(
+                    &mut u_grad,
+                    [c_out, c_in],
+                    Accum::Add,
+                    m,
+                    [c_out, columns],
+                    v,
+                    [c_in, columns],
+                    [false, true],
+                    par,
+                );
+                position_gemms(
+                    v,
+                    [c_in, columns],
+                    Accum::Replace,
+                    &u,
+                    [c_out, c_in],
+                    m,
+                    [c_out, columns],
+                    [true, false],
+                    par,
+                );
+                transform_input_adjoint(g, &tiling, v, dx_block);
+            },
+        );
+        u_grad
+    };
+    let u_grad = input_grad
+        .par_chunks_mut(block * g.in_image_len())
+        .zip(input.par_chunks(block * g.in_image_len()))
+        .zip(output_grad.par_chunks(block * g.out_image_len()))
+        .fold(|| vec![0.0f32; u_len], both)
+        .reduce_with(|mut total, part| {
+            total.iter_mut().zip(&part).for_each(|(t, p)| *t += p);
+            total
+        })
+        .unwrap_or_else(|| vec![0.0; u_len]);
+    (input_grad, transform_filter_adjoint(g, &u_grad))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -650,6 +714,9 @@ mod tests {
             assert_close("y", &forward(&g, &x, &w), &y);
             assert_close("∂L/∂x", &input_grad(&g, &r, &w), &dx);
             assert_close("∂L/∂W", &weight_grad(&g, &x, &r), &dw);
+            let (fused_dx, fused_dw) = input_and_weight_grad(&g, &x, &w, &r);
+            assert_close("fused ∂L/∂x", &fused_dx, &dx);
+            assert_close("fused ∂L/∂W", &fused_dw, &dw);
         }
     }
 
