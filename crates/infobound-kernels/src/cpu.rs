@@ -1062,13 +1062,16 @@ pub fn bias_grad(
             output_grad.len()
         )));
     }
-    let mut gradient = vec![0.0f32; channels];
-    for image in output_grad.chunks_exact(image_len) {
-        for (g, plane) in gradient.iter_mut().zip(image.chunks_exact(pixels)) {
-            *g += norm::lane_sum(plane, |v| v) as f32;
-        }
-    }
-    Ok(gradient)
+    // Channels in parallel, each summed over its planes in f64.
+    Ok((0..channels)
+        .into_par_iter()
+        .map(|c| {
+            output_grad
+                .chunks_exact(image_len)
+                .map(|image| norm::lane_sum(&image[c * pixels..(c + 1) * pixels], |v| v))
+                .sum::<f64>() as f32
+        })
+        .collect())
 }
 
 #[cfg(test)]

@@ -3,8 +3,9 @@
 //! Flex has no convolution backward kernels of its own: Burn's generic formula computes each
 //! weight gradient as a convolution whose kernel is the output gradient, plus layout copies,
 //! which dominates a conv-VAE training step on CPU. This crate computes forward and weight
-//! gradient of a 2-D convolution as im2col + one GEMM per batch block ([`cpu`]), and plugs them
-//! into Burn's autodiff graph with a hand-written backward ([`conv2d`], [`conv_transpose2d`]).
+//! gradient of a 2-D convolution as im2col + one GEMM per batch block ([`cpu`]) — or, for 3×3
+//! stride-1 "same" convolutions with at least 16 channels, as Winograd's F(2×2, 3×3) with 16
+//! smaller GEMMs ([`cpu::set_winograd`]) — and plugs them into Burn's autodiff graph with a hand-written backward ([`conv2d`], [`conv_transpose2d`]).
 //! Training-mode batch norm gets the same treatment ([`batch_norm_train`]: two passes forward
 //! and two backward instead of Burn's generic composition of reductions and broadcasts).
 //! Operands on any other backend, dtype or with `groups > 1` take Burn's generic ops, so
