@@ -38,6 +38,7 @@ use crate::KernelError;
 
 mod norm;
 mod winograd;
+pub(crate) use norm::lane_sum2;
 pub use norm::{
     BatchNormGradients, BatchNormStatistics, batch_norm_train_backward, batch_norm_train_forward,
 };

@@ -37,10 +37,12 @@
 mod batch_norm;
 pub mod cpu;
 mod error;
+mod likelihood;
 mod modules;
 mod ops;
 
 pub use batch_norm::batch_norm_train;
 pub use error::KernelError;
+pub use likelihood::{PixelLikelihood, pixel_negative_log_likelihood};
 pub use modules::{FastBatchNorm, FastConv};
 pub use ops::{conv_transpose2d, conv2d};

@@ -1,6 +1,7 @@
-//! The one place the networks run a convolution or a batch norm: through `infobound-kernels`
-//! when the `flex-kernels` feature is on (same parameters, faster forward and backward on flex,
-//! Burn's own op on other backends), through Burn's module otherwise.
+//! The one place the networks run a convolution, a batch norm or the decoder's pixel
+//! likelihood: through `infobound-kernels` when the `flex-kernels` feature is on (same
+//! parameters and values, faster forward and backward on flex, Burn's own ops on other
+//! backends), through Burn's modules and tensor ops otherwise.
 
 #[cfg(feature = "flex-kernels")]
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -10,6 +11,7 @@ use burn::nn::conv::{Conv2d, ConvTranspose2d};
 use burn::tensor::Tensor;
 
 use crate::ModelError;
+use crate::vae::Likelihood;
 
 #[cfg(feature = "flex-kernels")]
 static GENERIC_LAYERS: AtomicBool = AtomicBool::new(false);
@@ -81,4 +83,41 @@ pub(crate) fn batch_norm(norm: &BatchNorm, x: Tensor<4>) -> Result<Tensor<4>, Mo
 #[cfg(not(feature = "flex-kernels"))]
 pub(crate) fn batch_norm(norm: &BatchNorm, x: Tensor<4>) -> Result<Tensor<4>, ModelError> {
     Ok(norm.forward(x))
+}
+
+/// `likelihood`'s per-sample negative log-likelihood of `x` under `logits`.
+#[cfg(feature = "flex-kernels")]
+pub(crate) fn pixel_negative_log_likelihood(
+    likelihood: Likelihood,
+    logits: Tensor<4>,
+    x: Tensor<4>,
+) -> Result<Tensor<1>, ModelError> {
+    use infobound_kernels::PixelLikelihood;
+    if generic() {
+        return Ok(likelihood.composed(logits, x));
+    }
+    let kind = match likelihood {
+        Likelihood::Bernoulli => PixelLikelihood::BernoulliLogits,
+        Likelihood::Gaussian => PixelLikelihood::SigmoidSquaredError,
+    };
+    Ok(infobound_kernels::pixel_negative_log_likelihood(
+        kind, logits, x,
+    )?)
+}
+
+/// `likelihood`'s per-sample negative log-likelihood of `x` under `logits`.
+#[cfg(not(feature = "flex-kernels"))]
+pub(crate) fn pixel_negative_log_likelihood(
+    likelihood: Likelihood,
+    logits: Tensor<4>,
+    x: Tensor<4>,
+) -> Result<Tensor<1>, ModelError> {
+    if logits.dims() != x.dims() {
+        return Err(ModelError::Shape(format!(
+            "logits {:?} and images {:?} differ in shape",
+            logits.dims(),
+            x.dims()
+        )));
+    }
+    Ok(likelihood.composed(logits, x))
 }

@@ -61,6 +61,24 @@ pub(crate) fn lane_sum(a: &[f32], f: impl Fn(f32) -> f32) -> f64 {
     lanes.iter().map(|&l| f64::from(l)).sum::<f64>() + tail
 }
 
+/// `Σ f(a_i, b_i)`, as [`lane_sum`].
+pub(crate) fn lane_sum2(a: &[f32], b: &[f32], f: impl Fn(f32, f32) -> f32) -> f64 {
+    let mut lanes = [0.0f32; 8];
+    let (chunks_a, chunks_b) = (a.chunks_exact(8), b.chunks_exact(8));
+    let tail: f64 = chunks_a
+        .remainder()
+        .iter()
+        .zip(chunks_b.remainder())
+        .map(|(&x, &y)| f64::from(f(x, y)))
+        .sum();
+    for (x, y) in chunks_a.zip(chunks_b) {
+        for k in 0..8 {
+            lanes[k] += f(x[k], y[k]);
+        }
+    }
+    lanes.iter().map(|&l| f64::from(l)).sum::<f64>() + tail
+}
+
 /// `(Σ f(a_i, b_i), Σ h(a_i, b_i))` in one pass, as [`lane_sum`].
 fn lane_sums(
     a: &[f32],

@@ -95,7 +95,7 @@ impl ObjectiveConfig {
         discriminator: Option<&Discriminator>,
     ) -> Result<LossOutput, ModelError> {
         let reconstruction = likelihood
-            .negative_log_likelihood(forward.logits.clone(), forward.x.clone())
+            .negative_log_likelihood(forward.logits.clone(), forward.x.clone())?
             .mean();
         match self {
             Self::BetaVae(c) => c.loss(forward, reconstruction),

@@ -223,9 +223,21 @@ impl Vae {
 
 impl Likelihood {
     /// Per-sample negative log-likelihood (up to constants) [B]: see the variant docs.
-    pub fn negative_log_likelihood(self, logits: Tensor<4>, x: Tensor<4>) -> Tensor<1> {
+    ///
+    /// # Errors
+    /// [`ModelError`] if `logits` and `x` differ in shape.
+    pub fn negative_log_likelihood(
+        self,
+        logits: Tensor<4>,
+        x: Tensor<4>,
+    ) -> Result<Tensor<1>, ModelError> {
+        crate::layers::pixel_negative_log_likelihood(self, logits, x)
+    }
+
+    /// The same from Burn's tensor ops. BCE with logits in its stable form
+    /// `max(l, 0) − l·x + log(1 + exp(−|l|))`.
+    pub(crate) fn composed(self, logits: Tensor<4>, x: Tensor<4>) -> Tensor<1> {
         let per_pixel = match self {
-            // BCE with logits, stable form: max(l, 0) − l·x + log(1 + exp(−|l|)).
             Self::Bernoulli => {
                 relu(logits.clone()) - logits.clone() * x + (-logits.abs()).exp().log1p()
             }
