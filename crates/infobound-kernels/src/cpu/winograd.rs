@@ -114,21 +114,35 @@ impl Tiling {
     }
 }
 
-/// Scratch for one tile row of a transform: 16 lane arrays of `cols` tiles, plus the even and
-/// odd columns of four padded input rows (`cols + 1` each).
-struct TileRow {
-    lanes: Vec<f32>,
+/// Scratch for the input transform of one channel plane: the even and odd columns of every
+/// padded row (`cols + 1` each) and 16 lane arrays of `cols` tiles.
+struct PlaneScratch {
+    cols: usize,
     even: Vec<f32>,
     odd: Vec<f32>,
+    lanes: Vec<f32>,
 }
 
-impl TileRow {
-    fn new(cols: usize) -> Self {
+impl PlaneScratch {
+    /// For `padded_rows = H + 2` rows of `cols = W / 2` tiles.
+    fn new(padded_rows: usize, cols: usize) -> Self {
         Self {
-            lanes: vec![0.0; POSITIONS * cols],
-            even: vec![0.0; 4 * (cols + 1)],
-            odd: vec![0.0; 4 * (cols + 1)],
+            cols,
+            even: vec![0.0; padded_rows * (cols + 1)],
+            odd: vec![0.0; padded_rows * (cols + 1)],
+            lanes: vec![0.0; padded_rows.max(4) * 4 * cols],
         }
+    }
+
+    /// The even and odd columns of padded row `p`.
+    fn row(&self, p: usize) -> (&[f32], &[f32]) {
+        let at = p * (self.cols + 1)..(p + 1) * (self.cols + 1);
+        (&self.even[at.clone()], &self.odd[at])
+    }
+
+    fn row_mut(&mut self, p: usize) -> (&mut [f32], &mut [f32]) {
+        let at = p * (self.cols + 1)..(p + 1) * (self.cols + 1);
+        (&mut self.even[at.clone()], &mut self.odd[at])
     }
 }
 
@@ -149,64 +163,68 @@ fn lanes3(out: &mut [f32], a: &[f32], b: &[f32], c: &[f32], f: impl Fn(f32, f32,
 /// `V[ξ, c, t] = (Bᵀ d B)_ξ` for every channel `c` and tile `t` of a block of `images`
 /// (`[n, C, H, W]`); `v` is `16 × C × (n·tiles)`, row-major.
 ///
-/// A tile row at a time, vectorised over its tiles: tile `t` reads padded columns
-/// `2t … 2t + 3`, i.e. `even[t], odd[t], even[t + 1], odd[t + 1]` of the padded row split into
-/// even and odd columns, so every step is a contiguous lane-wise operation and each of the
-/// 16 outputs is one contiguous run of `V`.
+/// Vectorised over a tile row: tile `t` reads padded columns `2t … 2t + 3`, i.e.
+/// `even[t], odd[t], even[t + 1], odd[t + 1]` of the padded row split into even and odd
+/// columns, so every step is a contiguous lane-wise operation. `Bᵀ` along the rows runs once
+/// per padded row (`e[p][j]`, shared by the two tile rows that read it), `Bᵀ` down the columns
+/// once per tile row, straight into `V`'s 16 contiguous runs.
 fn transform_input(g: &Conv2dGeometry, tiling: &Tiling, images: &[f32], v: &mut [f32]) {
     let [height, width] = g.in_size;
     let columns = images.len() / g.in_image_len() * tiling.per_image();
     let plane_stride = g.in_channels * columns;
     let cols = tiling.cols;
-    let mut scratch = TileRow::new(cols);
+    let padded_rows = height + 2;
+    let mut scratch = PlaneScratch::new(padded_rows, cols);
     for (n, image) in images.chunks_exact(g.in_image_len()).enumerate() {
         for (c, plane) in image.chunks_exact(height * width).enumerate() {
-            for ty in 0..tiling.rows {
-                let TileRow { lanes, even, odd } = &mut scratch;
-                // Padded rows 2ty − 1 … 2ty + 2, split into even / odd padded columns
-                // (padded column p is input column p − 1).
-                for (r, (even, odd)) in even
-                    .chunks_exact_mut(cols + 1)
-                    .zip(odd.chunks_exact_mut(cols + 1))
-                    .enumerate()
-                {
-                    match (2 * ty + r).checked_sub(1).filter(|&h| h < height) {
-                        Some(h) => {
-                            let row = &plane[h * width..(h + 1) * width];
-                            even[0] = 0.0;
-                            even[1..]
-                                .iter_mut()
-                                .zip(row[1..].chunks(2))
-                                .for_each(|(e, pair)| *e = pair[0]);
-                            odd[..cols]
-                                .iter_mut()
-                                .zip(row.chunks_exact(2))
-                                .for_each(|(o, pair)| *o = pair[0]);
-                            odd[cols] = 0.0;
-                        }
-                        None => {
-                            even.fill(0.0);
-                            odd.fill(0.0);
-                        }
+            // Padded row p is input row p − 1 (zero for p = 0 and p = H + 1); padded column
+            // q is input column q − 1.
+            for p in 0..padded_rows {
+                let (even, odd) = scratch.row_mut(p);
+                match p.checked_sub(1).filter(|&h| h < height) {
+                    Some(h) => {
+                        let row = &plane[h * width..(h + 1) * width];
+                        even[0] = 0.0;
+                        even[1..]
+                            .iter_mut()
+                            .zip(row[1..].chunks(2))
+                            .for_each(|(e, pair)| *e = pair[0]);
+                        odd[..cols]
+                            .iter_mut()
+                            .zip(row.chunks_exact(2))
+                            .for_each(|(o, pair)| *o = pair[0]);
+                        odd[cols] = 0.0;
+                    }
+                    None => {
+                        even.fill(0.0);
+                        odd.fill(0.0);
                     }
                 }
-                // Bᵀ along each row: e[r][j], lanes (4r + j).
-                for (r, e) in lanes.chunks_exact_mut(4 * cols).enumerate() {
-                    let ev = &even[r * (cols + 1)..(r + 1) * (cols + 1)];
-                    let od = &odd[r * (cols + 1)..(r + 1) * (cols + 1)];
-                    let (e0, rest) = e.split_at_mut(cols);
-                    let (e1, rest) = rest.split_at_mut(cols);
-                    let (e2, e3) = rest.split_at_mut(cols);
-                    lanes2(e0, &ev[..cols], &ev[1..], |a, b| a - b);
-                    lanes2(e1, &od[..cols], &ev[1..], |a, b| a + b);
-                    lanes2(e2, &ev[1..], &od[..cols], |a, b| a - b);
-                    lanes2(e3, &od[..cols], &od[1..], |a, b| a - b);
-                }
-                // Bᵀ down each column, straight into V.
+            }
+            // Bᵀ along each padded row: e[p][j] in lanes (4p + j).
+            let PlaneScratch {
+                even, odd, lanes, ..
+            } = &mut scratch;
+            for ((e, ev), od) in lanes
+                .chunks_exact_mut(4 * cols)
+                .zip(even.chunks_exact(cols + 1))
+                .zip(odd.chunks_exact(cols + 1))
+            {
+                let (e0, rest) = e.split_at_mut(cols);
+                let (e1, rest) = rest.split_at_mut(cols);
+                let (e2, e3) = rest.split_at_mut(cols);
+                lanes2(e0, &ev[..cols], &ev[1..], |a, b| a - b);
+                lanes2(e1, &od[..cols], &ev[1..], |a, b| a + b);
+                lanes2(e2, &ev[1..], &od[..cols], |a, b| a - b);
+                lanes2(e3, &od[..cols], &od[1..], |a, b| a - b);
+            }
+            // Bᵀ down each column of tile row ty (padded rows 2ty … 2ty + 3), into V.
+            let lane = |p: usize, j: usize| &lanes[(4 * p + j) * cols..(4 * p + j + 1) * cols];
+            for ty in 0..tiling.rows {
                 let base = c * columns + n * tiling.per_image() + ty * cols;
-                let lane = |r: usize, j: usize| &lanes[(4 * r + j) * cols..(4 * r + j + 1) * cols];
                 for j in 0..4 {
-                    let (r0, r1, r2, r3) = (lane(0, j), lane(1, j), lane(2, j), lane(3, j));
+                    let r = |k: usize| lane(2 * ty + k, j);
+                    let (r0, r1, r2, r3) = (r(0), r(1), r(2), r(3));
                     let at = |i: usize| (4 * i + j) * plane_stride + base;
                     lanes2(&mut v[at(0)..at(0) + cols], r0, r2, |a, b| a - b);
                     lanes2(&mut v[at(1)..at(1) + cols], r1, r2, |a, b| a + b);
@@ -247,24 +265,30 @@ fn transform_filter_adjoint(g: &Conv2dGeometry, u: &[f32]) -> Vec<f32> {
     weight
 }
 
-/// The adjoint of [`transform_input`]: adds `B (∂L/∂V) Bᵀ` of every tile onto `images`,
-/// a tile row at a time as there (overlapping tiles meet in the padded even / odd rows).
+/// The adjoint of [`transform_input`]: adds `B (∂L/∂V) Bᵀ` of every tile onto `images`.
+/// Per tile row, `B` down the columns gives `w[r][j]`; `B` along the rows is added into the
+/// even / odd columns of padded rows `2ty … 2ty + 3` (tile `t` adds at `even[t], odd[t],
+/// even[t + 1], odd[t + 1]`, where neighbouring tiles overlap), and each padded row is added
+/// onto its image row once per plane.
 fn transform_input_adjoint(g: &Conv2dGeometry, tiling: &Tiling, v: &[f32], images: &mut [f32]) {
     let [height, width] = g.in_size;
     let columns = images.len() / g.in_image_len() * tiling.per_image();
     let plane_stride = g.in_channels * columns;
     let cols = tiling.cols;
-    let mut scratch = TileRow::new(cols);
+    let padded_rows = height + 2;
+    let mut scratch = PlaneScratch::new(padded_rows, cols);
     for (n, image) in images.chunks_exact_mut(g.in_image_len()).enumerate() {
         for (c, plane) in image.chunks_exact_mut(height * width).enumerate() {
+            scratch.even.fill(0.0);
+            scratch.odd.fill(0.0);
             for ty in 0..tiling.rows {
-                let TileRow { lanes, even, odd } = &mut scratch;
                 let base = c * columns + n * tiling.per_image() + ty * cols;
                 let dv = |i: usize, j: usize| {
                     let at = (4 * i + j) * plane_stride + base;
                     &v[at..at + cols]
                 };
                 // B down each column: w[r][j] in lanes (4r + j).
+                let lanes = &mut scratch.lanes[..POSITIONS * cols];
                 for j in 0..4 {
                     let (v0, v1, v2, v3) = (dv(0, j), dv(1, j), dv(2, j), dv(3, j));
                     let mut w = lanes.chunks_exact_mut(cols).skip(j).step_by(4);
@@ -274,45 +298,37 @@ fn transform_input_adjoint(g: &Conv2dGeometry, tiling: &Tiling, v: &[f32], image
                     lanes3(next(), v1, v2, v0, |a, b, c| a + b - c);
                     lanes2(next(), v3, v3, |a, _| -a);
                 }
-                // B along each row, accumulated into the padded row's even / odd columns:
-                // tile t adds dd[r][0..4] at even[t], odd[t], even[t + 1], odd[t + 1].
-                even.fill(0.0);
-                odd.fill(0.0);
-                for (r, w) in lanes.chunks_exact(4 * cols).enumerate() {
+                // B along each row, accumulated into padded row 2ty + r.
+                for r in 0..4 {
+                    let w = &scratch.lanes[4 * r * cols..4 * (r + 1) * cols];
                     let (w0, rest) = w.split_at(cols);
                     let (w1, rest) = rest.split_at(cols);
                     let (w2, w3) = rest.split_at(cols);
-                    let ev = &mut even[r * (cols + 1)..(r + 1) * (cols + 1)];
-                    let od = &mut odd[r * (cols + 1)..(r + 1) * (cols + 1)];
+                    let at = (2 * ty + r) * (cols + 1)..(2 * ty + r + 1) * (cols + 1);
+                    let ev = &mut scratch.even[at.clone()];
                     ev[..cols].iter_mut().zip(w0).for_each(|(e, &a)| *e += a);
-                    od[..cols]
-                        .iter_mut()
-                        .zip(w1.iter().zip(w2).zip(w3))
-                        .for_each(|(o, ((&a, &b), &c))| *o += a - b + c);
                     ev[1..]
                         .iter_mut()
                         .zip(w1.iter().zip(w2).zip(w0))
                         .for_each(|(e, ((&a, &b), &c))| *e += a + b - c);
+                    let od = &mut scratch.odd[at];
+                    od[..cols]
+                        .iter_mut()
+                        .zip(w1.iter().zip(w2).zip(w3))
+                        .for_each(|(o, ((&a, &b), &c))| *o += a - b + c);
                     od[1..].iter_mut().zip(w3).for_each(|(o, &a)| *o -= a);
                 }
-                // Padded column p is input column p − 1: row[2k] gets odd[k], row[2k + 1]
-                // gets even[k + 1]; even[0] and odd[cols] are padding.
-                for (r, (ev, od)) in even
-                    .chunks_exact(cols + 1)
-                    .zip(odd.chunks_exact(cols + 1))
-                    .enumerate()
-                {
-                    let Some(h) = (2 * ty + r).checked_sub(1).filter(|&h| h < height) else {
-                        continue;
-                    };
-                    let row = &mut plane[h * width..(h + 1) * width];
-                    row.chunks_exact_mut(2)
-                        .zip(od[..cols].iter().zip(&ev[1..]))
-                        .for_each(|(pair, (&o, &e))| {
-                            pair[0] += o;
-                            pair[1] += e;
-                        });
-                }
+            }
+            // Padded row p is input row p − 1; input column 2k gets odd[k], 2k + 1 gets
+            // even[k + 1] (even[0] and odd[cols] are padding).
+            for (h, row) in plane.chunks_exact_mut(width).enumerate() {
+                let (ev, od) = scratch.row(h + 1);
+                row.chunks_exact_mut(2)
+                    .zip(od[..cols].iter().zip(&ev[1..]))
+                    .for_each(|(pair, (&o, &e))| {
+                        pair[0] += o;
+                        pair[1] += e;
+                    });
             }
         }
     }
