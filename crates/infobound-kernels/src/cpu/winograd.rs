@@ -503,142 +503,114 @@ pub(super) fn forward(g: &Conv2dGeometry, input: &[f32], weight: &[f32]) -> Vec<
 
 /// Input gradient of a geometry that [`applies`]: `∂L/∂x` for the output gradient `∂L/∂y`.
 pub(super) fn input_grad(g: &Conv2dGeometry, output_grad: &[f32], weight: &[f32]) -> Vec<f32> {
-    let tiling = Tiling::new(g);
-    let u = transform_filter(g, weight);
-    let (c_in, c_out) = (g.in_channels, g.out_channels);
-    let block = tiling.block_images(g.batch);
-    let par = inner_parallelism(g.batch, block);
-    let mut input_grad = vec![0.0f32; g.batch * g.in_image_len()];
-    input_grad
-        .par_chunks_mut(block * g.in_image_len())
-        .zip(output_grad.par_chunks(block * g.out_image_len()))
-        .for_each(|(in_block, grad_block)| {
-            let columns = grad_block.len() / g.out_image_len() * tiling.per_image();
-            with_scratch(
-                [POSITIONS * c_in * columns, POSITIONS * c_out * columns],
-                |v, m| {
-                    transform_output_adjoint(g, &tiling, grad_block, m);
-                    position_gemms(
-                        v,
-                        [c_in, columns],
-                        Accum::Replace,
-                        &u,
-                        [c_out, c_in],
-                        m,
-                        [c_out, columns],
-                        [true, false],
-                        par,
-                    );
-                    transform_input_adjoint(g, &tiling, v, in_block);
-                },
-            );
-        });
-    input_grad
+    let (input_grad, _) = backward(g, None, Some(weight), output_grad);
+    input_grad.unwrap_or_default()
 }
 
 /// Weight gradient of a geometry that [`applies`]: `∂L/∂W`, `[C_out, C_in, 3, 3]` flat.
 pub(super) fn weight_grad(g: &Conv2dGeometry, input: &[f32], output_grad: &[f32]) -> Vec<f32> {
-    let tiling = Tiling::new(g);
-    let (c_in, c_out) = (g.in_channels, g.out_channels);
-    let block = tiling.block_images(g.batch);
-    let par = inner_parallelism(g.batch, block);
-    let u_len = POSITIONS * c_out * c_in;
-    let accumulate = |mut u_grad: Vec<f32>, (in_block, grad_block): (&[f32], &[f32])| {
-        let columns = in_block.len() / g.in_image_len() * tiling.per_image();
-        with_scratch(
-            [POSITIONS * c_in * columns, POSITIONS * c_out * columns],
-            |v, m| {
-                transform_input(g, &tiling, in_block, v);
-                transform_output_adjoint(g, &tiling, grad_block, m);
-                position_gemms(
-                    &mut u_grad,
-                    [c_out, c_in],
-                    Accum::Add,
-                    m,
-                    [c_out, columns],
-                    v,
-                    [c_in, columns],
-                    [false, true],
-                    par,
-                );
-            },
-        );
-        u_grad
-    };
-    let u_grad = input
-        .par_chunks(block * g.in_image_len())
-        .zip(output_grad.par_chunks(block * g.out_image_len()))
-        .fold(|| vec![0.0f32; u_len], accumulate)
-        .reduce_with(|mut total, part| {
-            total.iter_mut().zip(&part).for_each(|(t, p)| *t += p);
-            total
-        })
-        .unwrap_or_else(|| vec![0.0; u_len]);
-    transform_filter_adjoint(g, &u_grad)
+    let (_, weight_grad) = backward(g, Some(input), None, output_grad);
+    weight_grad.unwrap_or_default()
 }
 
 /// Both gradients of a geometry that [`applies`] from one `∂L/∂M` per block:
-/// `(∂L/∂x, ∂L/∂W)`. The weight gradient's GEMMs read `V` and `∂L/∂M`, after which `V`'s buffer
-/// takes `∂L/∂V` for the input gradient.
+/// `(∂L/∂x, ∂L/∂W)`.
 pub(super) fn input_and_weight_grad(
     g: &Conv2dGeometry,
     input: &[f32],
     weight: &[f32],
     output_grad: &[f32],
 ) -> (Vec<f32>, Vec<f32>) {
+    let (input_grad, weight_grad) = backward(g, Some(input), Some(weight), output_grad);
+    (
+        input_grad.unwrap_or_default(),
+        weight_grad.unwrap_or_default(),
+    )
+}
+
+/// The gradients that the given operands allow: `∂L/∂x` from the `weight`, `∂L/∂W` from the
+/// `input`. Each block transforms the output gradient once (`∂L/∂M`); the weight gradient's
+/// GEMMs read `V` and `∂L/∂M`, after which `V`'s buffer takes `∂L/∂V` for the input gradient.
+fn backward(
+    g: &Conv2dGeometry,
+    input: Option<&[f32]>,
+    weight: Option<&[f32]>,
+    output_grad: &[f32],
+) -> (Option<Vec<f32>>, Option<Vec<f32>>) {
     let tiling = Tiling::new(g);
-    let u = transform_filter(g, weight);
+    let u = weight.map(|weight| transform_filter(g, weight));
     let (c_in, c_out) = (g.in_channels, g.out_channels);
     let block = tiling.block_images(g.batch);
     let par = inner_parallelism(g.batch, block);
-    let u_len = POSITIONS * c_out * c_in;
-    let mut input_grad = vec![0.0f32; g.batch * g.in_image_len()];
-    let both = |mut u_grad: Vec<f32>,
-                ((dx_block, in_block), grad_block): ((&mut [f32], &[f32]), &[f32])| {
-        let columns = in_block.len() / g.in_image_len() * tiling.per_image();
-        with_scratch(
-            [POSITIONS * c_in * columns, POSITIONS * c_out * columns],
-            |v, m| {
-                transform_input(g, &tiling, in_block, v);
-                transform_output_adjoint(g, &tiling, grad_block, m);
-                position_gemms(
-                    &mut u_grad,
-                    [c_out, c_in],
-                    Accum::Add,
-                    m,
-                    [c_out, columns],
-                    v,
-                    [c_in, columns],
-                    [false, true],
-                    par,
-                );
-                position_gemms(
-                    v,
-                    [c_in, columns],
-                    Accum::Replace,
-                    &u,
-                    [c_out, c_in],
-                    m,
-                    [c_out, columns],
-                    [true, false],
-                    par,
-                );
-                transform_input_adjoint(g, &tiling, v, dx_block);
-            },
-        );
-        u_grad
+    let u_len = if input.is_some() {
+        POSITIONS * c_out * c_in
+    } else {
+        0
     };
-    let u_grad = input_grad
-        .par_chunks_mut(block * g.in_image_len())
-        .zip(input.par_chunks(block * g.in_image_len()))
+    let mut input_grad = u.as_ref().map(|_| vec![0.0f32; g.batch * g.in_image_len()]);
+    // One (optional) input-gradient block per output-gradient block.
+    let dx_blocks: Vec<Option<&mut [f32]>> = match input_grad.as_mut() {
+        Some(dx) => dx.chunks_mut(block * g.in_image_len()).map(Some).collect(),
+        None => output_grad
+            .chunks(block * g.out_image_len())
+            .map(|_| None)
+            .collect(),
+    };
+    let block_backward =
+        |mut u_grad: Vec<f32>,
+         ((index, dx_block), grad_block): ((usize, Option<&mut [f32]>), &[f32])| {
+            let images = grad_block.len() / g.out_image_len();
+            let columns = images * tiling.per_image();
+            with_scratch(
+                [POSITIONS * c_in * columns, POSITIONS * c_out * columns],
+                |v, m| {
+                    transform_output_adjoint(g, &tiling, grad_block, m);
+                    if let Some(input) = input {
+                        let start = index * block * g.in_image_len();
+                        let in_block = &input[start..start + images * g.in_image_len()];
+                        transform_input(g, &tiling, in_block, v);
+                        position_gemms(
+                            &mut u_grad,
+                            [c_out, c_in],
+                            Accum::Add,
+                            m,
+                            [c_out, columns],
+                            v,
+                            [c_in, columns],
+                            [false, true],
+                            par,
+                        );
+                    }
+                    if let (Some(u), Some(dx_block)) = (&u, dx_block) {
+                        position_gemms(
+                            v,
+                            [c_in, columns],
+                            Accum::Replace,
+                            u,
+                            [c_out, c_in],
+                            m,
+                            [c_out, columns],
+                            [true, false],
+                            par,
+                        );
+                        transform_input_adjoint(g, &tiling, v, dx_block);
+                    }
+                },
+            );
+            u_grad
+        };
+    let u_grad = dx_blocks
+        .into_par_iter()
+        .enumerate()
         .zip(output_grad.par_chunks(block * g.out_image_len()))
-        .fold(|| vec![0.0f32; u_len], both)
+        .fold(|| vec![0.0f32; u_len], block_backward)
         .reduce_with(|mut total, part| {
             total.iter_mut().zip(&part).for_each(|(t, p)| *t += p);
             total
         })
         .unwrap_or_else(|| vec![0.0; u_len]);
-    (input_grad, transform_filter_adjoint(g, &u_grad))
+    let weight_grad = input.map(|_| transform_filter_adjoint(g, &u_grad));
+    (input_grad, weight_grad)
 }
 
 #[cfg(test)]
