@@ -3,7 +3,8 @@
 //! 512 → 2048 (BN, ReLU) → 2048, 32×32 images, batch 64 and 128, loss
 //! `−mean⟨z¹, z²⟩ − 0.01 · ½ Σ_v mean⟨−sg(S^v), z^v⟩` with the MVEB score estimate, SGD with
 //! lr 0.06, momentum 0.9, weight decay 5e-4; plus the narrow ResNet (one block per stage,
-//! width 16) under the same head and loss.
+//! width 16) under the same head and loss, and both with multi-crop views (2 × 32 px + 6 × 16 px)
+//! at batch 64.
 //!
 //! The reference aligns the two online views with each other; here the second view's
 //! projection is passed as the "target" of [`SslObjective`]. With two views
@@ -43,20 +44,19 @@ fn projections(net: &SslNetwork, x: &Tensor<4>) -> Tensor<2> {
 }
 
 /// Views, loss, backward and SGD update; returns the loss read back to the host, which also
-/// waits for asynchronous backends.
+/// waits for asynchronous backends. `views` are the 2 global views, then any local ones
+/// (multi-crop); the global views' projections are also the target.
 fn step(
     net: SslNetwork,
     optimizer: &mut ModuleOptimizer,
     objective: &SslObjective,
-    x1: &Tensor<4>,
-    x2: &Tensor<4>,
+    views: &[Tensor<4>],
 ) -> (SslNetwork, f32) {
-    let p1 = projections(&net, x1);
-    let p2 = projections(&net, x2);
+    let online: Vec<Tensor<2>> = views.iter().map(|x| projections(&net, x)).collect();
     let views = SslViews {
-        online: vec![p1.clone(), p2.clone()],
+        target: Some(online[..2].to_vec()),
+        online,
         predictions: None,
-        target: Some(vec![p1, p2]),
     };
     let out = objective.loss(&views).expect("loss");
     let grads = GradientsParams::from_grads(out.loss.backward(), &net);
@@ -96,18 +96,37 @@ fn ssl_step(c: &mut Criterion) {
                 .with_momentum(Some(MomentumConfig::new().with_momentum(0.9)))
                 .with_weight_decay(Some(WeightDecayConfig::new(5e-4)))
                 .init();
-            let x1 =
-                Tensor::<4>::random([batch, 3, 32, 32], Distribution::Normal(0.0, 1.0), &device);
-            let x2 =
-                Tensor::<4>::random([batch, 3, 32, 32], Distribution::Normal(0.0, 1.0), &device);
+            let view = |side: usize| {
+                Tensor::<4>::random(
+                    [batch, 3, side, side],
+                    Distribution::Normal(0.0, 1.0),
+                    &device,
+                )
+            };
+            let two_views = [view(32), view(32)];
             let id = BenchmarkId::new(format!("mveb_2views_{name}"), format!("b{batch}"));
             group.bench_function(id, |b| {
                 b.iter(|| {
-                    let (updated, loss) = step(net.clone(), &mut optimizer, &objective, &x1, &x2);
+                    let (updated, loss) = step(net.clone(), &mut optimizer, &objective, &two_views);
                     net = updated;
                     loss
                 })
             });
+            // Multi-crop (Caron et al. 2020) as configs/mveb_cifar10.toml draws it: 2 × 32 px global
+            // and 6 × 16 px local views; no PyTorch workload to compare with.
+            if batch == 64 {
+                let multi_crop: Vec<Tensor<4>> =
+                    (0..8).map(|v| view(if v < 2 { 32 } else { 16 })).collect();
+                let id = BenchmarkId::new(format!("mveb_multicrop_2x32_6x16_{name}"), "b64");
+                group.bench_function(id, |b| {
+                    b.iter(|| {
+                        let (updated, loss) =
+                            step(net.clone(), &mut optimizer, &objective, &multi_crop);
+                        net = updated;
+                        loss
+                    })
+                });
+            }
         }
     }
     group.finish();
