@@ -24,7 +24,7 @@ use burn::tensor::{Tensor, TensorData};
 use rayon::prelude::*;
 
 use crate::KernelError;
-use crate::cpu::lane_sum2;
+use crate::cpu::{lane_sum2, zeros};
 use crate::ops::{
     Route, VALIDATED, autodiff_primitive, dense, flex_from_vec_1d, flex_primitive, placement,
     route, values,
@@ -187,7 +187,7 @@ fn scaled_per_pixel(
     pixels: usize,
     d: impl Fn(f32, f32) -> f32 + Sync,
 ) -> Vec<f32> {
-    let mut gradient = vec![0.0f32; logits.len()];
+    let mut gradient = zeros(logits.len());
     gradient
         .par_chunks_mut(pixels)
         .zip(logits.par_chunks(pixels).zip(x.par_chunks(pixels)))

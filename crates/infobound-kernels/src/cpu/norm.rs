@@ -171,7 +171,7 @@ pub fn batch_norm_train_forward(
         .zip(beta.iter().zip(&scale))
         .map(|(&(mean, _), (&b, &s))| (f64::from(b) - mean * f64::from(s)) as f32)
         .collect();
-    let mut y = vec![0.0f32; x.len()];
+    let mut y = super::zeros(x.len());
     y.par_chunks_mut(channels * pixels)
         .zip(x.par_chunks(channels * pixels))
         .for_each(|(out, image)| {
@@ -259,7 +259,7 @@ pub fn batch_norm_train_backward(
             [a, b, d]
         })
         .collect();
-    let mut x_grad = vec![0.0f32; x.len()];
+    let mut x_grad = super::zeros(x.len());
     x_grad
         .par_chunks_mut(channels * pixels)
         .zip(x.par_chunks(channels * pixels))

@@ -24,7 +24,7 @@ use faer::linalg::matmul::matmul;
 use faer::{Accum, MatMut, MatRef, Par};
 use rayon::prelude::*;
 
-use super::{Conv2dGeometry, with_scratch};
+use super::{Conv2dGeometry, with_scratch, zeros};
 
 /// Tile positions `ξ` of the 4×4 transformed tiles.
 const POSITIONS: usize = 16;
@@ -473,7 +473,7 @@ pub(super) fn forward(g: &Conv2dGeometry, input: &[f32], weight: &[f32]) -> Vec<
     let (c_in, c_out) = (g.in_channels, g.out_channels);
     let block = tiling.block_images(g.batch);
     let par = inner_parallelism(g.batch, block);
-    let mut output = vec![0.0f32; g.batch * g.out_image_len()];
+    let mut output = zeros(g.batch * g.out_image_len());
     output
         .par_chunks_mut(block * g.out_image_len())
         .zip(input.par_chunks(block * g.in_image_len()))
@@ -547,7 +547,7 @@ fn backward(
     } else {
         0
     };
-    let mut input_grad = u.as_ref().map(|_| vec![0.0f32; g.batch * g.in_image_len()]);
+    let mut input_grad = u.as_ref().map(|_| zeros(g.batch * g.in_image_len()));
     // One (optional) input-gradient block per output-gradient block.
     let dx_blocks: Vec<Option<&mut [f32]>> = match input_grad.as_mut() {
         Some(dx) => dx.chunks_mut(block * g.in_image_len()).map(Some).collect(),
