@@ -195,8 +195,7 @@ const AREAS: [(&str, &str, &str); 5] = [
 /// Runs the criterion benches (bench profile: everything at opt-level 3, as PyTorch's own
 /// kernels are compiled; our crates run ≈ 5–10 % slower in the dev profile that `cargo test`
 /// uses), then the PyTorch reference in the same run if a torch interpreter is available, and
-/// writes every median with the ratio ours / PyTorch where
-/// the workloads are the same.
+/// writes every median with the ratio ours / PyTorch where the workloads are the same.
 fn bench(quick: bool, only: Option<&str>) -> Result<(), String> {
     let areas: Vec<&(&str, &str, &str)> = match only {
         Some(names) => names

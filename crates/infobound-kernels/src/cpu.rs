@@ -68,8 +68,9 @@ pub fn set_winograd(enabled: bool) {
     WINOGRAD.store(enabled, Ordering::Relaxed);
 }
 
-fn winograd_enabled() -> bool {
-    WINOGRAD.load(Ordering::Relaxed)
+/// Whether `geometry` runs on [`winograd`]: switched on, a geometry it computes, and images.
+fn takes_winograd(geometry: &Conv2dGeometry) -> bool {
+    WINOGRAD.load(Ordering::Relaxed) && geometry.batch > 0 && winograd::applies(geometry)
 }
 
 /// Sizes of one 2-D cross-correlation (the kernels here run `groups = 1` only):
@@ -225,9 +226,7 @@ impl Conv2dGeometry {
     }
 
     /// Images per block: the im2col block stays within [`COL_BLOCK_ELEMENTS`] unless the
-    /// weight is larger than that ([`WIDE_WEIGHT_MIN_COLUMNS`]), and the batch
-    /// splits into equal blocks, at least one per rayon thread and a multiple of the thread
-    /// count when the batch allows, so that work stealing keeps both cores busy.
+    /// weight is larger than that ([`WIDE_WEIGHT_MIN_COLUMNS`]), in [`equal_blocks`].
     fn block_images(&self) -> usize {
         let per_image = self.patch_len() * self.out_pixels();
         let min_columns = if self.out_channels * self.patch_len() > COL_BLOCK_ELEMENTS {
@@ -236,11 +235,8 @@ impl Conv2dGeometry {
             0
         };
         let largest = (COL_BLOCK_ELEMENTS / per_image.max(1))
-            .max(min_columns.div_ceil(self.out_pixels().max(1)))
-            .max(1);
-        let threads = rayon::current_num_threads().max(1);
-        let blocks = self.batch.div_ceil(largest).div_ceil(threads) * threads;
-        self.batch.div_ceil(blocks.min(self.batch).max(1)).max(1)
+            .max(min_columns.div_ceil(self.out_pixels().max(1)));
+        equal_blocks(self.batch, largest)
     }
 
     fn check_lengths(&self, named: &[(&str, usize, usize)]) -> Result<(), KernelError> {
@@ -703,9 +699,28 @@ fn ungroup_channels(rows: &[f32], channels: usize, pixels: usize, images: &mut [
     }
 }
 
+/// Images per block when `batch` images split into equal blocks of at most `largest` (at
+/// least one): at least one block per rayon thread, and a multiple of the thread count when
+/// the batch allows, so that work stealing keeps every core busy.
+pub(super) fn equal_blocks(batch: usize, largest: usize) -> usize {
+    let threads = rayon::current_num_threads().max(1);
+    let blocks = batch.div_ceil(largest.max(1)).div_ceil(threads) * threads;
+    batch.div_ceil(blocks.min(batch).max(1)).max(1)
+}
+
+/// The sum of the per-split accumulators of a `fold` (each `len` long; zeros if none).
+pub(super) fn sum_parts(parts: impl ParallelIterator<Item = Vec<f32>>, len: usize) -> Vec<f32> {
+    parts
+        .reduce_with(|mut total, part| {
+            total.iter_mut().zip(&part).for_each(|(t, p)| *t += p);
+            total
+        })
+        .unwrap_or_else(|| vec![0.0; len])
+}
+
 /// GEMM parallelism inside a block: the whole pool when the batch is a single block.
-fn inner_parallelism(geometry: &Conv2dGeometry, block: usize) -> Par {
-    if geometry.batch <= block {
+pub(super) fn inner_parallelism(batch: usize, block: usize) -> Par {
+    if batch <= block {
         Par::rayon(0)
     } else {
         Par::Seq
@@ -762,7 +777,7 @@ pub fn conv2d_forward(
     if g.batch == 0 {
         return Ok(Vec::new());
     }
-    if winograd_enabled() && winograd::applies(g) {
+    if takes_winograd(g) {
         let mut output = winograd::forward(g, input, weight);
         if let Some(bias) = bias {
             add_channel_bias(&mut output, bias, pixels);
@@ -771,7 +786,7 @@ pub fn conv2d_forward(
     }
     let mut output = zeros(g.batch * g.out_image_len());
     let block = g.block_images();
-    let par = inner_parallelism(g, block);
+    let par = inner_parallelism(g.batch, block);
     let weight_matrix = MatRef::from_row_major_slice(weight, out_channels, k);
     let forward_block = |(out_block, in_block): (&mut [f32], &[f32])| {
         let images = in_block.len() / g.in_image_len();
@@ -823,11 +838,11 @@ pub fn conv2d_weight_grad(
             g.batch * g.out_image_len(),
         ),
     ])?;
-    if winograd_enabled() && winograd::applies(g) && g.batch > 0 {
+    if takes_winograd(g) {
         return Ok(winograd::weight_grad(g, input, output_grad));
     }
     let block = g.block_images();
-    let par = inner_parallelism(g, block);
+    let par = inner_parallelism(g.batch, block);
     let accumulate_block = |mut gradient: Vec<f32>, (in_block, grad_block): (&[f32], &[f32])| {
         let images = in_block.len() / g.in_image_len();
         let columns = images * pixels;
@@ -849,15 +864,11 @@ pub fn conv2d_weight_grad(
         gradient
     };
     // One accumulator per rayon split (not per block), summed at the end.
-    let gradient = input
+    let parts = input
         .par_chunks(block * g.in_image_len())
         .zip(output_grad.par_chunks(block * g.out_image_len()))
-        .fold(|| vec![0.0f32; out_channels * k], accumulate_block)
-        .reduce_with(|mut total, part| {
-            total.iter_mut().zip(&part).for_each(|(t, p)| *t += p);
-            total
-        })
-        .unwrap_or_else(|| vec![0.0; out_channels * k]);
+        .fold(|| vec![0.0f32; out_channels * k], accumulate_block);
+    let gradient = sum_parts(parts, out_channels * k);
     Ok(gradient)
 }
 
@@ -895,7 +906,7 @@ pub fn conv2d_forward_and_weight_grad(
     ])?;
     let mut output = zeros(g.batch * g.out_image_len());
     let block = g.block_images();
-    let par = inner_parallelism(g, block);
+    let par = inner_parallelism(g.batch, block);
     let weight_matrix = MatRef::from_row_major_slice(weight, out_channels, k);
     let both_block =
         |mut gradient: Vec<f32>,
@@ -917,16 +928,12 @@ pub fn conv2d_forward_and_weight_grad(
             });
             gradient
         };
-    let gradient = output
+    let parts = output
         .par_chunks_mut(block * g.out_image_len())
         .zip(input.par_chunks(block * g.in_image_len()))
         .zip(output_grad.par_chunks(block * g.out_image_len()))
-        .fold(|| vec![0.0f32; out_channels * k], both_block)
-        .reduce_with(|mut total, part| {
-            total.iter_mut().zip(&part).for_each(|(t, p)| *t += p);
-            total
-        })
-        .unwrap_or_else(|| vec![0.0; out_channels * k]);
+        .fold(|| vec![0.0f32; out_channels * k], both_block);
+    let gradient = sum_parts(parts, out_channels * k);
     Ok((output, gradient))
 }
 
@@ -954,7 +961,7 @@ pub fn conv2d_input_and_weight_grad(
             g.batch * g.out_image_len(),
         ),
     ])?;
-    if winograd_enabled() && winograd::applies(g) && g.batch > 0 {
+    if takes_winograd(g) {
         return Ok(winograd::input_and_weight_grad(
             g,
             input,
@@ -1000,12 +1007,12 @@ pub fn conv2d_input_grad(
     if g.batch == 0 {
         return Ok(Vec::new());
     }
-    if winograd_enabled() && winograd::applies(g) {
+    if takes_winograd(g) {
         return Ok(winograd::input_grad(g, output_grad, weight));
     }
     let mut input_grad = zeros(g.batch * g.in_image_len());
     let block = g.block_images();
-    let par = inner_parallelism(g, block);
+    let par = inner_parallelism(g.batch, block);
     let weight_matrix = MatRef::from_row_major_slice(weight, out_channels, k);
     let input_grad_block = |(in_block, grad_block): (&mut [f32], &[f32])| {
         let images = grad_block.len() / g.out_image_len();

@@ -52,13 +52,7 @@ fn check(
 /// `Σ f(a_i)` with eight independent f32 partial sums, returned in f64: whole chunks of
 /// eight vectorise, where one running sum (or a lane picked per element) does not.
 pub(crate) fn lane_sum(a: &[f32], f: impl Fn(f32) -> f32) -> f64 {
-    let mut lanes = [0.0f32; 8];
-    let chunks = a.chunks_exact(8);
-    let tail: f64 = chunks.remainder().iter().map(|&x| f64::from(f(x))).sum();
-    for chunk in chunks {
-        lanes.iter_mut().zip(chunk).for_each(|(l, &x)| *l += f(x));
-    }
-    lanes.iter().map(|&l| f64::from(l)).sum::<f64>() + tail
+    lane_sum2(a, a, |x, _| f(x))
 }
 
 /// `Σ f(a_i, b_i)`, as [`lane_sum`].

@@ -24,7 +24,7 @@ use faer::linalg::matmul::matmul;
 use faer::{Accum, MatMut, MatRef, Par};
 use rayon::prelude::*;
 
-use super::{Conv2dGeometry, with_scratch, zeros};
+use super::{Conv2dGeometry, equal_blocks, inner_parallelism, sum_parts, with_scratch, zeros};
 
 /// Tile positions `ξ` of the 4×4 transformed tiles.
 const POSITIONS: usize = 16;
@@ -104,13 +104,9 @@ impl Tiling {
         self.rows * self.cols
     }
 
-    /// Images per block: at least [`MIN_TILES`] tiles, and equal blocks, a multiple of the
-    /// rayon thread count when the batch allows.
+    /// Images per block: at least [`MIN_TILES`] tiles, in [`equal_blocks`].
     fn block_images(&self, batch: usize) -> usize {
-        let largest = MIN_TILES.div_ceil(self.per_image()).max(1);
-        let threads = rayon::current_num_threads().max(1);
-        let blocks = batch.div_ceil(largest).div_ceil(threads) * threads;
-        batch.div_ceil(blocks.min(batch).max(1)).max(1)
+        equal_blocks(batch, MIN_TILES.div_ceil(self.per_image()))
     }
 }
 
@@ -130,7 +126,7 @@ impl PlaneScratch {
             cols,
             even: vec![0.0; padded_rows * (cols + 1)],
             odd: vec![0.0; padded_rows * (cols + 1)],
-            lanes: vec![0.0; padded_rows.max(4) * 4 * cols],
+            lanes: vec![0.0; padded_rows * 4 * cols],
         }
     }
 
@@ -428,15 +424,6 @@ fn transform_output_adjoint(g: &Conv2dGeometry, tiling: &Tiling, images: &[f32],
     }
 }
 
-/// GEMM parallelism inside a block: the whole pool when the batch is a single block.
-fn inner_parallelism(batch: usize, block: usize) -> Par {
-    if batch <= block {
-        Par::rayon(0)
-    } else {
-        Par::Seq
-    }
-}
-
 /// `dst_ξ (+)= op(a_ξ) · op(b_ξ)` for the 16 positions; each operand is 16 stacked row-major
 /// matrices, `transpose` says which to use transposed.
 #[allow(clippy::too_many_arguments)]
@@ -599,16 +586,12 @@ fn backward(
             );
             u_grad
         };
-    let u_grad = dx_blocks
+    let parts = dx_blocks
         .into_par_iter()
         .enumerate()
         .zip(output_grad.par_chunks(block * g.out_image_len()))
-        .fold(|| vec![0.0f32; u_len], block_backward)
-        .reduce_with(|mut total, part| {
-            total.iter_mut().zip(&part).for_each(|(t, p)| *t += p);
-            total
-        })
-        .unwrap_or_else(|| vec![0.0; u_len]);
+        .fold(|| vec![0.0f32; u_len], block_backward);
+    let u_grad = sum_parts(parts, u_len);
     let weight_grad = input.map(|_| transform_filter_adjoint(g, &u_grad));
     (input_grad, weight_grad)
 }
