@@ -2,8 +2,10 @@
 //! input, weight and bias gradients of `Σ y ⊙ r` for a fixed non-uniform `r`, to 1e-4 of the
 //! reference's largest magnitude, over stride / padding / dilation / kernel / batch shapes.
 
+use burn::module::Module;
 use burn::nn::PaddingConfig2d;
 use burn::nn::conv::{Conv2dConfig, ConvTranspose2dConfig};
+use burn::optim::{AdamConfig, GradientsParams};
 use burn::tensor::ops::{ConvOptions, ConvTransposeOptions};
 use burn::tensor::{Device, Tensor, TensorData};
 use infobound_kernels::{FastConv, KernelError, conv_transpose2d, conv2d};
@@ -408,13 +410,31 @@ fn bad_operands_are_errors_not_panics() {
     assert!(matches!(empty_output, Err(KernelError::Shape(_))));
 }
 
+/// The loss of every step of `steps` Adam updates at rate `lr` from `initial`.
+fn adam_loss_curve<M: Module>(
+    initial: &M,
+    steps: usize,
+    lr: f64,
+    loss: impl Fn(&M) -> Tensor<1>,
+) -> Vec<f32> {
+    let mut model = initial.clone();
+    let mut optimizer = AdamConfig::new().init();
+    (0..steps)
+        .map(|_| {
+            let value = loss(&model);
+            let reading = value.clone().into_scalar::<f32>();
+            let grads = GradientsParams::from_grads(value.backward(), &model);
+            model = optimizer.step(lr, model.clone(), grads);
+            reading
+        })
+        .collect()
+}
+
 /// A tiny conv autoencoder trained for a few Adam steps from the same initial parameters with
 /// `forward` and with `forward_fast`: the loss curves agree to float tolerance.
 #[test]
 fn training_with_forward_fast_follows_the_same_loss_curve() {
-    use burn::module::Module;
     use burn::nn::conv::{Conv2d, ConvTranspose2d};
-    use burn::optim::{AdamConfig, GradientsParams};
 
     #[derive(Module, Debug)]
     struct AutoEncoder {
@@ -448,19 +468,7 @@ fn training_with_forward_fast_follows_the_same_loss_curve() {
             .init(&device),
     };
     let x = tensor([4, 2, 12, 12], 11, &device);
-    let curve = |fast: bool| {
-        let mut model = initial.clone();
-        let mut optimizer = AdamConfig::new().init();
-        (0..8)
-            .map(|_| {
-                let loss = model.loss(x.clone(), fast);
-                let value = loss.clone().into_scalar::<f32>();
-                let grads = GradientsParams::from_grads(loss.backward(), &model);
-                model = optimizer.step(1e-2, model.clone(), grads);
-                value
-            })
-            .collect::<Vec<f32>>()
-    };
+    let curve = |fast: bool| adam_loss_curve(&initial, 8, 1e-2, |m| m.loss(x.clone(), fast));
     let (fast, reference) = (curve(true), curve(false));
     assert!(
         reference[0] > reference[7],
@@ -477,9 +485,7 @@ fn training_with_forward_fast_follows_the_same_loss_curve() {
 /// `forward` from the same parameters: the loss curves agree to float tolerance throughout.
 #[test]
 fn winograd_training_follows_the_same_loss_curve() {
-    use burn::module::Module;
     use burn::nn::conv::Conv2d;
-    use burn::optim::{AdamConfig, GradientsParams};
 
     #[derive(Module, Debug)]
     struct TwoConvs {
@@ -513,19 +519,7 @@ fn winograd_training_follows_the_same_loss_curve() {
         second: layer([24, 16]),
     };
     let x = tensor([3, 16, 16, 16], 12, &device);
-    let curve = |fast: bool| {
-        let mut model = initial.clone();
-        let mut optimizer = AdamConfig::new().init();
-        (0..STEPS)
-            .map(|_| {
-                let loss = model.loss(x.clone(), fast);
-                let value = loss.clone().into_scalar::<f32>();
-                let grads = GradientsParams::from_grads(loss.backward(), &model);
-                model = optimizer.step(1e-3, model.clone(), grads);
-                value
-            })
-            .collect::<Vec<f32>>()
-    };
+    let curve = |fast: bool| adam_loss_curve(&initial, STEPS, 1e-3, |m| m.loss(x.clone(), fast));
     let (fast, reference) = (curve(true), curve(false));
     assert!(
         reference[STEPS - 1] < 0.5 * reference[0],
