@@ -1055,12 +1055,18 @@ pub(crate) fn zeros(len: usize) -> Vec<f32> {
 }
 
 /// Adds `bias[c]` to every pixel of channel `c` of consecutive `[C, pixels]` images.
+/// Planes are spread over the rayon pool (a whole output's worth would otherwise be one
+/// serial pass on the calling thread).
 pub(crate) fn add_channel_bias(values: &mut [f32], bias: &[f32], pixels: usize) {
-    for image in values.chunks_exact_mut(bias.len() * pixels) {
-        for (plane, &b) in image.chunks_exact_mut(pixels).zip(bias) {
-            plane.iter_mut().for_each(|v| *v += b);
-        }
-    }
+    let min_planes = (1 << 14) / pixels.max(1);
+    values
+        .par_chunks_exact_mut(pixels)
+        .with_min_len(min_planes.max(1))
+        .enumerate()
+        .for_each(|(plane, values)| {
+            let b = bias[plane % bias.len()];
+            values.iter_mut().for_each(|v| *v += b);
+        });
 }
 
 /// Bias gradient `∂L/∂b_o = Σ_{n,h,w} ∂L/∂y[n, o, h, w]` of an `[N, C, H, W]` output gradient.

@@ -9,7 +9,8 @@
 //! Training-mode batch norm gets the same treatment ([`batch_norm_train`]: two passes forward
 //! and two backward instead of Burn's generic composition of reductions and broadcasts), and so
 //! does a VAE decoder's per-sample pixel likelihood ([`pixel_negative_log_likelihood`]: one
-//! pass each way instead of five to eight element-wise ops).
+//! pass each way instead of five to eight element-wise ops), and [`relu`] runs both its passes
+//! on the rayon pool, where flex's element-wise ops run on the calling thread alone.
 //! Operands on any other backend, dtype or with `groups > 1` take Burn's generic ops, so
 //! calling these functions is always the same mathematical operation.
 //!
@@ -36,6 +37,7 @@
 //! # Ok::<(), infobound_kernels::KernelError>(())
 //! ```
 
+mod activation;
 mod batch_norm;
 pub mod cpu;
 mod error;
@@ -43,6 +45,7 @@ mod likelihood;
 mod modules;
 mod ops;
 
+pub use activation::relu;
 pub use batch_norm::batch_norm_train;
 pub use error::KernelError;
 pub use likelihood::{PixelLikelihood, pixel_negative_log_likelihood};

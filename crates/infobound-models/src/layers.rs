@@ -1,4 +1,4 @@
-//! The one place the networks run a convolution, a batch norm or the decoder's pixel
+//! The one place the networks run a convolution, a batch norm, a ReLU or the decoder's pixel
 //! likelihood: through `infobound-kernels` when the `flex-kernels` feature is on (same
 //! parameters and values, faster forward and backward on flex, Burn's own ops on other
 //! backends), through Burn's modules and tensor ops otherwise.
@@ -83,6 +83,21 @@ pub(crate) fn batch_norm(norm: &BatchNorm, x: Tensor<4>) -> Result<Tensor<4>, Mo
 #[cfg(not(feature = "flex-kernels"))]
 pub(crate) fn batch_norm(norm: &BatchNorm, x: Tensor<4>) -> Result<Tensor<4>, ModelError> {
     Ok(norm.forward(x))
+}
+
+/// `relu(x)`.
+#[cfg(feature = "flex-kernels")]
+pub(crate) fn relu<const D: usize>(x: Tensor<D>) -> Result<Tensor<D>, ModelError> {
+    if generic() {
+        return Ok(burn::tensor::activation::relu(x));
+    }
+    Ok(infobound_kernels::relu(x)?)
+}
+
+/// `relu(x)`.
+#[cfg(not(feature = "flex-kernels"))]
+pub(crate) fn relu<const D: usize>(x: Tensor<D>) -> Result<Tensor<D>, ModelError> {
+    Ok(burn::tensor::activation::relu(x))
 }
 
 /// `likelihood`'s per-sample negative log-likelihood of `x` under `logits`.

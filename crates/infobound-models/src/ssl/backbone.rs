@@ -10,7 +10,6 @@ use burn::module::Module;
 use burn::nn::conv::{Conv2d, Conv2dConfig};
 use burn::nn::pool::{MaxPool2d, MaxPool2dConfig};
 use burn::nn::{BatchNorm, BatchNormConfig, Initializer, PaddingConfig2d};
-use burn::tensor::activation::relu;
 use burn::tensor::{Device, Tensor};
 use serde::{Deserialize, Serialize};
 
@@ -266,9 +265,9 @@ impl BasicBlock {
     /// # Errors
     /// [`ModelError`] if `x` does not fit the block.
     pub fn forward(&self, x: Tensor<4>) -> Result<Tensor<4>, ModelError> {
-        let residual = relu(self.first.forward(x.clone())?);
+        let residual = layers::relu(self.first.forward(x.clone())?)?;
         let residual = self.second.forward(residual)?;
-        Ok(relu(residual + apply_shortcut(self.shortcut.as_ref(), x)?))
+        layers::relu(residual + apply_shortcut(self.shortcut.as_ref(), x)?)
     }
 }
 
@@ -302,10 +301,10 @@ impl Bottleneck {
     /// # Errors
     /// [`ModelError`] if `x` does not fit the block.
     pub fn forward(&self, x: Tensor<4>) -> Result<Tensor<4>, ModelError> {
-        let residual = relu(self.reduce.forward(x.clone())?);
-        let residual = relu(self.spatial.forward(residual)?);
+        let residual = layers::relu(self.reduce.forward(x.clone())?)?;
+        let residual = layers::relu(self.spatial.forward(residual)?)?;
         let residual = self.expand.forward(residual)?;
-        Ok(relu(residual + apply_shortcut(self.shortcut.as_ref(), x)?))
+        layers::relu(residual + apply_shortcut(self.shortcut.as_ref(), x)?)
     }
 }
 
@@ -380,7 +379,7 @@ impl Backbone {
     /// # Errors
     /// [`ModelError`] if `images` have the wrong channel count or are smaller than a kernel.
     pub fn forward(&self, images: Tensor<4>) -> Result<Tensor<2>, ModelError> {
-        let mut h = relu(self.stem.forward(images)?);
+        let mut h = layers::relu(self.stem.forward(images)?)?;
         if let Some(pool) = &self.stem_pool {
             h = pool.forward(h);
         }

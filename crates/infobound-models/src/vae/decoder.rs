@@ -3,7 +3,6 @@
 use burn::module::{Module, Param};
 use burn::nn::conv::{Conv2d, Conv2dConfig, ConvTranspose2d, ConvTranspose2dConfig};
 use burn::nn::{Linear, LinearConfig, PaddingConfig2d};
-use burn::tensor::activation::relu;
 use burn::tensor::{Device, Tensor, TensorData};
 
 use crate::{ModelError, layers};
@@ -54,13 +53,13 @@ impl TransposedConvDecoder {
     /// [`ModelError`] if `z` does not fit the first layer.
     pub fn forward(&self, z: Tensor<2>) -> Result<Tensor<4>, ModelError> {
         let [b, _] = z.dims();
-        let h = relu(self.fc2.forward(relu(self.fc1.forward(z))));
+        let h = layers::relu(self.fc2.forward(layers::relu(self.fc1.forward(z))?))?;
         let mut h: Tensor<4> = h.reshape([b, self.first_channels, 4, 4]);
         let last = self.deconvs.len() - 1;
         for (i, deconv) in self.deconvs.iter().enumerate() {
             h = layers::conv_transpose2d(deconv, h)?;
             if i < last {
-                h = relu(h);
+                h = layers::relu(h)?;
             }
         }
         Ok(h)
@@ -128,7 +127,7 @@ impl SpatialBroadcastDecoder {
         let position = layers::conv2d(&self.position, self.ramps.val())?;
         let mut h = tiled + position;
         for layer in &self.convs {
-            h = relu(layers::conv2d(layer, h)?);
+            h = layers::relu(layers::conv2d(layer, h)?)?;
         }
         layers::conv2d(&self.out, h)
     }

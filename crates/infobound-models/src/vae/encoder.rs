@@ -3,7 +3,6 @@
 use burn::module::Module;
 use burn::nn::conv::{Conv2d, Conv2dConfig};
 use burn::nn::{Linear, LinearConfig, PaddingConfig2d};
-use burn::tensor::activation::relu;
 use burn::tensor::{Device, Tensor};
 
 use crate::{ModelError, layers};
@@ -56,10 +55,10 @@ impl ConvEncoder {
     pub fn forward(&self, x: Tensor<4>) -> Result<(Tensor<2>, Tensor<2>), ModelError> {
         let mut h = x;
         for conv in &self.convs {
-            h = relu(layers::conv2d(conv, h)?);
+            h = layers::relu(layers::conv2d(conv, h)?)?;
         }
         let h: Tensor<2> = h.flatten(1, 3);
-        let h = relu(self.fc.forward(h));
+        let h = layers::relu(self.fc.forward(h))?;
         let out = self.head.forward(h);
         let k = self.latent_dim;
         let mu = out.clone().narrow(1, 0, k);
