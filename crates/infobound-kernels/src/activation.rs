@@ -1,5 +1,6 @@
-//! `relu` whose flex path runs on the rayon pool, forward and backward, recorded on Burn's
-//! autodiff graph like [`crate::conv2d`]; any other backend or dtype takes Burn's own op.
+//! `relu` and a residual block's `relu(a + b)` whose flex path runs on the rayon pool, forward
+//! and backward, recorded on Burn's autodiff graph like [`crate::conv2d`]; any other backend
+//! or dtype takes Burn's own ops.
 //!
 //! Flex runs every element-wise op on the calling thread, which is outside the rayon pool: in
 //! a convolutional training step the pool's workers sit idle through each activation and its
@@ -82,6 +83,41 @@ fn map_values(tensor: FlexTensor, f: impl Fn(f32) -> f32 + Sync + Send) -> FlexT
     }
 }
 
+/// `max(a + b, 0)` of two f32 flex tensors of one shape, written into `a`'s or `b`'s buffer
+/// when one is unshared, else into a new one; in parallel chunks either way.
+fn flex_add_relu(a: FlexTensor, b: FlexTensor) -> FlexTensor {
+    let sum_into = |mut target: FlexTensor, other: &FlexTensor| {
+        let other = values(other).expect(VALIDATED);
+        storage_mut(&mut target)
+            .par_chunks_mut(CHUNK)
+            .zip(other.par_chunks(CHUNK))
+            .for_each(|(t, o)| {
+                for (t, &o) in t.iter_mut().zip(o) {
+                    *t = rectify(*t + o);
+                }
+            });
+        target
+    };
+    match writable(a) {
+        Ok(a) => sum_into(a, &dense(b)),
+        Err(a) => match writable(b) {
+            Ok(b) => sum_into(b, &dense(a)),
+            Err(b) => {
+                let (a, b) = (dense(a), dense(b));
+                let (x, y) = (values(&a).expect(VALIDATED), values(&b).expect(VALIDATED));
+                let mut sum = Vec::with_capacity(x.len());
+                sum.par_extend(
+                    x.par_iter()
+                        .zip(y.par_iter())
+                        .with_min_len(CHUNK)
+                        .map(|(&x, &y)| rectify(x + y)),
+                );
+                FlexTensor::from_data(TensorData::new(sum, a.layout().shape().clone()))
+            }
+        },
+    }
+}
+
 /// `∂L/∂x = gate(y, ∂L/∂y)` on flex primitives, written into the gradient's buffer if it can.
 fn flex_relu_backward(output: &FlexTensor, grad: FlexTensor) -> FlexTensor {
     let output = dense(output.clone());
@@ -113,22 +149,24 @@ fn flex_relu_backward(output: &FlexTensor, grad: FlexTensor) -> FlexTensor {
     }
 }
 
-/// Backward of [`relu`]; the state is the forward's output.
+/// Backward of [`relu`] (`N = 1`) and [`add_relu`] (`N = 2`, both operands get the same
+/// gradient); the state is the forward's output.
 #[derive(Debug)]
-struct ReluBackward;
+struct ReluBackward<const N: usize>;
 
-impl Backward<Flex, 1> for ReluBackward {
+impl<const N: usize> Backward<Flex, N> for ReluBackward<N> {
     type State = FlexTensor;
 
     fn backward(
         self,
-        ops: Ops<Self::State, 1>,
+        ops: Ops<Self::State, N>,
         grads: &mut Gradients,
         _checkpointer: &mut Checkpointer,
     ) {
         let grad = grads.consume::<Flex>(&ops.node);
-        if let [Some(node)] = &ops.parents {
-            grads.register::<Flex>(node.id, flex_relu_backward(&ops.state, grad));
+        let gated = flex_relu_backward(&ops.state, grad);
+        for node in ops.parents.iter().flatten() {
+            grads.register::<Flex>(node.id, gated.clone());
         }
     }
 }
@@ -140,7 +178,11 @@ where
 {
     let (primitive, node) = autodiff_primitive::<C, D>(x)?.into_parts();
     let output = map_values(primitive, rectify);
-    let output = match ReluBackward.prepare::<C>([node]).compute_bound().stateful() {
+    let output = match ReluBackward::<1>
+        .prepare::<C>([node])
+        .compute_bound()
+        .stateful()
+    {
         OpsKind::Tracked(prep) => prep.finish(output.clone(), output),
         OpsKind::UnTracked(prep) => prep.finish(output),
     };
@@ -167,6 +209,61 @@ pub fn relu<const D: usize>(x: Tensor<D>) -> Result<Tensor<D>, KernelError> {
         }
         Route::AutodiffFlex(GradientCheckpointingStrategy::Balanced) => {
             relu_autodiff::<BalancedCheckpointing, D>(x)
+        }
+    }
+}
+
+fn add_relu_autodiff<C, const D: usize>(
+    a: Tensor<D>,
+    b: Tensor<D>,
+) -> Result<Tensor<D>, KernelError>
+where
+    C: CheckpointStrategy,
+    DispatchTensor: DispatchKindConversion<Autodiff<Flex, C>>,
+{
+    let (a, a_node) = autodiff_primitive::<C, D>(a)?.into_parts();
+    let (b, b_node) = autodiff_primitive::<C, D>(b)?.into_parts();
+    let output = flex_add_relu(a, b);
+    let output = match ReluBackward::<2>
+        .prepare::<C>([a_node, b_node])
+        .compute_bound()
+        .stateful()
+    {
+        OpsKind::Tracked(prep) => prep.finish(output.clone(), output),
+        OpsKind::UnTracked(prep) => prep.finish(output),
+    };
+    Ok(Tensor::from_primitive::<Autodiff<Flex, C>>(output))
+}
+
+/// `max(a + b, 0)` element-wise, as a residual block ends (He et al. 2016), with gradient
+/// `∂L/∂a = ∂L/∂b = ∂L/∂y · 1[a + b > 0]`.
+///
+/// On flex with `f32` values this is one parallel pass each way, in the buffer of whichever
+/// operand is unshared, where `relu(a + b)` is two passes plus an allocation; everything else
+/// is Burn's `relu(a + b)`.
+///
+/// # Errors
+/// [`KernelError::Shape`] if `a` and `b` differ in shape (no broadcasting);
+/// [`KernelError::Backend`] if the backend refuses to hand over a primitive.
+pub fn add_relu<const D: usize>(a: Tensor<D>, b: Tensor<D>) -> Result<Tensor<D>, KernelError> {
+    if a.dims() != b.dims() {
+        return Err(KernelError::Shape(format!(
+            "add_relu operands {:?} and {:?} differ in shape",
+            a.dims(),
+            b.dims()
+        )));
+    }
+    match route(&[placement(&a), placement(&b)]) {
+        Route::Generic => Ok(burn::tensor::activation::relu(a + b)),
+        Route::Flex => Ok(Tensor::from_primitive::<Flex>(flex_add_relu(
+            flex_primitive(a)?,
+            flex_primitive(b)?,
+        ))),
+        Route::AutodiffFlex(GradientCheckpointingStrategy::Disabled) => {
+            add_relu_autodiff::<NoCheckpointing, D>(a, b)
+        }
+        Route::AutodiffFlex(GradientCheckpointingStrategy::Balanced) => {
+            add_relu_autodiff::<BalancedCheckpointing, D>(a, b)
         }
     }
 }

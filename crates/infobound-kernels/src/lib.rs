@@ -5,12 +5,14 @@
 //! which dominates a conv-VAE training step on CPU. This crate computes forward and weight
 //! gradient of a 2-D convolution as im2col + one GEMM per batch block ([`cpu`]) — or, for 3×3
 //! stride-1 "same" convolutions with at least 16 channels, as Winograd's F(2×2, 3×3) with 16
-//! smaller GEMMs ([`cpu::set_winograd`]) — and plugs them into Burn's autodiff graph with a hand-written backward ([`conv2d`], [`conv_transpose2d`]).
+//! smaller GEMMs ([`cpu::set_winograd`]) — and plugs them into Burn's autodiff graph with a
+//! hand-written backward ([`conv2d`], [`conv_transpose2d`]).
 //! Training-mode batch norm gets the same treatment ([`batch_norm_train`]: two passes forward
 //! and two backward instead of Burn's generic composition of reductions and broadcasts), and so
 //! does a VAE decoder's per-sample pixel likelihood ([`pixel_negative_log_likelihood`]: one
-//! pass each way instead of five to eight element-wise ops), and [`relu`] runs both its passes
-//! on the rayon pool, where flex's element-wise ops run on the calling thread alone.
+//! pass each way instead of five to eight element-wise ops). [`relu`] and [`add_relu`] run
+//! both their passes on the rayon pool, where flex's element-wise ops run on the calling
+//! thread alone.
 //! Operands on any other backend, dtype or with `groups > 1` take Burn's generic ops, so
 //! calling these functions is always the same mathematical operation.
 //!
@@ -45,7 +47,7 @@ mod likelihood;
 mod modules;
 mod ops;
 
-pub use activation::relu;
+pub use activation::{add_relu, relu};
 pub use batch_norm::batch_norm_train;
 pub use error::KernelError;
 pub use likelihood::{PixelLikelihood, pixel_negative_log_likelihood};

@@ -1,6 +1,6 @@
-//! The pool-parallel `relu` against Burn's on flex: values and gradients bit for bit, on
-//! tensors spanning several rayon chunks, with and without gradient checkpointing, and with
-//! buffers shared elsewhere (which the in-place path must leave untouched).
+//! The pool-parallel `relu` and `add_relu` against Burn's on flex: values and gradients bit for
+//! bit, on tensors spanning several rayon chunks, with and without gradient checkpointing, and
+//! with buffers shared elsewhere (which the in-place path must leave untouched).
 
 use burn::tensor::{Device, Distribution, Tensor};
 
@@ -91,4 +91,71 @@ fn relu_on_another_dtype_takes_burns_op() {
         .try_to_vec::<f64>()
         .expect("f64");
     assert_eq!(values, [0.0, 3.0]);
+}
+
+/// `(relu(a + 2·b), ∂/∂a, ∂/∂b)` of `Σ w · (relu(a + 2·b) + 2·b)`: the second operand is an
+/// intermediate the sum reads again, the first a leaf that `a` still holds.
+fn evaluate_sum(ours: bool, a: &Tensor<4>, b: &Tensor<4>, w: &Tensor<4>) -> [Vec<f32>; 3] {
+    let (a, b) = (a.clone().require_grad(), b.clone().require_grad());
+    let doubled = b.clone() * 2.0;
+    let y = if ours {
+        infobound_kernels::add_relu(a.clone(), doubled.clone()).expect("same shapes")
+    } else {
+        burn::tensor::activation::relu(a.clone() + doubled.clone())
+    };
+    let grads = ((y.clone() + doubled) * w.clone()).sum().backward();
+    [
+        to_vec(y),
+        to_vec(a.grad(&grads).expect("a gradient")),
+        to_vec(b.grad(&grads).expect("b gradient")),
+    ]
+}
+
+#[test]
+fn add_relu_matches_burn_values_and_gradients() {
+    for device in [
+        Device::flex().autodiff(),
+        Device::flex().autodiff().gradient_checkpointing(),
+    ] {
+        let a = input(&device);
+        let b = Tensor::<4>::random(a.dims(), Distribution::Uniform(-1.0, 1.0), &device);
+        let w = Tensor::<4>::random(a.dims(), Distribution::Normal(0.0, 1.0), &device);
+        let ours = evaluate_sum(true, &a, &b, &w);
+        let burn = evaluate_sum(false, &a, &b, &w);
+        assert_eq!(ours, burn);
+        assert!(ours[0].contains(&0.0) && ours[0].iter().any(|&v| v > 0.0));
+    }
+}
+
+#[test]
+fn add_relu_writes_into_whichever_operand_is_unshared() {
+    let device = Device::flex();
+    let (a, b) = (input(&device), input(&device).flip([3]));
+    let expected = to_vec(burn::tensor::activation::relu(a.clone() + b.clone()));
+    let (a_before, b_before) = (to_vec(a.clone()), to_vec(b.clone()));
+    // Both shared (`b` a flipped view); then only `b`'s buffer unshared; then `a`'s.
+    let both_shared = infobound_kernels::add_relu(a.clone(), b.clone()).expect("same shapes");
+    assert_eq!(to_vec(both_shared), expected);
+    assert_eq!(
+        (to_vec(a.clone()), to_vec(b.clone())),
+        (a_before.clone(), b_before)
+    );
+    let b_owned = infobound_kernels::add_relu(a.clone(), b.clone() * 1.0).expect("same shapes");
+    assert_eq!(to_vec(b_owned), expected);
+    assert_eq!(to_vec(a.clone()), a_before);
+    let a_owned = infobound_kernels::add_relu(a, b).expect("same shapes");
+    assert_eq!(to_vec(a_owned), expected);
+}
+
+#[test]
+fn add_relu_rejects_operands_of_different_shapes() {
+    let device = Device::flex();
+    let error = infobound_kernels::add_relu(
+        Tensor::<2>::zeros([2, 3], &device),
+        Tensor::<2>::zeros([3, 2], &device),
+    );
+    assert!(matches!(
+        error,
+        Err(infobound_kernels::KernelError::Shape(_))
+    ));
 }

@@ -100,6 +100,27 @@ pub(crate) fn relu<const D: usize>(x: Tensor<D>) -> Result<Tensor<D>, ModelError
     Ok(burn::tensor::activation::relu(x))
 }
 
+/// `relu(a + b)`.
+#[cfg(feature = "flex-kernels")]
+pub(crate) fn add_relu<const D: usize>(
+    a: Tensor<D>,
+    b: Tensor<D>,
+) -> Result<Tensor<D>, ModelError> {
+    if generic() {
+        return Ok(burn::tensor::activation::relu(a + b));
+    }
+    Ok(infobound_kernels::add_relu(a, b)?)
+}
+
+/// `relu(a + b)`.
+#[cfg(not(feature = "flex-kernels"))]
+pub(crate) fn add_relu<const D: usize>(
+    a: Tensor<D>,
+    b: Tensor<D>,
+) -> Result<Tensor<D>, ModelError> {
+    Ok(burn::tensor::activation::relu(a + b))
+}
+
 /// `likelihood`'s per-sample negative log-likelihood of `x` under `logits`.
 #[cfg(feature = "flex-kernels")]
 pub(crate) fn pixel_negative_log_likelihood(

@@ -40,6 +40,9 @@ const MIN_WIDTH: usize = 16;
 /// Least GEMM width (tiles per block); as [`super::WIDE_WEIGHT_MIN_COLUMNS`].
 const MIN_TILES: usize = 512;
 
+/// Filters per rayon task in the filter transforms (a 512 × 512 layer has 262 144).
+const FILTERS_PER_TASK: usize = 4096;
+
 /// Whether `geometry` is one this module computes: a 3×3 cross-correlation with stride 1,
 /// padding 1 and dilation 1 on an even-sized image (so the 2×2 tiles cover it), with at least
 /// [`MIN_CHANNELS`] channels in and out.
@@ -232,32 +235,48 @@ fn transform_input(g: &Conv2dGeometry, tiling: &Tiling, images: &[f32], v: &mut 
     }
 }
 
-/// `U[ξ, o, c] = (G g Gᵀ)_ξ` of the weight `[C_out, C_in, 3, 3]`.
+/// `U[ξ, o, c] = (G g Gᵀ)_ξ` of the weight `[C_out, C_in, 3, 3]`, over the rayon pool: each
+/// filter's 16 values first, then one plane per position `ξ` (two passes, so that no task
+/// writes another's entries).
 fn transform_filter(g: &Conv2dGeometry, weight: &[f32]) -> Vec<f32> {
     let pairs = g.out_channels * g.in_channels;
-    let mut u = vec![0.0f32; POSITIONS * pairs];
-    for (pair, filter) in weight.chunks_exact(9).enumerate() {
-        let f: [[f32; 3]; 3] = std::array::from_fn(|i| std::array::from_fn(|j| filter[3 * i + j]));
-        let t = both_ways(f, filter_transform);
-        for (xi, value) in t.iter().flatten().enumerate() {
-            u[xi * pairs + pair] = *value;
-        }
-    }
+    let transformed: Vec<[f32; POSITIONS]> = weight
+        .par_chunks_exact(9)
+        .with_min_len(FILTERS_PER_TASK)
+        .map(|filter| {
+            let f: [[f32; 3]; 3] =
+                std::array::from_fn(|i| std::array::from_fn(|j| filter[3 * i + j]));
+            let t = both_ways(f, filter_transform);
+            std::array::from_fn(|xi| t[xi / 4][xi % 4])
+        })
+        .collect();
+    let mut u = zeros(POSITIONS * pairs);
+    u.par_chunks_exact_mut(pairs)
+        .enumerate()
+        .for_each(|(xi, plane)| {
+            for (value, filter) in plane.iter_mut().zip(&transformed) {
+                *value = filter[xi];
+            }
+        });
     u
 }
 
 /// The adjoint of [`transform_filter`]: `∂L/∂g = Gᵀ (∂L/∂U) G` per `(o, c)`.
 fn transform_filter_adjoint(g: &Conv2dGeometry, u: &[f32]) -> Vec<f32> {
     let pairs = g.out_channels * g.in_channels;
-    let mut weight = vec![0.0f32; pairs * 9];
-    for (pair, filter) in weight.chunks_exact_mut(9).enumerate() {
-        let t: [[f32; 4]; 4] =
-            std::array::from_fn(|r| std::array::from_fn(|s| u[(4 * r + s) * pairs + pair]));
-        let f = both_ways(t, filter_adjoint);
-        for (value, out) in f.iter().flatten().zip(filter.iter_mut()) {
-            *out = *value;
-        }
-    }
+    let mut weight = zeros(pairs * 9);
+    weight
+        .par_chunks_exact_mut(9)
+        .with_min_len(FILTERS_PER_TASK)
+        .enumerate()
+        .for_each(|(pair, filter)| {
+            let t: [[f32; 4]; 4] =
+                std::array::from_fn(|r| std::array::from_fn(|s| u[(4 * r + s) * pairs + pair]));
+            let f = both_ways(t, filter_adjoint);
+            for (value, out) in f.iter().flatten().zip(filter.iter_mut()) {
+                *out = *value;
+            }
+        });
     weight
 }
 

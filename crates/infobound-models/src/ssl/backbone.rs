@@ -267,7 +267,7 @@ impl BasicBlock {
     pub fn forward(&self, x: Tensor<4>) -> Result<Tensor<4>, ModelError> {
         let residual = layers::relu(self.first.forward(x.clone())?)?;
         let residual = self.second.forward(residual)?;
-        layers::relu(residual + apply_shortcut(self.shortcut.as_ref(), x)?)
+        layers::add_relu(residual, apply_shortcut(self.shortcut.as_ref(), x)?)
     }
 }
 
@@ -304,7 +304,7 @@ impl Bottleneck {
         let residual = layers::relu(self.reduce.forward(x.clone())?)?;
         let residual = layers::relu(self.spatial.forward(residual)?)?;
         let residual = self.expand.forward(residual)?;
-        layers::relu(residual + apply_shortcut(self.shortcut.as_ref(), x)?)
+        layers::add_relu(residual, apply_shortcut(self.shortcut.as_ref(), x)?)
     }
 }
 
