@@ -37,6 +37,7 @@ use rayon::prelude::*;
 use crate::KernelError;
 
 mod norm;
+mod vector_state;
 mod winograd;
 pub(crate) use norm::lane_sum2;
 pub use norm::{
@@ -718,6 +719,19 @@ pub(super) fn sum_parts(parts: impl ParallelIterator<Item = Vec<f32>>, len: usiz
         .unwrap_or_else(|| vec![0.0; len])
 }
 
+/// `dst = lhs·rhs` (`Accum::Replace`) or `dst += lhs·rhs` (`Accum::Add`) by faer, then the
+/// vector registers' upper halves cleared on the threads it ran on (see [`vector_state`]).
+pub(crate) fn gemm(
+    dst: MatMut<'_, f32>,
+    accum: Accum,
+    lhs: MatRef<'_, f32>,
+    rhs: MatRef<'_, f32>,
+    par: Par,
+) {
+    matmul(dst, accum, lhs, rhs, 1.0, par);
+    vector_state::clear_after(par);
+}
+
 /// GEMM parallelism inside a block: the whole pool when the batch is a single block.
 pub(super) fn inner_parallelism(batch: usize, block: usize) -> Par {
     if batch <= block {
@@ -796,10 +810,10 @@ pub fn conv2d_forward(
             let rhs = MatRef::from_row_major_slice(&*col, k, columns);
             if images == 1 {
                 let dst = MatMut::from_row_major_slice_mut(&mut *out_block, out_channels, columns);
-                matmul(dst, Accum::Replace, weight_matrix, rhs, 1.0, par);
+                gemm(dst, Accum::Replace, weight_matrix, rhs, par);
             } else {
                 let dst = MatMut::from_row_major_slice_mut(&mut *product, out_channels, columns);
-                matmul(dst, Accum::Replace, weight_matrix, rhs, 1.0, par);
+                gemm(dst, Accum::Replace, weight_matrix, rhs, par);
                 ungroup_channels(product, out_channels, pixels, out_block);
             }
         });
@@ -859,7 +873,7 @@ pub fn conv2d_weight_grad(
             let lhs = MatRef::from_row_major_slice(lhs, out_channels, columns);
             let rhs = MatRef::from_row_major_slice(&*col, k, columns).transpose();
             let dst = MatMut::from_row_major_slice_mut(&mut gradient, out_channels, k);
-            matmul(dst, Accum::Add, lhs, rhs, 1.0, par);
+            gemm(dst, Accum::Add, lhs, rhs, par);
         });
         gradient
     };
@@ -918,13 +932,13 @@ pub fn conv2d_forward_and_weight_grad(
                 // Forward: rows[o, n·P + q] = (W · col)[o, n·P + q], then scattered to y[n, o, q].
                 let col = MatRef::from_row_major_slice(&*col, k, columns);
                 let dst = MatMut::from_row_major_slice_mut(&mut *rows, out_channels, columns);
-                matmul(dst, Accum::Replace, weight_matrix, col, 1.0, par);
+                gemm(dst, Accum::Replace, weight_matrix, col, par);
                 ungroup_channels(rows, out_channels, pixels, out_block);
                 // Weight gradient from the same col, with r regrouped into the freed `rows`.
                 regroup_channels(grad_block, out_channels, pixels, rows);
                 let lhs = MatRef::from_row_major_slice(&*rows, out_channels, columns);
                 let dst = MatMut::from_row_major_slice_mut(&mut gradient, out_channels, k);
-                matmul(dst, Accum::Add, lhs, col.transpose(), 1.0, par);
+                gemm(dst, Accum::Add, lhs, col.transpose(), par);
             });
             gradient
         };
@@ -1027,14 +1041,7 @@ pub fn conv2d_input_grad(
             // col[(c, i, j), n·P + q] = Σ_o W[o, (c, i, j)] · ∂L/∂y[n, o, q]
             let rhs = MatRef::from_row_major_slice(grad_rows, out_channels, columns);
             let dst = MatMut::from_row_major_slice_mut(&mut *col, k, columns);
-            matmul(
-                dst,
-                Accum::Replace,
-                weight_matrix.transpose(),
-                rhs,
-                1.0,
-                par,
-            );
+            gemm(dst, Accum::Replace, weight_matrix.transpose(), rhs, par);
             col2im(g, col, in_block);
         });
     };

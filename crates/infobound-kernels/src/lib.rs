@@ -12,13 +12,14 @@
 //! does a VAE decoder's per-sample pixel likelihood ([`pixel_negative_log_likelihood`]: one
 //! pass each way instead of five to eight element-wise ops). [`relu`] and [`add_relu`] run
 //! both their passes on the rayon pool, where flex's element-wise ops run on the calling
-//! thread alone.
+//! thread alone, and [`linear`] runs its three products through faer's GEMM on the pool.
 //! Operands on any other backend, dtype or with `groups > 1` take Burn's generic ops, so
 //! calling these functions is always the same mathematical operation.
 //!
 //! [`FastConv`] gives `burn::nn::conv::Conv2d` and `ConvTranspose2d` a `forward_fast` that uses
-//! them, and [`FastBatchNorm`] does the same for `burn::nn::BatchNorm`, while the modules, their
-//! parameters and their saved records stay Burn's own:
+//! them, and [`FastLinear`] and [`FastBatchNorm`] do the same for `burn::nn::Linear` and
+//! `burn::nn::BatchNorm`, while the modules, their parameters and their saved records stay
+//! Burn's own:
 //!
 //! ```
 //! use burn::nn::PaddingConfig2d;
@@ -44,6 +45,7 @@ mod batch_norm;
 pub mod cpu;
 mod error;
 mod likelihood;
+mod linear;
 mod modules;
 mod ops;
 
@@ -51,5 +53,6 @@ pub use activation::{add_relu, relu};
 pub use batch_norm::batch_norm_train;
 pub use error::KernelError;
 pub use likelihood::{PixelLikelihood, pixel_negative_log_likelihood};
-pub use modules::{FastBatchNorm, FastConv};
+pub use linear::linear;
+pub use modules::{FastBatchNorm, FastConv, FastLinear};
 pub use ops::{conv_transpose2d, conv2d};

@@ -1,10 +1,10 @@
-//! `forward_fast` for Burn's own convolution and batch-norm modules: same parameters, same
-//! records, the forward and backward of [`crate::conv2d`] / [`crate::conv_transpose2d`] /
-//! [`crate::batch_norm_train`].
+//! `forward_fast` for Burn's own convolution, linear and batch-norm modules: same parameters,
+//! same records, the forward and backward of [`crate::conv2d`] / [`crate::conv_transpose2d`] /
+//! [`crate::linear`] / [`crate::batch_norm_train`].
 
-use burn::nn::BatchNorm;
 use burn::nn::PaddingConfig2d;
 use burn::nn::conv::{Conv2d, ConvTranspose2d};
+use burn::nn::{BatchNorm, Linear};
 use burn::tensor::Tensor;
 use burn::tensor::ops::{ConvOptions, ConvTransposeOptions};
 
@@ -96,6 +96,27 @@ impl FastConv for ConvTranspose2d {
             self.weight.val(),
             self.bias.as_ref().map(|bias| bias.val()),
             options,
+        )
+    }
+}
+
+/// A linear module whose forward pass can run [`crate::linear`].
+pub trait FastLinear {
+    /// The module's `forward(input)` for `[N, d_input]` inputs, computed by
+    /// [`crate::linear`]: the same output and gradients, on the rayon pool on flex.
+    ///
+    /// # Errors
+    /// [`KernelError::Shape`] if `input` does not have the module's `d_input` columns, where
+    /// Burn's `forward` would panic.
+    fn forward_fast(&self, input: Tensor<2>) -> Result<Tensor<2>, KernelError>;
+}
+
+impl FastLinear for Linear {
+    fn forward_fast(&self, input: Tensor<2>) -> Result<Tensor<2>, KernelError> {
+        crate::linear(
+            input,
+            self.weight.val(),
+            self.bias.as_ref().map(|bias| bias.val()),
         )
     }
 }

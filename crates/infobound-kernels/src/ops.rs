@@ -351,8 +351,8 @@ impl<const N: usize> Backward<Flex, N> for ConvTranspose2dBackward<N> {
 }
 
 /// Records `forward` on the autodiff graph with `backward` as its gradient, checkpointing the
-/// input and the weight (the bias is not needed by the backward).
-fn record<BO, S, C, const N: usize>(
+/// input and the weight (the first two operands; a bias is not needed by the backward).
+pub(crate) fn record<BO, S, C, const N: usize>(
     backward: BO,
     operands: [&AutodiffFlexTensor; N],
     state: impl FnOnce(NodeId, NodeId) -> S,

@@ -104,7 +104,8 @@ impl Workload {
         if let Some((d, mut o)) = self.discriminator.take() {
             let z = forward.z.detach();
             let permuted = permute_dims(z.clone(), &mut self.rng).expect("codes");
-            let grads = GradientsParams::from_grads(d.loss(z, permuted).backward(), &d);
+            let loss = d.loss(z, permuted).expect("codes");
+            let grads = GradientsParams::from_grads(loss.backward(), &d);
             self.discriminator = Some((o.step(1e-4, d, grads), o));
         }
         // Wait for the device so asynchronous backends are timed honestly.

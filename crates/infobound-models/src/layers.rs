@@ -1,13 +1,13 @@
-//! The one place the networks run a convolution, a batch norm, a ReLU or the decoder's pixel
-//! likelihood: through `infobound-kernels` when the `flex-kernels` feature is on (same
-//! parameters and values, faster forward and backward on flex, Burn's own ops on other
-//! backends), through Burn's modules and tensor ops otherwise.
+//! The one place the networks run a convolution, a linear layer, a batch norm, a ReLU or the
+//! decoder's pixel likelihood: through `infobound-kernels` when the `flex-kernels` feature is
+//! on (same parameters and values, faster forward and backward on flex, Burn's own ops on
+//! other backends), through Burn's modules and tensor ops otherwise.
 
 #[cfg(feature = "flex-kernels")]
 use std::sync::atomic::{AtomicBool, Ordering};
 
-use burn::nn::BatchNorm;
 use burn::nn::conv::{Conv2d, ConvTranspose2d};
+use burn::nn::{BatchNorm, Linear};
 use burn::tensor::Tensor;
 
 use crate::ModelError;
@@ -67,6 +67,29 @@ pub(crate) fn conv_transpose2d(
     x: Tensor<4>,
 ) -> Result<Tensor<4>, ModelError> {
     Ok(conv.forward(x))
+}
+
+/// `layer.forward(x)`.
+#[cfg(feature = "flex-kernels")]
+pub(crate) fn linear(layer: &Linear, x: Tensor<2>) -> Result<Tensor<2>, ModelError> {
+    use infobound_kernels::FastLinear;
+    if generic() {
+        return Ok(layer.forward(x));
+    }
+    Ok(layer.forward_fast(x)?)
+}
+
+/// `layer.forward(x)`.
+#[cfg(not(feature = "flex-kernels"))]
+pub(crate) fn linear(layer: &Linear, x: Tensor<2>) -> Result<Tensor<2>, ModelError> {
+    let [_, d_input] = layer.weight.dims();
+    if x.dims()[1] != d_input {
+        return Err(ModelError::Shape(format!(
+            "linear layer of {d_input} inputs got {:?}",
+            x.dims()
+        )));
+    }
+    Ok(layer.forward(x))
 }
 
 /// `norm.forward(x)`.

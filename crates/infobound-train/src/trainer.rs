@@ -287,7 +287,7 @@ impl VaeTrainer {
             let z = forward.z.detach();
             let mut rng = step_rng(self.config.seed, step, Stream::Permutation);
             let z_perm = permute_dims(z.clone(), &mut rng)?;
-            let d_loss = d.loss(z, z_perm);
+            let d_loss = d.loss(z, z_perm)?;
             let d_value: f32 = d_loss.clone().detach().into_scalar();
             terms.push(("discriminator_loss".into(), d_value as f64));
             let d_grads = GradientsParams::from_grads(d_loss.backward(), &d);

@@ -20,11 +20,12 @@
 //! `∂L/∂d = B (∂L/∂V) Bᵀ` onto the overlapping input tiles, and `∂L/∂U_ξ = Σ ∂L/∂M_ξ · V_ξᵀ`
 //! gathered into `∂L/∂g = Gᵀ (∂L/∂U) G`.
 
-use faer::linalg::matmul::matmul;
 use faer::{Accum, MatMut, MatRef, Par};
 use rayon::prelude::*;
 
-use super::{Conv2dGeometry, equal_blocks, inner_parallelism, sum_parts, with_scratch, zeros};
+use super::{
+    Conv2dGeometry, equal_blocks, gemm, inner_parallelism, sum_parts, with_scratch, zeros,
+};
 
 /// Tile positions `ξ` of the 4×4 transformed tiles.
 const POSITIONS: usize = 16;
@@ -468,7 +469,7 @@ fn position_gemms(
         let a = if transpose[0] { a.transpose() } else { a };
         let b = if transpose[1] { b.transpose() } else { b };
         let dst = MatMut::from_row_major_slice_mut(dst, dst_shape[0], dst_shape[1]);
-        matmul(dst, accum, a, b, 1.0, par);
+        gemm(dst, accum, a, b, par);
     }
 }
 

@@ -13,7 +13,7 @@ use rand::seq::SliceRandom;
 use serde::{Deserialize, Serialize};
 
 use super::{LossOutput, detached};
-use crate::{ModelError, VaeForward};
+use crate::{ModelError, VaeForward, layers};
 
 /// Hyper-parameters; defaults from Kim & Mnih 2018 and disentanglement_lib: γ = 10 (the lowest
 /// value of disentanglement_lib's sweep), discriminator 6 × 1000 LeakyReLU(0.2), Adam lr 1e-4,
@@ -80,7 +80,7 @@ impl FactorVaeConfig {
         discriminator: &Discriminator,
     ) -> Result<LossOutput, ModelError> {
         let kl = kl_to_standard_normal(forward.mu.clone(), forward.logvar.clone())?.mean();
-        let logits = discriminator.forward(forward.z.clone());
+        let logits = discriminator.forward(forward.z.clone())?;
         let tc = (logits.clone().narrow(1, 0, 1) - logits.narrow(1, 1, 1))
             .mean()
             .reshape([1]);
@@ -107,22 +107,28 @@ pub struct Discriminator {
 
 impl Discriminator {
     /// Logits [B, 2].
-    pub fn forward(&self, z: Tensor<2>) -> Tensor<2> {
+    ///
+    /// # Errors
+    /// [`ModelError::Shape`] if `z` does not have the discriminator's latent width.
+    pub fn forward(&self, z: Tensor<2>) -> Result<Tensor<2>, ModelError> {
         let mut h = z;
         for layer in &self.layers {
-            h = self.activation.forward(layer.forward(h));
+            h = self.activation.forward(layers::linear(layer, h)?);
         }
-        self.out.forward(h)
+        layers::linear(&self.out, h)
     }
 
     /// Cross-entropy of classifying `z` (detached codes of q(z)) as class 0 and `z_permuted`
     /// (from [`permute_dims`]) as class 1: ½(E[−log softmax(D(z))_0] + E[−log softmax(D(z̃))_1]).
-    pub fn loss(&self, z: Tensor<2>, z_permuted: Tensor<2>) -> Tensor<1> {
-        let joint = log_softmax(self.forward(z), 1).narrow(1, 0, 1).mean();
-        let product = log_softmax(self.forward(z_permuted), 1)
+    ///
+    /// # Errors
+    /// [`ModelError::Shape`] if the codes do not have the discriminator's latent width.
+    pub fn loss(&self, z: Tensor<2>, z_permuted: Tensor<2>) -> Result<Tensor<1>, ModelError> {
+        let joint = log_softmax(self.forward(z)?, 1).narrow(1, 0, 1).mean();
+        let product = log_softmax(self.forward(z_permuted)?, 1)
             .narrow(1, 1, 1)
             .mean();
-        -(joint + product) * 0.5
+        Ok(-(joint + product) * 0.5)
     }
 }
 

@@ -53,7 +53,8 @@ impl TransposedConvDecoder {
     /// [`ModelError`] if `z` does not fit the first layer.
     pub fn forward(&self, z: Tensor<2>) -> Result<Tensor<4>, ModelError> {
         let [b, _] = z.dims();
-        let h = layers::relu(self.fc2.forward(layers::relu(self.fc1.forward(z))?))?;
+        let h = layers::relu(layers::linear(&self.fc1, z)?)?;
+        let h = layers::relu(layers::linear(&self.fc2, h)?)?;
         let mut h: Tensor<4> = h.reshape([b, self.first_channels, 4, 4]);
         let last = self.deconvs.len() - 1;
         for (i, deconv) in self.deconvs.iter().enumerate() {

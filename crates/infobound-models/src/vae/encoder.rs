@@ -58,8 +58,8 @@ impl ConvEncoder {
             h = layers::relu(layers::conv2d(conv, h)?)?;
         }
         let h: Tensor<2> = h.flatten(1, 3);
-        let h = layers::relu(self.fc.forward(h))?;
-        let out = self.head.forward(h);
+        let h = layers::relu(layers::linear(&self.fc, h)?)?;
+        let out = layers::linear(&self.head, h)?;
         let k = self.latent_dim;
         let mu = out.clone().narrow(1, 0, k);
         let logvar = out.narrow(1, k, k);
