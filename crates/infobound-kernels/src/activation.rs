@@ -83,70 +83,55 @@ fn map_values(tensor: FlexTensor, f: impl Fn(f32) -> f32 + Sync + Send) -> FlexT
     }
 }
 
+/// `f(t, o)` for the values `t` of an f32 flex tensor and `o` of `other` (same length), in
+/// parallel chunks: in `target`'s buffer when it is unshared, else into a new one.
+fn zip_values(
+    target: FlexTensor,
+    other: &[f32],
+    f: impl Fn(f32, f32) -> f32 + Sync + Send,
+) -> FlexTensor {
+    match writable(target) {
+        Ok(mut target) => {
+            storage_mut(&mut target)
+                .par_chunks_mut(CHUNK)
+                .zip(other.par_chunks(CHUNK))
+                .for_each(|(t, o)| {
+                    for (t, &o) in t.iter_mut().zip(o) {
+                        *t = f(*t, o);
+                    }
+                });
+            target
+        }
+        Err(target) => {
+            let target = dense(target);
+            let values = values(&target).expect(VALIDATED);
+            let mut zipped = Vec::with_capacity(values.len());
+            zipped.par_extend(
+                values
+                    .par_iter()
+                    .zip(other.par_iter())
+                    .with_min_len(CHUNK)
+                    .map(|(&t, &o)| f(t, o)),
+            );
+            FlexTensor::from_data(TensorData::new(zipped, target.layout().shape().clone()))
+        }
+    }
+}
+
 /// `max(a + b, 0)` of two f32 flex tensors of one shape, written into `a`'s or `b`'s buffer
 /// when one is unshared, else into a new one; in parallel chunks either way.
 fn flex_add_relu(a: FlexTensor, b: FlexTensor) -> FlexTensor {
-    let sum_into = |mut target: FlexTensor, other: &FlexTensor| {
-        let other = values(other).expect(VALIDATED);
-        storage_mut(&mut target)
-            .par_chunks_mut(CHUNK)
-            .zip(other.par_chunks(CHUNK))
-            .for_each(|(t, o)| {
-                for (t, &o) in t.iter_mut().zip(o) {
-                    *t = rectify(*t + o);
-                }
-            });
-        target
-    };
+    let sum = |x: f32, y: f32| rectify(x + y);
     match writable(a) {
-        Ok(a) => sum_into(a, &dense(b)),
-        Err(a) => match writable(b) {
-            Ok(b) => sum_into(b, &dense(a)),
-            Err(b) => {
-                let (a, b) = (dense(a), dense(b));
-                let (x, y) = (values(&a).expect(VALIDATED), values(&b).expect(VALIDATED));
-                let mut sum = Vec::with_capacity(x.len());
-                sum.par_extend(
-                    x.par_iter()
-                        .zip(y.par_iter())
-                        .with_min_len(CHUNK)
-                        .map(|(&x, &y)| rectify(x + y)),
-                );
-                FlexTensor::from_data(TensorData::new(sum, a.layout().shape().clone()))
-            }
-        },
+        Ok(a) => zip_values(a, values(&dense(b)).expect(VALIDATED), sum),
+        Err(a) => zip_values(b, values(&dense(a)).expect(VALIDATED), sum),
     }
 }
 
 /// `∂L/∂x = gate(y, ∂L/∂y)` on flex primitives, written into the gradient's buffer if it can.
 fn flex_relu_backward(output: &FlexTensor, grad: FlexTensor) -> FlexTensor {
     let output = dense(output.clone());
-    let y = values(&output).expect(VALIDATED);
-    match writable(grad) {
-        Ok(mut grad) => {
-            storage_mut(&mut grad)
-                .par_chunks_mut(CHUNK)
-                .zip(y.par_chunks(CHUNK))
-                .for_each(|(g, y)| {
-                    for (g, &y) in g.iter_mut().zip(y) {
-                        *g = gate(y, *g);
-                    }
-                });
-            grad
-        }
-        Err(grad) => {
-            let grad = dense(grad);
-            let g = values(&grad).expect(VALIDATED);
-            let mut gated = Vec::with_capacity(g.len());
-            gated.par_extend(
-                y.par_iter()
-                    .zip(g.par_iter())
-                    .with_min_len(CHUNK)
-                    .map(|(&y, &g)| gate(y, g)),
-            );
-            FlexTensor::from_data(TensorData::new(gated, grad.layout().shape().clone()))
-        }
-    }
+    zip_values(grad, values(&output).expect(VALIDATED), |g, y| gate(y, g))
 }
 
 /// Backward of [`relu`] (`N = 1`) and [`add_relu`] (`N = 2`, both operands get the same

@@ -6,20 +6,8 @@ use burn::nn::{Linear, LinearConfig, LinearLayout};
 use burn::tensor::{Device, Distribution, Tensor};
 use infobound_kernels::{FastLinear, KernelError};
 
-fn to_vec<const D: usize>(tensor: Tensor<D>) -> Vec<f32> {
-    tensor.into_data().try_to_vec::<f32>().expect("f32 data")
-}
-
-/// Largest |a − b| relative to the reference's largest magnitude (at least 1).
-fn relative_error(ours: &[f32], reference: &[f32]) -> f32 {
-    assert_eq!(ours.len(), reference.len(), "lengths differ");
-    let scale = reference.iter().fold(1.0f32, |m, v| m.max(v.abs()));
-    ours.iter()
-        .zip(reference)
-        .map(|(a, b)| (a - b).abs())
-        .fold(0.0, f32::max)
-        / scale
-}
+mod common;
+use common::{relative_error, to_vec};
 
 /// `[y, ∂x, ∂W, ∂b]` of `Σ w ⊙ layer(x)` through `forward_fast` or Burn's `forward`.
 fn evaluate(fast: bool, layer: &Linear, x: &Tensor<2>, w: &Tensor<2>) -> Vec<Vec<f32>> {
