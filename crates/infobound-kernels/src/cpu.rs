@@ -1065,7 +1065,10 @@ pub(crate) fn zeros(len: usize) -> Vec<f32> {
 /// Planes are spread over the rayon pool (a whole output's worth would otherwise be one
 /// serial pass on the calling thread).
 pub(crate) fn add_channel_bias(values: &mut [f32], bias: &[f32], pixels: usize) {
-    let min_planes = (1 << 14) / pixels.max(1);
+    if pixels == 0 || bias.is_empty() {
+        return;
+    }
+    let min_planes = (1 << 14) / pixels;
     values
         .par_chunks_exact_mut(pixels)
         .with_min_len(min_planes.max(1))
