@@ -281,18 +281,22 @@ impl VaeTrainer {
                 .optimizer
                 .step(self.state.learning_rate, self.vae.clone(), grads);
         }
-        if let (ObjectiveConfig::FactorVae(c), Some((d, mut o))) =
-            (&self.config.objective, self.discriminator.take())
+        if let (ObjectiveConfig::FactorVae(c), Some((d, _))) =
+            (&self.config.objective, self.discriminator.as_ref())
         {
+            // The loss is computed from a borrow, so that an error leaves the trainer with its
+            // discriminator; it is taken out only for the optimiser step, which cannot fail.
             let z = forward.z.detach();
             let mut rng = step_rng(self.config.seed, step, Stream::Permutation);
             let z_perm = permute_dims(z.clone(), &mut rng)?;
             let d_loss = d.loss(z, z_perm)?;
             let d_value: f32 = d_loss.clone().detach().into_scalar();
             terms.push(("discriminator_loss".into(), d_value as f64));
-            let d_grads = GradientsParams::from_grads(d_loss.backward(), &d);
-            let d = o.step(c.discriminator_lr, d, d_grads);
-            self.discriminator = Some((d, o));
+            let d_grads = GradientsParams::from_grads(d_loss.backward(), d);
+            if let Some((d, mut o)) = self.discriminator.take() {
+                let d = o.step(c.discriminator_lr, d, d_grads);
+                self.discriminator = Some((d, o));
+            }
         }
         Ok(StepOutcome::Done {
             terms,
