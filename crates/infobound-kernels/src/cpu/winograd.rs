@@ -19,6 +19,12 @@
 //! `∂L/∂M = A (∂L/∂Y) Aᵀ`, then `∂L/∂V_ξ = U_ξᵀ · ∂L/∂M_ξ` scattered back through
 //! `∂L/∂d = B (∂L/∂V) Bᵀ` onto the overlapping input tiles, and `∂L/∂U_ξ = Σ ∂L/∂M_ξ · V_ξᵀ`
 //! gathered into `∂L/∂g = Gᵀ (∂L/∂U) G`.
+//!
+//! The transforms are vectorised over channels: `V` and `M` are stored per position as
+//! `tiles × C` (each `V_ξ`, `M_ξ` transposed, which faer multiplies as it is), and each image
+//! row is gathered channel-minor before its tiles are transformed, so every step is a
+//! `C`-long lane-wise operation whatever the image width. Vectorising over a row of tiles
+//! instead (`W / 2` lanes) made ResNet's 8×8 and 4×4 stages slower than im2col.
 
 use faer::{Accum, MatMut, MatRef, Par};
 use rayon::prelude::*;
@@ -33,10 +39,6 @@ const POSITIONS: usize = 16;
 /// Fewest input and output channels that take this path: with fewer the 16 GEMMs are too
 /// thin to pay for the transforms (the 3-channel ResNet stem stays on im2col).
 const MIN_CHANNELS: usize = 16;
-
-/// Narrowest image that takes this path: the transforms work on one row of `W / 2` tiles at
-/// a time, which below 8 tiles costs more per tile than the GEMMs save.
-const MIN_WIDTH: usize = 16;
 
 /// Least GEMM width (tiles per block); as [`super::WIDE_WEIGHT_MIN_COLUMNS`].
 const MIN_TILES: usize = 512;
@@ -55,7 +57,6 @@ pub(super) fn applies(g: &Conv2dGeometry) -> bool {
         && g.groups == 1
         && g.out_size == g.in_size
         && g.in_size.iter().all(|s| s % 2 == 0 && *s > 0)
-        && g.in_size[1] >= MIN_WIDTH
         && g.in_channels >= MIN_CHANNELS
         && g.out_channels >= MIN_CHANNELS
 }
@@ -114,122 +115,100 @@ impl Tiling {
     }
 }
 
-/// Scratch for the input transform of one channel plane: the even and odd columns of every
-/// padded row (`cols + 1` each) and 16 lane arrays of `cols` tiles.
-struct PlaneScratch {
-    cols: usize,
-    even: Vec<f32>,
-    odd: Vec<f32>,
-    lanes: Vec<f32>,
-}
-
-impl PlaneScratch {
-    /// For `padded_rows = H + 2` rows of `cols = W / 2` tiles.
-    fn new(padded_rows: usize, cols: usize) -> Self {
-        Self {
-            cols,
-            even: vec![0.0; padded_rows * (cols + 1)],
-            odd: vec![0.0; padded_rows * (cols + 1)],
-            lanes: vec![0.0; padded_rows * 4 * cols],
+/// `out[w·C + c] = image[c, h, w]`: row `h` of every channel plane, channel-minor.
+fn gather_row(image: &[f32], [height, width]: [usize; 2], h: usize, out: &mut [f32]) {
+    let channels = out.len() / width;
+    for (c, plane) in image.chunks_exact(height * width).enumerate() {
+        for (w, &x) in plane[h * width..(h + 1) * width].iter().enumerate() {
+            out[w * channels + c] = x;
         }
     }
+}
 
-    /// The even and odd columns of padded row `p`.
-    fn row(&self, p: usize) -> (&[f32], &[f32]) {
-        let at = p * (self.cols + 1)..(p + 1) * (self.cols + 1);
-        (&self.even[at.clone()], &self.odd[at])
-    }
-
-    fn row_mut(&mut self, p: usize) -> (&mut [f32], &mut [f32]) {
-        let at = p * (self.cols + 1)..(p + 1) * (self.cols + 1);
-        (&mut self.even[at.clone()], &mut self.odd[at])
+/// The inverse of [`gather_row`]: `image[c, h, w] = row[w·C + c]`.
+fn scatter_row(row: &[f32], [height, width]: [usize; 2], h: usize, image: &mut [f32]) {
+    let channels = row.len() / width;
+    for (c, plane) in image.chunks_exact_mut(height * width).enumerate() {
+        for (w, y) in plane[h * width..(h + 1) * width].iter_mut().enumerate() {
+            *y = row[w * channels + c];
+        }
     }
 }
 
-/// `out[t] = f(a[t], b[t])`: one lane-wise step of a transform, vectorised over tiles.
+/// `out[c] = f(a[c], b[c])`: one step of a transform, vectorised over channels.
 fn lanes2(out: &mut [f32], a: &[f32], b: &[f32], f: impl Fn(f32, f32) -> f32) {
     out.iter_mut()
         .zip(a.iter().zip(b))
         .for_each(|(o, (&a, &b))| *o = f(a, b));
 }
 
-/// `out[t] = f(a[t], b[t], c[t])`.
-fn lanes3(out: &mut [f32], a: &[f32], b: &[f32], c: &[f32], f: impl Fn(f32, f32, f32) -> f32) {
+/// `out[c] = f(a[c], b[c], d[c])`.
+fn lanes3(out: &mut [f32], a: &[f32], b: &[f32], d: &[f32], f: impl Fn(f32, f32, f32) -> f32) {
     out.iter_mut()
-        .zip(a.iter().zip(b).zip(c))
-        .for_each(|(o, ((&a, &b), &c))| *o = f(a, b, c));
+        .zip(a.iter().zip(b).zip(d))
+        .for_each(|(o, ((&a, &b), &d))| *o = f(a, b, d));
 }
 
-/// `V[ξ, c, t] = (Bᵀ d B)_ξ` for every channel `c` and tile `t` of a block of `images`
-/// (`[n, C, H, W]`); `v` is `16 × C × (n·tiles)`, row-major.
+/// `out[c] += f(a[c], b[c], d[c])`.
+fn add_lanes3(out: &mut [f32], a: &[f32], b: &[f32], d: &[f32], f: impl Fn(f32, f32, f32) -> f32) {
+    out.iter_mut()
+        .zip(a.iter().zip(b).zip(d))
+        .for_each(|(o, ((&a, &b), &d))| *o += f(a, b, d));
+}
+
+/// The `k`-th of the consecutive `len`-long runs of `buffer`.
+fn run(buffer: &[f32], k: usize, len: usize) -> &[f32] {
+    &buffer[k * len..(k + 1) * len]
+}
+
+fn run_mut(buffer: &mut [f32], k: usize, len: usize) -> &mut [f32] {
+    &mut buffer[k * len..(k + 1) * len]
+}
+
+/// `V[ξ, t, c] = (Bᵀ d B)_ξ` for every tile `t` and channel `c` of a block of `images`
+/// (`[n, C, H, W]`); `v` is `16 × (n·tiles) × C`, row-major, i.e. each `V_ξ` stored transposed.
 ///
-/// Vectorised over a tile row: tile `t` reads padded columns `2t … 2t + 3`, i.e.
-/// `even[t], odd[t], even[t + 1], odd[t + 1]` of the padded row split into even and odd
-/// columns, so every step is a contiguous lane-wise operation. `Bᵀ` along the rows runs once
-/// per padded row (`e[p][j]`, shared by the two tile rows that read it), `Bᵀ` down the columns
-/// once per tile row, straight into `V`'s 16 contiguous runs.
+/// Vectorised over channels: each padded image row is first gathered channel-minor
+/// (`(W + 2) × C`, zero at both ends), so every step below is a contiguous `C`-long lane-wise
+/// operation. `Bᵀ` along the row runs once per padded row and tile column (`e[p][t][j]`,
+/// shared by the two tile rows that read row `p`; four rows kept in a ring), `Bᵀ` down the
+/// columns once per tile, straight into `V`.
 fn transform_input(g: &Conv2dGeometry, tiling: &Tiling, images: &[f32], v: &mut [f32]) {
     let [height, width] = g.in_size;
-    let columns = images.len() / g.in_image_len() * tiling.per_image();
-    let plane_stride = g.in_channels * columns;
+    let c = g.in_channels;
     let cols = tiling.cols;
-    let padded_rows = height + 2;
-    let mut scratch = PlaneScratch::new(padded_rows, cols);
+    let columns = images.len() / g.in_image_len() * tiling.per_image();
+    let mut row = vec![0.0f32; (width + 2) * c];
+    let mut ring = vec![0.0f32; 4 * cols * 4 * c];
     for (n, image) in images.chunks_exact(g.in_image_len()).enumerate() {
-        for (c, plane) in image.chunks_exact(height * width).enumerate() {
-            // Padded row p is input row p − 1 (zero for p = 0 and p = H + 1); padded column
-            // q is input column q − 1.
-            for p in 0..padded_rows {
-                let (even, odd) = scratch.row_mut(p);
-                match p.checked_sub(1).filter(|&h| h < height) {
-                    Some(h) => {
-                        let row = &plane[h * width..(h + 1) * width];
-                        even[0] = 0.0;
-                        even[1..]
-                            .iter_mut()
-                            .zip(row[1..].chunks(2))
-                            .for_each(|(e, pair)| *e = pair[0]);
-                        odd[..cols]
-                            .iter_mut()
-                            .zip(row.chunks_exact(2))
-                            .for_each(|(o, pair)| *o = pair[0]);
-                        odd[cols] = 0.0;
-                    }
-                    None => {
-                        even.fill(0.0);
-                        odd.fill(0.0);
-                    }
-                }
+        // Padded row p is image row p − 1 (zero for p = 0 and p = H + 1).
+        for p in 0..height + 2 {
+            match p.checked_sub(1).filter(|&h| h < height) {
+                Some(h) => gather_row(image, g.in_size, h, &mut row[c..(width + 1) * c]),
+                None => row.fill(0.0),
             }
-            // Bᵀ along each padded row: e[p][j] in lanes (4p + j).
-            let PlaneScratch {
-                even, odd, lanes, ..
-            } = &mut scratch;
-            for ((e, ev), od) in lanes
-                .chunks_exact_mut(4 * cols)
-                .zip(even.chunks_exact(cols + 1))
-                .zip(odd.chunks_exact(cols + 1))
-            {
-                let (e0, rest) = e.split_at_mut(cols);
-                let (e1, rest) = rest.split_at_mut(cols);
-                let (e2, e3) = rest.split_at_mut(cols);
-                lanes2(e0, &ev[..cols], &ev[1..], |a, b| a - b);
-                lanes2(e1, &od[..cols], &ev[1..], |a, b| a + b);
-                lanes2(e2, &ev[1..], &od[..cols], |a, b| a - b);
-                lanes2(e3, &od[..cols], &od[1..], |a, b| a - b);
+            let e = run_mut(&mut ring, p % 4, cols * 4 * c);
+            for (tx, e) in e.chunks_exact_mut(4 * c).enumerate() {
+                let d = |k: usize| run(&row, 2 * tx + k, c);
+                lanes2(run_mut(e, 0, c), d(0), d(2), |a, b| a - b);
+                lanes2(run_mut(e, 1, c), d(1), d(2), |a, b| a + b);
+                lanes2(run_mut(e, 2, c), d(2), d(1), |a, b| a - b);
+                lanes2(run_mut(e, 3, c), d(1), d(3), |a, b| a - b);
             }
-            // Bᵀ down each column of tile row ty (padded rows 2ty … 2ty + 3), into V.
-            let lane = |p: usize, j: usize| &lanes[(4 * p + j) * cols..(4 * p + j + 1) * cols];
-            for ty in 0..tiling.rows {
-                let base = c * columns + n * tiling.per_image() + ty * cols;
+            // Tile row ty reads padded rows 2ty … 2ty + 3: complete once p = 2ty + 3.
+            if p < 3 || p % 2 == 0 {
+                continue;
+            }
+            let ty = (p - 3) / 2;
+            for tx in 0..cols {
+                let t = n * tiling.per_image() + ty * cols + tx;
                 for j in 0..4 {
-                    let r = |k: usize| lane(2 * ty + k, j);
-                    let (r0, r1, r2, r3) = (r(0), r(1), r(2), r(3));
-                    let at = |i: usize| (4 * i + j) * plane_stride + base;
-                    lanes2(&mut v[at(0)..at(0) + cols], r0, r2, |a, b| a - b);
-                    lanes2(&mut v[at(1)..at(1) + cols], r1, r2, |a, b| a + b);
-                    lanes2(&mut v[at(2)..at(2) + cols], r2, r1, |a, b| a - b);
-                    lanes2(&mut v[at(3)..at(3) + cols], r1, r3, |a, b| a - b);
+                    let r = |k: usize| run(&ring, (((2 * ty + k) % 4) * cols + tx) * 4 + j, c);
+                    let at = |i: usize| (4 * i + j) * columns + t;
+                    lanes2(run_mut(v, at(0), c), r(0), r(2), |a, b| a - b);
+                    lanes2(run_mut(v, at(1), c), r(1), r(2), |a, b| a + b);
+                    lanes2(run_mut(v, at(2), c), r(2), r(1), |a, b| a - b);
+                    lanes2(run_mut(v, at(3), c), r(1), r(3), |a, b| a - b);
                 }
             }
         }
@@ -237,26 +216,30 @@ fn transform_input(g: &Conv2dGeometry, tiling: &Tiling, images: &[f32], v: &mut 
 }
 
 /// `U[ξ, o, c] = (G g Gᵀ)_ξ` of the weight `[C_out, C_in, 3, 3]`, over the rayon pool: each
-/// filter's 16 values first, then one plane per position `ξ` (two passes, so that no task
-/// writes another's entries).
+/// task transforms [`FILTERS_PER_TASK`] consecutive filters and writes them into its own run
+/// of each of the 16 planes, so every plane is written sequentially and nothing is read twice.
 fn transform_filter(g: &Conv2dGeometry, weight: &[f32]) -> Vec<f32> {
     let pairs = g.out_channels * g.in_channels;
-    let transformed: Vec<[f32; POSITIONS]> = weight
-        .par_chunks_exact(9)
-        .with_min_len(FILTERS_PER_TASK)
-        .map(|filter| {
-            let f: [[f32; 3]; 3] =
-                std::array::from_fn(|i| std::array::from_fn(|j| filter[3 * i + j]));
-            let t = both_ways(f, filter_transform);
-            std::array::from_fn(|xi| t[xi / 4][xi % 4])
-        })
-        .collect();
     let mut u = zeros(POSITIONS * pairs);
-    u.par_chunks_exact_mut(pairs)
-        .enumerate()
-        .for_each(|(xi, plane)| {
-            for (value, filter) in plane.iter_mut().zip(&transformed) {
-                *value = filter[xi];
+    let mut tasks: Vec<Vec<&mut [f32]>> = (0..pairs.div_ceil(FILTERS_PER_TASK))
+        .map(|_| Vec::with_capacity(POSITIONS))
+        .collect();
+    for plane in u.chunks_exact_mut(pairs) {
+        for (runs, run) in tasks.iter_mut().zip(plane.chunks_mut(FILTERS_PER_TASK)) {
+            runs.push(run);
+        }
+    }
+    tasks
+        .into_par_iter()
+        .zip(weight.par_chunks(9 * FILTERS_PER_TASK))
+        .for_each(|(mut runs, filters)| {
+            for (k, filter) in filters.chunks_exact(9).enumerate() {
+                let f: [[f32; 3]; 3] =
+                    std::array::from_fn(|i| std::array::from_fn(|j| filter[3 * i + j]));
+                let t = both_ways(f, filter_transform);
+                for (run, value) in runs.iter_mut().zip(t.iter().flatten()) {
+                    run[k] = *value;
+                }
             }
         });
     u
@@ -281,163 +264,134 @@ fn transform_filter_adjoint(g: &Conv2dGeometry, u: &[f32]) -> Vec<f32> {
     weight
 }
 
-/// The adjoint of [`transform_input`]: adds `B (∂L/∂V) Bᵀ` of every tile onto `images`.
-/// Per tile row, `B` down the columns gives `w[r][j]`; `B` along the rows is added into the
-/// even / odd columns of padded rows `2ty … 2ty + 3` (tile `t` adds at `even[t], odd[t],
-/// even[t + 1], odd[t + 1]`, where neighbouring tiles overlap), and each padded row is added
-/// onto its image row once per plane.
+/// The adjoint of [`transform_input`]: `∂L/∂x` of a block of images (`[n, C, H, W]`,
+/// overwritten) as the sum of `B (∂L/∂V) Bᵀ` over the overlapping tiles.
+///
+/// Per tile, `B` down the columns gives `w[k][j]` (scratch), then `B` along the rows adds it
+/// into padded rows `2ty … 2ty + 3` (a ring of four channel-minor rows). Padded rows `2ty` and
+/// `2ty + 1` receive nothing after tile row `ty`, so they are scattered to the image then.
 fn transform_input_adjoint(g: &Conv2dGeometry, tiling: &Tiling, v: &[f32], images: &mut [f32]) {
     let [height, width] = g.in_size;
+    let c = g.in_channels;
+    let cols = tiling.cols;
     let columns = images.len() / g.in_image_len() * tiling.per_image();
-    let plane_stride = g.in_channels * columns;
-    let cols = tiling.cols;
-    let padded_rows = height + 2;
-    let mut scratch = PlaneScratch::new(padded_rows, cols);
+    let row_len = (width + 2) * c;
+    let mut ring = vec![0.0f32; 4 * row_len];
+    let mut w = vec![0.0f32; POSITIONS * c];
+    let flush = |ring: &mut [f32], p: usize, image: &mut [f32]| {
+        let padded = run_mut(ring, p % 4, row_len);
+        if let Some(h) = p.checked_sub(1).filter(|&h| h < height) {
+            scatter_row(&padded[c..(width + 1) * c], g.in_size, h, image);
+        }
+        padded.fill(0.0);
+    };
     for (n, image) in images.chunks_exact_mut(g.in_image_len()).enumerate() {
-        for (c, plane) in image.chunks_exact_mut(height * width).enumerate() {
-            scratch.even.fill(0.0);
-            scratch.odd.fill(0.0);
-            for ty in 0..tiling.rows {
-                let base = c * columns + n * tiling.per_image() + ty * cols;
-                let dv = |i: usize, j: usize| {
-                    let at = (4 * i + j) * plane_stride + base;
-                    &v[at..at + cols]
-                };
-                // B down each column: w[r][j] in lanes (4r + j).
-                let lanes = &mut scratch.lanes[..POSITIONS * cols];
+        ring.fill(0.0);
+        for ty in 0..tiling.rows {
+            for tx in 0..cols {
+                let t = n * tiling.per_image() + ty * cols + tx;
                 for j in 0..4 {
-                    let (v0, v1, v2, v3) = (dv(0, j), dv(1, j), dv(2, j), dv(3, j));
-                    let mut w = lanes.chunks_exact_mut(cols).skip(j).step_by(4);
-                    let mut next = || w.next().expect("four rows of lanes");
-                    next().copy_from_slice(v0);
-                    lanes3(next(), v1, v2, v3, |a, b, c| a - b + c);
-                    lanes3(next(), v1, v2, v0, |a, b, c| a + b - c);
-                    lanes2(next(), v3, v3, |a, _| -a);
+                    let dv = |i: usize| run(v, (4 * i + j) * columns + t, c);
+                    let (v0, v1, v2, v3) = (dv(0), dv(1), dv(2), dv(3));
+                    run_mut(&mut w, j, c).copy_from_slice(v0);
+                    lanes3(run_mut(&mut w, 4 + j, c), v1, v2, v3, |a, b, d| a - b + d);
+                    lanes3(run_mut(&mut w, 8 + j, c), v1, v2, v0, |a, b, d| a + b - d);
+                    lanes2(run_mut(&mut w, 12 + j, c), v3, v3, |a, _| -a);
                 }
-                // B along each row, accumulated into padded row 2ty + r.
-                for r in 0..4 {
-                    let w = &scratch.lanes[4 * r * cols..4 * (r + 1) * cols];
-                    let (w0, rest) = w.split_at(cols);
-                    let (w1, rest) = rest.split_at(cols);
-                    let (w2, w3) = rest.split_at(cols);
-                    let at = (2 * ty + r) * (cols + 1)..(2 * ty + r + 1) * (cols + 1);
-                    let ev = &mut scratch.even[at.clone()];
-                    ev[..cols].iter_mut().zip(w0).for_each(|(e, &a)| *e += a);
-                    ev[1..]
-                        .iter_mut()
-                        .zip(w1.iter().zip(w2).zip(w0))
-                        .for_each(|(e, ((&a, &b), &c))| *e += a + b - c);
-                    let od = &mut scratch.odd[at];
-                    od[..cols]
-                        .iter_mut()
-                        .zip(w1.iter().zip(w2).zip(w3))
-                        .for_each(|(o, ((&a, &b), &c))| *o += a - b + c);
-                    od[1..].iter_mut().zip(w3).for_each(|(o, &a)| *o -= a);
+                for k in 0..4 {
+                    let padded = run_mut(&mut ring, (2 * ty + k) % 4, row_len);
+                    let d = &mut padded[2 * tx * c..(2 * tx + 4) * c];
+                    let wk = |j: usize| run(&w, 4 * k + j, c);
+                    let (d0, rest) = d.split_at_mut(c);
+                    let (d1, rest) = rest.split_at_mut(c);
+                    let (d2, d3) = rest.split_at_mut(c);
+                    d0.iter_mut().zip(wk(0)).for_each(|(d, &a)| *d += a);
+                    add_lanes3(d1, wk(1), wk(2), wk(3), |a, b, e| a - b + e);
+                    add_lanes3(d2, wk(1), wk(2), wk(0), |a, b, e| a + b - e);
+                    d3.iter_mut().zip(wk(3)).for_each(|(d, &a)| *d -= a);
                 }
             }
-            // Padded row p is input row p − 1; input column 2k gets odd[k], 2k + 1 gets
-            // even[k + 1] (even[0] and odd[cols] are padding).
-            for (h, row) in plane.chunks_exact_mut(width).enumerate() {
-                let (ev, od) = scratch.row(h + 1);
-                row.chunks_exact_mut(2)
-                    .zip(od[..cols].iter().zip(&ev[1..]))
-                    .for_each(|(pair, (&o, &e))| {
-                        pair[0] += o;
-                        pair[1] += e;
-                    });
-            }
+            flush(&mut ring, 2 * ty, image);
+            flush(&mut ring, 2 * ty + 1, image);
         }
+        flush(&mut ring, height, image);
     }
 }
 
-/// `Y = Aᵀ M A` of every tile into a block of output images `[n, C_out, H, W]`, a tile row
-/// at a time, vectorised over its tiles.
+/// `Y = Aᵀ M A` of every tile into a block of output images `[n, C_out, H, W]`: per tile row,
+/// its two output rows are assembled channel-minor and then scattered.
 fn transform_output(g: &Conv2dGeometry, tiling: &Tiling, m: &[f32], images: &mut [f32]) {
-    let [height, width] = g.out_size;
-    let columns = images.len() / g.out_image_len() * tiling.per_image();
-    let plane_stride = g.out_channels * columns;
+    let width = g.out_size[1];
+    let o = g.out_channels;
     let cols = tiling.cols;
-    let mut lanes = vec![0.0f32; 8 * cols];
+    let columns = images.len() / g.out_image_len() * tiling.per_image();
+    let mut rows = vec![0.0f32; 2 * width * o];
+    let mut s = vec![0.0f32; 8 * o];
     for (n, image) in images.chunks_exact_mut(g.out_image_len()).enumerate() {
-        for (o, plane) in image.chunks_exact_mut(height * width).enumerate() {
-            for ty in 0..tiling.rows {
-                let base = o * columns + n * tiling.per_image() + ty * cols;
-                let mv = |i: usize, j: usize| {
-                    let at = (4 * i + j) * plane_stride + base;
-                    &m[at..at + cols]
-                };
-                // Aᵀ down each column: s[a][j] in lanes (4a + j).
+        for ty in 0..tiling.rows {
+            for tx in 0..cols {
+                let t = n * tiling.per_image() + ty * cols + tx;
+                // Aᵀ down each column: s[a][j] in run 4a + j.
                 for j in 0..4 {
-                    let (m0, m1, m2, m3) = (mv(0, j), mv(1, j), mv(2, j), mv(3, j));
-                    let (s0, s1) = lanes.split_at_mut(4 * cols);
-                    lanes3(&mut s0[j * cols..(j + 1) * cols], m0, m1, m2, |a, b, c| {
-                        a + b + c
-                    });
-                    lanes3(&mut s1[j * cols..(j + 1) * cols], m1, m2, m3, |a, b, c| {
-                        a - b - c
-                    });
+                    let mv = |i: usize| run(m, (4 * i + j) * columns + t, o);
+                    let (m0, m1, m2, m3) = (mv(0), mv(1), mv(2), mv(3));
+                    lanes3(run_mut(&mut s, j, o), m0, m1, m2, |a, b, c| a + b + c);
+                    lanes3(run_mut(&mut s, 4 + j, o), m1, m2, m3, |a, b, c| a - b - c);
                 }
-                // Aᵀ along each row, interleaved into output rows 2ty and 2ty + 1.
-                for (a, s) in lanes.chunks_exact(4 * cols).enumerate() {
-                    let (s0, rest) = s.split_at(cols);
-                    let (s1, rest) = rest.split_at(cols);
-                    let (s2, s3) = rest.split_at(cols);
-                    let h = 2 * ty + a;
-                    plane[h * width..(h + 1) * width]
-                        .chunks_exact_mut(2)
-                        .zip(s0.iter().zip(s1).zip(s2.iter().zip(s3)))
-                        .for_each(|(pair, ((&a, &b), (&c, &d)))| {
-                            pair[0] = a + b + c;
-                            pair[1] = b - c - d;
-                        });
+                // Aᵀ along each row: output pixels 2tx and 2tx + 1 of row a.
+                for a in 0..2 {
+                    let sa = |j: usize| run(&s, 4 * a + j, o);
+                    let row = run_mut(&mut rows, a, width * o);
+                    let (y0, y1) = row[2 * tx * o..(2 * tx + 2) * o].split_at_mut(o);
+                    lanes3(y0, sa(0), sa(1), sa(2), |a, b, c| a + b + c);
+                    lanes3(y1, sa(1), sa(2), sa(3), |a, b, c| a - b - c);
                 }
+            }
+            for a in 0..2 {
+                scatter_row(run(&rows, a, width * o), g.out_size, 2 * ty + a, image);
             }
         }
     }
 }
 
-/// The adjoint of [`transform_output`]: `∂L/∂M = A (∂L/∂Y) Aᵀ` of every tile.
+/// The adjoint of [`transform_output`]: `∂L/∂M = A (∂L/∂Y) Aᵀ` of every tile, from the tile
+/// row's two output-gradient rows gathered channel-minor.
 fn transform_output_adjoint(g: &Conv2dGeometry, tiling: &Tiling, images: &[f32], m: &mut [f32]) {
-    let [height, width] = g.out_size;
-    let columns = images.len() / g.out_image_len() * tiling.per_image();
-    let plane_stride = g.out_channels * columns;
+    let width = g.out_size[1];
+    let o = g.out_channels;
     let cols = tiling.cols;
-    let mut lanes = vec![0.0f32; 8 * cols];
+    let columns = images.len() / g.out_image_len() * tiling.per_image();
+    let mut rows = vec![0.0f32; 2 * width * o];
+    let mut z = vec![0.0f32; 8 * o];
     for (n, image) in images.chunks_exact(g.out_image_len()).enumerate() {
-        for (o, plane) in image.chunks_exact(height * width).enumerate() {
-            for ty in 0..tiling.rows {
-                // A along each row: z[a][j] in lanes (4a + j), from output row 2ty + a.
-                for (a, z) in lanes.chunks_exact_mut(4 * cols).enumerate() {
-                    let h = 2 * ty + a;
-                    let row = &plane[h * width..(h + 1) * width];
-                    let (z0, rest) = z.split_at_mut(cols);
-                    let (z1, rest) = rest.split_at_mut(cols);
-                    let (z2, z3) = rest.split_at_mut(cols);
-                    for ((((pair, z0), z1), z2), z3) in row
-                        .chunks_exact(2)
-                        .zip(z0.iter_mut())
-                        .zip(z1.iter_mut())
-                        .zip(z2.iter_mut())
-                        .zip(z3.iter_mut())
-                    {
-                        let (y0, y1) = (pair[0], pair[1]);
-                        *z0 = y0;
-                        *z1 = y0 + y1;
-                        *z2 = y0 - y1;
-                        *z3 = -y1;
-                    }
+        for ty in 0..tiling.rows {
+            for a in 0..2 {
+                gather_row(
+                    image,
+                    g.out_size,
+                    2 * ty + a,
+                    run_mut(&mut rows, a, width * o),
+                );
+            }
+            for tx in 0..cols {
+                // A along each row: z[a][j] in run 4a + j.
+                for a in 0..2 {
+                    let row = run(&rows, a, width * o);
+                    let (y0, y1) = (run(row, 2 * tx, o), run(row, 2 * tx + 1, o));
+                    run_mut(&mut z, 4 * a, o).copy_from_slice(y0);
+                    lanes2(run_mut(&mut z, 4 * a + 1, o), y0, y1, |a, b| a + b);
+                    lanes2(run_mut(&mut z, 4 * a + 2, o), y0, y1, |a, b| a - b);
+                    lanes2(run_mut(&mut z, 4 * a + 3, o), y1, y1, |a, _| -a);
                 }
                 // A down each column, straight into ∂L/∂M.
-                let base = o * columns + n * tiling.per_image() + ty * cols;
-                let (first, second) = lanes.split_at(4 * cols);
+                let t = n * tiling.per_image() + ty * cols + tx;
                 for j in 0..4 {
-                    let z0 = &first[j * cols..(j + 1) * cols];
-                    let z1 = &second[j * cols..(j + 1) * cols];
-                    let at = |i: usize| (4 * i + j) * plane_stride + base;
-                    m[at(0)..at(0) + cols].copy_from_slice(z0);
-                    lanes2(&mut m[at(1)..at(1) + cols], z0, z1, |a, b| a + b);
-                    lanes2(&mut m[at(2)..at(2) + cols], z0, z1, |a, b| a - b);
-                    lanes2(&mut m[at(3)..at(3) + cols], z1, z1, |a, _| -a);
+                    let (z0, z1) = (run(&z, j, o), run(&z, 4 + j, o));
+                    let at = |i: usize| (4 * i + j) * columns + t;
+                    run_mut(m, at(0), o).copy_from_slice(z0);
+                    lanes2(run_mut(m, at(1), o), z0, z1, |a, b| a + b);
+                    lanes2(run_mut(m, at(2), o), z0, z1, |a, b| a - b);
+                    lanes2(run_mut(m, at(3), o), z1, z1, |a, _| -a);
                 }
             }
         }
@@ -492,13 +446,13 @@ pub(super) fn forward(g: &Conv2dGeometry, input: &[f32], weight: &[f32]) -> Vec<
                     transform_input(g, &tiling, in_block, v);
                     position_gemms(
                         m,
-                        [c_out, columns],
+                        [columns, c_out],
                         Accum::Replace,
+                        v,
+                        [columns, c_in],
                         &u,
                         [c_out, c_in],
-                        v,
-                        [c_in, columns],
-                        [false, false],
+                        [false, true],
                         par,
                     );
                     transform_output(g, &tiling, m, out_block);
@@ -581,23 +535,23 @@ fn backward(
                             [c_out, c_in],
                             Accum::Add,
                             m,
-                            [c_out, columns],
+                            [columns, c_out],
                             v,
-                            [c_in, columns],
-                            [false, true],
+                            [columns, c_in],
+                            [true, false],
                             par,
                         );
                     }
                     if let (Some(u), Some(dx_block)) = (&u, dx_block) {
                         position_gemms(
                             v,
-                            [c_in, columns],
+                            [columns, c_in],
                             Accum::Replace,
+                            m,
+                            [columns, c_out],
                             u,
                             [c_out, c_in],
-                            m,
-                            [c_out, columns],
-                            [true, false],
+                            [false, false],
                             par,
                         );
                         transform_input_adjoint(g, &tiling, v, dx_block);
@@ -689,12 +643,14 @@ mod tests {
 
     #[test]
     fn transforms_reproduce_the_definition_and_its_adjoints() {
-        // Ragged blocks (3 images in blocks of 2), a single tile row, an odd number of tile
-        // columns, and channel counts that differ.
+        // Ragged blocks (3 images in blocks of 2), a single tile row, a single tile column,
+        // an odd number of tile columns, ResNet's 4×4 stage, and channel counts that differ.
         for (batch, c_in, c_out, size) in [
             (3, 16, 24, [6, 16]),
             (2, 20, 16, [2, 16]),
+            (2, 16, 20, [8, 2]),
             (1, 16, 16, [4, 18]),
+            (3, 32, 16, [4, 4]),
         ] {
             let g = geometry(batch, c_in, c_out, size);
             assert!(applies(&g), "{g:?}");
@@ -717,8 +673,6 @@ mod tests {
         assert!(applies(&g));
         let odd = geometry(2, 16, 16, [7, 16]);
         assert!(!applies(&odd));
-        let narrow = geometry(2, 16, 16, [16, 8]);
-        assert!(!applies(&narrow));
         let thin = geometry(2, 3, 64, [16, 16]);
         assert!(!applies(&thin));
         let strided = Conv2dGeometry::conv2d(
