@@ -61,17 +61,24 @@ const WIDE_WEIGHT_MIN_COLUMNS: usize = 512;
 
 static WINOGRAD: AtomicBool = AtomicBool::new(true);
 
-/// Whether 3×3, stride-1, padding-1 convolutions with at least 16 channels in and out run
-/// Winograd's F(2×2, 3×3) (default) or im2col + GEMM like every other geometry. Winograd
-/// multiplies 2.25× fewer products and agrees with the direct definition to float rounding
-/// (≈ 1e-6 relative), not bit for bit; switch it off to compare the two or to time im2col.
+/// Whether convolutions with at least 16 channels in and out run Winograd's minimal filtering
+/// (default) or im2col + GEMM like every other geometry: F(2×2, 3×3) for 3×3, stride-1,
+/// padding-1 layers (2.25× fewer products) and F(2×2, 2×2) on the polyphase components of
+/// 4×4, stride-2, padding-1 layers (1.78× fewer). Winograd agrees with the direct definition
+/// to float rounding (≈ 1e-6 relative), not bit for bit; switch it off to compare the two or
+/// to time im2col.
 pub fn set_winograd(enabled: bool) {
     WINOGRAD.store(enabled, Ordering::Relaxed);
 }
 
-/// Whether `geometry` runs on [`winograd`]: switched on, a geometry it computes, and images.
-fn takes_winograd(geometry: &Conv2dGeometry) -> bool {
-    WINOGRAD.load(Ordering::Relaxed) && geometry.batch > 0 && winograd::applies(geometry)
+/// The [`winograd`] algorithm that runs `geometry`, if any: switched on, a geometry it
+/// computes, and images.
+fn winograd_kind(geometry: &Conv2dGeometry) -> Option<winograd::Kind> {
+    if WINOGRAD.load(Ordering::Relaxed) && geometry.batch > 0 {
+        winograd::Kind::of(geometry)
+    } else {
+        None
+    }
 }
 
 /// Sizes of one 2-D cross-correlation (the kernels here run `groups = 1` only):
@@ -791,8 +798,8 @@ pub fn conv2d_forward(
     if g.batch == 0 {
         return Ok(Vec::new());
     }
-    if takes_winograd(g) {
-        let mut output = winograd::forward(g, input, weight);
+    if let Some(kind) = winograd_kind(g) {
+        let mut output = winograd::forward(kind, g, input, weight);
         if let Some(bias) = bias {
             add_channel_bias(&mut output, bias, pixels);
         }
@@ -852,8 +859,8 @@ pub fn conv2d_weight_grad(
             g.batch * g.out_image_len(),
         ),
     ])?;
-    if takes_winograd(g) {
-        return Ok(winograd::weight_grad(g, input, output_grad));
+    if let Some(kind) = winograd_kind(g) {
+        return Ok(winograd::weight_grad(kind, g, input, output_grad));
     }
     let block = g.block_images();
     let par = inner_parallelism(g.batch, block);
@@ -918,6 +925,15 @@ pub fn conv2d_forward_and_weight_grad(
             g.batch * g.out_image_len(),
         ),
     ])?;
+    if let Some(kind) = winograd_kind(g) {
+        return Ok(winograd::forward_and_weight_grad(
+            kind,
+            g,
+            input,
+            weight,
+            output_grad,
+        ));
+    }
     let mut output = zeros(g.batch * g.out_image_len());
     let block = g.block_images();
     let par = inner_parallelism(g.batch, block);
@@ -975,8 +991,9 @@ pub fn conv2d_input_and_weight_grad(
             g.batch * g.out_image_len(),
         ),
     ])?;
-    if takes_winograd(g) {
+    if let Some(kind) = winograd_kind(g) {
         return Ok(winograd::input_and_weight_grad(
+            kind,
             g,
             input,
             weight,
@@ -1021,8 +1038,8 @@ pub fn conv2d_input_grad(
     if g.batch == 0 {
         return Ok(Vec::new());
     }
-    if takes_winograd(g) {
-        return Ok(winograd::input_grad(g, output_grad, weight));
+    if let Some(kind) = winograd_kind(g) {
+        return Ok(winograd::input_grad(kind, g, output_grad, weight));
     }
     let mut input_grad = zeros(g.batch * g.in_image_len());
     let block = g.block_images();

@@ -120,8 +120,17 @@ fn conv2d_matches_burn_on_the_model_layers_and_edge_geometries() {
             [1, 1],
             true,
         ),
-        // ResNet-style 3×3 s1 p1 (the first on Winograd's path: ≥ 16 channels, even sizes,
-        // width ≥ 16; the second, odd-sized, on im2col) and 1×1 s2, no bias.
+        // On the polyphase Winograd path (≥ 16 channels, sides multiples of 4).
+        (
+            [3, 16, 8, 12],
+            [20, 16, 4, 4],
+            [2, 2],
+            [(1, 1), (1, 1)],
+            [1, 1],
+            true,
+        ),
+        // ResNet-style 3×3 s1 p1 (the first on Winograd's path: ≥ 16 channels, even sizes;
+        // the second, odd-sized, on im2col) and 1×1 s2, no bias.
         (
             [3, 16, 6, 16],
             [20, 16, 3, 3],
@@ -204,6 +213,15 @@ fn conv_transpose2d_matches_burn_on_the_decoder_layers_and_edge_geometries() {
     // Burgess decoder layers, reduced batch: k4 s2 p1.
     check_conv_transpose2d([3, 8, 4, 4], [8, 8, 4, 4], [2, 2], [1, 1], [0, 0], [1, 1]);
     check_conv_transpose2d([2, 6, 8, 8], [6, 1, 4, 4], [2, 2], [1, 1], [0, 0], [1, 1]);
+    // On the polyphase Winograd path (the adjoint conv has ≥ 16 channels, sides 8 × 12).
+    check_conv_transpose2d(
+        [2, 16, 4, 6],
+        [16, 24, 4, 4],
+        [2, 2],
+        [1, 1],
+        [0, 0],
+        [1, 1],
+    );
     // Output padding, dilation, stride 3, rectangular.
     check_conv_transpose2d([2, 3, 5, 4], [3, 4, 3, 2], [3, 2], [1, 0], [2, 1], [1, 2]);
     check_conv_transpose2d([1, 2, 3, 3], [2, 3, 3, 3], [1, 1], [0, 0], [0, 0], [2, 2]);

@@ -26,6 +26,8 @@
 //! `C`-long lane-wise operation whatever the image width. Vectorising over a row of tiles
 //! instead (`W / 2` lanes) made ResNet's 8×8 and 4×4 stages slower than im2col.
 
+mod strided;
+
 use faer::{Accum, MatMut, MatRef, Par};
 use rayon::prelude::*;
 
@@ -33,10 +35,10 @@ use super::{
     Conv2dGeometry, equal_blocks, gemm, inner_parallelism, sum_parts, with_scratch, zeros,
 };
 
-/// Tile positions `ξ` of the 4×4 transformed tiles.
+/// Tile positions `ξ` of F(2×2, 3×3)'s 4×4 transformed tiles.
 const POSITIONS: usize = 16;
 
-/// Fewest input and output channels that take this path: with fewer the 16 GEMMs are too
+/// Fewest input and output channels that take a Winograd path: with fewer the GEMMs are too
 /// thin to pay for the transforms (the 3-channel ResNet stem stays on im2col).
 const MIN_CHANNELS: usize = 16;
 
@@ -46,10 +48,33 @@ const MIN_TILES: usize = 512;
 /// Filters per rayon task in the filter transforms (a 512 × 512 layer has 262 144).
 const FILTERS_PER_TASK: usize = 4096;
 
-/// Whether `geometry` is one this module computes: a 3×3 cross-correlation with stride 1,
-/// padding 1 and dilation 1 on an even-sized image (so the 2×2 tiles cover it), with at least
-/// [`MIN_CHANNELS`] channels in and out.
-pub(super) fn applies(g: &Conv2dGeometry) -> bool {
+/// Which minimal-filtering algorithm computes a geometry.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(super) enum Kind {
+    /// F(2×2, 3×3) for 3×3, stride-1, padding-1 convolutions (ResNets).
+    ThreeByThree,
+    /// F(2×2, 2×2) on the polyphase components of 4×4, stride-2, padding-1 convolutions
+    /// (the Burgess VAE's encoder, and through the adjoints its decoder).
+    FourByFourStrideTwo,
+}
+
+impl Kind {
+    /// The algorithm for `g`, if this module computes it.
+    pub(super) fn of(g: &Conv2dGeometry) -> Option<Self> {
+        if three_by_three_applies(g) {
+            Some(Self::ThreeByThree)
+        } else if strided::applies(g) {
+            Some(Self::FourByFourStrideTwo)
+        } else {
+            None
+        }
+    }
+}
+
+/// Whether `g` is a 3×3 cross-correlation with stride 1, padding 1 and dilation 1 on an
+/// even-sized image (so the 2×2 tiles cover it), with at least [`MIN_CHANNELS`] channels in
+/// and out.
+fn three_by_three_applies(g: &Conv2dGeometry) -> bool {
     g.kernel_size == [3, 3]
         && g.stride == [1, 1]
         && g.padding == [1, 1]
@@ -59,6 +84,71 @@ pub(super) fn applies(g: &Conv2dGeometry) -> bool {
         && g.in_size.iter().all(|s| s % 2 == 0 && *s > 0)
         && g.in_channels >= MIN_CHANNELS
         && g.out_channels >= MIN_CHANNELS
+}
+
+/// One minimal-filtering algorithm as the linear maps around its GEMMs: per block of images,
+/// `POSITIONS` GEMMs `M_ξ = V_ξ · U_ξᵀ` with `V_ξ` (`tiles × depth`) from the input,
+/// `U_ξ` (`C_out × depth`) from the weight and `M_ξ` (`tiles × C_out`) mapped to the output.
+/// Each `*_adjoint` is the transpose of its map, which is all the gradients need.
+trait Transforms {
+    /// Transformed positions `ξ` per tile (GEMMs per block).
+    const POSITIONS: usize;
+
+    /// The GEMMs' inner dimension: transformed input values per tile and position.
+    fn depth(g: &Conv2dGeometry) -> usize;
+
+    /// `U` (`POSITIONS × C_out × depth`) of the weight.
+    fn filter(g: &Conv2dGeometry, weight: &[f32]) -> Vec<f32>;
+
+    /// The weight gradient `[C_out, C_in, k_h, k_w]` of `∂L/∂U`.
+    fn filter_adjoint(g: &Conv2dGeometry, u: &[f32]) -> Vec<f32>;
+
+    /// `V` (`POSITIONS × tiles × depth`) of a block of input images.
+    fn input(g: &Conv2dGeometry, tiling: &Tiling, images: &[f32], v: &mut [f32]);
+
+    /// The input gradient of a block of images (overwritten) from `∂L/∂V`.
+    fn input_adjoint(g: &Conv2dGeometry, tiling: &Tiling, v: &[f32], images: &mut [f32]);
+
+    /// A block of output images (overwritten) from `M` (`POSITIONS × tiles × C_out`).
+    fn output(g: &Conv2dGeometry, tiling: &Tiling, m: &[f32], images: &mut [f32]);
+
+    /// `∂L/∂M` of a block of output-gradient images.
+    fn output_adjoint(g: &Conv2dGeometry, tiling: &Tiling, images: &[f32], m: &mut [f32]);
+}
+
+/// F(2×2, 3×3) (the module docs).
+struct ThreeByThree;
+
+impl Transforms for ThreeByThree {
+    const POSITIONS: usize = POSITIONS;
+
+    fn depth(g: &Conv2dGeometry) -> usize {
+        g.in_channels
+    }
+
+    fn filter(g: &Conv2dGeometry, weight: &[f32]) -> Vec<f32> {
+        transform_filter(g, weight)
+    }
+
+    fn filter_adjoint(g: &Conv2dGeometry, u: &[f32]) -> Vec<f32> {
+        transform_filter_adjoint(g, u)
+    }
+
+    fn input(g: &Conv2dGeometry, tiling: &Tiling, images: &[f32], v: &mut [f32]) {
+        transform_input(g, tiling, images, v);
+    }
+
+    fn input_adjoint(g: &Conv2dGeometry, tiling: &Tiling, v: &[f32], images: &mut [f32]) {
+        transform_input_adjoint(g, tiling, v, images);
+    }
+
+    fn output(g: &Conv2dGeometry, tiling: &Tiling, m: &[f32], images: &mut [f32]) {
+        transform_output(g, tiling, m, images);
+    }
+
+    fn output_adjoint(g: &Conv2dGeometry, tiling: &Tiling, images: &[f32], m: &mut [f32]) {
+        transform_output_adjoint(g, tiling, images, m);
+    }
 }
 
 /// `G v` for one column (or row) of a 3×3 filter.
@@ -91,7 +181,7 @@ fn both_ways<const R: usize, const C: usize>(
     std::array::from_fn(|i| t(std::array::from_fn(|j| columns[j][i])))
 }
 
-/// Tiles along each dimension and per image.
+/// 2×2 output tiles along each dimension and per image.
 struct Tiling {
     rows: usize,
     cols: usize,
@@ -100,8 +190,8 @@ struct Tiling {
 impl Tiling {
     fn new(g: &Conv2dGeometry) -> Self {
         Self {
-            rows: g.in_size[0] / 2,
-            cols: g.in_size[1] / 2,
+            rows: g.out_size[0] / 2,
+            cols: g.out_size[1] / 2,
         }
     }
 
@@ -398,7 +488,7 @@ fn transform_output_adjoint(g: &Conv2dGeometry, tiling: &Tiling, images: &[f32],
     }
 }
 
-/// `dst_ξ (+)= op(a_ξ) · op(b_ξ)` for the 16 positions; each operand is 16 stacked row-major
+/// `dst_ξ (+)= op(a_ξ) · op(b_ξ)` for every position; each operand is stacked row-major
 /// matrices, `transpose` says which to use transposed.
 #[allow(clippy::too_many_arguments)]
 fn position_gemms(
@@ -427,11 +517,18 @@ fn position_gemms(
     }
 }
 
-/// Forward cross-correlation of a geometry that [`applies`]: `y = conv2d(x, W)` (no bias).
-pub(super) fn forward(g: &Conv2dGeometry, input: &[f32], weight: &[f32]) -> Vec<f32> {
+/// Forward cross-correlation `y = conv2d(x, W)` (no bias) of a geometry of `kind`.
+pub(super) fn forward(kind: Kind, g: &Conv2dGeometry, input: &[f32], weight: &[f32]) -> Vec<f32> {
+    match kind {
+        Kind::ThreeByThree => forward_with::<ThreeByThree>(g, input, weight),
+        Kind::FourByFourStrideTwo => forward_with::<strided::FourByFourStrideTwo>(g, input, weight),
+    }
+}
+
+fn forward_with<T: Transforms>(g: &Conv2dGeometry, input: &[f32], weight: &[f32]) -> Vec<f32> {
     let tiling = Tiling::new(g);
-    let u = transform_filter(g, weight);
-    let (c_in, c_out) = (g.in_channels, g.out_channels);
+    let u = T::filter(g, weight);
+    let (c_in, c_out) = (T::depth(g), g.out_channels);
     let block = tiling.block_images(g.batch);
     let par = inner_parallelism(g.batch, block);
     let mut output = zeros(g.batch * g.out_image_len());
@@ -441,9 +538,12 @@ pub(super) fn forward(g: &Conv2dGeometry, input: &[f32], weight: &[f32]) -> Vec<
         .for_each(|(out_block, in_block)| {
             let columns = in_block.len() / g.in_image_len() * tiling.per_image();
             with_scratch(
-                [POSITIONS * c_in * columns, POSITIONS * c_out * columns],
+                [
+                    T::POSITIONS * c_in * columns,
+                    T::POSITIONS * c_out * columns,
+                ],
                 |v, m| {
-                    transform_input(g, &tiling, in_block, v);
+                    T::input(g, &tiling, in_block, v);
                     position_gemms(
                         m,
                         [columns, c_out],
@@ -455,34 +555,128 @@ pub(super) fn forward(g: &Conv2dGeometry, input: &[f32], weight: &[f32]) -> Vec<
                         [false, true],
                         par,
                     );
-                    transform_output(g, &tiling, m, out_block);
+                    T::output(g, &tiling, m, out_block);
                 },
             );
         });
     output
 }
 
-/// Input gradient of a geometry that [`applies`]: `∂L/∂x` for the output gradient `∂L/∂y`.
-pub(super) fn input_grad(g: &Conv2dGeometry, output_grad: &[f32], weight: &[f32]) -> Vec<f32> {
-    let (input_grad, _) = backward(g, None, Some(weight), output_grad);
-    input_grad.unwrap_or_default()
-}
-
-/// Weight gradient of a geometry that [`applies`]: `∂L/∂W`, `[C_out, C_in, 3, 3]` flat.
-pub(super) fn weight_grad(g: &Conv2dGeometry, input: &[f32], output_grad: &[f32]) -> Vec<f32> {
-    let (_, weight_grad) = backward(g, Some(input), None, output_grad);
-    weight_grad.unwrap_or_default()
-}
-
-/// Both gradients of a geometry that [`applies`] from one `∂L/∂M` per block:
-/// `(∂L/∂x, ∂L/∂W)`.
-pub(super) fn input_and_weight_grad(
+/// The forward `y` and the weight gradient `∂L/∂W` of a geometry of `kind` from one `V` per
+/// block (a transposed convolution's input gradient and weight gradient).
+pub(super) fn forward_and_weight_grad(
+    kind: Kind,
     g: &Conv2dGeometry,
     input: &[f32],
     weight: &[f32],
     output_grad: &[f32],
 ) -> (Vec<f32>, Vec<f32>) {
-    let (input_grad, weight_grad) = backward(g, Some(input), Some(weight), output_grad);
+    match kind {
+        Kind::ThreeByThree => {
+            forward_and_weight_grad_with::<ThreeByThree>(g, input, weight, output_grad)
+        }
+        Kind::FourByFourStrideTwo => forward_and_weight_grad_with::<strided::FourByFourStrideTwo>(
+            g,
+            input,
+            weight,
+            output_grad,
+        ),
+    }
+}
+
+fn forward_and_weight_grad_with<T: Transforms>(
+    g: &Conv2dGeometry,
+    input: &[f32],
+    weight: &[f32],
+    output_grad: &[f32],
+) -> (Vec<f32>, Vec<f32>) {
+    let tiling = Tiling::new(g);
+    let u = T::filter(g, weight);
+    let (depth, c_out) = (T::depth(g), g.out_channels);
+    let block = tiling.block_images(g.batch);
+    let par = inner_parallelism(g.batch, block);
+    let u_len = T::POSITIONS * c_out * depth;
+    let mut output = zeros(g.batch * g.out_image_len());
+    let block_both =
+        |mut u_grad: Vec<f32>,
+         ((out_block, in_block), grad_block): ((&mut [f32], &[f32]), &[f32])| {
+            let columns = in_block.len() / g.in_image_len() * tiling.per_image();
+            with_scratch(
+                [
+                    T::POSITIONS * depth * columns,
+                    T::POSITIONS * c_out * columns,
+                ],
+                |v, m| {
+                    T::input(g, &tiling, in_block, v);
+                    position_gemms(
+                        m,
+                        [columns, c_out],
+                        Accum::Replace,
+                        v,
+                        [columns, depth],
+                        &u,
+                        [c_out, depth],
+                        [false, true],
+                        par,
+                    );
+                    T::output(g, &tiling, m, out_block);
+                    // M's buffer now takes ∂L/∂M for the weight gradient.
+                    T::output_adjoint(g, &tiling, grad_block, m);
+                    position_gemms(
+                        &mut u_grad,
+                        [c_out, depth],
+                        Accum::Add,
+                        m,
+                        [columns, c_out],
+                        v,
+                        [columns, depth],
+                        [true, false],
+                        par,
+                    );
+                },
+            );
+            u_grad
+        };
+    let parts = output
+        .par_chunks_mut(block * g.out_image_len())
+        .zip(input.par_chunks(block * g.in_image_len()))
+        .zip(output_grad.par_chunks(block * g.out_image_len()))
+        .fold(|| vec![0.0f32; u_len], block_both);
+    let u_grad = sum_parts(parts, u_len);
+    (output, T::filter_adjoint(g, &u_grad))
+}
+
+/// Input gradient `∂L/∂x` for the output gradient `∂L/∂y` of a geometry of `kind`.
+pub(super) fn input_grad(
+    kind: Kind,
+    g: &Conv2dGeometry,
+    output_grad: &[f32],
+    weight: &[f32],
+) -> Vec<f32> {
+    let (input_grad, _) = backward(kind, g, None, Some(weight), output_grad);
+    input_grad.unwrap_or_default()
+}
+
+/// Weight gradient `∂L/∂W` (`[C_out, C_in, k_h, k_w]` flat) of a geometry of `kind`.
+pub(super) fn weight_grad(
+    kind: Kind,
+    g: &Conv2dGeometry,
+    input: &[f32],
+    output_grad: &[f32],
+) -> Vec<f32> {
+    let (_, weight_grad) = backward(kind, g, Some(input), None, output_grad);
+    weight_grad.unwrap_or_default()
+}
+
+/// Both gradients of a geometry of `kind` from one `∂L/∂M` per block: `(∂L/∂x, ∂L/∂W)`.
+pub(super) fn input_and_weight_grad(
+    kind: Kind,
+    g: &Conv2dGeometry,
+    input: &[f32],
+    weight: &[f32],
+    output_grad: &[f32],
+) -> (Vec<f32>, Vec<f32>) {
+    let (input_grad, weight_grad) = backward(kind, g, Some(input), Some(weight), output_grad);
     (
         input_grad.unwrap_or_default(),
         weight_grad.unwrap_or_default(),
@@ -493,18 +687,33 @@ pub(super) fn input_and_weight_grad(
 /// `input`. Each block transforms the output gradient once (`∂L/∂M`); the weight gradient's
 /// GEMMs read `V` and `∂L/∂M`, after which `V`'s buffer takes `∂L/∂V` for the input gradient.
 fn backward(
+    kind: Kind,
+    g: &Conv2dGeometry,
+    input: Option<&[f32]>,
+    weight: Option<&[f32]>,
+    output_grad: &[f32],
+) -> (Option<Vec<f32>>, Option<Vec<f32>>) {
+    match kind {
+        Kind::ThreeByThree => backward_with::<ThreeByThree>(g, input, weight, output_grad),
+        Kind::FourByFourStrideTwo => {
+            backward_with::<strided::FourByFourStrideTwo>(g, input, weight, output_grad)
+        }
+    }
+}
+
+fn backward_with<T: Transforms>(
     g: &Conv2dGeometry,
     input: Option<&[f32]>,
     weight: Option<&[f32]>,
     output_grad: &[f32],
 ) -> (Option<Vec<f32>>, Option<Vec<f32>>) {
     let tiling = Tiling::new(g);
-    let u = weight.map(|weight| transform_filter(g, weight));
-    let (c_in, c_out) = (g.in_channels, g.out_channels);
+    let u = weight.map(|weight| T::filter(g, weight));
+    let (c_in, c_out) = (T::depth(g), g.out_channels);
     let block = tiling.block_images(g.batch);
     let par = inner_parallelism(g.batch, block);
     let u_len = if input.is_some() {
-        POSITIONS * c_out * c_in
+        T::POSITIONS * c_out * c_in
     } else {
         0
     };
@@ -523,13 +732,16 @@ fn backward(
             let images = grad_block.len() / g.out_image_len();
             let columns = images * tiling.per_image();
             with_scratch(
-                [POSITIONS * c_in * columns, POSITIONS * c_out * columns],
+                [
+                    T::POSITIONS * c_in * columns,
+                    T::POSITIONS * c_out * columns,
+                ],
                 |v, m| {
-                    transform_output_adjoint(g, &tiling, grad_block, m);
+                    T::output_adjoint(g, &tiling, grad_block, m);
                     if let Some(input) = input {
                         let start = index * block * g.in_image_len();
                         let in_block = &input[start..start + images * g.in_image_len()];
-                        transform_input(g, &tiling, in_block, v);
+                        T::input(g, &tiling, in_block, v);
                         position_gemms(
                             &mut u_grad,
                             [c_out, c_in],
@@ -554,7 +766,7 @@ fn backward(
                             [false, false],
                             par,
                         );
-                        transform_input_adjoint(g, &tiling, v, dx_block);
+                        T::input_adjoint(g, &tiling, v, dx_block);
                     }
                 },
             );
@@ -566,7 +778,7 @@ fn backward(
         .zip(output_grad.par_chunks(block * g.out_image_len()))
         .fold(|| vec![0.0f32; u_len], block_backward);
     let u_grad = sum_parts(parts, u_len);
-    let weight_grad = input.map(|_| transform_filter_adjoint(g, &u_grad));
+    let weight_grad = input.map(|_| T::filter_adjoint(g, &u_grad));
     (input_grad, weight_grad)
 }
 
@@ -585,38 +797,57 @@ mod tests {
         .expect("valid geometry")
     }
 
+    /// A 4×4, stride-2, padding-1 layer.
+    fn strided(batch: usize, c_in: usize, c_out: usize, size: [usize; 2]) -> Conv2dGeometry {
+        let options = ConvOptions::new([2, 2], [1, 1], [1, 1], 1);
+        Conv2dGeometry::conv2d(
+            [batch, c_in, size[0], size[1]],
+            [c_out, c_in, 4, 4],
+            &options,
+        )
+        .expect("valid geometry")
+    }
+
     fn values(len: usize, seed: usize) -> Vec<f32> {
         (0..len)
             .map(|i| (((i * 7919 + seed * 104_729) % 1013) as f32 / 1013.0 - 0.5) * 2.0)
             .collect()
     }
 
-    /// `x[n, c, h + i − 1, w + j − 1]`, zero outside: the definition's read.
-    fn read(g: &Conv2dGeometry, n: usize, c: usize, h: usize, w: usize) -> Option<usize> {
+    /// `x[n, c, h·s + i − p, w·s + j − p]`, zero outside: the definition's read.
+    fn read(
+        g: &Conv2dGeometry,
+        n: usize,
+        c: usize,
+        [h, w]: [usize; 2],
+        [i, j]: [usize; 2],
+    ) -> Option<usize> {
         let [height, width] = g.in_size;
-        let (h, w) = (h.wrapping_sub(1), w.wrapping_sub(1));
+        let h = (h * g.stride[0] + i).wrapping_sub(g.padding[0]);
+        let w = (w * g.stride[1] + j).wrapping_sub(g.padding[1]);
         (h < height && w < width).then(|| ((n * g.in_channels + c) * height + h) * width + w)
     }
 
     /// The three maps by their definitions, in f64: `y`, `∂L/∂x`, `∂L/∂W`.
     fn direct(g: &Conv2dGeometry, x: &[f32], w: &[f32], r: &[f32]) -> [Vec<f64>; 3] {
-        let [height, width] = g.in_size;
+        let [out_h, out_w] = g.out_size;
+        let [k_h, k_w] = g.kernel_size;
         let (c_in, c_out) = (g.in_channels, g.out_channels);
         let mut y = vec![0.0; g.batch * g.out_image_len()];
         let mut dx = vec![0.0; x.len()];
         let mut dw = vec![0.0; w.len()];
         for n in 0..g.batch {
             for o in 0..c_out {
-                for h in 0..height {
-                    for v in 0..width {
-                        let out = ((n * c_out + o) * height + h) * width + v;
+                for h in 0..out_h {
+                    for v in 0..out_w {
+                        let out = ((n * c_out + o) * out_h + h) * out_w + v;
                         for c in 0..c_in {
-                            for i in 0..3 {
-                                for j in 0..3 {
-                                    let Some(at) = read(g, n, c, h + i, v + j) else {
+                            for i in 0..k_h {
+                                for j in 0..k_w {
+                                    let Some(at) = read(g, n, c, [h, v], [i, j]) else {
                                         continue;
                                     };
-                                    let k = ((o * c_in + c) * 3 + i) * 3 + j;
+                                    let k = ((o * c_in + c) * k_h + i) * k_w + j;
                                     y[out] += f64::from(w[k]) * f64::from(x[at]);
                                     dx[at] += f64::from(w[k]) * f64::from(r[out]);
                                     dw[k] += f64::from(r[out]) * f64::from(x[at]);
@@ -641,6 +872,24 @@ mod tests {
         }
     }
 
+    /// Every entry point of `g`'s algorithm against the definition.
+    fn check_against_definition(g: &Conv2dGeometry, kind: Kind) {
+        assert_eq!(Kind::of(g), Some(kind), "{g:?}");
+        let x = values(g.batch * g.in_image_len(), 1);
+        let w = values(g.out_channels * g.patch_len(), 2);
+        let r = values(g.batch * g.out_image_len(), 3);
+        let [y, dx, dw] = direct(g, &x, &w, &r);
+        assert_close("y", &forward(kind, g, &x, &w), &y);
+        assert_close("∂L/∂x", &input_grad(kind, g, &r, &w), &dx);
+        assert_close("∂L/∂W", &weight_grad(kind, g, &x, &r), &dw);
+        let (fused_dx, fused_dw) = input_and_weight_grad(kind, g, &x, &w, &r);
+        assert_close("fused ∂L/∂x", &fused_dx, &dx);
+        assert_close("fused ∂L/∂W", &fused_dw, &dw);
+        let (fused_y, fused_dw) = forward_and_weight_grad(kind, g, &x, &w, &r);
+        assert_close("fused y", &fused_y, &y);
+        assert_close("fused ∂L/∂W (with y)", &fused_dw, &dw);
+    }
+
     #[test]
     fn transforms_reproduce_the_definition_and_its_adjoints() {
         // Ragged blocks (3 images in blocks of 2), a single tile row, a single tile column,
@@ -652,35 +901,48 @@ mod tests {
             (1, 16, 16, [4, 18]),
             (3, 32, 16, [4, 4]),
         ] {
-            let g = geometry(batch, c_in, c_out, size);
-            assert!(applies(&g), "{g:?}");
-            let x = values(batch * g.in_image_len(), 1);
-            let w = values(c_out * c_in * 9, 2);
-            let r = values(batch * g.out_image_len(), 3);
-            let [y, dx, dw] = direct(&g, &x, &w, &r);
-            assert_close("y", &forward(&g, &x, &w), &y);
-            assert_close("∂L/∂x", &input_grad(&g, &r, &w), &dx);
-            assert_close("∂L/∂W", &weight_grad(&g, &x, &r), &dw);
-            let (fused_dx, fused_dw) = input_and_weight_grad(&g, &x, &w, &r);
-            assert_close("fused ∂L/∂x", &fused_dx, &dx);
-            assert_close("fused ∂L/∂W", &fused_dw, &dw);
+            check_against_definition(&geometry(batch, c_in, c_out, size), Kind::ThreeByThree);
+        }
+    }
+
+    #[test]
+    fn strided_transforms_reproduce_the_definition_and_its_adjoints() {
+        // The smallest image (one tile), a single tile row, an odd number of tile columns,
+        // ragged blocks, and channel counts that differ.
+        for (batch, c_in, c_out, size) in [
+            (2, 16, 16, [4, 4]),
+            (3, 16, 24, [4, 12]),
+            (2, 24, 16, [8, 20]),
+            (1, 16, 32, [16, 8]),
+        ] {
+            check_against_definition(
+                &strided(batch, c_in, c_out, size),
+                Kind::FourByFourStrideTwo,
+            );
         }
     }
 
     #[test]
     fn other_geometries_do_not_apply() {
-        let g = geometry(2, 16, 16, [8, 16]);
-        assert!(applies(&g));
-        let odd = geometry(2, 16, 16, [7, 16]);
-        assert!(!applies(&odd));
-        let thin = geometry(2, 3, 64, [16, 16]);
-        assert!(!applies(&thin));
-        let strided = Conv2dGeometry::conv2d(
+        assert_eq!(
+            Kind::of(&geometry(2, 16, 16, [8, 16])),
+            Some(Kind::ThreeByThree)
+        );
+        assert_eq!(Kind::of(&geometry(2, 16, 16, [7, 16])), None);
+        assert_eq!(Kind::of(&geometry(2, 3, 64, [16, 16])), None);
+        assert_eq!(
+            Kind::of(&strided(2, 16, 16, [8, 8])),
+            Some(Kind::FourByFourStrideTwo)
+        );
+        // An RGB input layer, and sides that are even but not multiples of 4.
+        assert_eq!(Kind::of(&strided(2, 3, 32, [64, 64])), None);
+        assert_eq!(Kind::of(&strided(2, 16, 16, [6, 8])), None);
+        let strided_3x3 = Conv2dGeometry::conv2d(
             [2, 16, 16, 16],
             [16, 16, 3, 3],
             &ConvOptions::new([2, 2], [1, 1], [1, 1], 1),
         )
         .expect("valid geometry");
-        assert!(!applies(&strided));
+        assert_eq!(Kind::of(&strided_3x3), None);
     }
 }
