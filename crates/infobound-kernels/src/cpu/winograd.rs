@@ -30,6 +30,7 @@ mod strided;
 
 use faer::{Accum, MatMut, MatRef, Par};
 use rayon::prelude::*;
+use wide::f32x4;
 
 use super::{
     Conv2dGeometry, equal_blocks, gemm, inner_parallelism, sum_parts, with_scratch, zeros,
@@ -208,19 +209,56 @@ impl Tiling {
 /// `out[w·C + c] = image[c, h, w]`: row `h` of every channel plane, channel-minor.
 fn gather_row(image: &[f32], [height, width]: [usize; 2], h: usize, out: &mut [f32]) {
     let channels = out.len() / width;
-    for (c, plane) in image.chunks_exact(height * width).enumerate() {
-        for (w, &x) in plane[h * width..(h + 1) * width].iter().enumerate() {
-            out[w * channels + c] = x;
-        }
-    }
+    transpose(
+        &image[h * width..],
+        height * width,
+        out,
+        channels,
+        [channels, width],
+    );
 }
 
 /// The inverse of [`gather_row`]: `image[c, h, w] = row[w·C + c]`.
 fn scatter_row(row: &[f32], [height, width]: [usize; 2], h: usize, image: &mut [f32]) {
     let channels = row.len() / width;
-    for (c, plane) in image.chunks_exact_mut(height * width).enumerate() {
-        for (w, y) in plane[h * width..(h + 1) * width].iter_mut().enumerate() {
-            *y = row[w * channels + c];
+    transpose(
+        row,
+        channels,
+        &mut image[h * width..],
+        height * width,
+        [width, channels],
+    );
+}
+
+/// `dst[j·dst_stride + i] = src[i·src_stride + j]` for `i < rows`, `j < cols`, in 4×4 blocks
+/// transposed in SSE registers (`wide`): four contiguous loads and four contiguous stores per
+/// block, where an element-wise loop makes every store (or load) strided and scalar.
+fn transpose(
+    src: &[f32],
+    src_stride: usize,
+    dst: &mut [f32],
+    dst_stride: usize,
+    [rows, cols]: [usize; 2],
+) {
+    let load = |at: usize| {
+        let lanes: [f32; 4] = src[at..at + 4].try_into().expect("four lanes");
+        f32x4::from(lanes)
+    };
+    for i0 in (0..rows).step_by(4) {
+        for j0 in (0..cols).step_by(4) {
+            if i0 + 4 <= rows && j0 + 4 <= cols {
+                let block: [f32x4; 4] = std::array::from_fn(|i| load((i0 + i) * src_stride + j0));
+                for (j, column) in f32x4::transpose(block).iter().enumerate() {
+                    let at = (j0 + j) * dst_stride + i0;
+                    dst[at..at + 4].copy_from_slice(&column.to_array());
+                }
+            } else {
+                for i in i0..rows.min(i0 + 4) {
+                    for j in j0..cols.min(j0 + 4) {
+                        dst[j * dst_stride + i] = src[i * src_stride + j];
+                    }
+                }
+            }
         }
     }
 }
