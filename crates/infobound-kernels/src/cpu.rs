@@ -62,11 +62,12 @@ const WIDE_WEIGHT_MIN_COLUMNS: usize = 512;
 static WINOGRAD: AtomicBool = AtomicBool::new(true);
 
 /// Whether convolutions with at least 16 channels in and out run Winograd's minimal filtering
-/// (default) or im2col + GEMM like every other geometry: F(2×2, 3×3) for 3×3, stride-1,
-/// padding-1 layers (2.25× fewer products) and F(2×2, 2×2) on the polyphase components of
-/// 4×4, stride-2, padding-1 layers (1.78× fewer). Winograd agrees with the direct definition
-/// to float rounding (≈ 1e-6 relative), not bit for bit; switch it off to compare the two or
-/// to time im2col.
+/// (default) or im2col + GEMM like every other geometry: F(2×2, 3×3) and, on images with sides
+/// ≥ 16 that are multiples of 4, F(4×4, 3×3) for 3×3, stride-1, padding-1 layers (2.25× and
+/// 4× fewer products), and F(2×2, 2×2) on the polyphase components of 4×4, stride-2,
+/// padding-1 layers (1.78× fewer). Winograd agrees with the direct definition to float
+/// rounding (≈ 1e-6 relative; ≈ 1e-5 for F(4×4, 3×3)), not bit for bit; switch it off to
+/// compare the two or to time im2col.
 pub fn set_winograd(enabled: bool) {
     WINOGRAD.store(enabled, Ordering::Relaxed);
 }

@@ -3,9 +3,10 @@
 //! Flex has no convolution backward kernels of its own: Burn's generic formula computes each
 //! weight gradient as a convolution whose kernel is the output gradient, plus layout copies,
 //! which dominates a conv-VAE training step on CPU. This crate computes forward and weight
-//! gradient of a 2-D convolution as im2col + one GEMM per batch block ([`cpu`]) — or, for 3×3
-//! stride-1 "same" convolutions with at least 16 channels, as Winograd's F(2×2, 3×3) with 16
-//! smaller GEMMs ([`cpu::set_winograd`]) — and plugs them into Burn's autodiff graph with a
+//! gradient of a 2-D convolution as im2col + one GEMM per batch block ([`cpu`]) — or, with at
+//! least 16 channels, as Winograd's minimal filtering ([`cpu::set_winograd`]): F(2×2, 3×3) or
+//! F(4×4, 3×3) for 3×3 stride-1 "same" convolutions, F(2×2, 2×2) on the polyphase components of
+//! 4×4 stride-2 ones — and plugs them into Burn's autodiff graph with a
 //! hand-written backward ([`conv2d`], [`conv_transpose2d`]).
 //! Training-mode batch norm gets the same treatment ([`batch_norm_train`]: two passes forward
 //! and two backward instead of Burn's generic composition of reductions and broadcasts), and so

@@ -129,8 +129,18 @@ fn conv2d_matches_burn_on_the_model_layers_and_edge_geometries() {
             [1, 1],
             true,
         ),
-        // ResNet-style 3×3 s1 p1 (the first on Winograd's path: ≥ 16 channels, even sizes;
-        // the second, odd-sized, on im2col) and 1×1 s2, no bias.
+        // ResNet-style 3×3 s1 p1 on Winograd's F(4×4, 3×3) (≥ 16 channels, sides multiples
+        // of 4 and ≥ 16).
+        (
+            [2, 16, 16, 20],
+            [24, 16, 3, 3],
+            [1, 1],
+            [(1, 1), (1, 1)],
+            [1, 1],
+            true,
+        ),
+        // ResNet-style 3×3 s1 p1 (the first on Winograd's F(2×2, 3×3): ≥ 16 channels, even
+        // sizes; the second, odd-sized, on im2col) and 1×1 s2, no bias.
         (
             [3, 16, 6, 16],
             [20, 16, 3, 3],
@@ -499,7 +509,7 @@ fn training_with_forward_fast_follows_the_same_loss_curve() {
 }
 
 /// Two 3×3 "same" convolutions with 16 channels on 16-px images — the geometry that runs
-/// Winograd's F(2×2, 3×3) — trained for 200 Adam steps with `forward_fast` and with
+/// Winograd's F(4×4, 3×3) — trained for 200 Adam steps with `forward_fast` and with
 /// `forward` from the same parameters: the loss curves agree to float tolerance throughout.
 #[test]
 fn winograd_training_follows_the_same_loss_curve() {

@@ -1,5 +1,9 @@
-//! Winograd's minimal filtering F(2×2, 3×3) for the 3×3, stride-1, "same"-padded convolutions
-//! of ResNets (Lavin & Gray, *Fast Algorithms for Convolutional Neural Networks*, CVPR 2016).
+//! Winograd's minimal filtering (Lavin & Gray, *Fast Algorithms for Convolutional Neural
+//! Networks*, CVPR 2016) for three kinds of layer ([`Kind`]): F(2×2, 3×3) below, F(4×4, 3×3)
+//! for the same 3×3, stride-1, "same"-padded ResNet layers on images with sides ≥ 16
+//! ([`large_tiles`]), and F(2×2, 2×2) on the polyphase components of the Burgess VAE's 4×4,
+//! stride-2 layers ([`strided`]). The three share the drivers here ([`Transforms`]): blocks of
+//! images, the per-position GEMMs, and both gradients as the adjoints of the transforms.
 //!
 //! Each 2×2 output tile `Y` is computed from the 4×4 input tile `d` it reads (rows and columns
 //! `2t − 1 … 2t + 2`, zero outside the image) and the 3×3 filter `g` as
@@ -20,12 +24,13 @@
 //! `∂L/∂d = B (∂L/∂V) Bᵀ` onto the overlapping input tiles, and `∂L/∂U_ξ = Σ ∂L/∂M_ξ · V_ξᵀ`
 //! gathered into `∂L/∂g = Gᵀ (∂L/∂U) G`.
 //!
-//! The transforms are vectorised over channels: `V` and `M` are stored per position as
+//! All transforms are vectorised over channels: `V` and `M` are stored per position as
 //! `tiles × C` (each `V_ξ`, `M_ξ` transposed, which faer multiplies as it is), and each image
 //! row is gathered channel-minor before its tiles are transformed, so every step is a
 //! `C`-long lane-wise operation whatever the image width. Vectorising over a row of tiles
 //! instead (`W / 2` lanes) made ResNet's 8×8 and 4×4 stages slower than im2col.
 
+mod large_tiles;
 mod strided;
 
 use faer::{Accum, MatMut, MatRef, Par};
@@ -43,6 +48,13 @@ const POSITIONS: usize = 16;
 /// thin to pay for the transforms (the 3-channel ResNet stem stays on im2col).
 const MIN_CHANNELS: usize = 16;
 
+/// Smallest image side that takes F(4×4, 3×3) instead of F(2×2, 3×3). Per ResNet-18 stage
+/// at batch 64 (forward / both gradients): 32×32 12.3 / 23.2 → 9.7 / 17.6 ms and 16×16
+/// 9.5 / 18.3 → 7.4 / 13.2 ms, but 8×8 even (9.0 / 16.9 against 9.5 / 16.5 ms) and 4×4
+/// 14.3 / 25.0 → 24.4 / 44.6 ms: one tile per image leaves 32-column GEMMs against a 36 MiB
+/// transformed filter.
+const LARGE_TILES_MIN_SIDE: usize = 16;
+
 /// Least GEMM width (tiles per block); as [`super::WIDE_WEIGHT_MIN_COLUMNS`].
 const MIN_TILES: usize = 512;
 
@@ -54,6 +66,9 @@ const FILTERS_PER_TASK: usize = 4096;
 pub(super) enum Kind {
     /// F(2×2, 3×3) for 3×3, stride-1, padding-1 convolutions (ResNets).
     ThreeByThree,
+    /// F(4×4, 3×3) for the same layers on images whose sides are multiples of 4 and at least
+    /// [`LARGE_TILES_MIN_SIDE`].
+    ThreeByThreeLargeTiles,
     /// F(2×2, 2×2) on the polyphase components of 4×4, stride-2, padding-1 convolutions
     /// (the Burgess VAE's encoder, and through the adjoints its decoder).
     FourByFourStrideTwo,
@@ -63,7 +78,14 @@ impl Kind {
     /// The algorithm for `g`, if this module computes it.
     pub(super) fn of(g: &Conv2dGeometry) -> Option<Self> {
         if three_by_three_applies(g) {
-            Some(Self::ThreeByThree)
+            if g.out_size
+                .iter()
+                .all(|s| s % 4 == 0 && *s >= LARGE_TILES_MIN_SIDE)
+            {
+                Some(Self::ThreeByThreeLargeTiles)
+            } else {
+                Some(Self::ThreeByThree)
+            }
         } else if strided::applies(g) {
             Some(Self::FourByFourStrideTwo)
         } else {
@@ -95,6 +117,9 @@ trait Transforms {
     /// Transformed positions `ξ` per tile (GEMMs per block).
     const POSITIONS: usize;
 
+    /// Side of the output tiles.
+    const TILE: usize;
+
     /// The GEMMs' inner dimension: transformed input values per tile and position.
     fn depth(g: &Conv2dGeometry) -> usize;
 
@@ -122,6 +147,7 @@ struct ThreeByThree;
 
 impl Transforms for ThreeByThree {
     const POSITIONS: usize = POSITIONS;
+    const TILE: usize = 2;
 
     fn depth(g: &Conv2dGeometry) -> usize {
         g.in_channels
@@ -182,17 +208,109 @@ fn both_ways<const R: usize, const C: usize>(
     std::array::from_fn(|i| t(std::array::from_fn(|j| columns[j][i])))
 }
 
-/// 2×2 output tiles along each dimension and per image.
+/// The padded image `x'` of one input image, channel-minor: `(H + 2) × (W + 2) × C`, zero on
+/// the border (which no gather writes).
+struct PaddedImage {
+    width: usize,
+    channels: usize,
+    values: Vec<f32>,
+}
+
+impl PaddedImage {
+    fn new(g: &Conv2dGeometry) -> Self {
+        let [height, width] = g.in_size;
+        Self {
+            width: width + 2,
+            channels: g.in_channels,
+            values: vec![0.0; (height + 2) * (width + 2) * g.in_channels],
+        }
+    }
+
+    /// Image row `h` is padded row `h + 1`, from padded column 1.
+    fn interior_row(&mut self, h: usize, width: usize) -> &mut [f32] {
+        let start = ((h + 1) * self.width + 1) * self.channels;
+        &mut self.values[start..start + width * self.channels]
+    }
+
+    fn pixel(&self, row: usize, col: usize) -> &[f32] {
+        self.pixels(row, col, 1)
+    }
+
+    fn pixel_mut(&mut self, row: usize, col: usize) -> &mut [f32] {
+        self.pixels_mut(row, col, 1)
+    }
+
+    /// `count` consecutive pixels of padded row `row` from padded column `col`.
+    fn pixels(&self, row: usize, col: usize, count: usize) -> &[f32] {
+        let start = (row * self.width + col) * self.channels;
+        &self.values[start..start + count * self.channels]
+    }
+
+    fn pixels_mut(&mut self, row: usize, col: usize, count: usize) -> &mut [f32] {
+        let start = (row * self.width + col) * self.channels;
+        &mut self.values[start..start + count * self.channels]
+    }
+
+    fn clear(&mut self) {
+        self.values.fill(0.0);
+    }
+}
+
+/// `out[i] (+)= Σ_l t[i][l] · x[l]` lane-wise over channels for a constant matrix `t` (the
+/// transforms of [`large_tiles`]), four lanes at a time in SSE registers; after inlining, the
+/// zero and ±1 entries of `t` cost nothing.
+#[inline(always)]
+fn lane_matrix<const M: usize, const N: usize, const ADD: bool>(
+    t: &[[f32; N]; M],
+    x: [&[f32]; N],
+    out: [&mut [f32]; M],
+) {
+    let len = out.first().map_or(0, |o| o.len());
+    let whole = len / 4 * 4;
+    let mut out = out;
+    for at in (0..whole).step_by(4) {
+        let xs: [f32x4; N] = std::array::from_fn(|l| {
+            let lanes: [f32; 4] = x[l][at..at + 4].try_into().expect("four lanes");
+            f32x4::from(lanes)
+        });
+        for (row, o) in t.iter().zip(out.iter_mut()) {
+            let mut sum = f32x4::ZERO;
+            for (&coefficient, &value) in row.iter().zip(&xs) {
+                if coefficient != 0.0 {
+                    sum += value * f32x4::splat(coefficient);
+                }
+            }
+            let o = &mut o[at..at + 4];
+            if ADD {
+                sum += f32x4::from(<[f32; 4]>::try_from(&*o).expect("four lanes"));
+            }
+            o.copy_from_slice(&sum.to_array());
+        }
+    }
+    for at in whole..len {
+        for (row, o) in t.iter().zip(out.iter_mut()) {
+            let sum: f32 = row.iter().zip(&x).map(|(&c, x)| c * x[at]).sum();
+            if ADD {
+                o[at] += sum;
+            } else {
+                o[at] = sum;
+            }
+        }
+    }
+}
+
+/// Output tiles along each dimension and per image.
 struct Tiling {
     rows: usize,
     cols: usize,
 }
 
 impl Tiling {
-    fn new(g: &Conv2dGeometry) -> Self {
+    /// For output tiles of `side × side` pixels.
+    fn new(g: &Conv2dGeometry, side: usize) -> Self {
         Self {
-            rows: g.out_size[0] / 2,
-            cols: g.out_size[1] / 2,
+            rows: g.out_size[0] / side,
+            cols: g.out_size[1] / side,
         }
     }
 
@@ -559,12 +677,13 @@ fn position_gemms(
 pub(super) fn forward(kind: Kind, g: &Conv2dGeometry, input: &[f32], weight: &[f32]) -> Vec<f32> {
     match kind {
         Kind::ThreeByThree => forward_with::<ThreeByThree>(g, input, weight),
+        Kind::ThreeByThreeLargeTiles => forward_with::<large_tiles::LargeTiles>(g, input, weight),
         Kind::FourByFourStrideTwo => forward_with::<strided::FourByFourStrideTwo>(g, input, weight),
     }
 }
 
 fn forward_with<T: Transforms>(g: &Conv2dGeometry, input: &[f32], weight: &[f32]) -> Vec<f32> {
-    let tiling = Tiling::new(g);
+    let tiling = Tiling::new(g, T::TILE);
     let u = T::filter(g, weight);
     let (c_in, c_out) = (T::depth(g), g.out_channels);
     let block = tiling.block_images(g.batch);
@@ -613,6 +732,9 @@ pub(super) fn forward_and_weight_grad(
         Kind::ThreeByThree => {
             forward_and_weight_grad_with::<ThreeByThree>(g, input, weight, output_grad)
         }
+        Kind::ThreeByThreeLargeTiles => {
+            forward_and_weight_grad_with::<large_tiles::LargeTiles>(g, input, weight, output_grad)
+        }
         Kind::FourByFourStrideTwo => forward_and_weight_grad_with::<strided::FourByFourStrideTwo>(
             g,
             input,
@@ -628,7 +750,7 @@ fn forward_and_weight_grad_with<T: Transforms>(
     weight: &[f32],
     output_grad: &[f32],
 ) -> (Vec<f32>, Vec<f32>) {
-    let tiling = Tiling::new(g);
+    let tiling = Tiling::new(g, T::TILE);
     let u = T::filter(g, weight);
     let (depth, c_out) = (T::depth(g), g.out_channels);
     let block = tiling.block_images(g.batch);
@@ -733,6 +855,9 @@ fn backward(
 ) -> (Option<Vec<f32>>, Option<Vec<f32>>) {
     match kind {
         Kind::ThreeByThree => backward_with::<ThreeByThree>(g, input, weight, output_grad),
+        Kind::ThreeByThreeLargeTiles => {
+            backward_with::<large_tiles::LargeTiles>(g, input, weight, output_grad)
+        }
         Kind::FourByFourStrideTwo => {
             backward_with::<strided::FourByFourStrideTwo>(g, input, weight, output_grad)
         }
@@ -745,7 +870,7 @@ fn backward_with<T: Transforms>(
     weight: Option<&[f32]>,
     output_grad: &[f32],
 ) -> (Option<Vec<f32>>, Option<Vec<f32>>) {
-    let tiling = Tiling::new(g);
+    let tiling = Tiling::new(g, T::TILE);
     let u = weight.map(|weight| T::filter(g, weight));
     let (c_in, c_out) = (T::depth(g), g.out_channels);
     let block = tiling.block_images(g.batch);
@@ -899,47 +1024,57 @@ mod tests {
         [y, dx, dw]
     }
 
-    fn assert_close(what: &str, actual: &[f32], expected: &[f64]) {
+    /// `actual` within `tolerance` of `expected`, relative to the largest `|expected|`.
+    fn assert_close(what: &str, actual: &[f32], expected: &[f64], tolerance: f64) {
         assert_eq!(actual.len(), expected.len(), "{what} length");
         let scale = expected.iter().fold(1e-6f64, |m, v| m.max(v.abs()));
-        for (i, (a, e)) in actual.iter().zip(expected).enumerate() {
-            assert!(
-                (f64::from(*a) - e).abs() <= 1e-5 * scale,
-                "{what}[{i}]: {a} vs {e} (scale {scale})"
-            );
-        }
+        let worst = actual
+            .iter()
+            .zip(expected)
+            .map(|(a, e)| (f64::from(*a) - e).abs() / scale)
+            .fold(0.0f64, f64::max);
+        assert!(
+            worst <= tolerance,
+            "{what}: relative error {worst:e} (scale {scale})"
+        );
     }
 
-    /// Every entry point of `g`'s algorithm against the definition.
-    fn check_against_definition(g: &Conv2dGeometry, kind: Kind) {
-        assert_eq!(Kind::of(g), Some(kind), "{g:?}");
+    /// Every entry point of `kind` on `g` against the definition, to `tolerance` relative.
+    fn check_against_definition(g: &Conv2dGeometry, kind: Kind, tolerance: f64) {
         let x = values(g.batch * g.in_image_len(), 1);
         let w = values(g.out_channels * g.patch_len(), 2);
         let r = values(g.batch * g.out_image_len(), 3);
         let [y, dx, dw] = direct(g, &x, &w, &r);
-        assert_close("y", &forward(kind, g, &x, &w), &y);
-        assert_close("∂L/∂x", &input_grad(kind, g, &r, &w), &dx);
-        assert_close("∂L/∂W", &weight_grad(kind, g, &x, &r), &dw);
+        assert_close("y", &forward(kind, g, &x, &w), &y, tolerance);
+        assert_close("∂L/∂x", &input_grad(kind, g, &r, &w), &dx, tolerance);
+        assert_close("∂L/∂W", &weight_grad(kind, g, &x, &r), &dw, tolerance);
         let (fused_dx, fused_dw) = input_and_weight_grad(kind, g, &x, &w, &r);
-        assert_close("fused ∂L/∂x", &fused_dx, &dx);
-        assert_close("fused ∂L/∂W", &fused_dw, &dw);
+        assert_close("fused ∂L/∂x", &fused_dx, &dx, tolerance);
+        assert_close("fused ∂L/∂W", &fused_dw, &dw, tolerance);
         let (fused_y, fused_dw) = forward_and_weight_grad(kind, g, &x, &w, &r);
-        assert_close("fused y", &fused_y, &y);
-        assert_close("fused ∂L/∂W (with y)", &fused_dw, &dw);
+        assert_close("fused y", &fused_y, &y, tolerance);
+        assert_close("fused ∂L/∂W (with y)", &fused_dw, &dw, tolerance);
     }
 
     #[test]
     fn transforms_reproduce_the_definition_and_its_adjoints() {
         // Ragged blocks (3 images in blocks of 2), a single tile row, a single tile column,
-        // an odd number of tile columns, ResNet's 4×4 stage, and channel counts that differ.
+        // an odd number of tile columns, ResNet's 4×4 stage, and channel counts that differ;
+        // F(4×4, 3×3) on the sizes that are multiples of 4.
         for (batch, c_in, c_out, size) in [
             (3, 16, 24, [6, 16]),
             (2, 20, 16, [2, 16]),
             (2, 16, 20, [8, 2]),
             (1, 16, 16, [4, 18]),
             (3, 32, 16, [4, 4]),
+            (2, 16, 24, [8, 12]),
+            (3, 24, 16, [12, 4]),
         ] {
-            check_against_definition(&geometry(batch, c_in, c_out, size), Kind::ThreeByThree);
+            let g = geometry(batch, c_in, c_out, size);
+            check_against_definition(&g, Kind::ThreeByThree, 1e-5);
+            if g.out_size.iter().all(|s| s % 4 == 0) {
+                check_against_definition(&g, Kind::ThreeByThreeLargeTiles, 1e-4);
+            }
         }
     }
 
@@ -953,10 +1088,9 @@ mod tests {
             (2, 24, 16, [8, 20]),
             (1, 16, 32, [16, 8]),
         ] {
-            check_against_definition(
-                &strided(batch, c_in, c_out, size),
-                Kind::FourByFourStrideTwo,
-            );
+            let g = strided(batch, c_in, c_out, size);
+            assert_eq!(Kind::of(&g), Some(Kind::FourByFourStrideTwo), "{g:?}");
+            check_against_definition(&g, Kind::FourByFourStrideTwo, 1e-5);
         }
     }
 

@@ -22,8 +22,8 @@
 use rayon::prelude::*;
 
 use super::{
-    Conv2dGeometry, MIN_CHANNELS, Tiling, Transforms, add_lanes3, both_ways, gather_row, lanes2,
-    lanes3, run, run_mut, scatter_row,
+    Conv2dGeometry, MIN_CHANNELS, PaddedImage, Tiling, Transforms, add_lanes3, both_ways,
+    gather_row, lanes2, lanes3, run, run_mut, scatter_row,
 };
 
 /// Phases `φ = 2r + s` of the input.
@@ -58,41 +58,9 @@ fn filter_adjoint(v: [f32; 3]) -> [f32; 2] {
     [v[0] + v[1], v[1] + v[2]]
 }
 
-/// The padded image `x'` of one input image, channel-minor: `(H + 2) × (W + 2) × C`, zero on
-/// the border (which no gather writes).
-struct PaddedImage {
-    width: usize,
-    channels: usize,
-    values: Vec<f32>,
-}
-
-impl PaddedImage {
-    fn new(g: &Conv2dGeometry) -> Self {
-        let [height, width] = g.in_size;
-        Self {
-            width: width + 2,
-            channels: g.in_channels,
-            values: vec![0.0; (height + 2) * (width + 2) * g.in_channels],
-        }
-    }
-
-    /// Image row `h` is padded row `h + 1`, from padded column 1.
-    fn interior_row(&mut self, h: usize, width: usize) -> &mut [f32] {
-        let start = ((h + 1) * self.width + 1) * self.channels;
-        &mut self.values[start..start + width * self.channels]
-    }
-
-    fn pixel(&self, row: usize, col: usize) -> &[f32] {
-        run(&self.values, row * self.width + col, self.channels)
-    }
-
-    fn pixel_mut(&mut self, row: usize, col: usize) -> &mut [f32] {
-        run_mut(&mut self.values, row * self.width + col, self.channels)
-    }
-}
-
 impl Transforms for FourByFourStrideTwo {
     const POSITIONS: usize = 9;
+    const TILE: usize = 2;
 
     fn depth(g: &Conv2dGeometry) -> usize {
         PHASES * g.in_channels
@@ -206,7 +174,7 @@ impl Transforms for FourByFourStrideTwo {
         let mut padded = PaddedImage::new(g);
         let mut f = vec![0.0f32; 9 * c];
         for (n, image) in images.chunks_exact_mut(g.in_image_len()).enumerate() {
-            padded.values.fill(0.0);
+            padded.clear();
             for ty in 0..tiling.rows {
                 for tx in 0..tiling.cols {
                     let t = n * tiling.per_image() + ty * tiling.cols + tx;
