@@ -6,7 +6,9 @@
 //! element-wise ops (each a pass over the image batch and an allocation) and about as many in
 //! the backward; the fixed-variance Gaussian term `(σ(l) − x)²` five. Here each is one pass
 //! over `(l, x)` forward, with the per-sample sums accumulated in f64 lanes, and one backward,
-//! with an exponential that vectorises.
+//! with an exponential that vectorises. Both passes run through pulp's run-time dispatch, so
+//! on CPUs with AVX2 and FMA the per-pixel exponential and division use 8-lane registers
+//! (baseline x86-64 code has 4): the 3-channel VAE step 44.3–48.7 → 42.5–46.6 ms.
 
 use burn::backend::autodiff::NodeId;
 use burn::backend::autodiff::checkpoint::base::Checkpointer;
@@ -21,6 +23,7 @@ use burn::backend::{
 };
 use burn::tensor::activation::{relu, sigmoid};
 use burn::tensor::{Tensor, TensorData};
+use pulp::Arch;
 use rayon::prelude::*;
 
 use crate::KernelError;
@@ -81,6 +84,7 @@ fn gaussian_derivatives(l: f32, x: f32) -> (f32, f32) {
 }
 
 /// `σ(l) = 1 / (1 + e^{−l})`; [`exp`] saturates, so neither tail overflows.
+#[inline(always)]
 fn logistic(l: f32) -> f32 {
     1.0 / (1.0 + exp(-l))
 }
@@ -89,6 +93,7 @@ fn logistic(l: f32) -> f32 {
 /// `expf` is one call per element): `x = k·ln 2 + r`, `e^r` by Cephes' degree-7 polynomial,
 /// `2^k` written into the exponent bits. Relative error ≈ 2e-7 on `[−87, 88]`, to which `x`
 /// is clamped (`e^{−87}` ≈ 1.6e-38 and `e^{88}` ≈ 1.7e38 stay normal floats).
+#[inline(always)]
 fn exp(x: f32) -> f32 {
     let x = x.clamp(-87.0, 88.0);
     // Round to nearest by truncating t ± ½ (baseline x86-64 has no vector rounding).
@@ -110,6 +115,7 @@ fn exp(x: f32) -> f32 {
 /// `log(1 + t)` for `t ∈ [0, 1]` as `2·atanh(s)`, `s = t / (2 + t) ≤ 1/3`, by its series to
 /// `s¹³` (truncation below 1e-9): relative precision is kept for small `t`, where `1 + t`
 /// would round it away.
+#[inline(always)]
 fn log1p_unit(t: f32) -> f32 {
     let s = t / (2.0 + t);
     let s2 = s * s;
@@ -140,7 +146,7 @@ fn per_sample_sums(
     logits
         .par_chunks(pixels)
         .zip(x.par_chunks(pixels))
-        .map(|(l, x)| lane_sum2(l, x, &term) as f32)
+        .map(|(l, x)| Arch::new().dispatch(|| lane_sum2(l, x, &term)) as f32)
         .collect()
 }
 
@@ -193,9 +199,11 @@ fn scaled_per_pixel(
         .zip(logits.par_chunks(pixels).zip(x.par_chunks(pixels)))
         .zip(grad.par_iter())
         .for_each(|((out, (l, x)), &g)| {
-            for ((out, &l), &x) in out.iter_mut().zip(l).zip(x) {
-                *out = g * d(l, x);
-            }
+            Arch::new().dispatch(|| {
+                for ((out, &l), &x) in out.iter_mut().zip(l).zip(x) {
+                    *out = g * d(l, x);
+                }
+            });
         });
     gradient
 }

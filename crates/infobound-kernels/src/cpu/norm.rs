@@ -56,6 +56,7 @@ pub(crate) fn lane_sum(a: &[f32], f: impl Fn(f32) -> f32) -> f64 {
 }
 
 /// `Σ f(a_i, b_i)`, as [`lane_sum`].
+#[inline(always)]
 pub(crate) fn lane_sum2(a: &[f32], b: &[f32], f: impl Fn(f32, f32) -> f32) -> f64 {
     let mut lanes = [0.0f32; 8];
     let (chunks_a, chunks_b) = (a.chunks_exact(8), b.chunks_exact(8));
