@@ -137,6 +137,9 @@ fn forward_values(kind: PixelLikelihood, logits: &[f32], x: &[f32], pixels: usiz
     }
 }
 
+/// `Σ_pixels term(l, x)` per sample, under pulp's dispatch. The term's helpers ([`exp`],
+/// [`logistic`], [`log1p_unit`], `lane_sum2`) are `#[inline(always)]`: a call that is not
+/// inlined into the dispatched closure runs the baseline-x86-64 code.
 fn per_sample_sums(
     logits: &[f32],
     x: &[f32],

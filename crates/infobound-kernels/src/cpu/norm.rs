@@ -55,7 +55,8 @@ pub(crate) fn lane_sum(a: &[f32], f: impl Fn(f32) -> f32) -> f64 {
     lane_sum2(a, a, |x, _| f(x))
 }
 
-/// `Σ f(a_i, b_i)`, as [`lane_sum`].
+/// `Σ f(a_i, b_i)`, as [`lane_sum`]. Always inlined, so that inside a pulp-dispatched closure
+/// (the pixel likelihood) it is compiled for that closure's instruction set.
 #[inline(always)]
 pub(crate) fn lane_sum2(a: &[f32], b: &[f32], f: impl Fn(f32, f32) -> f32) -> f64 {
     let mut lanes = [0.0f32; 8];

@@ -211,7 +211,7 @@ fn both_ways<const R: usize, const C: usize>(
 /// The padded image `x'` of one input image, channel-minor: `(H + 2) × (W + 2) × C`, zero on
 /// the border (which no gather writes).
 struct PaddedImage {
-    width: usize,
+    size: [usize; 2],
     channels: usize,
     values: Vec<f32>,
 }
@@ -220,16 +220,31 @@ impl PaddedImage {
     fn new(g: &Conv2dGeometry) -> Self {
         let [height, width] = g.in_size;
         Self {
-            width: width + 2,
+            size: g.in_size,
             channels: g.in_channels,
             values: vec![0.0; (height + 2) * (width + 2) * g.in_channels],
         }
     }
 
-    /// Image row `h` is padded row `h + 1`, from padded column 1.
-    fn interior_row(&mut self, h: usize, width: usize) -> &mut [f32] {
-        let start = ((h + 1) * self.width + 1) * self.channels;
-        &mut self.values[start..start + width * self.channels]
+    /// Where image row `h` lies: padded row `h + 1`, from padded column 1.
+    fn interior_row(&self, h: usize) -> std::ops::Range<usize> {
+        let start = ((h + 1) * (self.size[1] + 2) + 1) * self.channels;
+        start..start + self.size[1] * self.channels
+    }
+
+    /// Copies one image (`[C, H, W]`) into the interior, channel-minor.
+    fn load(&mut self, image: &[f32]) {
+        for h in 0..self.size[0] {
+            let row = self.interior_row(h);
+            gather_row(image, self.size, h, &mut self.values[row]);
+        }
+    }
+
+    /// Overwrites one image (`[C, H, W]`) with the interior.
+    fn store(&self, image: &mut [f32]) {
+        for h in 0..self.size[0] {
+            scatter_row(&self.values[self.interior_row(h)], self.size, h, image);
+        }
     }
 
     fn pixel(&self, row: usize, col: usize) -> &[f32] {
@@ -242,12 +257,12 @@ impl PaddedImage {
 
     /// `count` consecutive pixels of padded row `row` from padded column `col`.
     fn pixels(&self, row: usize, col: usize, count: usize) -> &[f32] {
-        let start = (row * self.width + col) * self.channels;
+        let start = (row * (self.size[1] + 2) + col) * self.channels;
         &self.values[start..start + count * self.channels]
     }
 
     fn pixels_mut(&mut self, row: usize, col: usize, count: usize) -> &mut [f32] {
-        let start = (row * self.width + col) * self.channels;
+        let start = (row * (self.size[1] + 2) + col) * self.channels;
         &mut self.values[start..start + count * self.channels]
     }
 
@@ -673,6 +688,36 @@ fn position_gemms(
     }
 }
 
+/// One block's forward: `V` of `in_block` (left in `v` for the caller), the per-position
+/// GEMMs `M_ξ = V_ξ · U_ξᵀ` into `m`, and `Y = Aᵀ M A` into `out_block`.
+#[allow(clippy::too_many_arguments)]
+fn forward_block<T: Transforms>(
+    g: &Conv2dGeometry,
+    tiling: &Tiling,
+    u: &[f32],
+    in_block: &[f32],
+    out_block: &mut [f32],
+    v: &mut [f32],
+    m: &mut [f32],
+    par: Par,
+) {
+    let columns = in_block.len() / g.in_image_len() * tiling.per_image();
+    let (depth, c_out) = (T::depth(g), g.out_channels);
+    T::input(g, tiling, in_block, v);
+    position_gemms(
+        m,
+        [columns, c_out],
+        Accum::Replace,
+        v,
+        [columns, depth],
+        u,
+        [c_out, depth],
+        [false, true],
+        par,
+    );
+    T::output(g, tiling, m, out_block);
+}
+
 /// Forward cross-correlation `y = conv2d(x, W)` (no bias) of a geometry of `kind`.
 pub(super) fn forward(kind: Kind, g: &Conv2dGeometry, input: &[f32], weight: &[f32]) -> Vec<f32> {
     match kind {
@@ -699,21 +744,7 @@ fn forward_with<T: Transforms>(g: &Conv2dGeometry, input: &[f32], weight: &[f32]
                     T::POSITIONS * c_in * columns,
                     T::POSITIONS * c_out * columns,
                 ],
-                |v, m| {
-                    T::input(g, &tiling, in_block, v);
-                    position_gemms(
-                        m,
-                        [columns, c_out],
-                        Accum::Replace,
-                        v,
-                        [columns, c_in],
-                        &u,
-                        [c_out, c_in],
-                        [false, true],
-                        par,
-                    );
-                    T::output(g, &tiling, m, out_block);
-                },
+                |v, m| forward_block::<T>(g, &tiling, &u, in_block, out_block, v, m, par),
             );
         });
     output
@@ -767,19 +798,7 @@ fn forward_and_weight_grad_with<T: Transforms>(
                     T::POSITIONS * c_out * columns,
                 ],
                 |v, m| {
-                    T::input(g, &tiling, in_block, v);
-                    position_gemms(
-                        m,
-                        [columns, c_out],
-                        Accum::Replace,
-                        v,
-                        [columns, depth],
-                        &u,
-                        [c_out, depth],
-                        [false, true],
-                        par,
-                    );
-                    T::output(g, &tiling, m, out_block);
+                    forward_block::<T>(g, &tiling, &u, in_block, out_block, v, m, par);
                     // M's buffer now takes ∂L/∂M for the weight gradient.
                     T::output_adjoint(g, &tiling, grad_block, m);
                     position_gemms(

@@ -158,9 +158,7 @@ impl Transforms for LargeTiles {
         let mut padded = PaddedImage::new(g);
         let mut e = vec![0.0f32; SIDE * SIDE * c];
         for (n, image) in images.chunks_exact(g.in_image_len()).enumerate() {
-            for h in 0..g.in_size[0] {
-                gather_row(image, g.in_size, h, padded.interior_row(h, g.in_size[1]));
-            }
+            padded.load(image);
             for ty in 0..tiling.rows {
                 for tx in 0..tiling.cols {
                     let t = n * tiling.per_image() + ty * tiling.cols + tx;
@@ -209,9 +207,7 @@ impl Transforms for LargeTiles {
                     }
                 }
             }
-            for h in 0..g.in_size[0] {
-                scatter_row(padded.interior_row(h, g.in_size[1]), g.in_size, h, image);
-            }
+            padded.store(image);
         }
     }
 

@@ -135,9 +135,7 @@ impl Transforms for FourByFourStrideTwo {
         let mut padded = PaddedImage::new(g);
         let mut e = vec![0.0f32; 9 * c];
         for (n, image) in images.chunks_exact(g.in_image_len()).enumerate() {
-            for h in 0..g.in_size[0] {
-                gather_row(image, g.in_size, h, padded.interior_row(h, g.in_size[1]));
-            }
+            padded.load(image);
             for ty in 0..tiling.rows {
                 for tx in 0..tiling.cols {
                     let t = n * tiling.per_image() + ty * tiling.cols + tx;
@@ -216,9 +214,7 @@ impl Transforms for FourByFourStrideTwo {
                     }
                 }
             }
-            for h in 0..g.in_size[0] {
-                scatter_row(padded.interior_row(h, g.in_size[1]), g.in_size, h, image);
-            }
+            padded.store(image);
         }
     }
 
