@@ -343,6 +343,63 @@ impl Tiling {
     }
 }
 
+/// Writes a block of output images `[n, C_out, H, W]` tile by tile: `tile(t, rows)` fills tile
+/// `t`'s `S × S` pixels, channel-minor (`rows[i]` is its run of output row `S·ty + i`), and
+/// each tile row's `S` output rows are then scattered into the images.
+fn write_output_tiles<const S: usize>(
+    g: &Conv2dGeometry,
+    tiling: &Tiling,
+    images: &mut [f32],
+    mut tile: impl FnMut(usize, [&mut [f32]; S]),
+) {
+    let row_len = g.out_size[1] * g.out_channels;
+    let tile_len = S * g.out_channels;
+    debug_assert_eq!(tiling.rows * S, g.out_size[0], "tiles of side {S}");
+    let mut rows = vec![0.0f32; S * row_len];
+    for (n, image) in images.chunks_exact_mut(g.out_image_len()).enumerate() {
+        for ty in 0..tiling.rows {
+            for tx in 0..tiling.cols {
+                let mut runs = rows.chunks_exact_mut(row_len);
+                let tile_rows = std::array::from_fn(|_| {
+                    &mut runs.next().expect("S rows")[tx * tile_len..(tx + 1) * tile_len]
+                });
+                tile(n * tiling.per_image() + ty * tiling.cols + tx, tile_rows);
+            }
+            for (i, row) in rows.chunks_exact(row_len).enumerate() {
+                scatter_row(row, g.out_size, S * ty + i, image);
+            }
+        }
+    }
+}
+
+/// Reads a block of output-gradient images tile by tile, the transpose of
+/// [`write_output_tiles`]: each tile row's `S` rows are gathered channel-minor, then
+/// `tile(t, rows)` reads tile `t`'s pixels.
+fn read_output_tiles<const S: usize>(
+    g: &Conv2dGeometry,
+    tiling: &Tiling,
+    images: &[f32],
+    mut tile: impl FnMut(usize, [&[f32]; S]),
+) {
+    let row_len = g.out_size[1] * g.out_channels;
+    let tile_len = S * g.out_channels;
+    debug_assert_eq!(tiling.rows * S, g.out_size[0], "tiles of side {S}");
+    let mut rows = vec![0.0f32; S * row_len];
+    for (n, image) in images.chunks_exact(g.out_image_len()).enumerate() {
+        for ty in 0..tiling.rows {
+            for (i, row) in rows.chunks_exact_mut(row_len).enumerate() {
+                gather_row(image, g.out_size, S * ty + i, row);
+            }
+            for tx in 0..tiling.cols {
+                let tile_rows = std::array::from_fn(|i| {
+                    &rows[i * row_len + tx * tile_len..i * row_len + (tx + 1) * tile_len]
+                });
+                tile(n * tiling.per_image() + ty * tiling.cols + tx, tile_rows);
+            }
+        }
+    }
+}
+
 /// `out[w·C + c] = image[c, h, w]`: row `h` of every channel plane, channel-minor.
 fn gather_row(image: &[f32], [height, width]: [usize; 2], h: usize, out: &mut [f32]) {
     let channels = out.len() / width;
@@ -670,81 +727,52 @@ fn transform_input_adjoint(g: &Conv2dGeometry, tiling: &Tiling, v: &[f32], image
 /// `Y = Aᵀ M A` of every tile into a block of output images `[n, C_out, H, W]`: per tile row,
 /// its two output rows are assembled channel-minor and then scattered.
 fn transform_output(g: &Conv2dGeometry, tiling: &Tiling, m: &[f32], images: &mut [f32]) {
-    let width = g.out_size[1];
     let o = g.out_channels;
-    let cols = tiling.cols;
     let columns = images.len() / g.out_image_len() * tiling.per_image();
-    let mut rows = vec![0.0f32; 2 * width * o];
     let mut s = vec![0.0f32; 8 * o];
-    for (n, image) in images.chunks_exact_mut(g.out_image_len()).enumerate() {
-        for ty in 0..tiling.rows {
-            for tx in 0..cols {
-                let t = n * tiling.per_image() + ty * cols + tx;
-                // Aᵀ down each column: s[a][j] in run 4a + j.
-                for j in 0..4 {
-                    let mv = |i: usize| run(m, (4 * i + j) * columns + t, o);
-                    let (m0, m1, m2, m3) = (mv(0), mv(1), mv(2), mv(3));
-                    lanes3(run_mut(&mut s, j, o), m0, m1, m2, |a, b, c| a + b + c);
-                    lanes3(run_mut(&mut s, 4 + j, o), m1, m2, m3, |a, b, c| a - b - c);
-                }
-                // Aᵀ along each row: output pixels 2tx and 2tx + 1 of row a.
-                for a in 0..2 {
-                    let sa = |j: usize| run(&s, 4 * a + j, o);
-                    let row = run_mut(&mut rows, a, width * o);
-                    let (y0, y1) = row[2 * tx * o..(2 * tx + 2) * o].split_at_mut(o);
-                    lanes3(y0, sa(0), sa(1), sa(2), |a, b, c| a + b + c);
-                    lanes3(y1, sa(1), sa(2), sa(3), |a, b, c| a - b - c);
-                }
-            }
-            for a in 0..2 {
-                scatter_row(run(&rows, a, width * o), g.out_size, 2 * ty + a, image);
-            }
+    write_output_tiles::<2>(g, tiling, images, |t, rows| {
+        // Aᵀ down each column: s[a][j] in run 4a + j.
+        for j in 0..4 {
+            let mv = |i: usize| run(m, (4 * i + j) * columns + t, o);
+            let (m0, m1, m2, m3) = (mv(0), mv(1), mv(2), mv(3));
+            lanes3(run_mut(&mut s, j, o), m0, m1, m2, |a, b, c| a + b + c);
+            lanes3(run_mut(&mut s, 4 + j, o), m1, m2, m3, |a, b, c| a - b - c);
         }
-    }
+        // Aᵀ along each row: the tile's two pixels of output row a.
+        for (a, row) in rows.into_iter().enumerate() {
+            let sa = |j: usize| run(&s, 4 * a + j, o);
+            let (y0, y1) = row.split_at_mut(o);
+            lanes3(y0, sa(0), sa(1), sa(2), |a, b, c| a + b + c);
+            lanes3(y1, sa(1), sa(2), sa(3), |a, b, c| a - b - c);
+        }
+    });
 }
 
 /// The adjoint of [`transform_output`]: `∂L/∂M = A (∂L/∂Y) Aᵀ` of every tile, from the tile
 /// row's two output-gradient rows gathered channel-minor.
 fn transform_output_adjoint(g: &Conv2dGeometry, tiling: &Tiling, images: &[f32], m: &mut [f32]) {
-    let width = g.out_size[1];
     let o = g.out_channels;
-    let cols = tiling.cols;
     let columns = images.len() / g.out_image_len() * tiling.per_image();
-    let mut rows = vec![0.0f32; 2 * width * o];
     let mut z = vec![0.0f32; 8 * o];
-    for (n, image) in images.chunks_exact(g.out_image_len()).enumerate() {
-        for ty in 0..tiling.rows {
-            for a in 0..2 {
-                gather_row(
-                    image,
-                    g.out_size,
-                    2 * ty + a,
-                    run_mut(&mut rows, a, width * o),
-                );
-            }
-            for tx in 0..cols {
-                // A along each row: z[a][j] in run 4a + j.
-                for a in 0..2 {
-                    let row = run(&rows, a, width * o);
-                    let (y0, y1) = (run(row, 2 * tx, o), run(row, 2 * tx + 1, o));
-                    run_mut(&mut z, 4 * a, o).copy_from_slice(y0);
-                    lanes2(run_mut(&mut z, 4 * a + 1, o), y0, y1, |a, b| a + b);
-                    lanes2(run_mut(&mut z, 4 * a + 2, o), y0, y1, |a, b| a - b);
-                    lanes2(run_mut(&mut z, 4 * a + 3, o), y1, y1, |a, _| -a);
-                }
-                // A down each column, straight into ∂L/∂M.
-                let t = n * tiling.per_image() + ty * cols + tx;
-                for j in 0..4 {
-                    let (z0, z1) = (run(&z, j, o), run(&z, 4 + j, o));
-                    let at = |i: usize| (4 * i + j) * columns + t;
-                    run_mut(m, at(0), o).copy_from_slice(z0);
-                    lanes2(run_mut(m, at(1), o), z0, z1, |a, b| a + b);
-                    lanes2(run_mut(m, at(2), o), z0, z1, |a, b| a - b);
-                    lanes2(run_mut(m, at(3), o), z1, z1, |a, _| -a);
-                }
-            }
+    read_output_tiles::<2>(g, tiling, images, |t, rows| {
+        // A along each row: z[a][j] in run 4a + j.
+        for (a, row) in rows.into_iter().enumerate() {
+            let (y0, y1) = (run(row, 0, o), run(row, 1, o));
+            run_mut(&mut z, 4 * a, o).copy_from_slice(y0);
+            lanes2(run_mut(&mut z, 4 * a + 1, o), y0, y1, |a, b| a + b);
+            lanes2(run_mut(&mut z, 4 * a + 2, o), y0, y1, |a, b| a - b);
+            lanes2(run_mut(&mut z, 4 * a + 3, o), y1, y1, |a, _| -a);
         }
-    }
+        // A down each column, straight into ∂L/∂M.
+        for j in 0..4 {
+            let (z0, z1) = (run(&z, j, o), run(&z, 4 + j, o));
+            let at = |i: usize| (4 * i + j) * columns + t;
+            run_mut(m, at(0), o).copy_from_slice(z0);
+            lanes2(run_mut(m, at(1), o), z0, z1, |a, b| a + b);
+            lanes2(run_mut(m, at(2), o), z0, z1, |a, b| a - b);
+            lanes2(run_mut(m, at(3), o), z1, z1, |a, _| -a);
+        }
+    });
 }
 
 /// `dst_ξ (+)= op(a_ξ) · op(b_ξ)` for every position; each operand is stacked row-major

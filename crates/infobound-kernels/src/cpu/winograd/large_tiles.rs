@@ -20,8 +20,8 @@
 use rayon::prelude::*;
 
 use super::{
-    Conv2dGeometry, PaddedImage, Tiling, Transforms, both_ways, gather_row, lane_matrix, run,
-    scatter_row,
+    Conv2dGeometry, PaddedImage, Tiling, Transforms, both_ways, lane_matrix, read_output_tiles,
+    run, write_output_tiles,
 };
 
 /// Side of the transformed tiles.
@@ -211,73 +211,49 @@ impl Transforms for LargeTiles {
         }
     }
 
-    /// `Y = Aᵀ M A` of every tile: per tile row, its four output rows assembled
-    /// channel-minor, then scattered.
+    /// `Y = Aᵀ M A` of every tile.
     fn output(g: &Conv2dGeometry, tiling: &Tiling, m: &[f32], images: &mut [f32]) {
-        let width = g.out_size[1];
         let o = g.out_channels;
         let columns = images.len() / g.out_image_len() * tiling.per_image();
         let planes: Vec<&[f32]> = m.chunks_exact(columns * o).collect();
-        let mut rows = vec![0.0f32; 4 * width * o];
         let mut s = vec![0.0f32; 4 * SIDE * o];
-        for (n, image) in images.chunks_exact_mut(g.out_image_len()).enumerate() {
-            for ty in 0..tiling.rows {
-                for tx in 0..tiling.cols {
-                    let t = n * tiling.per_image() + ty * tiling.cols + tx;
-                    // Aᵀ down each column: s[i][b] in run 6i + b.
-                    for b in 0..SIDE {
-                        let column =
-                            std::array::from_fn(|a| &planes[SIDE * a + b][t * o..(t + 1) * o]);
-                        let mut out_rows = s.chunks_exact_mut(o).skip(b).step_by(SIDE);
-                        let out = std::array::from_fn(|_| out_rows.next().expect("four rows"));
-                        lane_matrix::<4, 6, false>(&AT, column, out);
-                    }
-                    // Aᵀ along each row: output pixels 4tx … 4tx + 3 of row i.
-                    for (i, row) in rows.chunks_exact_mut(width * o).enumerate() {
-                        let si = lanes(&s[SIDE * i * o..SIDE * (i + 1) * o], o);
-                        let y = &mut row[4 * tx * o..(4 * tx + 4) * o];
-                        lane_matrix::<4, 6, false>(&AT, si, lanes_mut(y, o));
-                    }
-                }
-                for (i, row) in rows.chunks_exact(width * o).enumerate() {
-                    scatter_row(row, g.out_size, 4 * ty + i, image);
-                }
+        write_output_tiles::<4>(g, tiling, images, |t, rows| {
+            // Aᵀ down each column: s[i][b] in run 6i + b.
+            for b in 0..SIDE {
+                let column = std::array::from_fn(|a| &planes[SIDE * a + b][t * o..(t + 1) * o]);
+                let mut out_rows = s.chunks_exact_mut(o).skip(b).step_by(SIDE);
+                let out = std::array::from_fn(|_| out_rows.next().expect("four rows"));
+                lane_matrix::<4, 6, false>(&AT, column, out);
             }
-        }
+            // Aᵀ along each row: the tile's four pixels of output row i.
+            for (i, y) in rows.into_iter().enumerate() {
+                let si = lanes(&s[SIDE * i * o..SIDE * (i + 1) * o], o);
+                lane_matrix::<4, 6, false>(&AT, si, lanes_mut(y, o));
+            }
+        });
     }
 
     /// The adjoint of [`Self::output`]: `∂L/∂M = A (∂L/∂Y) Aᵀ` of every tile.
     fn output_adjoint(g: &Conv2dGeometry, tiling: &Tiling, images: &[f32], m: &mut [f32]) {
-        let width = g.out_size[1];
         let o = g.out_channels;
         let columns = images.len() / g.out_image_len() * tiling.per_image();
         let mut planes: Vec<&mut [f32]> = m.chunks_exact_mut(columns * o).collect();
-        let mut rows = vec![0.0f32; 4 * width * o];
         let mut z = vec![0.0f32; 4 * SIDE * o];
-        for (n, image) in images.chunks_exact(g.out_image_len()).enumerate() {
-            for ty in 0..tiling.rows {
-                for (i, row) in rows.chunks_exact_mut(width * o).enumerate() {
-                    gather_row(image, g.out_size, 4 * ty + i, row);
-                }
-                for tx in 0..tiling.cols {
-                    // A along each row: z[i][b] in run 6i + b.
-                    for (i, zi) in z.chunks_exact_mut(SIDE * o).enumerate() {
-                        let y = &rows[(i * width + 4 * tx) * o..(i * width + 4 * tx + 4) * o];
-                        lane_matrix::<6, 4, false>(&A, lanes(y, o), lanes_mut(zi, o));
-                    }
-                    // A down each column, straight into ∂L/∂M.
-                    let t = n * tiling.per_image() + ty * tiling.cols + tx;
-                    for b in 0..SIDE {
-                        let column = std::array::from_fn(|i| run(&z, SIDE * i + b, o));
-                        let outputs = planes
-                            .get_disjoint_mut(std::array::from_fn::<_, SIDE, _>(|a| SIDE * a + b))
-                            .expect("distinct positions");
-                        let outputs = outputs.map(|plane| &mut plane[t * o..(t + 1) * o]);
-                        lane_matrix::<6, 4, false>(&A, column, outputs);
-                    }
-                }
+        read_output_tiles::<4>(g, tiling, images, |t, rows| {
+            // A along each row: z[i][b] in run 6i + b.
+            for (zi, y) in z.chunks_exact_mut(SIDE * o).zip(rows) {
+                lane_matrix::<6, 4, false>(&A, lanes(y, o), lanes_mut(zi, o));
             }
-        }
+            // A down each column, straight into ∂L/∂M.
+            for b in 0..SIDE {
+                let column = std::array::from_fn(|i| run(&z, SIDE * i + b, o));
+                let outputs = planes
+                    .get_disjoint_mut(std::array::from_fn::<_, SIDE, _>(|a| SIDE * a + b))
+                    .expect("distinct positions");
+                let outputs = outputs.map(|plane| &mut plane[t * o..(t + 1) * o]);
+                lane_matrix::<6, 4, false>(&A, column, outputs);
+            }
+        });
     }
 }
 

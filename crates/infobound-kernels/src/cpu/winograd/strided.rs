@@ -22,8 +22,8 @@
 use rayon::prelude::*;
 
 use super::{
-    Conv2dGeometry, MIN_CHANNELS, PaddedImage, Tiling, Transforms, add_lanes3, both_ways,
-    gather_row, lanes2, lanes3, run, run_mut, scatter_row,
+    Conv2dGeometry, MIN_CHANNELS, PaddedImage, Tiling, Transforms, add_lanes3, both_ways, lanes2,
+    lanes3, read_output_tiles, run, run_mut, write_output_tiles,
 };
 
 /// Phases `φ = 2r + s` of the input.
@@ -218,77 +218,49 @@ impl Transforms for FourByFourStrideTwo {
         }
     }
 
-    /// `Y = Aᵀ M A` of every tile: per tile row, its two output rows assembled channel-minor,
-    /// then scattered.
+    /// `Y = Aᵀ M A` of every tile.
     fn output(g: &Conv2dGeometry, tiling: &Tiling, m: &[f32], images: &mut [f32]) {
-        let width = g.out_size[1];
         let o = g.out_channels;
         let columns = images.len() / g.out_image_len() * tiling.per_image();
-        let mut rows = vec![0.0f32; 2 * width * o];
         let mut s = vec![0.0f32; 6 * o];
-        for (n, image) in images.chunks_exact_mut(g.out_image_len()).enumerate() {
-            for ty in 0..tiling.rows {
-                for tx in 0..tiling.cols {
-                    let t = n * tiling.per_image() + ty * tiling.cols + tx;
-                    // Aᵀ down each column: s[i][b] = M[i][b] + M[i + 1][b].
-                    for b in 0..3 {
-                        let mv = |a: usize| run(m, (3 * a + b) * columns + t, o);
-                        lanes2(run_mut(&mut s, b, o), mv(0), mv(1), |a, b| a + b);
-                        lanes2(run_mut(&mut s, 3 + b, o), mv(1), mv(2), |a, b| a + b);
-                    }
-                    // Aᵀ along each row: y[i][j] = s[i][j] + s[i][j + 1].
-                    for i in 0..2 {
-                        let si = |b: usize| run(&s, 3 * i + b, o);
-                        let row = run_mut(&mut rows, i, width * o);
-                        let (y0, y1) = row[2 * tx * o..(2 * tx + 2) * o].split_at_mut(o);
-                        lanes2(y0, si(0), si(1), |a, b| a + b);
-                        lanes2(y1, si(1), si(2), |a, b| a + b);
-                    }
-                }
-                for i in 0..2 {
-                    scatter_row(run(&rows, i, width * o), g.out_size, 2 * ty + i, image);
-                }
+        write_output_tiles::<2>(g, tiling, images, |t, rows| {
+            // Aᵀ down each column: s[i][b] = M[i][b] + M[i + 1][b].
+            for b in 0..3 {
+                let mv = |a: usize| run(m, (3 * a + b) * columns + t, o);
+                lanes2(run_mut(&mut s, b, o), mv(0), mv(1), |a, b| a + b);
+                lanes2(run_mut(&mut s, 3 + b, o), mv(1), mv(2), |a, b| a + b);
             }
-        }
+            // Aᵀ along each row: y[i][j] = s[i][j] + s[i][j + 1].
+            for (i, row) in rows.into_iter().enumerate() {
+                let si = |b: usize| run(&s, 3 * i + b, o);
+                let (y0, y1) = row.split_at_mut(o);
+                lanes2(y0, si(0), si(1), |a, b| a + b);
+                lanes2(y1, si(1), si(2), |a, b| a + b);
+            }
+        });
     }
 
     /// The adjoint of [`Self::output`]: `∂L/∂M = A (∂L/∂Y) Aᵀ` of every tile.
     fn output_adjoint(g: &Conv2dGeometry, tiling: &Tiling, images: &[f32], m: &mut [f32]) {
-        let width = g.out_size[1];
         let o = g.out_channels;
         let columns = images.len() / g.out_image_len() * tiling.per_image();
-        let mut rows = vec![0.0f32; 2 * width * o];
         let mut z = vec![0.0f32; 6 * o];
-        for (n, image) in images.chunks_exact(g.out_image_len()).enumerate() {
-            for ty in 0..tiling.rows {
-                for i in 0..2 {
-                    gather_row(
-                        image,
-                        g.out_size,
-                        2 * ty + i,
-                        run_mut(&mut rows, i, width * o),
-                    );
-                }
-                for tx in 0..tiling.cols {
-                    // A along each row: z[i][b].
-                    for i in 0..2 {
-                        let row = run(&rows, i, width * o);
-                        let (y0, y1) = (run(row, 2 * tx, o), run(row, 2 * tx + 1, o));
-                        run_mut(&mut z, 3 * i, o).copy_from_slice(y0);
-                        lanes2(run_mut(&mut z, 3 * i + 1, o), y0, y1, |a, b| a + b);
-                        run_mut(&mut z, 3 * i + 2, o).copy_from_slice(y1);
-                    }
-                    // A down each column, straight into ∂L/∂M.
-                    let t = n * tiling.per_image() + ty * tiling.cols + tx;
-                    for b in 0..3 {
-                        let (z0, z1) = (run(&z, b, o), run(&z, 3 + b, o));
-                        let at = |a: usize| (3 * a + b) * columns + t;
-                        run_mut(m, at(0), o).copy_from_slice(z0);
-                        lanes2(run_mut(m, at(1), o), z0, z1, |a, b| a + b);
-                        run_mut(m, at(2), o).copy_from_slice(z1);
-                    }
-                }
+        read_output_tiles::<2>(g, tiling, images, |t, rows| {
+            // A along each row: z[i][b].
+            for (i, row) in rows.into_iter().enumerate() {
+                let (y0, y1) = (run(row, 0, o), run(row, 1, o));
+                run_mut(&mut z, 3 * i, o).copy_from_slice(y0);
+                lanes2(run_mut(&mut z, 3 * i + 1, o), y0, y1, |a, b| a + b);
+                run_mut(&mut z, 3 * i + 2, o).copy_from_slice(y1);
             }
-        }
+            // A down each column, straight into ∂L/∂M.
+            for b in 0..3 {
+                let (z0, z1) = (run(&z, b, o), run(&z, 3 + b, o));
+                let at = |a: usize| (3 * a + b) * columns + t;
+                run_mut(m, at(0), o).copy_from_slice(z0);
+                lanes2(run_mut(m, at(1), o), z0, z1, |a, b| a + b);
+                run_mut(m, at(2), o).copy_from_slice(z1);
+            }
+        });
     }
 }
