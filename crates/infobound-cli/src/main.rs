@@ -41,7 +41,7 @@ enum Command {
     /// Print one table of metrics across runs.
     Compare(commands::runs::CompareArgs),
     /// Re-run the kNN and linear probes of a self-supervised run from its newest checkpoint.
-    Probe(commands::ssl::ProbeArgs),
+    Probe(commands::runs::ProbeArgs),
 }
 
 fn run(cli: Cli) -> Result<(), CliError> {
@@ -54,7 +54,7 @@ fn run(cli: Cli) -> Result<(), CliError> {
         Command::Traverse(args) => commands::runs::traverse(args),
         Command::Report(args) => commands::runs::report(args),
         Command::Compare(args) => commands::runs::compare(args),
-        Command::Probe(args) => commands::ssl::probe_run(args),
+        Command::Probe(args) => commands::runs::probe(args),
     }
 }
 

@@ -18,14 +18,15 @@
 
 mod error;
 mod layers;
-pub mod objectives;
+mod loss;
 pub mod ssl;
-mod vae;
+pub mod vae;
 
 pub use error::ModelError;
 #[cfg(feature = "flex-kernels")]
 pub use layers::set_generic_layers;
-pub use objectives::{LossOutput, ObjectiveConfig, StepContext};
+pub use loss::{LossOutput, detached, host_term};
+pub use vae::objectives::{self, ObjectiveConfig, StepContext, VaeObjective};
 pub use vae::{
     Architecture, ConvEncoder, Decoder, Likelihood, SpatialBroadcastDecoder, TransposedConvDecoder,
     Vae, VaeConfig, VaeForward,

@@ -235,13 +235,17 @@ fn network_checks_the_dimension_chain() {
     assert!(net.predict(Tensor::zeros([2, 8], &device)).is_none());
 
     let json = serde_json::to_string(&good).unwrap();
-    assert!(json.contains(r#""kind":"res_net_cifar""#), "{json}");
+    assert!(json.contains(r#""kind":"resnet_cifar""#), "{json}");
     let parsed: SslNetworkConfig = serde_json::from_str(&json).unwrap();
     assert_eq!(parsed, good);
     let resnet50: BackboneConfig =
         serde_json::from_str(r#"{"kind":"res_net50","in_channels":3,"zero_init_residual":true}"#)
             .unwrap();
     assert_eq!(resnet50.feature_dim(), 2048);
+    let current: BackboneConfig =
+        serde_json::from_str(r#"{"kind":"resnet50","in_channels":3,"zero_init_residual":true}"#)
+            .unwrap();
+    assert_eq!(current, resnet50, "the old tag is an alias of the new one");
 }
 
 /// Burn 0.22's batch norm uses batch statistics (and updates its running averages) only on an

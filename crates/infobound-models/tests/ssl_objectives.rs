@@ -45,11 +45,11 @@
 //! ```
 
 use burn::tensor::{DType, Device, Tensor, TensorData};
-use infobound_models::ModelError;
 use infobound_models::ssl::{
     BarlowTwinsConfig, ByolConfig, LocalScoreSupport, MvebConfig, ScoreSupport, SimSiamConfig,
     SslObjectiveConfig, SslViews,
 };
+use infobound_models::{LossOutput, ModelError};
 
 const BATCH: usize = 6;
 const DIM: usize = 4;
@@ -83,12 +83,18 @@ fn host<const D: usize>(t: Tensor<D>) -> Vec<f64> {
     t.try_into_vec_as::<f64>().expect("tensor readback")
 }
 
-fn term(terms: &[(String, f64)], name: &str) -> f64 {
-    terms
+/// A logged term read back from its detached `[1]` tensor (`loss` is the loss itself).
+fn term(out: &LossOutput, name: &str) -> f64 {
+    if name == "loss" {
+        return host(out.loss.clone())[0];
+    }
+    let tensor = &out
+        .terms
         .iter()
-        .find(|(n, _)| n == name)
+        .find(|(n, _)| *n == name)
         .unwrap_or_else(|| panic!("term {name} missing"))
-        .1
+        .1;
+    host(tensor.clone())[0]
 }
 
 fn assert_close(what: &str, actual: f64, expected: f64, rtol: f64) {
@@ -116,22 +122,23 @@ fn mveb_matches_pytorch_reference() {
     let out = objective.loss(&mveb_views(online, &device)).unwrap();
     assert_close(
         "alignment",
-        term(&out.terms, "alignment"),
+        term(&out, "alignment"),
         0.09916279385793873,
         1e-9,
     );
     assert_close(
         "entropy",
-        term(&out.terms, "entropy_surrogate"),
+        term(&out, "entropy_surrogate"),
         2.4714385158936296,
         1e-7,
     );
-    assert_close("loss", host(out.loss)[0], -0.12387717901687503, 1e-7);
+    assert_close("loss", term(&out, "loss"), -0.12387717901687503, 1e-7);
+    // τ is computed in f64 on the host and logged as an f32 term: f32 rounding (6e-8).
     assert_close(
         "mean tau",
-        out.kernel_width.unwrap(),
+        term(&out, "kernel_width"),
         0.6804545575652305,
-        1e-9,
+        1e-7,
     );
 }
 
@@ -336,15 +343,9 @@ fn mveb_is_invariant_to_a_consistent_batch_permutation() {
         objective.loss(&views).unwrap()
     };
     let (base, permuted) = (run(&identity), run(&permutation));
-    for ((name, a), (_, b)) in base.terms.iter().zip(&permuted.terms) {
-        assert_close(name, *b, *a, 1e-9);
+    for (name, _) in &base.terms {
+        assert_close(name, term(&permuted, name), term(&base, name), 1e-6);
     }
-    assert_close(
-        "kernel width",
-        permuted.kernel_width.unwrap(),
-        base.kernel_width.unwrap(),
-        1e-12,
-    );
     // A permutation applied to the online views only breaks the pairing, so the loss moves.
     let shuffled = SslViews {
         online: vec![
@@ -361,7 +362,7 @@ fn mveb_is_invariant_to_a_consistent_batch_permutation() {
             &device,
         ))
         .unwrap();
-    assert!((term(&unpaired.terms, "alignment") - term(&paired.terms, "alignment")).abs() > 1e-3);
+    assert!((term(&unpaired, "alignment") - term(&paired, "alignment")).abs() > 1e-3);
 }
 
 #[test]
@@ -378,12 +379,7 @@ fn simsiam_matches_pytorch_and_stops_gradients_at_the_projections() {
         target: None,
     };
     let out = objective.loss(&views).unwrap();
-    assert_close(
-        "simsiam",
-        term(&out.terms, "loss"),
-        0.05877110792129803,
-        1e-9,
-    );
+    assert_close("simsiam", term(&out, "loss"), 0.05877110792129803, 1e-9);
     let grads = out.loss.backward();
     assert!(online.iter().all(|z| z.grad(&grads).is_none()));
     assert!(predictions.iter().all(|p| p.grad(&grads).is_some()));
@@ -416,13 +412,8 @@ fn barlow_twins_matches_pytorch() {
         target: None,
     };
     let out = objective.loss(&views).unwrap();
-    assert_close("on", term(&out.terms, "on_diagonal"), 2.458413390858, 1e-9);
-    assert_close(
-        "off",
-        term(&out.terms, "off_diagonal"),
-        6.54638095082856,
-        1e-9,
-    );
+    assert_close("on", term(&out, "on_diagonal"), 2.458413390858, 1e-9);
+    assert_close("off", term(&out, "off_diagonal"), 6.54638095082856, 1e-9);
     assert_close("loss", host(out.loss)[0], 2.4917999337072256, 1e-9);
 }
 

@@ -1,33 +1,33 @@
-//! Training loop, checkpoints, run folders, evaluation and reports for the infobound VAE family.
+//! Training, evaluation and reports for infobound's two model families, siblings on one run
+//! machinery: [`run`] (configuration loading, run folders, checkpoints and resume, the log,
+//! cadence, prefetch, the non-finite policy and the driver), [`vae`] (β-VAE … α-TCVAE) and
+//! [`ssl`] (MVEB, SimSiam, BYOL, Barlow Twins).
 //!
 //! ```no_run
-//! use infobound_train::{RunDir, TrainConfig, TrainOptions, train_run};
+//! use infobound_train::{RunConfig, RunDir, TrainOptions, VaeTrainer, run_training};
 //! # fn demo(device: &burn::tensor::Device) -> Result<(), infobound_train::TrainError> {
-//! let config = TrainConfig::preset("quickstart")?;
+//! let RunConfig::Vae(config) = RunConfig::preset("quickstart", &[])? else { unreachable!() };
 //! let run = RunDir::new("runs/quickstart-0");
-//! let (trainer, summary) = train_run(config, device, &run, TrainOptions { resume: false, progress: true })?;
+//! let trainer = VaeTrainer::new(*config, device)?;
+//! let (trainer, summary) = run_training(trainer, &run, TrainOptions { resume: false, progress: true })?;
 //! # Ok(()) }
 //! ```
 
-mod checkpoint;
-mod config;
 mod error;
-mod eval;
-mod fsutil;
 pub mod optim;
-mod report;
 mod rng;
-mod run_dir;
+pub mod run;
 pub mod ssl;
-mod trainer;
+pub mod vae;
 
-pub use checkpoint::{TrainerState, latest_checkpoint};
-pub use config::{
-    DatasetConfig, EvalConfig, GradientSkipConfig, OptimizerConfig, PlateauConfig, TrainConfig,
-};
 pub use error::TrainError;
-pub use eval::{EvalReport, HeadlineScores, encode_means, evaluate, scored_codes, traversal_codes};
-pub use fsutil::{write_atomic, write_json_atomic};
-pub use report::{Environment, write_loss_svg, write_report};
-pub use run_dir::RunDir;
-pub use trainer::{TrainOptions, TrainSummary, VaeTrainer, train_run};
+pub use run::{
+    Environment, Family, RunConfig, RunDir, RunFamily, TrainOptions, TrainSummary, TrainerState,
+    apply_override, latest_checkpoint, run_training, write_atomic, write_json_atomic,
+    write_loss_svg,
+};
+pub use vae::{
+    DatasetConfig, EvalConfig, EvalReport, GradientSkipConfig, HeadlineScores, OptimizerConfig,
+    PlateauConfig, TrainConfig, VaeTrainer, encode_means, evaluate, scored_codes, train_run,
+    traversal_codes, write_report,
+};

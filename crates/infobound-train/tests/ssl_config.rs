@@ -1,10 +1,8 @@
 //! SSL configuration: presets, round trips, unknown fields, the family switch and `--set`.
 
 use infobound_models::ssl::SslObjectiveConfig;
-use infobound_train::TrainConfig;
-use infobound_train::ssl::{
-    RunConfig, SSL_OBJECTIVE_KINDS, SslDatasetConfig, SslTrainConfig, apply_override,
-};
+use infobound_train::ssl::{SslDatasetConfig, SslTrainConfig};
+use infobound_train::{RunConfig, TrainConfig, apply_override};
 
 #[test]
 fn every_ssl_preset_loads_validates_and_round_trips_through_toml() {
@@ -84,7 +82,7 @@ fn ssl_kind_list_matches_the_objective_tags() {
     ] {
         let value = toml::Value::try_from(&objective).expect("serialises");
         let kind = value.get("kind").and_then(|k| k.as_str()).expect("tagged");
-        assert!(SSL_OBJECTIVE_KINDS.contains(&kind), "{kind}");
+        assert!(SslObjectiveConfig::KINDS.contains(&kind), "{kind}");
     }
 }
 

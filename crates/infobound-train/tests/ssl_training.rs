@@ -7,11 +7,12 @@ use burn::module::{Module, ModuleVisitor, Param};
 use burn::tensor::{Device, Tensor};
 use infobound_data::augment::MultiCropConfig;
 use infobound_models::ssl::{BackboneConfig, MlpHeadConfig, SslObjectiveConfig};
+use infobound_train::run::train_loop;
 use infobound_train::ssl::{
-    SslData, SslDatasetConfig, SslTrainConfig, SslTrainOptions, SslTrainer, evaluate_ssl,
-    train_ssl_run, write_ssl_report,
+    SslData, SslDatasetConfig, SslTrainConfig, SslTrainer, evaluate_ssl, train_ssl_run,
+    write_ssl_report,
 };
-use infobound_train::{Environment, RunDir, latest_checkpoint, write_loss_svg};
+use infobound_train::{Environment, RunDir, TrainOptions, latest_checkpoint, write_loss_svg};
 
 fn device() -> Device {
     Device::flex()
@@ -79,7 +80,7 @@ fn assert_same<M: Module>(what: &str, a: &M, b: &M) {
     );
 }
 
-const OPTIONS: SslTrainOptions = SslTrainOptions {
+const OPTIONS: TrainOptions = TrainOptions {
     resume: false,
     progress: false,
 };
@@ -187,7 +188,7 @@ fn a_resumed_run_reaches_the_parameters_of_an_uninterrupted_one() {
     let run = RunDir::new(dir.path());
     let mut uninterrupted =
         SslTrainer::with_data(config.clone(), &device, Arc::clone(&data)).expect("builds");
-    uninterrupted.train(&run, OPTIONS).expect("trains");
+    train_loop(&mut uninterrupted, &run, OPTIONS).expect("trains");
     // Drop the step-4 checkpoint so that `latest` names step 2, as after a kill at step 3.
     std::fs::remove_dir_all(run.checkpoints().join("step-00000004")).expect("removes");
     std::fs::write(run.checkpoints().join("latest"), "step-00000002").expect("points");
@@ -197,7 +198,7 @@ fn a_resumed_run_reaches_the_parameters_of_an_uninterrupted_one() {
         .expect("exists");
     resumed.restore(&checkpoint).expect("restores");
     assert_eq!(resumed.step(), 2);
-    resumed.train(&run, OPTIONS).expect("resumes");
+    train_loop(&mut resumed, &run, OPTIONS).expect("resumes");
     assert_eq!(resumed.step(), 4);
     assert_same(
         "online backbone",
@@ -262,7 +263,7 @@ fn methods_without_local_views_or_target_train_on_two_views() {
     let (views, labels) = trainer.batch(0).expect("batch");
     assert_eq!(views.len(), 2);
     let report = trainer.train_step(0, &views, &labels, true).expect("steps");
-    assert!(report.momentum.is_none());
+    assert!(report.term("momentum").is_none());
     assert!(report.embeddings.is_some());
     assert!(report.terms.iter().all(|(_, v)| v.is_finite()));
 }

@@ -5,3 +5,4 @@ pub mod devices;
 pub mod metrics;
 pub mod runs;
 pub mod ssl;
+pub mod vae;

@@ -1,19 +1,15 @@
-//! `infobound train | eval | traverse | report | compare`: the VAE runs.
+//! `infobound train | eval | traverse | report | compare | probe`: the arguments, then one
+//! dispatch on the loaded run configuration ([`family`]) to the family's commands
+//! ([`super::vae`], [`super::ssl`]).
 
 use std::path::{Path, PathBuf};
 
 use burn::tensor::Device;
 use clap::Args;
 use infobound_backend::{BackendSpec, DEVICE_ENV_VAR, probe_device};
-use infobound_data::save_png_grid;
-use infobound_metrics::{codes_to_npy_bytes, factors_to_npy_bytes};
-use infobound_train::ssl::RunConfig;
-use infobound_train::{
-    EvalReport, RunDir, TrainConfig, TrainOptions, VaeTrainer, latest_checkpoint, scored_codes,
-    train_run, write_atomic, write_loss_svg, write_report,
-};
+use infobound_train::{RunConfig, RunDir};
 
-use crate::commands::ssl;
+use super::{ssl, vae};
 use crate::error::CliError;
 
 /// Backend selection shared by every command that runs a model.
@@ -133,78 +129,53 @@ pub struct CompareArgs {
     pub runs: Vec<PathBuf>,
 }
 
-fn load_trained(run: &RunDir, device: &Device) -> Result<VaeTrainer, CliError> {
-    let config = run.load_config()?;
-    let mut trainer = VaeTrainer::new(config, device)?;
-    let checkpoint = latest_checkpoint(&run.checkpoints())?.ok_or_else(|| {
-        CliError::Usage(format!(
-            "{}: no checkpoint to evaluate",
-            run.root().display()
-        ))
-    })?;
-    trainer.restore(&checkpoint)?;
-    Ok(trainer)
+/// `infobound probe`.
+#[derive(Debug, Args)]
+pub struct ProbeArgs {
+    /// Run folder of a self-supervised run.
+    pub run: PathBuf,
+    #[command(flatten)]
+    pub device: DeviceArgs,
 }
 
-fn evaluate_run(
-    trainer: &VaeTrainer,
-    run: &RunDir,
-    device: &Device,
-) -> Result<EvalReport, CliError> {
-    let config = run.load_config()?;
-    // The untrained floor: the run's initial weights, rebuilt from its seed.
-    let untrained = VaeTrainer::new(config.clone(), device)?;
-    Ok(infobound_train::evaluate(
-        trainer.vae(),
-        Some(untrained.vae()),
-        trainer.dataset().as_ref(),
-        &config,
-        trainer.step(),
-        device,
-        run,
-    )?)
+/// What a model family does for each run command; [`family`] is the one place that picks it.
+pub(crate) trait FamilyCommands {
+    /// Trains (or resumes) into `run`, then evaluates and writes the report. Everything that
+    /// can reject the run (configuration, dataset, devices, run folder) is checked before the
+    /// first byte is written.
+    fn train(&self, args: &TrainArgs, run: &RunDir, resume: bool) -> Result<(), CliError>;
+    /// Re-evaluates a run from its newest checkpoint.
+    fn eval(&self, args: &EvalArgs, run: &RunDir) -> Result<(), CliError>;
+    /// A latent traversal grid (VAE runs).
+    fn traverse(&self, args: &TraverseArgs, run: &RunDir) -> Result<(), CliError>;
+    /// The kNN and linear probes (SSL runs).
+    fn probe(&self, args: &ProbeArgs, run: &RunDir) -> Result<(), CliError>;
+    /// Rewrites `loss.svg` and `report.md`.
+    fn report(&self, run: &RunDir) -> Result<PathBuf, CliError>;
+    /// The header of this family's table in `infobound compare`.
+    fn compare_header(&self) -> String;
+    /// One row of that table.
+    fn compare_row(&self, run: &RunDir) -> Result<String, CliError>;
 }
 
-fn print_summary(report: &EvalReport) {
-    let h = &report.headline;
-    let u = report.untrained.as_ref();
-    let show = |name: &str, t: f64, u: Option<f64>| match u {
-        Some(u) => println!("  {name:<24} {t:>8.4}   (untrained {u:.4})"),
-        None => println!("  {name:<24} {t:>8.4}"),
-    };
-    println!("metrics at step {}:", report.step);
-    show("MIG", h.mig, u.map(|u| u.mig));
-    show("SAP", h.sap, u.map(|u| u.sap));
-    show(
-        "DCI disentanglement",
-        h.dci_disentanglement,
-        u.map(|u| u.dci_disentanglement),
-    );
-    show(
-        "DCI completeness",
-        h.dci_completeness,
-        u.map(|u| u.dci_completeness),
-    );
-    show(
-        "DCI informativeness",
-        h.dci_informativeness,
-        u.map(|u| u.dci_informativeness),
-    );
-    if let Some(f) = &report.factor_vae {
-        show("FactorVAE score", f.eval_accuracy, None);
+/// The commands of the family `config` belongs to.
+pub(crate) fn family(config: RunConfig) -> Box<dyn FamilyCommands> {
+    match config {
+        RunConfig::Vae(config) => Box::new(vae::VaeCommands(*config)),
+        RunConfig::Ssl(config) => Box::new(ssl::SslCommands(*config)),
     }
-    show(
-        "Vendi (prior samples)",
-        report.vendi_prior_samples.score,
-        None,
-    );
-    show("Vendi (traversals)", report.vendi_traversals.score, None);
-    show("reconstruction error", report.reconstruction_error, None);
 }
 
-/// Trains (or resumes), then evaluates and writes the report.
+/// The run folder `dir` with its configuration and family.
+fn open_run(dir: &Path) -> Result<(RunDir, Box<dyn FamilyCommands>), CliError> {
+    let run = RunDir::new(dir);
+    let config = RunConfig::from_run(&run)?;
+    Ok((run, family(config)))
+}
+
+/// `infobound train`.
 pub fn train(args: TrainArgs) -> Result<(), CliError> {
-    let (config, resumed) = match (&args.resume, &args.preset, &args.config) {
+    let (mut config, resumed) = match (&args.resume, &args.preset, &args.config) {
         (Some(dir), _, _) => {
             let run = RunDir::new(dir);
             (RunConfig::from_run(&run)?, Some(run))
@@ -217,170 +188,68 @@ pub fn train(args: TrainArgs) -> Result<(), CliError> {
             ));
         }
     };
-    let mut config: TrainConfig = match config {
-        RunConfig::Vae(config) => *config,
-        RunConfig::Ssl(config) => return ssl::train(*config, &args, resumed),
-    };
-    let (spec, device) = args.device.resolve()?;
     if let Some(steps) = args.steps {
-        config.steps = steps;
+        config.set_steps(steps);
     }
     if let Some(seed) = args.seed {
-        config.seed = seed;
+        config.set_seed(seed);
     }
+    config.validate()?;
     let resume = resumed.is_some();
     let run = resumed.unwrap_or_else(|| {
         RunDir::new(args.out.clone().unwrap_or_else(|| {
-            Path::new("runs").join(format!("{}-seed{}", config.name, config.seed))
+            Path::new("runs").join(format!("{}-seed{}", config.name(), config.seed()))
         }))
     });
-    eprintln!(
-        "infobound: training {} on {} ({} steps, batch {}) on {spec} into {}",
-        config.objective.name(),
-        config.dataset.name,
-        config.steps,
-        config.batch_size,
-        run.root().display()
-    );
-    infobound_train::Environment::capture(&spec.to_string(), &device).write(&run)?;
-    let options = TrainOptions {
-        resume,
-        progress: !args.quiet,
-    };
-    let (trainer, summary) = train_run(config, &device, &run, options)?;
-    eprintln!(
-        "infobound: {} steps ({} skipped) at {:.2} steps/s, final loss {:.4}",
-        summary.steps, summary.skipped_steps, summary.steps_per_second, summary.final_loss
-    );
-    write_loss_svg(&run)?;
-    if !args.no_eval {
-        eprintln!("infobound: evaluating");
-        let report = evaluate_run(&trainer, &run, &device)?;
-        print_summary(&report);
-    }
-    let path = write_report(&run)?;
-    println!("report: {}", path.display());
-    Ok(())
+    family(config).train(&args, &run, resume)
 }
 
-/// Re-evaluates a run from its newest checkpoint.
+/// `infobound eval`.
 pub fn eval(args: EvalArgs) -> Result<(), CliError> {
-    let run = RunDir::new(&args.run);
-    if ssl::is_ssl_run(&args.run) {
-        return ssl::eval(&run, &args.device);
-    }
-    let (_, device) = args.device.resolve()?;
-    let trainer = load_trained(&run, &device)?;
-    let report = evaluate_run(&trainer, &run, &device)?;
-    print_summary(&report);
-    if let Some(dir) = &args.export {
-        let config = run.load_config()?;
-        let ((codes, factors), _) = scored_codes(
-            &burn::module::Module::valid(trainer.vae()),
-            trainer.dataset().as_ref(),
-            &config.eval,
-            &device,
-        )?;
-        let factor_bytes = factors_to_npy_bytes(&factors)
-            .map_err(|e| CliError::Usage(format!("cannot encode factors: {e}")))?;
-        write_atomic(&dir.join("codes.npy"), &codes_to_npy_bytes(&codes))?;
-        write_atomic(&dir.join("factors.npy"), &factor_bytes)?;
-        println!(
-            "exported {} codes to {}",
-            codes.num_samples(),
-            dir.join("codes.npy").display()
-        );
-    }
-    write_report(&run)?;
-    Ok(())
+    let (run, family) = open_run(&args.run)?;
+    family.eval(&args, &run)
 }
 
-/// Writes a latent traversal grid of a run's newest checkpoint.
+/// `infobound traverse`.
 pub fn traverse(args: TraverseArgs) -> Result<(), CliError> {
-    use burn::tensor::{Tensor, TensorData};
-    use rand::SeedableRng;
-    let (_, device) = args.device.resolve()?;
-    let run = RunDir::new(&args.run);
-    let trainer = load_trained(&run, &device)?;
-    let vae = burn::module::Module::valid(trainer.vae());
-    let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(args.seed);
-    let (_, image) = trainer.dataset().sample(1, &mut rng)?;
-    let (mu, _) = vae
-        .encode(infobound_data::images_to_tensor(&image, &device))
-        .map_err(infobound_train::TrainError::from)?;
-    let base: Vec<f32> = mu
-        .into_data()
-        .try_to_vec()
-        .map_err(|e| CliError::Usage(format!("{e:?}")))?;
-    let k = base.len();
-    let codes = infobound_train::traversal_codes(&base, args.steps.max(2));
-    let n = codes.len() / k;
-    let decoded = vae
-        .decode(Tensor::<2>::from_data(
-            TensorData::new(codes, [n, k]),
-            &device,
-        ))
-        .map_err(infobound_train::TrainError::from)?;
-    let pixels: Vec<f32> = decoded
-        .into_data()
-        .try_to_vec()
-        .map_err(|e| CliError::Usage(format!("{e:?}")))?;
-    let images = infobound_data::ImageBatch::new(image.shape(), pixels)?;
-    save_png_grid(&images, args.steps.max(2), &args.out)?;
-    println!("traversals: {}", args.out.display());
-    Ok(())
+    let (run, family) = open_run(&args.run)?;
+    family.traverse(&args, &run)
 }
 
-/// Rewrites `loss.svg` and `report.md` of a run.
+/// `infobound probe`.
+pub fn probe(args: ProbeArgs) -> Result<(), CliError> {
+    let (run, family) = open_run(&args.run)?;
+    family.probe(&args, &run)
+}
+
+/// `infobound report`.
 pub fn report(args: ReportArgs) -> Result<(), CliError> {
-    let run = RunDir::new(&args.run);
-    if ssl::is_ssl_run(&args.run) {
-        return ssl::report(&run);
-    }
-    write_loss_svg(&run)?;
-    let path = write_report(&run)?;
+    let (run, family) = open_run(&args.run)?;
+    let path = family.report(&run)?;
     println!("report: {}", path.display());
     Ok(())
 }
 
-/// Prints one table across runs.
+/// `infobound compare`: one table per family, runs in the order given.
 pub fn compare(args: CompareArgs) -> Result<(), CliError> {
-    let (ssl_runs, vae_runs): (Vec<PathBuf>, Vec<PathBuf>) =
-        args.runs.into_iter().partition(|dir| ssl::is_ssl_run(dir));
-    if !ssl_runs.is_empty() {
-        ssl::compare(&ssl_runs)?;
-        if vae_runs.is_empty() {
-            return Ok(());
+    let mut tables: Vec<(String, Vec<String>)> = Vec::new();
+    for dir in &args.runs {
+        let (run, family) = open_run(dir)?;
+        let header = family.compare_header();
+        let row = family.compare_row(&run)?;
+        match tables.iter_mut().find(|(h, _)| *h == header) {
+            Some((_, rows)) => rows.push(row),
+            None => tables.push((header, vec![row])),
         }
-        println!();
     }
-    println!(
-        "{:<36} {:>8} {:>8} {:>8} {:>8} {:>8} {:>9} {:>9} {:>10}",
-        "run", "MIG", "SAP", "DCI-D", "DCI-C", "FVAE", "Vendi-S", "Vendi-T", "recon"
-    );
-    for dir in &vae_runs {
-        let path = RunDir::new(dir).metrics();
-        let text = std::fs::read_to_string(&path).map_err(|source| CliError::Io {
-            path: path.clone(),
-            source,
-        })?;
-        let m: EvalReport = serde_json::from_str(&text)
-            .map_err(|e| CliError::Usage(format!("{}: {e}", path.display())))?;
-        let h = &m.headline;
-        println!(
-            "{:<36} {:>8.4} {:>8.4} {:>8.4} {:>8.4} {:>8} {:>9.2} {:>9.2} {:>10.2}",
-            dir.display(),
-            h.mig,
-            h.sap,
-            h.dci_disentanglement,
-            h.dci_completeness,
-            m.factor_vae
-                .as_ref()
-                .map_or("–".to_string(), |f| format!("{:.4}", f.eval_accuracy)),
-            m.vendi_prior_samples.score,
-            m.vendi_traversals.score,
-            m.reconstruction_error
-        );
+    for (index, (header, rows)) in tables.iter().enumerate() {
+        if index > 0 {
+            println!();
+        }
+        println!("{header}");
+        for row in rows {
+            println!("{row}");
+        }
     }
     Ok(())
 }

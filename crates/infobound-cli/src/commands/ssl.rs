@@ -1,102 +1,167 @@
-//! `infobound train | eval | probe | report | compare` for self-supervised runs (MVEB, SimSiam,
-//! BYOL, Barlow Twins).
+//! The self-supervised family's run commands (MVEB, SimSiam, BYOL, Barlow Twins).
 
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
+use std::sync::Arc;
 
 use burn::tensor::Device;
-use clap::Args;
+use infobound_train::run::check_run_folder;
 use infobound_train::ssl::{
-    RunConfig, SslEvalReport, SslTrainConfig, SslTrainOptions, SslTrainer, evaluate_ssl, probe,
-    read_ssl_metrics, train_ssl_run, write_ssl_report,
+    SslData, SslEvalReport, SslTrainConfig, SslTrainer, evaluate_ssl, probe, read_ssl_metrics,
+    write_ssl_report,
 };
-use infobound_train::{RunDir, latest_checkpoint, write_loss_svg};
+use infobound_train::{
+    Environment, RunDir, RunFamily, TrainOptions, latest_checkpoint, run_training, write_loss_svg,
+};
 
-use super::runs::{DeviceArgs, TrainArgs};
+use super::runs::{EvalArgs, FamilyCommands, ProbeArgs, TrainArgs, TraverseArgs};
 use crate::error::CliError;
 
-/// `infobound probe`.
-#[derive(Debug, Args)]
-pub struct ProbeArgs {
-    /// Run folder of a self-supervised run.
-    pub run: PathBuf,
-    #[command(flatten)]
-    pub device: DeviceArgs,
+/// A self-supervised run's commands, for its resolved configuration.
+pub(crate) struct SslCommands(pub SslTrainConfig);
+
+impl SslCommands {
+    fn load_trained(&self, run: &RunDir, device: &Device) -> Result<SslTrainer, CliError> {
+        let checkpoint = latest_checkpoint(&run.checkpoints())?.ok_or_else(|| {
+            CliError::Usage(format!(
+                "{}: no checkpoint to evaluate",
+                run.root().display()
+            ))
+        })?;
+        let mut trainer = SslTrainer::new(self.0.clone(), device)?;
+        trainer.restore(&checkpoint)?;
+        Ok(trainer)
+    }
 }
 
-/// Trains (or resumes) a self-supervised run, then evaluates it and writes the report.
-pub fn train(
-    mut config: SslTrainConfig,
-    args: &TrainArgs,
-    resumed: Option<RunDir>,
-) -> Result<(), CliError> {
-    let resolved = args.device.resolve_all()?;
-    let names: Vec<String> = resolved.iter().map(|(spec, _)| spec.to_string()).collect();
-    let spec = names.join(",");
-    let devices: Vec<Device> = resolved.into_iter().map(|(_, device)| device).collect();
-    if let Some(steps) = args.steps {
-        config.steps = steps;
+impl FamilyCommands for SslCommands {
+    fn train(&self, args: &TrainArgs, run: &RunDir, resume: bool) -> Result<(), CliError> {
+        let resolved = args.device.resolve_all()?;
+        let names: Vec<String> = resolved.iter().map(|(spec, _)| spec.to_string()).collect();
+        let spec = names.join(",");
+        let devices: Vec<Device> = resolved.into_iter().map(|(_, device)| device).collect();
+        let config = &self.0;
+        config.data_parallel.check_device_count(devices.len())?;
+        // Loads the data and builds the networks: a bad file or value stops here.
+        let data = Arc::new(SslData::load(&config.dataset)?);
+        let trainer = SslTrainer::with_devices(config.clone(), &devices, data)?;
+        check_run_folder(run, resume)?;
+        eprintln!(
+            "infobound: training {} ({} steps, batch {}, {} replica(s)) on {spec} into {}",
+            config.objective.name(),
+            config.steps,
+            config.batch_size,
+            config.data_parallel.replicas,
+            run.root().display()
+        );
+        Environment::capture(&spec, &devices[0]).write(run)?;
+        let options = TrainOptions {
+            resume,
+            progress: !args.quiet,
+        };
+        let (trainer, summary) = run_training(trainer, run, options)?;
+        eprintln!(
+            "infobound: {} steps ({} skipped) at {:.2} steps/s in {:.1} s, final loss {:.4}",
+            summary.steps,
+            summary.skipped_steps,
+            summary.steps_per_second,
+            summary.wall_seconds,
+            summary.final_loss
+        );
+        write_loss_svg(run)?;
+        if !args.no_eval {
+            eprintln!("infobound: evaluating");
+            let report = evaluate_ssl(&trainer, run, Some(summary.wall_seconds))?;
+            print_report(&report);
+        }
+        let path = write_ssl_report(run)?;
+        println!("report: {}", path.display());
+        Ok(())
     }
-    if let Some(seed) = args.seed {
-        config.seed = seed;
-    }
-    config.validate()?;
-    // Before anything is written to the run folder.
-    config.data_parallel.check_device_count(devices.len())?;
-    let resume = resumed.is_some();
-    let run = resumed.unwrap_or_else(|| {
-        RunDir::new(args.out.clone().unwrap_or_else(|| {
-            Path::new("runs").join(format!("{}-seed{}", config.name, config.seed))
-        }))
-    });
-    eprintln!(
-        "infobound: training {} ({} steps, batch {}, {} replica(s)) on {spec} into {}",
-        config.objective.name(),
-        config.steps,
-        config.batch_size,
-        config.data_parallel.replicas,
-        run.root().display()
-    );
-    infobound_train::Environment::capture(&spec, &devices[0]).write(&run)?;
-    let options = SslTrainOptions {
-        resume,
-        progress: !args.quiet,
-    };
-    let (trainer, summary) = train_ssl_run(config, &devices, &run, options)?;
-    eprintln!(
-        "infobound: {} steps ({} skipped) at {:.2} steps/s in {:.1} s, final loss {:.4}",
-        summary.steps,
-        summary.skipped_steps,
-        summary.steps_per_second,
-        summary.wall_seconds,
-        summary.final_loss
-    );
-    write_loss_svg(&run)?;
-    if !args.no_eval {
-        eprintln!("infobound: evaluating");
-        let report = evaluate_ssl(&trainer, &run, Some(summary.wall_seconds))?;
+
+    fn eval(&self, args: &EvalArgs, run: &RunDir) -> Result<(), CliError> {
+        if args.export.is_some() {
+            return Err(CliError::Usage(
+                "--export writes a VAE run's scored codes; for a self-supervised run use `probe`"
+                    .into(),
+            ));
+        }
+        let (_, device) = args.device.resolve()?;
+        let trainer = self.load_trained(run, &device)?;
+        let report = evaluate_ssl(&trainer, run, None)?;
         print_report(&report);
+        write_ssl_report(run)?;
+        Ok(())
     }
-    let path = write_ssl_report(&run)?;
-    println!("report: {}", path.display());
-    Ok(())
-}
 
-fn load_trained(run: &RunDir, device: &Device) -> Result<SslTrainer, CliError> {
-    let RunConfig::Ssl(config) = RunConfig::from_run(run)? else {
-        return Err(CliError::Usage(format!(
-            "{}: not a self-supervised run",
+    fn traverse(&self, _args: &TraverseArgs, run: &RunDir) -> Result<(), CliError> {
+        Err(CliError::Usage(format!(
+            "{}: latent traversals need a VAE run; this is a self-supervised run",
             run.root().display()
-        )));
-    };
-    let checkpoint = latest_checkpoint(&run.checkpoints())?.ok_or_else(|| {
-        CliError::Usage(format!(
-            "{}: no checkpoint to evaluate",
-            run.root().display()
+        )))
+    }
+
+    fn probe(&self, args: &ProbeArgs, run: &RunDir) -> Result<(), CliError> {
+        let (_, device) = args.device.resolve()?;
+        let trainer = self.load_trained(run, &device)?;
+        let scores = probe(&trainer)?;
+        println!("probes at step {}:", trainer.state().step);
+        println!("  {:<28} {:>8.4}", "kNN accuracy", scores.knn.accuracy);
+        println!(
+            "  {:<28} {:>8.4}",
+            "linear probe (test)", scores.linear_probe.test_accuracy
+        );
+        println!(
+            "  {:<28} {:>8.4}",
+            "linear probe (train)", scores.linear_probe.train_accuracy
+        );
+        println!(
+            "  {:<28} {:>8.4}",
+            "online probe (test)", scores.online_probe_accuracy
+        );
+        println!("  {:<28} {:>8.4}", "chance", scores.chance_level);
+        Ok(())
+    }
+
+    fn report(&self, run: &RunDir) -> Result<PathBuf, CliError> {
+        write_loss_svg(run)?;
+        Ok(write_ssl_report(run)?)
+    }
+
+    fn compare_header(&self) -> String {
+        format!(
+            "{:<36} {:>12} {:>8} {:>8} {:>8} {:>8} {:>8} {:>9} {:>10}",
+            "run",
+            "method",
+            "kNN",
+            "kNN-init",
+            "linear",
+            "online",
+            "chance",
+            "eff-rank",
+            "uniformity"
+        )
+    }
+
+    fn compare_row(&self, run: &RunDir) -> Result<String, CliError> {
+        let m = read_ssl_metrics(run).ok_or_else(|| {
+            CliError::Usage(format!(
+                "{}: no readable self-supervised metrics.json",
+                run.metrics().display()
+            ))
+        })?;
+        Ok(format!(
+            "{:<36} {:>12} {:>8.4} {:>8.4} {:>8.4} {:>8.4} {:>8.4} {:>9.2} {:>10.4}",
+            run.root().display(),
+            m.method,
+            m.knn.accuracy,
+            m.untrained_knn_accuracy,
+            m.linear_probe.test_accuracy,
+            m.online_probe_accuracy,
+            m.chance_level,
+            m.embedding_collapse.effective_rank,
+            m.embedding_collapse.uniformity
         ))
-    })?;
-    let mut trainer = SslTrainer::new(*config, device)?;
-    trainer.restore(&checkpoint)?;
-    Ok(trainer)
+    }
 }
 
 fn print_report(report: &SslEvalReport) {
@@ -136,84 +201,4 @@ fn print_report(report: &SslEvalReport) {
         "  {:<28} {:>8.4}",
         "uniformity (embeddings)", report.embedding_collapse.uniformity
     );
-}
-
-/// Re-runs the kNN and linear probes from the newest checkpoint and prints them.
-pub fn probe_run(args: ProbeArgs) -> Result<(), CliError> {
-    let (_, device) = args.device.resolve()?;
-    let run = RunDir::new(&args.run);
-    let trainer = load_trained(&run, &device)?;
-    let scores = probe(&trainer)?;
-    println!("probes at step {}:", trainer.step());
-    println!("  {:<28} {:>8.4}", "kNN accuracy", scores.knn.accuracy);
-    println!(
-        "  {:<28} {:>8.4}",
-        "linear probe (test)", scores.linear_probe.test_accuracy
-    );
-    println!(
-        "  {:<28} {:>8.4}",
-        "linear probe (train)", scores.linear_probe.train_accuracy
-    );
-    println!(
-        "  {:<28} {:>8.4}",
-        "online probe (test)", scores.online_probe_accuracy
-    );
-    println!("  {:<28} {:>8.4}", "chance", scores.chance_level);
-    Ok(())
-}
-
-/// Re-evaluates a self-supervised run (metrics.json, pictures, report).
-pub fn eval(run: &RunDir, device_args: &DeviceArgs) -> Result<(), CliError> {
-    let (_, device) = device_args.resolve()?;
-    let trainer = load_trained(run, &device)?;
-    let report = evaluate_ssl(&trainer, run, None)?;
-    print_report(&report);
-    write_ssl_report(run)?;
-    Ok(())
-}
-
-/// Rewrites `loss.svg` and `report.md` of a self-supervised run.
-pub fn report(run: &RunDir) -> Result<(), CliError> {
-    write_loss_svg(run)?;
-    let path = write_ssl_report(run)?;
-    println!("report: {}", path.display());
-    Ok(())
-}
-
-/// Prints one table of self-supervised runs.
-pub fn compare(runs: &[PathBuf]) -> Result<(), CliError> {
-    println!(
-        "{:<36} {:>12} {:>8} {:>8} {:>8} {:>8} {:>8} {:>9} {:>10}",
-        "run", "method", "kNN", "kNN-init", "linear", "online", "chance", "eff-rank", "uniformity"
-    );
-    for dir in runs {
-        let run = RunDir::new(dir);
-        let m = read_ssl_metrics(&run).ok_or_else(|| {
-            CliError::Usage(format!(
-                "{}: no readable self-supervised metrics.json",
-                run.metrics().display()
-            ))
-        })?;
-        println!(
-            "{:<36} {:>12} {:>8.4} {:>8.4} {:>8.4} {:>8.4} {:>8.4} {:>9.2} {:>10.4}",
-            dir.display(),
-            m.method,
-            m.knn.accuracy,
-            m.untrained_knn_accuracy,
-            m.linear_probe.test_accuracy,
-            m.online_probe_accuracy,
-            m.chance_level,
-            m.embedding_collapse.effective_rank,
-            m.embedding_collapse.uniformity
-        );
-    }
-    Ok(())
-}
-
-/// True when `dir` holds a self-supervised run.
-pub fn is_ssl_run(dir: &Path) -> bool {
-    matches!(
-        RunConfig::from_run(&RunDir::new(dir)),
-        Ok(RunConfig::Ssl(_))
-    )
 }

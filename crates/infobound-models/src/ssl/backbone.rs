@@ -21,7 +21,9 @@ use crate::{ModelError, layers};
 pub enum BackboneConfig {
     /// Basic-block ResNet with the CIFAR stem (3×3 conv stride 1, no max-pool); the four
     /// stages have widths `base_width · (1, 2, 4, 8)` and strides (1, 2, 2, 2); features are
-    /// `8 · base_width`-dimensional.
+    /// `8 · base_width`-dimensional. Serde tag `resnet_cifar` (`res_net_cifar` in earlier
+    /// releases).
+    #[serde(rename = "resnet_cifar", alias = "res_net_cifar")]
     ResNetCifar {
         /// Number of basic blocks per stage (ResNet-18: `[2, 2, 2, 2]`).
         layers: [usize; 4],
@@ -34,7 +36,9 @@ pub enum BackboneConfig {
         zero_init_residual: bool,
     },
     /// ImageNet ResNet-50: 7×7 stride-2 stem + 3×3 stride-2 max-pool, bottleneck blocks
-    /// `[3, 4, 6, 3]` with widths 64·(1, 2, 4, 8) and expansion 4, 2048-d features.
+    /// `[3, 4, 6, 3]` with widths 64·(1, 2, 4, 8) and expansion 4, 2048-d features. Serde
+    /// tag `resnet50` (`res_net50` in earlier releases).
+    #[serde(rename = "resnet50", alias = "res_net50")]
     ResNet50 {
         /// Image channels.
         in_channels: usize,

@@ -48,5 +48,6 @@ pub use head::{HiddenLayer, MlpHead, MlpHeadConfig};
 pub use network::{SslNetwork, SslNetworkConfig};
 pub use objectives::{
     BarlowTwinsConfig, ByolConfig, LocalScoreSupport, MvebConfig, ScoreSupport, SimSiamConfig,
-    SslLossOutput, SslObjective, SslObjectiveConfig, SslViews,
+    SslMethod, SslObjective, SslObjectiveConfig, SslViews, barlow_twins_loss, byol_loss, mveb_loss,
+    simsiam_loss,
 };

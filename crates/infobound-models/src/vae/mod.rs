@@ -2,6 +2,7 @@
 
 mod decoder;
 mod encoder;
+pub mod objectives;
 
 pub use decoder::{SpatialBroadcastDecoder, TransposedConvDecoder};
 pub use encoder::ConvEncoder;

@@ -39,3 +39,26 @@ impl ModuleVisitor for FiniteGradients<'_> {
         }
     }
 }
+
+/// Σ_params ‖g‖² over every gradient `grads` holds for a float parameter of `module`, as a
+/// `[1]` device tensor (zero when there are none): its square root is the global gradient norm,
+/// and it is NaN or ∞ exactly when a gradient is. Nothing is read back to the host.
+pub fn squared_gradient_norm<M: Module>(module: &M, grads: &GradientsParams) -> Option<Tensor<1>> {
+    struct SquaredNorm<'a> {
+        grads: &'a GradientsParams,
+        parts: Vec<Tensor<1>>,
+    }
+    impl ModuleVisitor for SquaredNorm<'_> {
+        fn visit_float<const D: usize>(&mut self, param: &Param<Tensor<D>>) {
+            if let Some(g) = self.grads.get::<D>(param.id) {
+                self.parts.push(g.square().sum());
+            }
+        }
+    }
+    let mut visitor = SquaredNorm {
+        grads,
+        parts: Vec::new(),
+    };
+    module.visit(&mut visitor);
+    (!visitor.parts.is_empty()).then(|| Tensor::cat(visitor.parts, 0).sum())
+}

@@ -14,6 +14,6 @@ mod finite;
 mod lars;
 mod schedule;
 
-pub use finite::gradients_are_finite;
+pub use finite::{gradients_are_finite, squared_gradient_norm};
 pub use lars::{Lars, LarsConfig, LarsState};
 pub use schedule::{WarmupCosineSchedule, scaled_learning_rate};

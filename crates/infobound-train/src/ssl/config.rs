@@ -9,7 +9,8 @@ use infobound_metrics::LogisticRegressionConfig;
 use infobound_models::ssl::{BackboneConfig, MlpHeadConfig, SslNetworkConfig, SslObjectiveConfig};
 use serde::{Deserialize, Serialize};
 
-use crate::{RunDir, TrainConfig, TrainError};
+use crate::TrainError;
+use crate::run::RunConfig;
 
 /// Where the labelled images come from (serde tag `source`).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -191,6 +192,9 @@ pub struct SslTrainConfig {
     pub checkpoint_every: usize,
     /// Steps between kNN-monitor evaluations (0 = only at the end).
     pub monitor_every: usize,
+    /// Consecutive steps with a non-finite loss that are skipped before training stops (our
+    /// choice, as for the VAE family; the released MVEB code skips such steps without limit).
+    pub max_consecutive_nonfinite: usize,
     /// Labelled images.
     pub dataset: SslDatasetConfig,
     /// Multi-crop views; methods without local views use only the global ones.
@@ -282,6 +286,7 @@ impl Default for SslTrainConfig {
             log_every: 50,
             checkpoint_every: 5_000,
             monitor_every: 5_000,
+            max_consecutive_nonfinite: 20,
             dataset: SslDatasetConfig::default(),
             augmentation: MultiCropConfig::mveb_imagenet(),
             network: SslNetworkConfig {
@@ -297,52 +302,26 @@ impl Default for SslTrainConfig {
     }
 }
 
-/// The shipped SSL presets (`configs/<name>.toml`).
-const SSL_PRESETS: &[(&str, &str)] = &[
-    (
-        "mveb_quickstart",
-        include_str!("../../../../configs/mveb_quickstart.toml"),
-    ),
-    (
-        "simsiam_quickstart",
-        include_str!("../../../../configs/simsiam_quickstart.toml"),
-    ),
-    (
-        "byol_quickstart",
-        include_str!("../../../../configs/byol_quickstart.toml"),
-    ),
-    (
-        "barlow_twins_quickstart",
-        include_str!("../../../../configs/barlow_twins_quickstart.toml"),
-    ),
-    (
-        "mveb_cifar10",
-        include_str!("../../../../configs/mveb_cifar10.toml"),
-    ),
-    (
-        "mveb_imagenet",
-        include_str!("../../../../configs/mveb_imagenet.toml"),
-    ),
-];
-
-/// The `[objective] kind` values that make a configuration self-supervised.
-pub const SSL_OBJECTIVE_KINDS: [&str; 4] = ["mveb", "sim_siam", "byol", "barlow_twins"];
-
 impl SslTrainConfig {
-    /// Names of the shipped SSL presets.
+    /// Names of the shipped self-supervised presets.
     pub fn preset_names() -> Vec<&'static str> {
-        SSL_PRESETS.iter().map(|(name, _)| *name).collect()
+        RunConfig::preset_names()
+            .into_iter()
+            .filter(|name| matches!(RunConfig::preset(name, &[]), Ok(RunConfig::Ssl(_))))
+            .collect()
     }
 
-    /// A shipped SSL preset.
+    /// A shipped self-supervised preset.
+    ///
+    /// # Errors
+    /// [`TrainError::Config`] for an unknown preset or a VAE one.
     pub fn preset(name: &str) -> Result<Self, TrainError> {
-        let text = ssl_preset_text(name).ok_or_else(|| {
-            TrainError::Config(format!(
-                "unknown SSL preset `{name}`; presets: {}",
-                Self::preset_names().join(", ")
-            ))
-        })?;
-        Self::from_toml(text)
+        match RunConfig::preset(name, &[])? {
+            RunConfig::Ssl(config) => Ok(*config),
+            RunConfig::Vae(_) => Err(TrainError::Config(format!(
+                "`{name}` is a VAE preset, not a self-supervised one"
+            ))),
+        }
     }
 
     /// Parses TOML (missing fields take their defaults, unknown fields are errors).
@@ -443,139 +422,4 @@ impl SslTrainConfig {
             _ => Ok(()),
         }
     }
-}
-
-fn ssl_preset_text(name: &str) -> Option<&'static str> {
-    SSL_PRESETS
-        .iter()
-        .find(|(n, _)| *n == name)
-        .map(|(_, text)| *text)
-}
-
-/// A run configuration of either family, as `infobound train` loads it.
-#[derive(Debug, Clone, PartialEq)]
-pub enum RunConfig {
-    /// A VAE run ([`crate::VaeTrainer`]).
-    Vae(Box<TrainConfig>),
-    /// A self-supervised run ([`super::SslTrainer`]).
-    Ssl(Box<SslTrainConfig>),
-}
-
-impl RunConfig {
-    /// Every shipped preset name, VAE then SSL.
-    pub fn preset_names() -> Vec<&'static str> {
-        let mut names = TrainConfig::preset_names();
-        names.extend(SslTrainConfig::preset_names());
-        names
-    }
-
-    /// A shipped preset of either family with `overrides` (`key.path=value`) applied.
-    pub fn preset(name: &str, overrides: &[String]) -> Result<Self, TrainError> {
-        if let Some(text) = ssl_preset_text(name) {
-            return Self::from_value(parse_toml_value(text)?, overrides);
-        }
-        if TrainConfig::preset_names().contains(&name) {
-            let config = TrainConfig::preset(name)?;
-            let value = toml::Value::try_from(&config).map_err(|e| {
-                TrainError::Config(format!("cannot re-encode preset `{name}`: {e}"))
-            })?;
-            return Self::from_value(value, overrides);
-        }
-        Err(TrainError::Config(format!(
-            "unknown preset `{name}`; presets: {}",
-            Self::preset_names().join(", ")
-        )))
-    }
-
-    /// A `.toml` or `.json` file with `overrides` applied.
-    pub fn from_file(path: &Path, overrides: &[String]) -> Result<Self, TrainError> {
-        let text = std::fs::read_to_string(path).map_err(|e| TrainError::io(path, e))?;
-        let value = match path.extension().and_then(|e| e.to_str()) {
-            Some("json") => serde_json::from_str::<toml::Value>(&text)
-                .map_err(|e| TrainError::Config(format!("{}: {e}", path.display())))?,
-            _ => parse_toml_value(&text)
-                .map_err(|e| TrainError::Config(format!("{}: {e}", path.display())))?,
-        };
-        Self::from_value(value, overrides)
-    }
-
-    /// The resolved configuration of an existing run folder.
-    pub fn from_run(run: &RunDir) -> Result<Self, TrainError> {
-        if !run.config().exists() {
-            return Err(TrainError::RunDir {
-                path: run.root().to_path_buf(),
-                message: "no config.toml: not an infobound run folder".into(),
-            });
-        }
-        Self::from_file(&run.config(), &[])
-    }
-
-    /// Applies `overrides` to a parsed configuration and decides its family by
-    /// `[objective] kind` ([`SSL_OBJECTIVE_KINDS`] are self-supervised).
-    pub fn from_value(mut value: toml::Value, overrides: &[String]) -> Result<Self, TrainError> {
-        for assignment in overrides {
-            apply_override(&mut value, assignment)?;
-        }
-        let kind = value
-            .get("objective")
-            .and_then(|o| o.get("kind"))
-            .and_then(toml::Value::as_str);
-        if kind.is_some_and(|k| SSL_OBJECTIVE_KINDS.contains(&k)) {
-            let config: SslTrainConfig = value
-                .try_into()
-                .map_err(|e: toml::de::Error| TrainError::Config(e.to_string()))?;
-            config.validate()?;
-            Ok(Self::Ssl(Box::new(config)))
-        } else {
-            let config: TrainConfig = value
-                .try_into()
-                .map_err(|e: toml::de::Error| TrainError::Config(e.to_string()))?;
-            Ok(Self::Vae(Box::new(config)))
-        }
-    }
-}
-
-fn parse_toml_value(text: &str) -> Result<toml::Value, TrainError> {
-    text.parse::<toml::Table>()
-        .map(toml::Value::Table)
-        .map_err(|e| TrainError::Config(e.to_string()))
-}
-
-/// Sets `key.path=value` in a parsed configuration, creating missing tables. The value is read
-/// as a TOML value (`0.01`, `true`, `"text"`, `[1, 2]`); anything that does not parse as one is
-/// taken as a bare string (`objective.kind=byol`).
-pub fn apply_override(config: &mut toml::Value, assignment: &str) -> Result<(), TrainError> {
-    let (path, raw) = assignment.split_once('=').ok_or_else(|| {
-        TrainError::Config(format!(
-            "override `{assignment}` is not of the form key.path=value"
-        ))
-    })?;
-    let keys: Vec<&str> = path.trim().split('.').collect();
-    if keys.iter().any(|k| k.is_empty()) {
-        return Err(TrainError::Config(format!(
-            "override `{assignment}` has an empty key"
-        )));
-    }
-    let raw = raw.trim();
-    let value = format!("value = {raw}")
-        .parse::<toml::Table>()
-        .ok()
-        .and_then(|mut t| t.remove("value"))
-        .unwrap_or_else(|| toml::Value::String(raw.to_string()));
-    let (last, parents) = keys.split_last().unwrap_or((&"", &[]));
-    let mut table = config
-        .as_table_mut()
-        .ok_or_else(|| TrainError::Config("the configuration is not a TOML table".to_string()))?;
-    for key in parents {
-        let entry = table
-            .entry(key.to_string())
-            .or_insert_with(|| toml::Value::Table(toml::Table::new()));
-        table = entry.as_table_mut().ok_or_else(|| {
-            TrainError::Config(format!(
-                "override `{assignment}`: `{key}` is a value, not a table"
-            ))
-        })?;
-    }
-    table.insert(last.to_string(), value);
-    Ok(())
 }

@@ -6,7 +6,7 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use burn::module::Module;
-use burn::tensor::{Device, Tensor, TensorData};
+use burn::tensor::{Device, Int, Tensor, TensorData};
 use infobound_data::augment::{MultiCropAugmenter, NormalizationConfig, normalize};
 use infobound_data::{ImageBatch, ObservationShape, images_to_tensor, save_png_grid};
 use infobound_metrics::{
@@ -20,6 +20,7 @@ use super::config::SslTrainConfig;
 use super::data::{SslData, SslSplit, resize_batch};
 use super::probe::{OnlineProbe, accuracy};
 use super::trainer::SslTrainer;
+use crate::run::read_back;
 use crate::{RunDir, TrainError, write_json_atomic};
 
 /// Seed of the augmentations drawn for evaluation (kept apart from every training step).
@@ -123,7 +124,14 @@ impl FeatureExtractor {
             ),
             &self.device,
         );
-        accuracy(probe.forward(x), labels)
+        let targets = Tensor::<1, Int>::from_data(
+            TensorData::new(
+                labels.iter().map(|&l| l as i64).collect::<Vec<_>>(),
+                [labels.len()],
+            ),
+            &self.device,
+        );
+        Ok(read_back(accuracy(probe.forward(x), targets))?[0])
     }
 }
 

@@ -26,8 +26,8 @@ mod report;
 mod trainer;
 
 pub use config::{
-    DataParallelConfig, EntropySupport, RunConfig, SSL_OBJECTIVE_KINDS, SslDatasetConfig,
-    SslMonitorConfig, SslOptimizerConfig, SslOptimizerMethod, SslTrainConfig, apply_override,
+    DataParallelConfig, EntropySupport, SslDatasetConfig, SslMonitorConfig, SslOptimizerConfig,
+    SslOptimizerMethod, SslTrainConfig,
 };
 pub use data::{SslData, SslSplit};
 pub use eval::{
@@ -35,6 +35,4 @@ pub use eval::{
 };
 pub use probe::OnlineProbe;
 pub use report::{read_ssl_metrics, write_ssl_report};
-pub use trainer::{
-    SslStepReport, SslTrainOptions, SslTrainSummary, SslTrainer, StepBatch, train_ssl_run,
-};
+pub use trainer::{SslStepReport, SslTrainer, StepBatch, train_ssl_run};

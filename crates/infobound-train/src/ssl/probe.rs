@@ -5,9 +5,7 @@
 
 use burn::module::Module;
 use burn::nn::{BatchNorm, BatchNormConfig, Linear, LinearConfig};
-use burn::tensor::{Device, Tensor};
-
-use crate::TrainError;
+use burn::tensor::{Device, Int, Tensor};
 
 /// `BN(affine = false) → Linear(feature_dim → classes)`.
 #[derive(Module, Debug)]
@@ -40,19 +38,10 @@ impl OnlineProbe {
     }
 }
 
-/// Fraction of rows of `logits` (`[B, classes]`) whose arg-max is the row's label.
-pub(crate) fn accuracy(logits: Tensor<2>, labels: &[usize]) -> Result<f64, TrainError> {
-    let predicted: Vec<i64> = logits
-        .detach()
-        .argmax(1)
-        .into_data()
-        .convert::<i64>()
-        .try_to_vec()
-        .map_err(|e| TrainError::Config(format!("cannot read the probe output: {e:?}")))?;
-    let correct = predicted
-        .iter()
-        .zip(labels)
-        .filter(|(p, l)| **p == **l as i64)
-        .count();
-    Ok(correct as f64 / labels.len().max(1) as f64)
+/// The fraction of rows of `logits` whose arg-max is the class in `targets`, as a `[1]` device
+/// tensor (no host read).
+pub(crate) fn accuracy(logits: Tensor<2>, targets: Tensor<1, Int>) -> Tensor<1> {
+    let [rows, _] = logits.dims();
+    let predicted = logits.detach().argmax(1).reshape([rows]);
+    predicted.equal(targets).float().mean().reshape([1])
 }

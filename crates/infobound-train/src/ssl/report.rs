@@ -3,8 +3,9 @@
 
 use std::fmt::Write as _;
 
-use super::config::{RunConfig, SslTrainConfig};
+use super::config::SslTrainConfig;
 use super::eval::SslEvalReport;
+use crate::run::{RunConfig, format_log_values, last_log_values};
 use crate::{RunDir, TrainError, write_atomic};
 
 /// Reads `metrics.json` of an SSL run, if it has one.
@@ -12,24 +13,6 @@ pub fn read_ssl_metrics(run: &RunDir) -> Option<SslEvalReport> {
     std::fs::read_to_string(run.metrics())
         .ok()
         .and_then(|t| serde_json::from_str(&t).ok())
-}
-
-fn last_log_values(run: &RunDir) -> Result<serde_json::Map<String, serde_json::Value>, TrainError> {
-    let path = run.train_log();
-    if !path.exists() {
-        return Ok(serde_json::Map::new());
-    }
-    let text = std::fs::read_to_string(&path).map_err(|e| TrainError::io(&path, e))?;
-    // Later lines overwrite earlier ones, so every name keeps its newest logged value.
-    let mut merged = serde_json::Map::new();
-    for row in text
-        .lines()
-        .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())
-        .filter_map(|v| v.as_object().cloned())
-    {
-        merged.extend(row);
-    }
-    Ok(merged)
 }
 
 /// Writes `report.md` from the run folder's config, log, metrics and pictures.
@@ -65,7 +48,7 @@ pub fn write_ssl_report(run: &RunDir) -> Result<std::path::PathBuf, TrainError> 
             md,
             "Newest logged values (step {}): {}\n",
             last.get("step").cloned().unwrap_or_default(),
-            crate::report::format_log_values(&last)
+            format_log_values(&last)
         );
     }
     match read_ssl_metrics(run) {

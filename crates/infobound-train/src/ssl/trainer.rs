@@ -8,16 +8,14 @@
 //! the detached backbone features of global view 1 with its own Adam.
 
 use std::sync::Arc;
-use std::sync::mpsc::{Receiver, sync_channel};
-use std::time::Instant;
 
-use crate::trainer::{TrainLog, due, progress_bar};
 use burn::module::Module;
 use burn::nn::loss::CrossEntropyLossConfig;
 use burn::optim::decay::WeightDecayConfig;
 use burn::optim::momentum::MomentumConfig;
 use burn::optim::{AdamConfig, GradientsParams, ModuleOptimizer, MultiGradientsParams, SgdConfig};
 use burn::tensor::{Device, Int, Tensor, TensorData};
+use indicatif::ProgressBar;
 use infobound_data::augment::MultiCropAugmenter;
 use infobound_data::{ImageBatch, images_to_tensor};
 use infobound_metrics::{CodeMatrix, CollapseConfig, collapse_diagnostics};
@@ -25,47 +23,20 @@ use infobound_models::ssl::{
     LocalScoreSupport, ScoreSupport, SslNetwork, SslObjective, SslViews, cosine_momentum,
     ema_update,
 };
-use serde::Serialize;
 
 use super::config::{EntropySupport, SslOptimizerMethod, SslTrainConfig};
 use super::data::{SslData, sample_indices};
 use super::eval::{FeatureExtractor, knn_monitor};
 use super::parallel::{EmbeddingExchange, FailOnDrop, GatheredScoreSupport, shard};
 use super::probe::{OnlineProbe, accuracy};
-use crate::checkpoint::{
-    SaveModule, TrainerState, latest_checkpoint, load_module, load_optimizer, load_state,
+use crate::TrainError;
+use crate::optim::{LarsConfig, WarmupCosineSchedule, squared_gradient_norm};
+use crate::rng::{Stream, step_rng};
+use crate::run::{
+    LoopSettings, RunDir, RunFamily, SaveModule, StepOutcome, StepRecord, TrainLog, TrainOptions,
+    TrainSummary, TrainerState, load_module, load_optimizer, load_state, read_back, run_training,
     save_checkpoint,
 };
-use crate::fsutil::write_atomic;
-use crate::optim::{LarsConfig, WarmupCosineSchedule, gradients_are_finite};
-use crate::rng::{Stream, step_rng};
-use crate::{RunDir, TrainError};
-
-/// What a finished (or resumed and finished) SSL run reports.
-#[derive(Debug, Clone, Serialize)]
-pub struct SslTrainSummary {
-    /// Steps completed.
-    pub steps: usize,
-    /// Steps whose update was skipped because a gradient was non-finite.
-    pub skipped_steps: usize,
-    /// Mean loss over the last log interval.
-    pub final_loss: f64,
-    /// Mean online-probe accuracy over the last log interval.
-    pub final_probe_accuracy: f64,
-    /// Wall time of this invocation in seconds.
-    pub wall_seconds: f64,
-    /// Optimisation steps per second in this invocation.
-    pub steps_per_second: f64,
-}
-
-/// Options that do not change the result of a run.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct SslTrainOptions {
-    /// Continue from the newest checkpoint of the run folder.
-    pub resume: bool,
-    /// Draw a progress bar on stderr.
-    pub progress: bool,
-}
 
 /// Networks, optimisers and counters of a self-supervised run, on one device or data-parallel
 /// over several (`config.data_parallel`).
@@ -85,21 +56,27 @@ pub struct SslTrainer {
     probe: OnlineProbe,
     probe_optimizer: ModuleOptimizer,
     state: TrainerState,
+    /// The last step's embeddings of the global views, when its diagnostics are due.
+    pending_embeddings: Option<(CodeMatrix, CodeMatrix)>,
 }
 
 /// What one step produced, for the log.
 #[derive(Debug, Clone)]
 pub struct SslStepReport {
-    /// Named scalars: loss, the objective's terms, probe loss and accuracy.
+    /// Named scalars: loss, the objective's terms (MVEB: `kernel_width`), the target's EMA
+    /// `momentum`, `grad_norm`, probe loss and accuracy.
     pub terms: Vec<(String, f64)>,
-    /// True when the encoder update was skipped (non-finite gradient).
-    pub skipped: bool,
-    /// EMA momentum used for the target at this step, if the method has a target.
-    pub momentum: Option<f64>,
-    /// Kernel width τ of the entropy estimator, if the objective has one.
-    pub kernel_width: Option<f64>,
+    /// What happened to the encoder update.
+    pub outcome: StepOutcome,
     /// Online embeddings of the two global views (host copies), for the collapse diagnostics.
     pub embeddings: Option<(CodeMatrix, CodeMatrix)>,
+}
+
+impl SslStepReport {
+    /// The value of the term `name`, if logged.
+    pub fn term(&self, name: &str) -> Option<f64> {
+        self.terms.iter().find(|(n, _)| n == name).map(|(_, v)| *v)
+    }
 }
 
 impl SslTrainer {
@@ -186,10 +163,14 @@ impl SslTrainer {
             probe,
             probe_optimizer,
             state,
+            pending_embeddings: None,
         })
     }
 
     /// Restores networks, optimiser moments and counters from a checkpoint folder.
+    ///
+    /// # Errors
+    /// [`TrainError::Checkpoint`] if the checkpoint does not fit this configuration.
     pub fn restore(&mut self, checkpoint: &std::path::Path) -> Result<(), TrainError> {
         self.state = load_state(checkpoint)?;
         self.online = load_module(checkpoint, "online", self.online.clone())?;
@@ -248,7 +229,7 @@ impl SslTrainer {
         FeatureExtractor::new(&self.online, &self.config, &self.inference_device)
     }
 
-    fn checkpoint(&self, run: &RunDir) -> Result<(), TrainError> {
+    fn write_checkpoint(&self, run: &RunDir) -> Result<(), TrainError> {
         // Burn's `RunningState` applies each batch-norm statistics update one update late, and
         // saving reads the applied value; `valid()` applies the pending update first, so the
         // checkpoint holds the statistics the next step will use.
@@ -270,110 +251,6 @@ impl SslTrainer {
         Ok(())
     }
 
-    /// Trains until `config.steps`, logging to `run`'s `train_log.jsonl` and checkpointing.
-    pub fn train(
-        &mut self,
-        run: &RunDir,
-        options: SslTrainOptions,
-    ) -> Result<SslTrainSummary, TrainError> {
-        let started = Instant::now();
-        let start_step = self.state.step;
-        let mut log = TrainLog::open(run, start_step)?;
-        let total = self.config.steps;
-        let bar = progress_bar(options.progress, start_step, total);
-        let batches = self.prefetch(start_step, total);
-        let mut interval = Interval::default();
-        let mut last = (f64::NAN, f64::NAN);
-        let mut interval_started = Instant::now();
-        let diagnostics_every = self.config.monitor.diagnostics_every;
-        for (step, batch) in (start_step..total).zip(batches.iter()) {
-            let (views, labels) = batch?;
-            let wants_embeddings = (step + 1).is_multiple_of(diagnostics_every);
-            let report = self.train_step(step, &views, &labels, wants_embeddings)?;
-            if report.skipped {
-                self.state.skipped_steps += 1;
-            }
-            interval.add(&report.terms, report.momentum, report.kernel_width);
-            self.state.step = step + 1;
-            self.state.learning_rate = self.schedule.learning_rate(self.state.step);
-            bar.inc(1);
-            if let Some((z1, z2)) = &report.embeddings {
-                let d = collapse_diagnostics(z1, Some(z2), &CollapseConfig::default())?;
-                let mut row = serde_json::Map::new();
-                row.insert("step".into(), self.state.step.into());
-                insert_number(&mut row, "embedding_effective_rank", d.effective_rank);
-                insert_number(&mut row, "embedding_uniformity", d.uniformity);
-                if let Some(a) = d.alignment {
-                    insert_number(&mut row, "embedding_alignment", a);
-                }
-                if let Some(width) = report.kernel_width {
-                    insert_number(&mut row, "kernel_width", width);
-                }
-                log.write(&serde_json::Value::from(row))?;
-            }
-            let monitor_every = self.config.monitor_every;
-            if monitor_every > 0 && self.state.step.is_multiple_of(monitor_every) {
-                let knn = knn_monitor(&self.feature_extractor(), &self.data, &self.config)?;
-                let mut row = serde_json::Map::new();
-                row.insert("step".into(), self.state.step.into());
-                insert_number(&mut row, "knn_accuracy", knn.accuracy);
-                log.write(&serde_json::Value::from(row))?;
-                bar.println(format!(
-                    "step {}: kNN accuracy {:.4}",
-                    self.state.step, knn.accuracy
-                ));
-            }
-            if due(self.state.step, self.config.log_every, total) {
-                let elapsed = interval_started.elapsed().as_secs_f64();
-                let mut row = interval.means();
-                row.insert("step".into(), self.state.step.into());
-                insert_number(&mut row, "learning_rate", self.state.learning_rate);
-                row.insert("skipped_steps".into(), self.state.skipped_steps.into());
-                insert_number(
-                    &mut row,
-                    "steps_per_second",
-                    interval.count as f64 / elapsed.max(1e-9),
-                );
-                last = (interval.mean("loss"), interval.mean("probe_accuracy"));
-                bar.set_message(format!("loss {:.4} probe {:.3}", last.0, last.1));
-                log.write(&serde_json::Value::from(row))?;
-                interval = Interval::default();
-                interval_started = Instant::now();
-            }
-            if due(self.state.step, self.config.checkpoint_every, total) {
-                self.checkpoint(run)?;
-            }
-        }
-        bar.finish_and_clear();
-        let wall = started.elapsed().as_secs_f64();
-        Ok(SslTrainSummary {
-            steps: self.state.step,
-            skipped_steps: self.state.skipped_steps,
-            final_loss: last.0,
-            final_probe_accuracy: last.1,
-            wall_seconds: wall,
-            steps_per_second: (self.state.step - start_step) as f64 / wall.max(1e-9),
-        })
-    }
-
-    /// Samples and augments the batches of steps `start..end` on a background thread, two ahead
-    /// of the trainer. The views of step t depend only on (seed, t).
-    fn prefetch(&self, start: usize, end: usize) -> Receiver<Result<StepBatch, TrainError>> {
-        let (tx, rx) = sync_channel(2);
-        let data = Arc::clone(&self.data);
-        let augmenter = self.augmenter.clone();
-        let (seed, batch_size) = (self.config.seed, self.config.batch_size);
-        std::thread::spawn(move || {
-            for step in start..end {
-                let batch = step_batch(&data, &augmenter, seed, batch_size, step);
-                if tx.send(batch).is_err() {
-                    break;
-                }
-            }
-        });
-        rx
-    }
-
     /// The views and labels of step `step` (what the background thread prepares).
     pub fn batch(&self, step: usize) -> Result<StepBatch, TrainError> {
         step_batch(
@@ -389,6 +266,15 @@ impl SslTrainer {
     /// the images (used only by the online probe). With `data_parallel.replicas > 1` the batch
     /// is split over the replicas, each on its own thread and device (see
     /// [`DataParallelConfig`](super::DataParallelConfig)).
+    ///
+    /// The update is applied, then every logged value is read back in one transfer; a
+    /// non-finite gradient puts the encoder and its optimiser back as they were (`Skipped`), a
+    /// non-finite loss also the online probe (`NonFinite`). With `wants_embeddings` the global
+    /// views' embeddings are read back too, for the collapse diagnostics.
+    ///
+    /// # Errors
+    /// [`TrainError::Model`] from the networks or the objective, [`TrainError::DataParallel`]
+    /// from a replica.
     pub fn train_step(
         &mut self,
         step: usize,
@@ -415,24 +301,10 @@ impl SslTrainer {
         } else {
             self.replica_steps(views)?
         };
-        let count = replicas.len() as f64;
-        let loss = replicas.iter().map(|r| r.loss).sum::<f64>() / count;
-        if !loss.is_finite() {
-            return Err(TrainError::NonFiniteLoss { step, value: loss });
-        }
-        let mut terms = replicas[0].terms.clone();
-        for (index, (_, value)) in terms.iter_mut().enumerate() {
-            *value = replicas.iter().map(|r| r.terms[index].1).sum::<f64>() / count;
-        }
-        let kernel_width = replicas[0]
-            .kernel_width
-            .map(|_| replicas.iter().filter_map(|r| r.kernel_width).sum::<f64>() / count);
+        let main = self.devices[0].clone();
         let gather = |pick: fn(&ReplicaOutput) -> Tensor<2>| {
             Tensor::cat(
-                replicas
-                    .iter()
-                    .map(|r| pick(r).to_device(&self.devices[0]))
-                    .collect(),
+                replicas.iter().map(|r| pick(r).to_device(&main)).collect(),
                 0,
             )
         };
@@ -444,19 +316,50 @@ impl SslTrainer {
         } else {
             None
         };
-        let grads = replicas.into_iter().map(|r| (r.grads, r.device)).collect();
-        let skipped = !self.apply_gradients(grads);
-        let (probe_loss, probe_accuracy) = self.probe_step(features, labels)?;
-        if !terms.iter().any(|(name, _)| name == "loss") {
-            terms.insert(0, ("loss".to_string(), loss));
+        // The replicas' loss and terms averaged on the main device; their Σ‖g‖² summed.
+        let names = replicas[0].names.clone();
+        let width = names.len();
+        let mean_values = Tensor::cat(
+            replicas
+                .iter()
+                .map(|r| r.values.clone().to_device(&main).reshape([1, width]))
+                .collect(),
+            0,
+        )
+        .mean_dim(0)
+        .reshape([width]);
+        let squared_norm = replicas
+            .iter()
+            .filter_map(|r| squared_gradient_norm(&self.online, &r.grads))
+            .map(|n| n.to_device(&main))
+            .reduce(|a, b| a + b)
+            .unwrap_or_else(|| Tensor::zeros([1], &main));
+        let before = (self.online.clone(), self.optimizer.clone());
+        let probe_before = (self.probe.clone(), self.probe_optimizer.clone());
+        self.apply_gradients(replicas.into_iter().map(|r| (r.grads, r.device)).collect());
+        let (probe_loss, probe_accuracy) = self.probe_step(features, labels);
+        let values = read_back(Tensor::cat(
+            vec![mean_values, squared_norm, probe_loss, probe_accuracy],
+            0,
+        ))?;
+        let (loss, grad_norm) = (values[0], values[width].sqrt());
+        let mut terms: Vec<(String, f64)> = names.into_iter().zip(values.iter().copied()).collect();
+        if let Some(m) = momentum {
+            terms.push(("momentum".into(), m));
         }
-        terms.push(("probe_loss".into(), probe_loss));
-        terms.push(("probe_accuracy".into(), probe_accuracy));
+        terms.push(("grad_norm".into(), grad_norm));
+        terms.push(("probe_loss".into(), values[width + 1]));
+        terms.push(("probe_accuracy".into(), values[width + 2]));
+        let outcome = step_outcome(loss, grad_norm);
+        if outcome == StepOutcome::NonFinite {
+            (self.probe, self.probe_optimizer) = probe_before;
+        }
+        if outcome != StepOutcome::Applied {
+            (self.online, self.optimizer) = before;
+        }
         Ok(SslStepReport {
             terms,
-            skipped,
-            momentum,
-            kernel_width,
+            outcome,
             embeddings,
         })
     }
@@ -528,17 +431,10 @@ impl SslTrainer {
         Ok(outputs)
     }
 
-    /// Applies the replicas' gradients to the online network at the step's learning rate,
-    /// unless a gradient is non-finite. Returns whether the update was applied. Several
-    /// replicas' gradients are summed by Burn's `ModuleOptimizer::step_multi`, which updates
-    /// each parameter on one of the replicas' devices.
-    fn apply_gradients(&mut self, mut grads: Vec<(GradientsParams, Device)>) -> bool {
-        if !grads
-            .iter()
-            .all(|(g, _)| gradients_are_finite(&self.online, g))
-        {
-            return false;
-        }
+    /// Applies the replicas' gradients to the online network at the step's learning rate.
+    /// Several replicas' gradients are summed by Burn's `ModuleOptimizer::step_multi`, which
+    /// updates each parameter on one of the replicas' devices.
+    fn apply_gradients(&mut self, mut grads: Vec<(GradientsParams, Device)>) {
         let lr = self.schedule.learning_rate(self.state.step);
         self.online = if grads.len() == 1 {
             let (grads, _) = grads.remove(0);
@@ -547,16 +443,11 @@ impl SslTrainer {
             self.optimizer
                 .step_multi(lr, self.online.clone(), MultiGradientsParams { grads })
         };
-        true
     }
 
     /// One Adam step of the online probe on detached features; returns its cross-entropy and
-    /// its accuracy on this batch before the step.
-    fn probe_step(
-        &mut self,
-        features: Tensor<2>,
-        labels: &[usize],
-    ) -> Result<(f64, f64), TrainError> {
+    /// its accuracy on this batch before the step, as `[1]` device tensors.
+    fn probe_step(&mut self, features: Tensor<2>, labels: &[usize]) -> (Tensor<1>, Tensor<1>) {
         let targets = Tensor::<1, Int>::from_data(
             TensorData::new(
                 labels.iter().map(|&l| l as i64).collect::<Vec<_>>(),
@@ -565,18 +456,30 @@ impl SslTrainer {
             &self.devices[0],
         );
         let logits = self.probe.forward(features);
-        let batch_accuracy = accuracy(logits.clone(), labels)?;
+        let batch_accuracy = accuracy(logits.clone(), targets.clone());
         let loss = CrossEntropyLossConfig::new()
             .init(&self.devices[0])
             .forward(logits, targets);
-        let value: f32 = loss.clone().detach().into_scalar();
+        let value = loss.clone().detach();
         let grads = GradientsParams::from_grads(loss.backward(), &self.probe);
         self.probe = self.probe_optimizer.step(
             self.config.monitor.probe_learning_rate,
             self.probe.clone(),
             grads,
         );
-        Ok((value as f64, batch_accuracy))
+        (value, batch_accuracy)
+    }
+}
+
+/// A step's outcome from its loss and gradient norm: a non-finite loss discards the step, a
+/// non-finite gradient (as the released MVEB code's `skip_nan_grad_backward`) skips the update.
+fn step_outcome(loss: f64, grad_norm: f64) -> StepOutcome {
+    if !loss.is_finite() {
+        StepOutcome::NonFinite
+    } else if !grad_norm.is_finite() {
+        StepOutcome::Skipped
+    } else {
+        StepOutcome::Applied
     }
 }
 
@@ -592,9 +495,10 @@ struct Replica<'a> {
 struct ReplicaOutput {
     grads: GradientsParams,
     device: Device,
-    loss: f64,
-    terms: Vec<(String, f64)>,
-    kernel_width: Option<f64>,
+    /// `loss` then the objective's terms, as in `values`.
+    names: Vec<String>,
+    /// The values of `names`, `[names.len()]`, detached, on the replica's device.
+    values: Tensor<1>,
     /// Detached backbone features of global view 1 (the online probe's input).
     features: Tensor<2>,
     /// Detached online embeddings of the two global views.
@@ -637,7 +541,11 @@ impl Replica<'_> {
             },
             support,
         )?;
-        let loss: f32 = output.loss.clone().detach().into_scalar();
+        let names = std::iter::once("loss")
+            .chain(output.terms.iter().map(|(name, _)| *name))
+            .map(str::to_string)
+            .collect();
+        let values = output.packed();
         let scaled = match replicas {
             Some(count) => output.loss.mul_scalar(1.0 / count),
             None => output.loss,
@@ -651,9 +559,8 @@ impl Replica<'_> {
         Ok(ReplicaOutput {
             grads,
             device: self.device.clone(),
-            loss: loss as f64,
-            terms: output.terms,
-            kernel_width: output.kernel_width,
+            names,
+            values,
             features: global_features.detach().narrow(0, 0, batch),
             embeddings: [z1, z2],
         })
@@ -736,97 +643,98 @@ fn to_codes(z: Tensor<2>) -> Result<CodeMatrix, TrainError> {
     )?)
 }
 
-fn insert_number(row: &mut serde_json::Map<String, serde_json::Value>, name: &str, value: f64) {
-    row.insert(
-        name.into(),
-        serde_json::Number::from_f64(value).map_or(serde_json::Value::Null, Into::into),
-    );
-}
+impl RunFamily for SslTrainer {
+    type Batch = StepBatch;
 
-/// Running sums of the logged terms over one log interval.
-#[derive(Default)]
-struct Interval {
-    names: Vec<String>,
-    sums: Vec<f64>,
-    count: usize,
-    momentum: Option<f64>,
-    kernel_width_sum: f64,
-    kernel_width_count: usize,
-}
-
-impl Interval {
-    fn add(&mut self, terms: &[(String, f64)], momentum: Option<f64>, kernel_width: Option<f64>) {
-        if self.names.is_empty() {
-            self.names = terms.iter().map(|(n, _)| n.clone()).collect();
-            self.sums = vec![0.0; terms.len()];
-        }
-        for (sum, (_, v)) in self.sums.iter_mut().zip(terms) {
-            *sum += v;
-        }
-        self.count += 1;
-        self.momentum = momentum;
-        if let Some(w) = kernel_width {
-            self.kernel_width_sum += w;
-            self.kernel_width_count += 1;
+    fn settings(&self) -> LoopSettings {
+        LoopSettings {
+            steps: self.config.steps,
+            log_every: self.config.log_every,
+            checkpoint_every: self.config.checkpoint_every,
+            max_consecutive_nonfinite: self.config.max_consecutive_nonfinite,
         }
     }
 
-    fn mean(&self, name: &str) -> f64 {
-        self.names
-            .iter()
-            .position(|n| n == name)
-            .filter(|_| self.count > 0)
-            .map_or(f64::NAN, |i| self.sums[i] / self.count as f64)
+    fn state(&self) -> &TrainerState {
+        &self.state
     }
 
-    fn means(&self) -> serde_json::Map<String, serde_json::Value> {
-        let mut row = serde_json::Map::new();
-        for (name, sum) in self.names.iter().zip(&self.sums) {
-            insert_number(&mut row, name, sum / self.count.max(1) as f64);
+    fn state_mut(&mut self) -> &mut TrainerState {
+        &mut self.state
+    }
+
+    /// The views and labels of step t, from (seed, t) alone.
+    fn batch_maker(&self) -> Box<dyn Fn(usize) -> Result<StepBatch, TrainError> + Send> {
+        let data = Arc::clone(&self.data);
+        let augmenter = self.augmenter.clone();
+        let (seed, batch_size) = (self.config.seed, self.config.batch_size);
+        Box::new(move |step| step_batch(&data, &augmenter, seed, batch_size, step))
+    }
+
+    fn train_step(&mut self, step: usize, batch: StepBatch) -> Result<StepRecord, TrainError> {
+        let (views, labels) = batch;
+        let wants_embeddings = (step + 1).is_multiple_of(self.config.monitor.diagnostics_every);
+        let report = SslTrainer::train_step(self, step, &views, &labels, wants_embeddings)?;
+        self.pending_embeddings = report.embeddings;
+        Ok(StepRecord {
+            terms: report.terms,
+            outcome: report.outcome,
+        })
+    }
+
+    /// The learning rate of the next step; the collapse diagnostics and the kNN monitor on
+    /// their cadence, as rows of their own in the log.
+    fn after_step(&mut self, log: &mut TrainLog, bar: &ProgressBar) -> Result<(), TrainError> {
+        let step = self.state.step;
+        self.state.learning_rate = self.schedule.learning_rate(step);
+        if let Some((z1, z2)) = self.pending_embeddings.take() {
+            let d = collapse_diagnostics(&z1, Some(&z2), &CollapseConfig::default())?;
+            let mut row = vec![
+                ("embedding_effective_rank", d.effective_rank),
+                ("embedding_uniformity", d.uniformity),
+            ];
+            if let Some(a) = d.alignment {
+                row.push(("embedding_alignment", a));
+            }
+            log.write_row(step, &row)?;
         }
-        if let Some(m) = self.momentum {
-            insert_number(&mut row, "momentum", m);
+        let monitor_every = self.config.monitor_every;
+        if monitor_every > 0 && step.is_multiple_of(monitor_every) {
+            let knn = knn_monitor(&self.feature_extractor(), &self.data, &self.config)?;
+            log.write_row(step, &[("knn_accuracy", knn.accuracy)])?;
+            bar.println(format!("step {step}: kNN accuracy {:.4}", knn.accuracy));
         }
-        if self.kernel_width_count > 0 {
-            insert_number(
-                &mut row,
-                "kernel_width",
-                self.kernel_width_sum / self.kernel_width_count as f64,
-            );
-        }
-        row
+        Ok(())
+    }
+
+    fn checkpoint(&self, run: &RunDir) -> Result<(), TrainError> {
+        self.write_checkpoint(run)
+    }
+
+    fn restore(&mut self, checkpoint: &std::path::Path) -> Result<(), TrainError> {
+        SslTrainer::restore(self, checkpoint)
+    }
+
+    fn config_toml(&self) -> Result<String, TrainError> {
+        self.config.to_toml()
     }
 }
 
 /// Trains `config` into `run` (fresh, or resumed from its newest checkpoint) on `devices` (one
 /// device, or one per data-parallel replica; see [`SslTrainer::with_devices`]), writing
 /// `config.toml` first. Returns the trainer (for evaluation) and the summary.
+///
+/// # Errors
+/// As [`SslData::load`], [`SslTrainer::with_devices`] and [`run_training`].
 pub fn train_ssl_run(
     config: SslTrainConfig,
     devices: &[Device],
     run: &RunDir,
-    options: SslTrainOptions,
-) -> Result<(SslTrainer, SslTrainSummary), TrainError> {
+    options: TrainOptions,
+) -> Result<(SslTrainer, TrainSummary), TrainError> {
     let data = Arc::new(SslData::load(&config.dataset)?);
-    let mut trainer = SslTrainer::with_devices(config, devices, data)?;
-    if options.resume {
-        let checkpoint =
-            latest_checkpoint(&run.checkpoints())?.ok_or_else(|| TrainError::RunDir {
-                path: run.root().to_path_buf(),
-                message: "nothing to resume: no checkpoint yet".into(),
-            })?;
-        trainer.restore(&checkpoint)?;
-    } else if run.config().exists() {
-        return Err(TrainError::RunDir {
-            path: run.root().to_path_buf(),
-            message: "already holds a run; pass --resume to continue it or choose another --out"
-                .into(),
-        });
-    }
-    // A resume may extend the step budget (`--steps`); config.toml records what ran.
-    write_atomic(&run.config(), trainer.config.to_toml()?.as_bytes())?;
-    let summary = trainer.train(run, options)?;
-    Ok((trainer, summary))
+    let trainer = SslTrainer::with_devices(config, devices, data)?;
+    run_training(trainer, run, options)
 }
 
 #[cfg(test)]
@@ -923,7 +831,7 @@ mod tests {
         let report = parallel
             .train_step(step, &views, &labels, false)
             .expect("step");
-        assert!(!report.skipped);
+        assert_eq!(report.outcome, StepOutcome::Applied);
 
         let base = reference
             .config
@@ -1057,13 +965,25 @@ mod tests {
             Tensor::<4>::full(shape, f32::NAN, &trainer.devices[0]),
         );
         let device = trainer.devices[0].clone();
-        assert!(
-            !trainer.apply_gradients(vec![(grads, device.clone())]),
-            "NaN gradient applied"
+        let norm = read_back(squared_gradient_norm(&trainer.online, &grads).expect("grads"))
+            .expect("reads")[0]
+            .sqrt();
+        assert_eq!(step_outcome(1.0, norm), StepOutcome::Skipped, "norm {norm}");
+        assert_eq!(step_outcome(f64::NAN, norm), StepOutcome::NonFinite);
+        let kept = (trainer.online.clone(), trainer.optimizer.clone());
+        trainer.apply_gradients(vec![(grads, device.clone())]);
+        assert_ne!(values(&trainer.online), before, "the update ran");
+        (trainer.online, trainer.optimizer) = kept;
+        assert_eq!(
+            values(&trainer.online),
+            before,
+            "the kept state was put back"
         );
-        assert_eq!(values(&trainer.online), before, "parameters changed");
         let grads = finite_gradients(&trainer);
-        assert!(trainer.apply_gradients(vec![(grads, device)]));
+        let norm = read_back(squared_gradient_norm(&trainer.online, &grads).expect("grads"))
+            .expect("reads")[0];
+        assert_eq!(step_outcome(1.0, norm.sqrt()), StepOutcome::Applied);
+        trainer.apply_gradients(vec![(grads, device)]);
         assert_ne!(values(&trainer.online), before);
     }
 
@@ -1094,8 +1014,8 @@ mod tests {
                 TensorData::new(features, [labels.len(), dim]),
                 &trainer.devices[0],
             );
-            let (_, accuracy) = trainer.probe_step(x, &labels).expect("probe step");
-            last = accuracy;
+            let (_, accuracy) = trainer.probe_step(x, &labels);
+            last = read_back(accuracy).expect("reads")[0];
         }
         assert!(
             last > 0.9,

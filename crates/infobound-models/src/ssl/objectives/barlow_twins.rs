@@ -5,8 +5,9 @@
 use burn::tensor::Tensor;
 use serde::{Deserialize, Serialize};
 
-use super::{SslLossOutput, non_negative, scalar};
-use crate::ModelError;
+use super::{ScoreSupport, SslMethod, SslViews, non_negative};
+use crate::loss::detached;
+use crate::{LossOutput, ModelError};
 
 /// ε of the standardisation, that of the authors' non-affine `BatchNorm1d`.
 const STANDARDISE_EPSILON: f64 = 1e-5;
@@ -25,31 +26,48 @@ impl Default for BarlowTwinsConfig {
     }
 }
 
-impl BarlowTwinsConfig {
-    pub(crate) fn validate(&self) -> Result<(), ModelError> {
+/// Barlow Twins loss `Σ_i (1 − C_ii)² + λ Σ_{i≠j} C_ij²` with `C = (z̃^1)ᵀ z̃^2 / B` on the
+/// batch-standardised projections z̃.
+///
+/// # Shapes
+/// - `online`: the online projections `[z^1, z^2]`, each `[B, d]`
+///
+/// Terms: `on_diagonal`, `off_diagonal` (unweighted).
+pub fn barlow_twins_loss(online: [Tensor<2>; 2], lambda: f64) -> LossOutput {
+    let [z1, z2] = online;
+    let [batch, _] = z1.dims();
+    let scale = 1.0 / batch as f64;
+    let z1 = standardise(z1);
+    let z2 = standardise(z2);
+    // C_ii = Σ_b z1_bi z2_bi / B directly, so the off-diagonal sum needs no identity mask.
+    let diagonal = (z1.clone() * z2.clone()).sum_dim(0).mul_scalar(scale);
+    let correlation = z1.transpose().matmul(z2).mul_scalar(scale);
+    let on_diagonal = diagonal.clone().neg().add_scalar(1.0).square().sum();
+    let off_diagonal = correlation.square().sum() - diagonal.square().sum();
+    let loss = on_diagonal.clone() + off_diagonal.clone().mul_scalar(lambda);
+    LossOutput::new(
+        loss,
+        vec![
+            ("on_diagonal", detached(&on_diagonal)),
+            ("off_diagonal", detached(&off_diagonal)),
+        ],
+    )
+}
+
+impl SslMethod for BarlowTwinsConfig {
+    fn validate(&self) -> Result<(), ModelError> {
         non_negative("lambda", self.lambda)
     }
 
-    pub(crate) fn loss(&self, online: &[Tensor<2>]) -> Result<SslLossOutput, ModelError> {
-        let [batch, _] = online[0].dims();
-        let scale = 1.0 / batch as f64;
-        let z1 = standardise(online[0].clone());
-        let z2 = standardise(online[1].clone());
-        // C_ii = Σ_b z1_bi z2_bi / B directly, so the off-diagonal sum needs no identity mask.
-        let diagonal = (z1.clone() * z2.clone()).sum_dim(0).mul_scalar(scale);
-        let correlation = z1.transpose().matmul(z2).mul_scalar(scale);
-        let on_diagonal = diagonal.clone().neg().add_scalar(1.0).square().sum();
-        let off_diagonal = correlation.square().sum() - diagonal.square().sum();
-        let loss = on_diagonal.clone() + off_diagonal.clone().mul_scalar(self.lambda);
-        Ok(SslLossOutput {
-            terms: vec![
-                ("on_diagonal".into(), scalar(&on_diagonal)),
-                ("off_diagonal".into(), scalar(&off_diagonal)),
-                ("loss".into(), scalar(&loss)),
-            ],
-            loss,
-            kernel_width: None,
-        })
+    fn loss(
+        &self,
+        views: &SslViews,
+        _support: &dyn ScoreSupport,
+    ) -> Result<LossOutput, ModelError> {
+        Ok(barlow_twins_loss(
+            [views.online[0].clone(), views.online[1].clone()],
+            self.lambda,
+        ))
     }
 }
 

@@ -5,8 +5,10 @@
 use burn::tensor::Tensor;
 use serde::{Deserialize, Serialize};
 
-use super::{SslLossOutput, l2_normalize, mean_inner, scalar, unit_interval};
-use crate::ModelError;
+use super::{
+    ScoreSupport, SslMethod, SslViews, l2_normalize, mean_inner, required, unit_interval,
+};
+use crate::{LossOutput, ModelError};
 
 /// BYOL hyper-parameters.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -24,24 +26,45 @@ impl Default for ByolConfig {
     }
 }
 
-impl ByolConfig {
-    pub(crate) fn validate(&self) -> Result<(), ModelError> {
+/// BYOL loss `mean_i [(2 − 2 cos(p_i^1, sg(t_i^2))) + (2 − 2 cos(p_i^2, sg(t_i^1)))]`.
+///
+/// # Shapes
+/// - `predictions`: the online predictor outputs `[p^1, p^2]`, each `[B, d]`
+/// - `target`: the target-network projections `[t^1, t^2]`, each `[B, d]` (detached here)
+///
+/// No terms besides the loss.
+pub fn byol_loss(predictions: [Tensor<2>; 2], target: [Tensor<2>; 2]) -> LossOutput {
+    let [p1, p2] = predictions.map(l2_normalize);
+    let [t1, t2] = target.map(|t| l2_normalize(t.detach()));
+    let cosines = mean_inner(p1, t2) + mean_inner(p2, t1);
+    LossOutput::new(cosines.mul_scalar(-2.0).add_scalar(4.0), Vec::new())
+}
+
+impl SslMethod for ByolConfig {
+    fn validate(&self) -> Result<(), ModelError> {
         unit_interval("base_momentum", self.base_momentum)
     }
 
-    pub(crate) fn loss(
+    fn uses_target_network(&self) -> bool {
+        true
+    }
+
+    fn uses_predictor(&self) -> bool {
+        true
+    }
+
+    fn base_momentum(&self) -> Option<f64> {
+        Some(self.base_momentum)
+    }
+
+    fn loss(
         &self,
-        predictions: &[Tensor<2>; 2],
-        target: &[Tensor<2>; 2],
-    ) -> Result<SslLossOutput, ModelError> {
-        let [p1, p2] = predictions.clone().map(l2_normalize);
-        let [t1, t2] = target.clone().map(|t| l2_normalize(t.detach()));
-        let cosines = mean_inner(p1, t2) + mean_inner(p2, t1);
-        let loss = cosines.mul_scalar(-2.0).add_scalar(4.0);
-        Ok(SslLossOutput {
-            terms: vec![("loss".into(), scalar(&loss))],
-            loss,
-            kernel_width: None,
-        })
+        views: &SslViews,
+        _support: &dyn ScoreSupport,
+    ) -> Result<LossOutput, ModelError> {
+        let shape = views.online[0].dims();
+        let predictions = required("predictions", &views.predictions, shape)?;
+        let target = required("target", &views.target, shape)?;
+        Ok(byol_loss(predictions.clone(), target.clone()))
     }
 }

@@ -1,39 +1,107 @@
 //! Self-supervised objectives, one short file per method: MVEB and its baselines SimSiam, BYOL
 //! and Barlow Twins.
 //!
-//! Each maps the projector (and predictor / target-network) outputs of one batch, an
-//! [`SslViews`], to an [`SslLossOutput`].
+//! Every file holds a public pure loss function on tensors (e.g. [`simsiam_loss`]) that a user
+//! with their own loop can call, and a serde config implementing [`SslMethod`] that maps one
+//! batch's head outputs, an [`SslViews`], to it. [`SslObjectiveConfig`] is the one registry:
+//! adding a method is its file plus one line in the `ssl_objectives!` invocation below (and a
+//! preset).
 
-mod barlow_twins;
-mod byol;
-mod mveb;
-mod simsiam;
 mod support;
 
-pub use barlow_twins::BarlowTwinsConfig;
-pub use byol::ByolConfig;
-pub use mveb::MvebConfig;
-pub use simsiam::SimSiamConfig;
 pub use support::{LocalScoreSupport, ScoreSupport};
 
 use burn::tensor::Tensor;
-use infobound_estimators::VmfScoreEstimator;
 use serde::{Deserialize, Serialize};
 
-use crate::ModelError;
+use crate::{LossOutput, ModelError};
 
-/// Which SSL objective to train, with its hyper-parameters (serde tag `kind`).
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[serde(tag = "kind", rename_all = "snake_case")]
-pub enum SslObjectiveConfig {
+/// One self-supervised method's configuration: what networks it needs and the loss of a batch.
+pub trait SslMethod {
+    /// Checks hyper-parameter domains.
+    ///
+    /// # Errors
+    /// [`ModelError::InvalidConfig`] naming the offending value.
+    fn validate(&self) -> Result<(), ModelError>;
+
+    /// Whether the method needs a momentum target network.
+    fn uses_target_network(&self) -> bool {
+        false
+    }
+
+    /// Whether the method needs a predictor head.
+    fn uses_predictor(&self) -> bool {
+        false
+    }
+
+    /// Whether the method consumes local (small-crop) views besides the two global ones.
+    fn uses_local_views(&self) -> bool {
+        false
+    }
+
+    /// The base EMA momentum of the target network, for [`crate::ssl::cosine_momentum`].
+    fn base_momentum(&self) -> Option<f64> {
+        None
+    }
+
+    /// The loss of one batch (views already checked: 2 online views, or ≥ 2 for methods with
+    /// local views, all of one shape). `support` supplies the samples of a score estimator
+    /// under data-parallel training; methods without one ignore it.
+    ///
+    /// # Errors
+    /// [`ModelError::Views`] / [`ModelError::Shape`] for missing or mis-shaped inputs,
+    /// [`ModelError::Estimator`] from an estimator.
+    fn loss(&self, views: &SslViews, support: &dyn ScoreSupport) -> Result<LossOutput, ModelError>;
+}
+
+/// Declares the method files, the serde-tagged [`SslObjectiveConfig`] with one variant per
+/// method, its tag list and its dispatch: one line per method.
+macro_rules! ssl_objectives {
+    ($( $(#[$doc:meta])* $variant:ident($module:ident::$config:ident) = $tag:literal $(| $alias:literal)*; )*) => {
+        $( mod $module; pub use $module::*; )*
+
+        /// Which SSL objective to train, with its hyper-parameters (serde tag `kind`).
+        #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+        #[serde(tag = "kind")]
+        pub enum SslObjectiveConfig {
+            $( $(#[$doc])* #[serde(rename = $tag $(, alias = $alias)*)] $variant($config), )*
+        }
+
+        impl SslObjectiveConfig {
+            /// The serde tag of every registered method.
+            pub const KINDS: &'static [&'static str] = &[$($tag),*];
+
+            /// Every tag the parser accepts: [`Self::KINDS`] and the aliases of earlier
+            /// releases.
+            pub const ACCEPTED_KINDS: &'static [&'static str] = &[$($tag $(, $alias)*),*];
+
+            /// Short name used in logs and reports (the serde tag).
+            pub fn name(&self) -> &'static str {
+                match self { $( Self::$variant(_) => $tag, )* }
+            }
+
+            /// The method behind this configuration.
+            pub fn method(&self) -> &dyn SslMethod {
+                match self { $( Self::$variant(c) => c, )* }
+            }
+
+            /// The default configuration of every registered method, in registry order.
+            pub fn registered() -> Vec<Self> {
+                vec![$( Self::$variant(<$config>::default()), )*]
+            }
+        }
+    };
+}
+
+ssl_objectives! {
     /// MVEB (Wen, Wang, Liu, Xu, TPAMI 2024).
-    Mveb(MvebConfig),
-    /// SimSiam (Chen & He, CVPR 2021).
-    SimSiam(SimSiamConfig),
+    Mveb(mveb::MvebConfig) = "mveb";
+    /// SimSiam (Chen & He, CVPR 2021); `sim_siam` is the tag of earlier releases.
+    SimSiam(simsiam::SimSiamConfig) = "simsiam" | "sim_siam";
     /// BYOL (Grill et al., NeurIPS 2020).
-    Byol(ByolConfig),
+    Byol(byol::ByolConfig) = "byol";
     /// Barlow Twins (Zbontar et al., ICML 2021).
-    BarlowTwins(BarlowTwinsConfig),
+    BarlowTwins(barlow_twins::BarlowTwinsConfig) = "barlow_twins";
 }
 
 impl Default for SslObjectiveConfig {
@@ -43,39 +111,24 @@ impl Default for SslObjectiveConfig {
 }
 
 impl SslObjectiveConfig {
-    /// Short name used in logs and reports.
-    pub fn name(&self) -> &'static str {
-        match self {
-            Self::Mveb(_) => "mveb",
-            Self::SimSiam(_) => "simsiam",
-            Self::Byol(_) => "byol",
-            Self::BarlowTwins(_) => "barlow_twins",
-        }
-    }
-
     /// Whether the method needs a momentum target network (MVEB, BYOL).
     pub fn uses_target_network(&self) -> bool {
-        matches!(self, Self::Mveb(_) | Self::Byol(_))
+        self.method().uses_target_network()
     }
 
     /// Whether the method needs a predictor head (SimSiam, BYOL).
     pub fn uses_predictor(&self) -> bool {
-        matches!(self, Self::SimSiam(_) | Self::Byol(_))
+        self.method().uses_predictor()
     }
 
-    /// Whether the method consumes local (small-crop) views besides the two global ones: MVEB
-    /// only; the others take the two global views.
+    /// Whether the method consumes local (small-crop) views besides the two global ones.
     pub fn uses_local_views(&self) -> bool {
-        matches!(self, Self::Mveb(_))
+        self.method().uses_local_views()
     }
 
     /// The base EMA momentum of the target network, for [`crate::ssl::cosine_momentum`].
     pub fn base_momentum(&self) -> Option<f64> {
-        match self {
-            Self::Mveb(c) => Some(c.base_momentum),
-            Self::Byol(c) => Some(c.base_momentum),
-            Self::SimSiam(_) | Self::BarlowTwins(_) => None,
-        }
+        self.method().base_momentum()
     }
 
     /// Checks hyper-parameter domains and builds the objective.
@@ -84,33 +137,17 @@ impl SslObjectiveConfig {
     /// [`ModelError::InvalidConfig`] for an out-of-domain hyper-parameter,
     /// [`ModelError::Estimator`] for an invalid MVEB score estimator configuration.
     pub fn init(&self) -> Result<SslObjective, ModelError> {
-        let estimator = match self {
-            Self::Mveb(c) => {
-                c.validate()?;
-                Some(VmfScoreEstimator::new(c.score)?)
-            }
-            Self::Byol(c) => {
-                c.validate()?;
-                None
-            }
-            Self::BarlowTwins(c) => {
-                c.validate()?;
-                None
-            }
-            Self::SimSiam(_) => None,
-        };
+        self.method().validate()?;
         Ok(SslObjective {
             config: self.clone(),
-            estimator,
         })
     }
 }
 
-/// An initialised SSL objective; see [`SslObjectiveConfig`].
+/// A validated SSL objective; see [`SslObjectiveConfig`].
 #[derive(Debug, Clone)]
 pub struct SslObjective {
     config: SslObjectiveConfig,
-    estimator: Option<VmfScoreEstimator>,
 }
 
 /// The head outputs of one batch, every tensor `[B, d]` with the same B and d.
@@ -125,18 +162,6 @@ pub struct SslViews {
     pub target: Option<Vec<Tensor<2>>>,
 }
 
-/// A loss to minimise, its named parts (read back to the host, for logs) and, for MVEB, the
-/// kernel width.
-#[derive(Debug, Clone)]
-pub struct SslLossOutput {
-    /// Scalar loss, shape `[1]`.
-    pub loss: Tensor<1>,
-    /// Named scalar terms, the loss included.
-    pub terms: Vec<(String, f64)>,
-    /// MVEB: the vMF kernel width τ averaged over views; `None` for the other methods.
-    pub kernel_width: Option<f64>,
-}
-
 impl SslObjective {
     /// The configuration this objective was built from.
     pub fn config(&self) -> &SslObjectiveConfig {
@@ -149,7 +174,7 @@ impl SslObjective {
     /// [`ModelError::Views`] for a wrong number of views or missing target / predictions,
     /// [`ModelError::Shape`] for tensors of different shapes, [`ModelError::Estimator`] if
     /// the MVEB score estimator rejects a view (e.g. B < 2 or non-finite values).
-    pub fn loss(&self, views: &SslViews) -> Result<SslLossOutput, ModelError> {
+    pub fn loss(&self, views: &SslViews) -> Result<LossOutput, ModelError> {
         self.loss_with_support(views, &LocalScoreSupport)
     }
 
@@ -163,27 +188,9 @@ impl SslObjective {
         &self,
         views: &SslViews,
         support: &dyn ScoreSupport,
-    ) -> Result<SslLossOutput, ModelError> {
-        let shape = check_online(&self.config, &views.online)?;
-        match &self.config {
-            SslObjectiveConfig::Mveb(c) => {
-                let target = required("target", &views.target, shape)?;
-                let estimator = self.estimator.as_ref().ok_or_else(|| {
-                    ModelError::InvalidConfig("MVEB objective built without its estimator".into())
-                })?;
-                c.loss(estimator, &views.online, target, support)
-            }
-            SslObjectiveConfig::SimSiam(c) => {
-                let predictions = required("predictions", &views.predictions, shape)?;
-                c.loss(&views.online, predictions)
-            }
-            SslObjectiveConfig::Byol(c) => {
-                let predictions = required("predictions", &views.predictions, shape)?;
-                let target = required("target", &views.target, shape)?;
-                c.loss(predictions, target)
-            }
-            SslObjectiveConfig::BarlowTwins(c) => c.loss(&views.online),
-        }
+    ) -> Result<LossOutput, ModelError> {
+        check_online(&self.config, &views.online)?;
+        self.config.method().loss(views, support)
     }
 }
 
@@ -222,7 +229,7 @@ fn check_online(
 }
 
 /// Returns the two global-view tensors of `name`, checking presence, count and shape.
-fn required<'a>(
+pub(crate) fn required<'a>(
     name: &str,
     tensors: &'a Option<Vec<Tensor<2>>>,
     shape: [usize; 2],
@@ -258,11 +265,6 @@ pub(crate) fn mean_inner(a: Tensor<2>, b: Tensor<2>) -> Tensor<1> {
     (a * b).sum_dim(1).mean().reshape([1])
 }
 
-/// Reads a `[1]` tensor back to the host.
-pub(crate) fn scalar(t: &Tensor<1>) -> f64 {
-    t.clone().detach().into_scalar::<f64>()
-}
-
 /// Checks that a hyper-parameter is finite and ≥ 0.
 pub(crate) fn non_negative(name: &str, value: f64) -> Result<(), ModelError> {
     if value.is_finite() && value >= 0.0 {
@@ -282,5 +284,34 @@ pub(crate) fn unit_interval(name: &str, value: f64) -> Result<(), ModelError> {
         Err(ModelError::InvalidConfig(format!(
             "{name} must lie in [0, 1], got {value}"
         )))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Walks the registry: every method's tag round-trips through serde, is unique and is what
+    /// `name()` reports; every default builds.
+    #[test]
+    fn every_registered_method_round_trips() {
+        let registered = SslObjectiveConfig::registered();
+        assert_eq!(registered.len(), SslObjectiveConfig::KINDS.len());
+        let mut seen = std::collections::BTreeSet::new();
+        for (config, kind) in registered.iter().zip(SslObjectiveConfig::KINDS) {
+            assert!(seen.insert(*kind), "duplicate tag {kind}");
+            assert_eq!(config.name(), *kind);
+            let text = serde_json::to_string(config).expect("serialises");
+            assert!(text.contains(&format!("\"kind\":\"{kind}\"")), "{text}");
+            let back: SslObjectiveConfig = serde_json::from_str(&text).expect("parses");
+            assert_eq!(&back, config);
+            config.init().expect("defaults are valid");
+        }
+    }
+
+    #[test]
+    fn the_old_simsiam_tag_is_an_alias() {
+        let old: SslObjectiveConfig = serde_json::from_str(r#"{"kind":"sim_siam"}"#).unwrap();
+        assert_eq!(old, SslObjectiveConfig::SimSiam(SimSiamConfig::default()));
     }
 }

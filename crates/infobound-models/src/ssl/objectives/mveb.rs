@@ -15,9 +15,11 @@ use infobound_estimators::{ScoreEstimate, VmfScoreConfig, VmfScoreEstimator};
 use serde::{Deserialize, Serialize};
 
 use super::{
-    ScoreSupport, SslLossOutput, l2_normalize, mean_inner, non_negative, scalar, unit_interval,
+    ScoreSupport, SslMethod, SslViews, l2_normalize, mean_inner, non_negative, required,
+    unit_interval,
 };
-use crate::ModelError;
+use crate::loss::{detached, host_term};
+use crate::{LossOutput, ModelError};
 
 /// MVEB hyper-parameters; the defaults are the paper's.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -41,62 +43,107 @@ impl Default for MvebConfig {
     }
 }
 
-impl MvebConfig {
-    pub(crate) fn validate(&self) -> Result<(), ModelError> {
+/// MVEB loss `−A − λ E` (module docs) of the online projections `online` (V ≥ 2 views, the two
+/// global views first) against the target projections of the global views, with each view's
+/// score estimated by `estimator` on the samples `support` returns (the local batch with
+/// [`super::LocalScoreSupport`]).
+///
+/// # Shapes
+/// - `online`: V tensors `[B, d]`
+/// - `target`: `[t^1, t^2]`, each `[B, d]` (detached here)
+///
+/// Terms: `alignment` (A), `entropy_surrogate` (E), `kernel_width` (the vMF width τ averaged
+/// over views).
+///
+/// # Errors
+/// [`ModelError::Views`] for fewer than 2 views, [`ModelError::Estimator`] if the estimator
+/// rejects a view (B < 2, non-finite values), [`ModelError::DataParallel`] from `support`.
+pub fn mveb_loss(
+    online: &[Tensor<2>],
+    target: [Tensor<2>; 2],
+    estimator: &VmfScoreEstimator,
+    entropy_weight: f64,
+    support: &dyn ScoreSupport,
+) -> Result<LossOutput, ModelError> {
+    if online.len() < 2 {
+        return Err(ModelError::Views(format!(
+            "MVEB needs the 2 global views, got {} online views",
+            online.len()
+        )));
+    }
+    let views = online.len() as f64;
+    let z: Vec<Tensor<2>> = online.iter().cloned().map(l2_normalize).collect();
+    let [t1, t2] = target.map(|target| l2_normalize(target.detach()));
+    let mut alignment = mean_inner(z[0].clone(), t2.clone()) + mean_inner(z[1].clone(), t1.clone());
+    if z.len() > 2 {
+        let mean_target = (t1 + t2).mul_scalar(0.5);
+        for local in &z[2..] {
+            alignment = alignment + mean_inner(local.clone(), mean_target.clone());
+        }
+    }
+    let alignment = alignment.mul_scalar(1.0 / views);
+
+    let mut entropy: Option<Tensor<1>> = None;
+    let mut width_sum = 0.0;
+    for (index, view) in z.iter().enumerate() {
+        let [rows, _] = view.dims();
+        let (samples, first_row) = support.samples(index, view.clone().detach())?;
+        let estimate = estimator.estimate(samples)?;
+        width_sum += estimate.kernel_width;
+        let local = ScoreEstimate {
+            score: estimate.score.narrow(0, first_row, rows),
+            kernel_width: estimate.kernel_width,
+        };
+        let surrogate = local.entropy_surrogate(view.clone())?;
+        entropy = Some(match entropy {
+            Some(sum) => sum + surrogate,
+            None => surrogate,
+        });
+    }
+    let entropy = entropy
+        .ok_or_else(|| ModelError::Views("MVEB needs at least one view".into()))?
+        .mul_scalar(1.0 / views);
+    let device = alignment.device();
+    let loss = -alignment.clone() - entropy.clone().mul_scalar(entropy_weight);
+    Ok(LossOutput::new(
+        loss,
+        vec![
+            ("alignment", detached(&alignment)),
+            ("entropy_surrogate", detached(&entropy)),
+            ("kernel_width", host_term(width_sum / views, &device)),
+        ],
+    ))
+}
+
+impl SslMethod for MvebConfig {
+    fn validate(&self) -> Result<(), ModelError> {
         non_negative("entropy_weight", self.entropy_weight)?;
-        unit_interval("base_momentum", self.base_momentum)
+        unit_interval("base_momentum", self.base_momentum)?;
+        VmfScoreEstimator::new(self.score)?;
+        Ok(())
     }
 
-    pub(crate) fn loss(
-        &self,
-        estimator: &VmfScoreEstimator,
-        online: &[Tensor<2>],
-        target: &[Tensor<2>; 2],
-        support: &dyn ScoreSupport,
-    ) -> Result<SslLossOutput, ModelError> {
-        let views = online.len() as f64;
-        let z: Vec<Tensor<2>> = online.iter().cloned().map(l2_normalize).collect();
-        let [t1, t2] = target.clone().map(|target| l2_normalize(target.detach()));
-        let mut alignment =
-            mean_inner(z[0].clone(), t2.clone()) + mean_inner(z[1].clone(), t1.clone());
-        if z.len() > 2 {
-            let mean_target = (t1 + t2).mul_scalar(0.5);
-            for local in &z[2..] {
-                alignment = alignment + mean_inner(local.clone(), mean_target.clone());
-            }
-        }
-        let alignment = alignment.mul_scalar(1.0 / views);
+    fn uses_target_network(&self) -> bool {
+        true
+    }
 
-        let mut entropy: Option<Tensor<1>> = None;
-        let mut width_sum = 0.0;
-        for (index, view) in z.iter().enumerate() {
-            let [rows, _] = view.dims();
-            let (samples, first_row) = support.samples(index, view.clone().detach())?;
-            let estimate = estimator.estimate(samples)?;
-            width_sum += estimate.kernel_width;
-            let local = ScoreEstimate {
-                score: estimate.score.narrow(0, first_row, rows),
-                kernel_width: estimate.kernel_width,
-            };
-            let surrogate = local.entropy_surrogate(view.clone())?;
-            entropy = Some(match entropy {
-                Some(sum) => sum + surrogate,
-                None => surrogate,
-            });
-        }
-        let entropy = entropy
-            .ok_or_else(|| ModelError::Views("MVEB needs at least one view".into()))?
-            .mul_scalar(1.0 / views);
+    fn uses_local_views(&self) -> bool {
+        true
+    }
 
-        let loss = -alignment.clone() - entropy.clone().mul_scalar(self.entropy_weight);
-        Ok(SslLossOutput {
-            terms: vec![
-                ("alignment".into(), scalar(&alignment)),
-                ("entropy_surrogate".into(), scalar(&entropy)),
-                ("loss".into(), scalar(&loss)),
-            ],
-            loss,
-            kernel_width: Some(width_sum / views),
-        })
+    fn base_momentum(&self) -> Option<f64> {
+        Some(self.base_momentum)
+    }
+
+    fn loss(&self, views: &SslViews, support: &dyn ScoreSupport) -> Result<LossOutput, ModelError> {
+        let shape = views.online[0].dims();
+        let target = required("target", &views.target, shape)?;
+        mveb_loss(
+            &views.online,
+            target.clone(),
+            &VmfScoreEstimator::new(self.score)?,
+            self.entropy_weight,
+            support,
+        )
     }
 }

@@ -5,28 +5,47 @@
 use burn::tensor::Tensor;
 use serde::{Deserialize, Serialize};
 
-use super::{SslLossOutput, l2_normalize, mean_inner, scalar};
-use crate::ModelError;
+use super::{ScoreSupport, SslMethod, SslViews, l2_normalize, mean_inner, required};
+use crate::{LossOutput, ModelError};
 
 /// SimSiam has no loss hyper-parameters.
 #[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct SimSiamConfig {}
 
-impl SimSiamConfig {
-    pub(crate) fn loss(
+/// SimSiam loss `−½ [mean_i cos(p_i^1, sg(z_i^2)) + mean_i cos(p_i^2, sg(z_i^1))]`.
+///
+/// # Shapes
+/// - `online`: the online projections `[z^1, z^2]`, each `[B, d]`
+/// - `predictions`: the predictor outputs `[p^1, p^2]`, each `[B, d]`
+///
+/// No terms besides the loss.
+pub fn simsiam_loss(online: [Tensor<2>; 2], predictions: [Tensor<2>; 2]) -> LossOutput {
+    let [p1, p2] = predictions.map(l2_normalize);
+    let [z1, z2] = online.map(|z| l2_normalize(z.detach()));
+    let loss = (mean_inner(p1, z2) + mean_inner(p2, z1)).mul_scalar(-0.5);
+    LossOutput::new(loss, Vec::new())
+}
+
+impl SslMethod for SimSiamConfig {
+    fn validate(&self) -> Result<(), ModelError> {
+        Ok(())
+    }
+
+    fn uses_predictor(&self) -> bool {
+        true
+    }
+
+    fn loss(
         &self,
-        online: &[Tensor<2>],
-        predictions: &[Tensor<2>; 2],
-    ) -> Result<SslLossOutput, ModelError> {
-        let [p1, p2] = predictions.clone().map(l2_normalize);
-        let z1 = l2_normalize(online[0].clone().detach());
-        let z2 = l2_normalize(online[1].clone().detach());
-        let loss = (mean_inner(p1, z2) + mean_inner(p2, z1)).mul_scalar(-0.5);
-        Ok(SslLossOutput {
-            terms: vec![("loss".into(), scalar(&loss))],
-            loss,
-            kernel_width: None,
-        })
+        views: &SslViews,
+        _support: &dyn ScoreSupport,
+    ) -> Result<LossOutput, ModelError> {
+        let shape = views.online[0].dims();
+        let predictions = required("predictions", &views.predictions, shape)?;
+        Ok(simsiam_loss(
+            [views.online[0].clone(), views.online[1].clone()],
+            predictions.clone(),
+        ))
     }
 }

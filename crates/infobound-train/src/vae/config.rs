@@ -6,6 +6,7 @@ use serde::{Deserialize, Serialize};
 use infobound_models::{ObjectiveConfig, VaeConfig};
 
 use crate::TrainError;
+use crate::run::RunConfig;
 
 /// Which dataset to train on (a name known to `infobound_data::dataset_by_name`).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -186,60 +187,26 @@ impl Default for TrainConfig {
     }
 }
 
-const PRESETS: &[(&str, &str)] = &[
-    (
-        "quickstart",
-        include_str!("../../../configs/quickstart.toml"),
-    ),
-    (
-        "alpha_tcvae_shapes3d",
-        include_str!("../../../configs/alpha_tcvae_shapes3d.toml"),
-    ),
-    (
-        "beta_tcvae_shapes3d",
-        include_str!("../../../configs/beta_tcvae_shapes3d.toml"),
-    ),
-    (
-        "beta_vae_shapes3d",
-        include_str!("../../../configs/beta_vae_shapes3d.toml"),
-    ),
-    (
-        "factorvae_shapes3d",
-        include_str!("../../../configs/factorvae_shapes3d.toml"),
-    ),
-    (
-        "alpha_tcvae_dsprites",
-        include_str!("../../../configs/alpha_tcvae_dsprites.toml"),
-    ),
-    (
-        "beta_tcvae_dsprites",
-        include_str!("../../../configs/beta_tcvae_dsprites.toml"),
-    ),
-    (
-        "beta_vae_dsprites",
-        include_str!("../../../configs/beta_vae_dsprites.toml"),
-    ),
-    (
-        "factorvae_dsprites",
-        include_str!("../../../configs/factorvae_dsprites.toml"),
-    ),
-];
-
 impl TrainConfig {
-    /// Names of the shipped presets.
+    /// Names of the shipped VAE presets.
     pub fn preset_names() -> Vec<&'static str> {
-        PRESETS.iter().map(|(name, _)| *name).collect()
+        RunConfig::preset_names()
+            .into_iter()
+            .filter(|name| matches!(RunConfig::preset(name, &[]), Ok(RunConfig::Vae(_))))
+            .collect()
     }
 
-    /// A shipped preset (`configs/<name>.toml`).
+    /// A shipped VAE preset (`presets/<name>.toml`).
+    ///
+    /// # Errors
+    /// [`TrainError::Config`] for an unknown preset or a self-supervised one.
     pub fn preset(name: &str) -> Result<Self, TrainError> {
-        let (_, text) = PRESETS.iter().find(|(n, _)| *n == name).ok_or_else(|| {
-            TrainError::Config(format!(
-                "unknown preset `{name}`; presets: {}",
-                Self::preset_names().join(", ")
-            ))
-        })?;
-        Self::from_toml(text)
+        match RunConfig::preset(name, &[])? {
+            RunConfig::Vae(config) => Ok(*config),
+            RunConfig::Ssl(_) => Err(TrainError::Config(format!(
+                "`{name}` is a self-supervised preset, not a VAE one"
+            ))),
+        }
     }
 
     /// Parses TOML (missing fields take their defaults).

@@ -8,8 +8,9 @@ use burn::tensor::Tensor;
 use infobound_estimators::{AlphaTcWeights, CebVariant, CebWeighting, alpha_tc_regulariser};
 use serde::{Deserialize, Serialize};
 
-use super::{LossOutput, StepContext, capacity_at, detached};
-use crate::{ModelError, VaeForward};
+use super::{Discriminator, StepContext, VaeObjective, capacity_at};
+use crate::loss::{detached, host_term};
+use crate::{LossOutput, ModelError, VaeForward};
 
 /// Hyper-parameters; defaults from the paper and the authors' training code: α = 0.25, β = 3,
 /// C = 30 nats reached after the warm-up, released-code CEB and weights.
@@ -44,48 +45,70 @@ impl Default for AlphaTcvaeConfig {
     }
 }
 
-impl AlphaTcvaeConfig {
-    pub(crate) fn validate(&self, latent_dim: usize) -> Result<(), ModelError> {
+/// α-TCVAE loss: `reconstruction + mean_i (w_VIB · |KL_VIB,i − C| + w_CEB · |KL_CEB,i − C|)`
+/// with `w_VIB = β(1−α)/(1−α/K)` and `w_CEB` from `weighting` ([`AlphaTcWeights`]).
+///
+/// # Shapes
+/// - `reconstruction`: `[1]`
+/// - `mu`, `logvar`: `[B, K]`
+///
+/// Terms: `reconstruction`, `vib` (mean KL_VIB), `ceb` (mean KL_CEB), `capacity` (C); the
+/// gradient-skip statistic is `w_VIB · mean_i |KL_VIB,i − C|`.
+///
+/// # Errors
+/// [`ModelError::Estimator`] for α ∉ [0, 1), mismatched shapes or non-finite moments.
+pub fn alpha_tcvae_loss(
+    reconstruction: Tensor<1>,
+    mu: Tensor<2>,
+    logvar: Tensor<2>,
+    weights: AlphaTcWeights,
+    ceb_variant: CebVariant,
+    capacity: f64,
+) -> Result<LossOutput, ModelError> {
+    let terms = alpha_tc_regulariser(mu, logvar, weights, ceb_variant, capacity)?;
+    let vib = terms.vib.clone().mean();
+    let ceb = terms.ceb.mean();
+    let weighted_vib = (terms.vib - capacity).abs().mean() * weights.vib;
+    let device = vib.device();
+    Ok(LossOutput::new(
+        reconstruction.clone() + terms.regulariser,
+        vec![
+            ("reconstruction", detached(&reconstruction)),
+            ("vib", detached(&vib)),
+            ("ceb", detached(&ceb)),
+            ("capacity", host_term(capacity, &device)),
+        ],
+    )
+    .with_gradient_skip_statistic(&weighted_vib))
+}
+
+impl VaeObjective for AlphaTcvaeConfig {
+    fn validate(&self, latent_dim: usize) -> Result<(), ModelError> {
         AlphaTcWeights::new(self.alpha, self.beta, latent_dim, self.ceb_weighting)?;
         if self.capacity_max.is_nan() || self.capacity_max < 0.0 {
-            return Err(ModelError::InvalidConfig(
-                "capacity_max must be >= 0".into(),
-            ));
+            return Err(ModelError::InvalidConfig(format!(
+                "capacity_max must be >= 0, got {}",
+                self.capacity_max
+            )));
         }
         Ok(())
     }
 
-    pub(crate) fn loss(
+    fn loss(
         &self,
         forward: &VaeForward,
         reconstruction: Tensor<1>,
         context: &StepContext,
+        _discriminator: Option<&Discriminator>,
     ) -> Result<LossOutput, ModelError> {
         let [_, k] = forward.mu.dims();
-        let weights = AlphaTcWeights::new(self.alpha, self.beta, k, self.ceb_weighting)?;
-        let capacity = capacity_at(self.capacity_max, self.capacity_warmup_steps, context.step);
-        let terms = alpha_tc_regulariser(
+        alpha_tcvae_loss(
+            reconstruction,
             forward.mu.clone(),
             forward.logvar.clone(),
-            weights,
+            AlphaTcWeights::new(self.alpha, self.beta, k, self.ceb_weighting)?,
             self.ceb_variant,
-            capacity,
-        )?;
-        let vib = terms.vib.clone().mean();
-        let ceb = terms.ceb.mean();
-        let weighted_vib = (terms.vib.clone() - capacity).abs().mean() * weights.vib;
-        Ok(LossOutput {
-            loss: reconstruction.clone() + terms.regulariser,
-            terms: vec![
-                ("reconstruction", detached(&reconstruction)),
-                ("vib", detached(&vib)),
-                ("ceb", detached(&ceb)),
-                (
-                    "capacity",
-                    Tensor::from_floats([capacity as f32], &vib.device()),
-                ),
-            ],
-            weighted_kl: Some(detached(&weighted_vib)),
-        })
+            capacity_at(self.capacity_max, self.capacity_warmup_steps, context.step),
+        )
     }
 }

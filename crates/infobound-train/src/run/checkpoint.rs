@@ -8,8 +8,8 @@ use burn::module::Module;
 use burn::optim::ModuleOptimizer;
 use serde::{Deserialize, Serialize};
 
+use super::fsutil::{temp_path, write_atomic, write_json_atomic};
 use crate::TrainError;
-use crate::fsutil::{temp_path, write_atomic, write_json_atomic};
 
 /// Scalar state saved beside the weights.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]

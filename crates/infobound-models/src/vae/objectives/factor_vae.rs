@@ -12,8 +12,9 @@ use rand::RngCore;
 use rand::seq::SliceRandom;
 use serde::{Deserialize, Serialize};
 
-use super::{LossOutput, detached};
-use crate::{ModelError, VaeForward, layers};
+use super::{StepContext, VaeObjective, non_negative};
+use crate::loss::detached;
+use crate::{LossOutput, ModelError, VaeForward, layers};
 
 /// Hyper-parameters; defaults from Kim & Mnih 2018 and disentanglement_lib: γ = 10 (the lowest
 /// value of disentanglement_lib's sweep), discriminator 6 × 1000 LeakyReLU(0.2), Adam lr 1e-4,
@@ -43,21 +44,6 @@ impl Default for FactorVaeConfig {
 }
 
 impl FactorVaeConfig {
-    pub(crate) fn validate(&self) -> Result<(), ModelError> {
-        if self.gamma.is_nan()
-            || self.gamma < 0.0
-            || self.discriminator_hidden == 0
-            || self.discriminator_layers == 0
-            || self.discriminator_lr.is_nan()
-            || self.discriminator_lr <= 0.0
-        {
-            return Err(ModelError::InvalidConfig(
-                "FactorVAE needs gamma >= 0, a non-empty discriminator and lr > 0".into(),
-            ));
-        }
-        Ok(())
-    }
-
     /// The discriminator for latent size `latent_dim`.
     pub fn discriminator(&self, latent_dim: usize, device: &Device) -> Discriminator {
         let mut layers = Vec::with_capacity(self.discriminator_layers);
@@ -72,28 +58,86 @@ impl FactorVaeConfig {
             activation: LeakyReluConfig::new().with_negative_slope(0.2).init(),
         }
     }
+}
 
-    pub(crate) fn loss(
+/// FactorVAE loss: `reconstruction + mean_i KL_i + γ · mean_i (D_0(z_i) − D_1(z_i))`, with
+/// `discriminator_logits` = D(z) (column 0: "from q(z)", column 1: "from Π_k q(z_k)").
+///
+/// # Shapes
+/// - `reconstruction`: `[1]`
+/// - `mu`, `logvar`: `[B, K]`
+/// - `discriminator_logits`: `[B, 2]`
+///
+/// Terms: `reconstruction`, `kl`, `total_correlation`; the gradient-skip statistic is
+/// KL + γ·TC.
+///
+/// # Errors
+/// [`ModelError::Shape`] unless the logits are `[B, 2]`; [`ModelError::Estimator`] for
+/// mismatched or non-finite moments.
+pub fn factor_vae_loss(
+    reconstruction: Tensor<1>,
+    mu: Tensor<2>,
+    logvar: Tensor<2>,
+    discriminator_logits: Tensor<2>,
+    gamma: f64,
+) -> Result<LossOutput, ModelError> {
+    let [b, _] = mu.dims();
+    if discriminator_logits.dims() != [b, 2] {
+        return Err(ModelError::Shape(format!(
+            "discriminator logits are {:?}, expected [{b}, 2] for a batch of {b}",
+            discriminator_logits.dims()
+        )));
+    }
+    let kl = kl_to_standard_normal(mu, logvar)?.mean();
+    let tc = (discriminator_logits.clone().narrow(1, 0, 1) - discriminator_logits.narrow(1, 1, 1))
+        .mean()
+        .reshape([1]);
+    let weighted = kl.clone() + tc.clone() * gamma;
+    Ok(LossOutput::new(
+        reconstruction.clone() + weighted.clone(),
+        vec![
+            ("reconstruction", detached(&reconstruction)),
+            ("kl", detached(&kl)),
+            ("total_correlation", detached(&tc)),
+        ],
+    )
+    .with_gradient_skip_statistic(&weighted))
+}
+
+impl VaeObjective for FactorVaeConfig {
+    fn validate(&self, _latent_dim: usize) -> Result<(), ModelError> {
+        non_negative("gamma", self.gamma)?;
+        if self.discriminator_hidden == 0 || self.discriminator_layers == 0 {
+            return Err(ModelError::InvalidConfig(format!(
+                "the FactorVAE discriminator needs layers and width, got {} layers of {}",
+                self.discriminator_layers, self.discriminator_hidden
+            )));
+        }
+        if !(self.discriminator_lr.is_finite() && self.discriminator_lr > 0.0) {
+            return Err(ModelError::InvalidConfig(format!(
+                "discriminator_lr must be positive, got {}",
+                self.discriminator_lr
+            )));
+        }
+        Ok(())
+    }
+
+    fn loss(
         &self,
         forward: &VaeForward,
         reconstruction: Tensor<1>,
-        discriminator: &Discriminator,
+        _context: &StepContext,
+        discriminator: Option<&Discriminator>,
     ) -> Result<LossOutput, ModelError> {
-        let kl = kl_to_standard_normal(forward.mu.clone(), forward.logvar.clone())?.mean();
-        let logits = discriminator.forward(forward.z.clone())?;
-        let tc = (logits.clone().narrow(1, 0, 1) - logits.narrow(1, 1, 1))
-            .mean()
-            .reshape([1]);
-        let weighted = kl.clone() + tc.clone() * self.gamma;
-        Ok(LossOutput {
-            loss: reconstruction.clone() + weighted.clone(),
-            terms: vec![
-                ("reconstruction", detached(&reconstruction)),
-                ("kl", detached(&kl)),
-                ("total_correlation", detached(&tc)),
-            ],
-            weighted_kl: Some(detached(&weighted)),
-        })
+        let discriminator = discriminator
+            .ok_or_else(|| ModelError::InvalidConfig("FactorVAE needs its discriminator".into()))?;
+        factor_vae_loss(
+            reconstruction,
+            forward.mu.clone(),
+            forward.logvar.clone(),
+            discriminator.forward(forward.z.clone())?,
+            self.gamma,
+        )
     }
 }
 

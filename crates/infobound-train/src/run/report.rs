@@ -1,11 +1,13 @@
-//! `environment.json`, `loss.svg` and `report.md` of a run folder.
+//! What every run folder holds besides the family's own report: `environment.json`, the log
+//! read back, and `loss.svg`.
 
 use std::fmt::Write as _;
 
 use serde::Serialize;
 
-use crate::eval::{EvalReport, HeadlineScores};
-use crate::{RunDir, TrainConfig, TrainError, write_atomic, write_json_atomic};
+use super::RunDir;
+use super::fsutil::{write_atomic, write_json_atomic};
+use crate::TrainError;
 
 /// Where and with what a run was produced.
 #[derive(Debug, Clone, Serialize)]
@@ -58,9 +60,8 @@ impl Environment {
     }
 }
 
-/// Reads `train_log.jsonl` into (step, name → value) rows.
 /// `name = value, …` for one JSONL log record without its step (numbers to 4 decimals).
-pub(crate) fn format_log_values(record: &serde_json::Map<String, serde_json::Value>) -> String {
+pub fn format_log_values(record: &serde_json::Map<String, serde_json::Value>) -> String {
     record
         .iter()
         .filter(|(k, _)| k.as_str() != "step")
@@ -74,7 +75,13 @@ pub(crate) fn format_log_values(record: &serde_json::Map<String, serde_json::Val
         .join(", ")
 }
 
-fn read_log(run: &RunDir) -> Result<Vec<serde_json::Map<String, serde_json::Value>>, TrainError> {
+/// Reads `train_log.jsonl` into rows of name → value (malformed lines are skipped).
+///
+/// # Errors
+/// [`TrainError::Io`] if the log exists but cannot be read.
+pub fn read_log(
+    run: &RunDir,
+) -> Result<Vec<serde_json::Map<String, serde_json::Value>>, TrainError> {
     let path = run.train_log();
     if !path.exists() {
         return Ok(Vec::new());
@@ -153,117 +160,17 @@ pub fn write_loss_svg(run: &RunDir) -> Result<(), TrainError> {
     write_atomic(&run.file("loss.svg"), svg.as_bytes())
 }
 
-fn row(name: &str, trained: f64, untrained: Option<f64>) -> String {
-    match untrained {
-        Some(u) => format!("| {name} | {trained:.4} | {u:.4} |\n"),
-        None => format!("| {name} | {trained:.4} | – |\n"),
+/// The newest logged value of every name in `train_log.jsonl` (later rows overwrite earlier
+/// ones).
+///
+/// # Errors
+/// [`TrainError::Io`] if the log exists but cannot be read.
+pub fn last_log_values(
+    run: &RunDir,
+) -> Result<serde_json::Map<String, serde_json::Value>, TrainError> {
+    let mut merged = serde_json::Map::new();
+    for row in read_log(run)? {
+        merged.extend(row);
     }
-}
-
-fn headline_rows(h: &HeadlineScores, u: Option<&HeadlineScores>) -> String {
-    [
-        ("MIG (discrete)", h.mig, u.map(|u| u.mig)),
-        ("SAP", h.sap, u.map(|u| u.sap)),
-        (
-            "DCI disentanglement",
-            h.dci_disentanglement,
-            u.map(|u| u.dci_disentanglement),
-        ),
-        (
-            "DCI completeness",
-            h.dci_completeness,
-            u.map(|u| u.dci_completeness),
-        ),
-        (
-            "DCI informativeness (test acc.)",
-            h.dci_informativeness,
-            u.map(|u| u.dci_informativeness),
-        ),
-        ("Modularity", h.modularity, u.map(|u| u.modularity)),
-    ]
-    .iter()
-    .map(|(n, t, u)| row(n, *t, *u))
-    .collect()
-}
-
-/// Writes `report.md` from the run folder's config, log, metrics and pictures.
-pub fn write_report(run: &RunDir) -> Result<std::path::PathBuf, TrainError> {
-    let config: TrainConfig = run.load_config()?;
-    let metrics: Option<EvalReport> = std::fs::read_to_string(run.metrics())
-        .ok()
-        .and_then(|t| serde_json::from_str(&t).ok());
-    let log = read_log(run)?;
-    let last = log.last();
-    let mut md = format!(
-        "# Run `{}`\n\n{} on procedural `{}`, seed {}, {} steps of batch {} ({} networks, K = {}).\n\n",
-        config.name,
-        config.objective.name(),
-        config.dataset.name,
-        config.seed,
-        config.steps,
-        config.batch_size,
-        serde_json::to_value(config.model.architecture)
-            .ok()
-            .and_then(|v| v.as_str().map(str::to_string))
-            .unwrap_or_default(),
-        config.model.latent_dim
-    );
-    if let Some(last) = last {
-        let _ = writeln!(
-            md,
-            "Final log interval (step {}): {}\n",
-            last.get("step").cloned().unwrap_or_default(),
-            format_log_values(last)
-        );
-    }
-    match &metrics {
-        Some(m) => {
-            md.push_str("## Metrics (`metrics.json`)\n\n| metric | trained | untrained encoder |\n|---|---|---|\n");
-            md.push_str(&headline_rows(&m.headline, m.untrained.as_ref()));
-            if let Some(f) = &m.factor_vae {
-                md.push_str(&row("FactorVAE score (eval acc.)", f.eval_accuracy, None));
-            }
-            md.push_str(&row(
-                "Vendi, prior samples (pixels)",
-                m.vendi_prior_samples.score,
-                None,
-            ));
-            md.push_str(&row(
-                "Vendi, traversals (pixels)",
-                m.vendi_traversals.score,
-                None,
-            ));
-            md.push_str(&row(
-                "Reconstruction error (per image)",
-                m.reconstruction_error,
-                None,
-            ));
-            let _ = writeln!(
-                md,
-                "\nEvaluated at step {} on {} in {:.1} s.\n",
-                m.step, m.dataset, m.eval_seconds
-            );
-        }
-        None => md.push_str("No `metrics.json` yet: run `infobound eval <run>`.\n\n"),
-    }
-    for (title, file) in [
-        (
-            "Reconstructions (top: data, bottom: reconstruction from μ)",
-            "reconstructions.png",
-        ),
-        (
-            "Latent traversals (one row per latent, z_k from −3 to +3)",
-            "traversals.png",
-        ),
-        ("Prior samples", "samples.png"),
-        ("Training curves", "loss.svg"),
-    ] {
-        if run.file(file).exists() {
-            let _ = writeln!(md, "## {title}\n\n![{file}]({file})\n");
-        }
-    }
-    md.push_str("Files: `config.toml` (resolved configuration), `train_log.jsonl`, `checkpoints/`, `environment.json`.\n");
-    let path = run.file("report.md");
-    write_atomic(&path, md.as_bytes())?;
-    Ok(path)
+    Ok(merged)
 }

@@ -1,0 +1,32 @@
+//! What every run needs, whatever the model family: the run configuration loader with its
+//! preset registry and `--set` overrides, the run folder and its atomic files, checkpoints and
+//! resume, the log and progress bar, prefetched batches, interval statistics, the non-finite
+//! policy and the one driver ([`run_training`]) that the VAE and SSL trainers plug into through
+//! [`RunFamily`].
+
+mod checkpoint;
+mod config;
+mod driver;
+mod fsutil;
+mod interval;
+mod log;
+mod prefetch;
+mod report;
+mod run_dir;
+mod step;
+
+pub use checkpoint::{
+    SaveModule, TrainerState, latest_checkpoint, load_module, load_optimizer, load_state,
+    save_checkpoint,
+};
+pub use config::{Family, RunConfig, apply_override};
+pub use driver::{
+    LoopSettings, RunFamily, TrainOptions, TrainSummary, check_run_folder, run_training, train_loop,
+};
+pub use fsutil::{write_atomic, write_json_atomic};
+pub use interval::IntervalStats;
+pub use log::{TrainLog, due, insert_number, progress_bar};
+pub use prefetch::prefetch;
+pub use report::{Environment, format_log_values, last_log_values, read_log, write_loss_svg};
+pub use run_dir::RunDir;
+pub use step::{NonFinitePolicy, StepOutcome, StepRecord, read_back};
