@@ -2,14 +2,12 @@
 //! run folders.
 //!
 //! ```no_run
-//! use infobound_train::RunDir;
-//! use infobound_train::ssl::{
-//!     SslTrainConfig, SslTrainOptions, evaluate_ssl, train_ssl_run, write_ssl_report,
-//! };
+//! use infobound_train::{RunDir, TrainOptions};
+//! use infobound_train::ssl::{SslTrainConfig, evaluate_ssl, train_ssl_run, write_ssl_report};
 //! # fn demo(device: &burn::tensor::Device) -> Result<(), infobound_train::TrainError> {
 //! let config = SslTrainConfig::preset("mveb_quickstart")?;
 //! let run = RunDir::new("runs/mveb-quickstart");
-//! let options = SslTrainOptions { resume: false, progress: true };
+//! let options = TrainOptions { resume: false, progress: true };
 //! let (trainer, summary) = train_ssl_run(config, std::slice::from_ref(device), &run, options)?;
 //! let metrics = evaluate_ssl(&trainer, &run, Some(summary.wall_seconds))?;
 //! println!("kNN accuracy {:.3}", metrics.knn.accuracy);

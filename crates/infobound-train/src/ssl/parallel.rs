@@ -1,5 +1,6 @@
-//! The pieces of a data-parallel SSL step that are not Burn's: splitting a batch into shards,
-//! and the exchange of detached embeddings behind [`EntropySupport::Gathered`].
+//! One replica's forward and backward, and the orchestration of a data-parallel SSL step:
+//! splitting a batch into shards, one thread per replica, and the exchange of detached
+//! embeddings behind [`EntropySupport::Gathered`].
 //!
 //! Gradients are not exchanged here: each replica's `GradientsParams` go to Burn's
 //! `ModuleOptimizer::step_multi`, which sums them (see `SslTrainer::train_step`).
@@ -9,11 +10,14 @@
 use std::collections::BTreeMap;
 use std::sync::{Condvar, Mutex, MutexGuard};
 
-use burn::tensor::Tensor;
-use infobound_data::ImageBatch;
+use burn::module::Module;
+use burn::optim::GradientsParams;
+use burn::tensor::{Device, Tensor};
+use infobound_data::{ImageBatch, images_to_tensor};
 use infobound_models::ModelError;
-use infobound_models::ssl::ScoreSupport;
+use infobound_models::ssl::{LocalScoreSupport, ScoreSupport, SslNetwork, SslObjective, SslViews};
 
+use super::config::{DataParallelConfig, EntropySupport};
 use crate::TrainError;
 
 /// Images `[replica·n, (replica + 1)·n)` of `batch`, with `n = len / replicas`.
@@ -136,6 +140,181 @@ impl Drop for FailOnDrop<'_> {
                 .fail(self.replica, "it stopped before the exchange");
         }
     }
+}
+
+/// The networks one replica runs, on its device.
+pub(super) struct Replica<'a> {
+    pub(super) online: &'a SslNetwork,
+    pub(super) target: Option<&'a SslNetwork>,
+    pub(super) objective: &'a SslObjective,
+    pub(super) device: &'a Device,
+}
+
+/// What one replica's forward and backward produced.
+pub(super) struct ReplicaOutput {
+    pub(super) grads: GradientsParams,
+    pub(super) device: Device,
+    /// `loss` then the objective's terms, as in `values`.
+    pub(super) names: Vec<String>,
+    /// The values of `names`, `[names.len()]`, detached, on the replica's device.
+    pub(super) values: Tensor<1>,
+    /// Detached backbone features of global view 1 (the online probe's input).
+    pub(super) features: Tensor<2>,
+    /// Detached online embeddings of the two global views.
+    pub(super) embeddings: [Tensor<2>; 2],
+}
+
+impl Replica<'_> {
+    /// Forward of every view through the online network (views of one resolution in one
+    /// pass) and of the global views through the target, the loss, and its backward, scaled by
+    /// `1 / replicas` when the batch is split.
+    pub(super) fn forward_backward(
+        &self,
+        views: &[ImageBatch],
+        support: &dyn ScoreSupport,
+        replicas: Option<f64>,
+    ) -> Result<ReplicaOutput, TrainError> {
+        let batch = views[0].len();
+        let globals = self.views_tensor(&views[..2]);
+        let global_features = self.online.features(globals.clone())?;
+        let global_embeddings = self.online.project(global_features.clone());
+        let mut online = global_embeddings.clone().chunk(2, 0);
+        if views.len() > 2 {
+            let local = self.views_tensor(&views[2..]);
+            let local_embeddings = self.online.project(self.online.features(local)?);
+            online.extend(local_embeddings.chunk(views.len() - 2, 0));
+        }
+        let predictions = self
+            .online
+            .predict(global_embeddings.clone())
+            .map(|p| p.chunk(2, 0));
+        let target = match self.target {
+            Some(t) => Some(t.project(t.features(globals)?).detach().chunk(2, 0)),
+            None => None,
+        };
+        let output = self.objective.loss_with_support(
+            &SslViews {
+                online,
+                predictions,
+                target,
+            },
+            support,
+        )?;
+        let names = std::iter::once("loss")
+            .chain(output.terms.iter().map(|(name, _)| *name))
+            .map(str::to_string)
+            .collect();
+        let values = output.packed();
+        let scaled = match replicas {
+            Some(count) => output.loss.mul_scalar(1.0 / count),
+            None => output.loss,
+        };
+        let grads = GradientsParams::from_grads(scaled.backward(), self.online);
+        let [z1, z2]: [Tensor<2>; 2] = global_embeddings
+            .detach()
+            .chunk(2, 0)
+            .try_into()
+            .map_err(|_| TrainError::Config("two global views expected".into()))?;
+        Ok(ReplicaOutput {
+            grads,
+            device: self.device.clone(),
+            names,
+            values,
+            features: global_features.detach().narrow(0, 0, batch),
+            embeddings: [z1, z2],
+        })
+    }
+
+    fn views_tensor(&self, views: &[ImageBatch]) -> Tensor<4> {
+        Tensor::cat(
+            views
+                .iter()
+                .map(|v| images_to_tensor(v, self.device))
+                .collect(),
+            0,
+        )
+    }
+}
+
+/// The networks every replica starts from (forked onto its device).
+pub(super) struct ReplicaNetworks<'a> {
+    /// The online network.
+    pub(super) online: &'a SslNetwork,
+    /// The EMA target, for methods that have one.
+    pub(super) target: Option<&'a SslNetwork>,
+    /// The objective.
+    pub(super) objective: &'a SslObjective,
+}
+
+/// Forward and backward of every replica on its shard, one thread per replica.
+pub(super) fn replica_steps(
+    networks: &ReplicaNetworks<'_>,
+    devices: &[Device],
+    parallel: &DataParallelConfig,
+    views: &[ImageBatch],
+) -> Result<Vec<ReplicaOutput>, TrainError> {
+    let count = parallel.replicas;
+    let gathered = parallel.entropy_support == EntropySupport::Gathered;
+    let shards = (0..count)
+        .map(|r| views.iter().map(|v| shard(v, r, count)).collect())
+        .collect::<Result<Vec<Vec<ImageBatch>>, TrainError>>()?;
+    let exchange = EmbeddingExchange::new(count);
+    let outputs = std::thread::scope(|scope| {
+        let handles: Vec<_> = shards
+            .iter()
+            .enumerate()
+            .map(|(index, shard_views)| {
+                let device = &devices[index % devices.len()];
+                let (online, target) = (networks.online, networks.target);
+                let (objective, exchange) = (networks.objective, &exchange);
+                scope.spawn(move || {
+                    let mut guard = FailOnDrop {
+                        exchange,
+                        replica: index,
+                        finished: false,
+                    };
+                    // `fork` gives the replica its own autodiff leaves on its device; the
+                    // parameter ids stay, so the gradients map back onto `online`.
+                    let online = online.clone().fork(device);
+                    let target = target.map(|t| t.clone().fork(device));
+                    let replica = Replica {
+                        online: &online,
+                        target: target.as_ref(),
+                        objective,
+                        device,
+                    };
+                    let support = GatheredScoreSupport {
+                        exchange,
+                        replica: index,
+                    };
+                    let support: &dyn ScoreSupport = if gathered {
+                        &support
+                    } else {
+                        &LocalScoreSupport
+                    };
+                    let output = replica.forward_backward(shard_views, support, Some(count as f64));
+                    guard.finished = output.is_ok();
+                    output
+                })
+            })
+            .collect();
+        handles
+            .into_iter()
+            .enumerate()
+            .map(|(index, handle)| {
+                handle
+                    .join()
+                    .map_err(|_| TrainError::DataParallel(format!("replica {index} panicked")))?
+            })
+            .collect::<Result<Vec<_>, TrainError>>()
+    })?;
+    // Each replica thread left its batch-norm statistics update keyed by its thread id;
+    // `valid()` folds them into their mean now, while the next step's threads are new.
+    let _ = networks.online.valid();
+    if let Some(target) = &networks.target {
+        let _ = target.valid();
+    }
+    Ok(outputs)
 }
 
 #[cfg(test)]

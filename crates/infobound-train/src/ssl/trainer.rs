@@ -16,18 +16,17 @@ use burn::optim::momentum::MomentumConfig;
 use burn::optim::{AdamConfig, GradientsParams, ModuleOptimizer, MultiGradientsParams, SgdConfig};
 use burn::tensor::{Device, Int, Tensor, TensorData};
 use indicatif::ProgressBar;
+use infobound_data::ImageBatch;
 use infobound_data::augment::MultiCropAugmenter;
-use infobound_data::{ImageBatch, images_to_tensor};
 use infobound_metrics::{CodeMatrix, CollapseConfig, collapse_diagnostics};
 use infobound_models::ssl::{
-    LocalScoreSupport, ScoreSupport, SslNetwork, SslObjective, SslViews, cosine_momentum,
-    ema_update,
+    LocalScoreSupport, SslNetwork, SslObjective, cosine_momentum, ema_update,
 };
 
-use super::config::{EntropySupport, SslOptimizerMethod, SslTrainConfig};
+use super::config::{SslOptimizerMethod, SslTrainConfig};
 use super::data::{SslData, sample_indices};
 use super::eval::{FeatureExtractor, knn_monitor};
-use super::parallel::{EmbeddingExchange, FailOnDrop, GatheredScoreSupport, shard};
+use super::parallel::{Replica, ReplicaNetworks, ReplicaOutput, replica_steps};
 use super::probe::{OnlineProbe, accuracy};
 use crate::TrainError;
 use crate::optim::{LarsConfig, WarmupCosineSchedule, squared_gradient_norm};
@@ -299,7 +298,16 @@ impl SslTrainer {
             };
             vec![replica.forward_backward(views, &LocalScoreSupport, None)?]
         } else {
-            self.replica_steps(views)?
+            replica_steps(
+                &ReplicaNetworks {
+                    online: &self.online,
+                    target: self.target.as_ref(),
+                    objective: &self.objective,
+                },
+                &self.devices,
+                &self.config.data_parallel,
+                views,
+            )?
         };
         let main = self.devices[0].clone();
         let gather = |pick: fn(&ReplicaOutput) -> Tensor<2>| {
@@ -364,73 +372,6 @@ impl SslTrainer {
         })
     }
 
-    /// Forward and backward of every replica on its shard, one thread per replica.
-    fn replica_steps(&self, views: &[ImageBatch]) -> Result<Vec<ReplicaOutput>, TrainError> {
-        let count = self.config.data_parallel.replicas;
-        let gathered = self.config.data_parallel.entropy_support == EntropySupport::Gathered;
-        let shards = (0..count)
-            .map(|r| views.iter().map(|v| shard(v, r, count)).collect())
-            .collect::<Result<Vec<Vec<ImageBatch>>, TrainError>>()?;
-        let exchange = EmbeddingExchange::new(count);
-        let outputs = std::thread::scope(|scope| {
-            let handles: Vec<_> = shards
-                .iter()
-                .enumerate()
-                .map(|(index, shard_views)| {
-                    let device = &self.devices[index % self.devices.len()];
-                    let (online, target) = (&self.online, self.target.as_ref());
-                    let (objective, exchange) = (&self.objective, &exchange);
-                    scope.spawn(move || {
-                        let mut guard = FailOnDrop {
-                            exchange,
-                            replica: index,
-                            finished: false,
-                        };
-                        // `fork` gives the replica its own autodiff leaves on its device; the
-                        // parameter ids stay, so the gradients map back onto `online`.
-                        let online = online.clone().fork(device);
-                        let target = target.map(|t| t.clone().fork(device));
-                        let replica = Replica {
-                            online: &online,
-                            target: target.as_ref(),
-                            objective,
-                            device,
-                        };
-                        let support = GatheredScoreSupport {
-                            exchange,
-                            replica: index,
-                        };
-                        let support: &dyn ScoreSupport = if gathered {
-                            &support
-                        } else {
-                            &LocalScoreSupport
-                        };
-                        let output =
-                            replica.forward_backward(shard_views, support, Some(count as f64));
-                        guard.finished = output.is_ok();
-                        output
-                    })
-                })
-                .collect();
-            handles
-                .into_iter()
-                .enumerate()
-                .map(|(index, handle)| {
-                    handle.join().map_err(|_| {
-                        TrainError::DataParallel(format!("replica {index} panicked"))
-                    })?
-                })
-                .collect::<Result<Vec<_>, TrainError>>()
-        })?;
-        // Each replica thread left its batch-norm statistics update keyed by its thread id;
-        // `valid()` folds them into their mean now, while the next step's threads are new.
-        let _ = self.online.valid();
-        if let Some(target) = &self.target {
-            let _ = target.valid();
-        }
-        Ok(outputs)
-    }
-
     /// Applies the replicas' gradients to the online network at the step's learning rate.
     /// Several replicas' gradients are summed by Burn's `ModuleOptimizer::step_multi`, which
     /// updates each parameter on one of the replicas' devices.
@@ -480,100 +421,6 @@ fn step_outcome(loss: f64, grad_norm: f64) -> StepOutcome {
         StepOutcome::Skipped
     } else {
         StepOutcome::Applied
-    }
-}
-
-/// The networks one replica runs, on its device.
-struct Replica<'a> {
-    online: &'a SslNetwork,
-    target: Option<&'a SslNetwork>,
-    objective: &'a SslObjective,
-    device: &'a Device,
-}
-
-/// What one replica's forward and backward produced.
-struct ReplicaOutput {
-    grads: GradientsParams,
-    device: Device,
-    /// `loss` then the objective's terms, as in `values`.
-    names: Vec<String>,
-    /// The values of `names`, `[names.len()]`, detached, on the replica's device.
-    values: Tensor<1>,
-    /// Detached backbone features of global view 1 (the online probe's input).
-    features: Tensor<2>,
-    /// Detached online embeddings of the two global views.
-    embeddings: [Tensor<2>; 2],
-}
-
-impl Replica<'_> {
-    /// Forward of every view through the online network (views of one resolution in one
-    /// pass) and of the global views through the target, the loss, and its backward, scaled by
-    /// `1 / replicas` when the batch is split.
-    fn forward_backward(
-        &self,
-        views: &[ImageBatch],
-        support: &dyn ScoreSupport,
-        replicas: Option<f64>,
-    ) -> Result<ReplicaOutput, TrainError> {
-        let batch = views[0].len();
-        let globals = self.views_tensor(&views[..2]);
-        let global_features = self.online.features(globals.clone())?;
-        let global_embeddings = self.online.project(global_features.clone());
-        let mut online = global_embeddings.clone().chunk(2, 0);
-        if views.len() > 2 {
-            let local = self.views_tensor(&views[2..]);
-            let local_embeddings = self.online.project(self.online.features(local)?);
-            online.extend(local_embeddings.chunk(views.len() - 2, 0));
-        }
-        let predictions = self
-            .online
-            .predict(global_embeddings.clone())
-            .map(|p| p.chunk(2, 0));
-        let target = match self.target {
-            Some(t) => Some(t.project(t.features(globals)?).detach().chunk(2, 0)),
-            None => None,
-        };
-        let output = self.objective.loss_with_support(
-            &SslViews {
-                online,
-                predictions,
-                target,
-            },
-            support,
-        )?;
-        let names = std::iter::once("loss")
-            .chain(output.terms.iter().map(|(name, _)| *name))
-            .map(str::to_string)
-            .collect();
-        let values = output.packed();
-        let scaled = match replicas {
-            Some(count) => output.loss.mul_scalar(1.0 / count),
-            None => output.loss,
-        };
-        let grads = GradientsParams::from_grads(scaled.backward(), self.online);
-        let [z1, z2]: [Tensor<2>; 2] = global_embeddings
-            .detach()
-            .chunk(2, 0)
-            .try_into()
-            .map_err(|_| TrainError::Config("two global views expected".into()))?;
-        Ok(ReplicaOutput {
-            grads,
-            device: self.device.clone(),
-            names,
-            values,
-            features: global_features.detach().narrow(0, 0, batch),
-            embeddings: [z1, z2],
-        })
-    }
-
-    fn views_tensor(&self, views: &[ImageBatch]) -> Tensor<4> {
-        Tensor::cat(
-            views
-                .iter()
-                .map(|v| images_to_tensor(v, self.device))
-                .collect(),
-            0,
-        )
     }
 }
 
@@ -745,7 +592,8 @@ mod tests {
     use infobound_models::ssl::{BackboneConfig, MlpHeadConfig};
 
     use super::*;
-    use crate::ssl::SslDatasetConfig;
+    use crate::ssl::parallel::shard;
+    use crate::ssl::{EntropySupport, SslDatasetConfig};
     use burn::optim::GradientsAccumulator;
 
     fn tiny_trainer() -> SslTrainer {
