@@ -436,7 +436,7 @@ fn prune(dir: &Path, newest_step: usize) -> Result<Vec<SkippedCheckpoint>, Train
         .into_iter()
         .filter(|(step, _)| *step < newest_step)
         .collect();
-    older.sort_by(|a, b| b.0.cmp(&a.0));
+    older.sort_by_key(|(step, _)| std::cmp::Reverse(*step));
     let mut kept = 1;
     let mut set_aside_list = Vec::new();
     for (_, path) in older {
@@ -693,7 +693,7 @@ pub fn newest_valid_checkpoint(
         }
     }
     let mut candidates = checkpoint_folders(dir)?;
-    candidates.sort_by(|a, b| b.0.cmp(&a.0));
+    candidates.sort_by_key(|(step, _)| std::cmp::Reverse(*step));
     for (_, path) in candidates {
         match verify_checkpoint(&path) {
             Ok(_) => {
