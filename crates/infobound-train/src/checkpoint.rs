@@ -300,7 +300,12 @@ pub fn save_checkpoint(
     };
     writer.fault_point();
     for (module_name, module) in modules {
-        writer.write(&format!("{module_name}.bpk"), &module.to_burnpack()?)?;
+        let file = format!("{module_name}.bpk");
+        let bytes = module.to_burnpack().map_err(|e| TrainError::Checkpoint {
+            path: tmp_dir.join(&file),
+            message: e.to_string(),
+        })?;
+        writer.write(&file, &bytes)?;
     }
     for (optimizer_name, optimizer) in optimizers {
         let file = format!("{optimizer_name}.bpk");
@@ -778,19 +783,12 @@ pub fn load_optimizer(
 /// Object-safe serialisation of a module (Burn's record conversion consumes the module).
 pub trait SaveModule {
     /// The weights as burnpack bytes (what `Module::save_file` would write).
-    fn to_burnpack(&self) -> Result<Vec<u8>, TrainError>;
+    fn to_burnpack(&self) -> Result<burn::tensor::Bytes, burn::store::RecordError>;
 }
 
 impl<M: Module + Clone> SaveModule for M {
-    fn to_burnpack(&self) -> Result<Vec<u8>, TrainError> {
-        self.clone()
-            .into_record()
-            .into_bytes()
-            .map(|bytes| bytes.to_vec())
-            .map_err(|e| TrainError::Checkpoint {
-                path: PathBuf::new(),
-                message: format!("cannot serialise a module: {e}"),
-            })
+    fn to_burnpack(&self) -> Result<burn::tensor::Bytes, burn::store::RecordError> {
+        self.clone().into_record().into_bytes()
     }
 }
 
