@@ -32,6 +32,22 @@ pub enum TrainError {
         /// What went wrong.
         message: String,
     },
+    /// No checkpoint in the folder verifies against its manifest.
+    #[error("no valid checkpoint in {}{}", .dir.display(), describe_skipped(.skipped))]
+    NoValidCheckpoint {
+        /// The checkpoint folder searched.
+        dir: PathBuf,
+        /// What was found and why each was passed over, newest first.
+        skipped: Vec<crate::run::checkpoint::SkippedCheckpoint>,
+    },
+    /// Another process (or another open of the lock file) holds the run folder's lock.
+    #[error("run folder {} is in use by {}", .run.display(), describe_holder(.holder.as_ref()))]
+    RunLocked {
+        /// The run folder.
+        run: PathBuf,
+        /// Who holds it, as written in the lock file (`None` if not yet written).
+        holder: Option<crate::run::lock::LockHolder>,
+    },
     /// The loss stayed non-finite; the last good checkpoint is kept untouched.
     #[error(
         "training diverged: the loss was non-finite for {consecutive} consecutive steps at step {step}"
@@ -62,6 +78,20 @@ pub enum TrainError {
     /// A metric failed.
     #[error(transparent)]
     Metrics(#[from] infobound_metrics::MetricsError),
+}
+
+fn describe_skipped(skipped: &[crate::run::checkpoint::SkippedCheckpoint]) -> String {
+    if skipped.is_empty() {
+        return ": no checkpoint yet".into();
+    }
+    skipped.iter().map(|s| format!("; {s}")).collect()
+}
+
+fn describe_holder(holder: Option<&crate::run::lock::LockHolder>) -> String {
+    holder.map_or_else(
+        || "another process (it has not yet written who it is)".into(),
+        ToString::to_string,
+    )
 }
 
 impl TrainError {

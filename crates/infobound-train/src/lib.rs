@@ -22,9 +22,9 @@ pub mod vae;
 
 pub use error::TrainError;
 pub use run::{
-    Environment, Family, RunConfig, RunDir, RunFamily, TrainOptions, TrainSummary, TrainerState,
-    apply_override, latest_checkpoint, run_training, write_atomic, write_json_atomic,
-    write_loss_svg,
+    Environment, Family, RunConfig, RunDir, RunFamily, RunLock, TrainOptions, TrainSummary,
+    TrainerState, apply_override, latest_checkpoint, resume_checkpoint, run_training, write_atomic,
+    write_json_atomic, write_loss_svg,
 };
 pub use vae::{
     DatasetConfig, EvalConfig, EvalReport, GradientSkipConfig, HeadlineScores, OptimizerConfig,

@@ -4,13 +4,13 @@ use std::path::PathBuf;
 use std::sync::Arc;
 
 use burn::tensor::Device;
-use infobound_train::run::check_run_folder;
+use infobound_train::run::{check_run_folder, run_training_locked};
 use infobound_train::ssl::{
     SslData, SslEvalReport, SslTrainConfig, SslTrainer, evaluate_ssl, probe, read_ssl_metrics,
     write_ssl_report,
 };
 use infobound_train::{
-    Environment, RunDir, RunFamily, TrainOptions, latest_checkpoint, run_training, write_loss_svg,
+    Environment, RunDir, RunFamily, RunLock, TrainOptions, latest_checkpoint, write_loss_svg,
 };
 
 use super::runs::{EvalArgs, FamilyCommands, ProbeArgs, TrainArgs, TraverseArgs};
@@ -44,6 +44,8 @@ impl FamilyCommands for SslCommands {
         // Loads the data and builds the networks: a bad file or value stops here.
         let data = Arc::new(SslData::load(&config.dataset)?);
         let trainer = SslTrainer::with_devices(config.clone(), &devices, data)?;
+        // The run folder's lock is the first byte written, held through evaluation and report.
+        let lock = RunLock::acquire(run.root())?;
         check_run_folder(run, resume)?;
         eprintln!(
             "infobound: training {} ({} steps, batch {}, {} replica(s)) on {spec} into {}",
@@ -58,7 +60,7 @@ impl FamilyCommands for SslCommands {
             resume,
             progress: !args.quiet,
         };
-        let (trainer, summary) = run_training(trainer, run, options)?;
+        let (trainer, summary) = run_training_locked(trainer, run, &lock, options)?;
         eprintln!(
             "infobound: {} steps ({} skipped) at {:.2} steps/s in {:.1} s, final loss {:.4}",
             summary.steps,

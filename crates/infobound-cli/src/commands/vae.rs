@@ -5,10 +5,10 @@ use std::path::PathBuf;
 use burn::tensor::{Device, Tensor, TensorData};
 use infobound_data::save_png_grid;
 use infobound_metrics::{codes_to_npy_bytes, factors_to_npy_bytes};
-use infobound_train::run::check_run_folder;
+use infobound_train::run::{check_run_folder, run_training_locked};
 use infobound_train::{
-    Environment, EvalReport, RunDir, TrainConfig, TrainOptions, VaeTrainer, latest_checkpoint,
-    run_training, scored_codes, write_atomic, write_loss_svg, write_report,
+    Environment, EvalReport, RunDir, RunLock, TrainConfig, TrainOptions, VaeTrainer,
+    latest_checkpoint, scored_codes, write_atomic, write_loss_svg, write_report,
 };
 use rand::SeedableRng;
 
@@ -57,6 +57,8 @@ impl FamilyCommands for VaeCommands {
         let config = &self.0;
         // Opens the dataset and builds the networks: a bad file or value stops here.
         let trainer = VaeTrainer::new(config.clone(), &device)?;
+        // The run folder's lock is the first byte written, held through evaluation and report.
+        let lock = RunLock::acquire(run.root())?;
         check_run_folder(run, resume)?;
         eprintln!(
             "infobound: training {} on {} ({} steps, batch {}) on {spec} into {}",
@@ -71,7 +73,7 @@ impl FamilyCommands for VaeCommands {
             resume,
             progress: !args.quiet,
         };
-        let (trainer, summary) = run_training(trainer, run, options)?;
+        let (trainer, summary) = run_training_locked(trainer, run, &lock, options)?;
         eprintln!(
             "infobound: {} steps ({} skipped) at {:.2} steps/s, final loss {:.4}",
             summary.steps, summary.skipped_steps, summary.steps_per_second, summary.final_loss

@@ -11,9 +11,10 @@ use indicatif::ProgressBar;
 use serde::Serialize;
 
 use super::RunDir;
-use super::checkpoint::{TrainerState, latest_checkpoint};
+use super::checkpoint::{TrainerState, latest_checkpoint, resume_checkpoint};
 use super::fsutil::write_atomic;
 use super::interval::IntervalStats;
+use super::lock::RunLock;
 use super::log::{TrainLog, due, insert_number, progress_bar};
 use super::prefetch::prefetch;
 use super::step::{NonFinitePolicy, StepOutcome, StepRecord};
@@ -195,22 +196,40 @@ pub fn train_loop<F: RunFamily>(
     })
 }
 
-/// Trains `family` into `run`: fresh (refusing a folder that already holds a run) or resumed
-/// from the newest checkpoint, writing `config.toml` first. Returns the trainer (for
-/// evaluation) and the summary.
+/// Trains `family` into `run` under the run folder's lock ([`RunLock`], held until training
+/// ends): fresh (refusing a folder that already holds a run) or resumed from the newest valid
+/// checkpoint, writing `config.toml` first. Returns the trainer (for evaluation) and the
+/// summary.
 ///
 /// # Errors
-/// [`TrainError::RunDir`] for a fresh run into a used folder or a resume without checkpoint,
-/// then anything [`train_loop`] returns.
+/// [`TrainError::RunLocked`] if another process holds the folder, then as
+/// [`run_training_locked`].
 pub fn run_training<F: RunFamily>(
+    family: F,
+    run: &RunDir,
+    options: TrainOptions,
+) -> Result<(F, TrainSummary), TrainError> {
+    let lock = RunLock::acquire(run.root())?;
+    run_training_locked(family, run, &lock, options)
+}
+
+/// As [`run_training`], for a caller that already holds the run folder's `lock` (the CLI
+/// keeps it through evaluation and the report).
+///
+/// # Errors
+/// [`TrainError::RunDir`] for a fresh run into a used folder or a resume without a valid
+/// checkpoint (invalid ones are moved aside and named on stderr), then anything
+/// [`train_loop`] returns.
+pub fn run_training_locked<F: RunFamily>(
     mut family: F,
     run: &RunDir,
+    _lock: &RunLock,
     options: TrainOptions,
 ) -> Result<(F, TrainSummary), TrainError> {
     check_run_folder(run, options.resume)?;
     if options.resume {
         let checkpoint =
-            latest_checkpoint(&run.checkpoints())?.ok_or_else(|| TrainError::RunDir {
+            resume_checkpoint(&run.checkpoints())?.ok_or_else(|| TrainError::RunDir {
                 path: run.root().to_path_buf(),
                 message: "nothing to resume: no checkpoint yet".into(),
             })?;

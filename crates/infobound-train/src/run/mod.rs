@@ -4,11 +4,12 @@
 //! policy and the one driver ([`run_training`]) that the VAE and SSL trainers plug into through
 //! [`RunFamily`].
 
-mod checkpoint;
+pub mod checkpoint;
 mod config;
 mod driver;
 mod fsutil;
 mod interval;
+pub mod lock;
 mod log;
 mod prefetch;
 mod report;
@@ -17,14 +18,16 @@ mod step;
 
 pub use checkpoint::{
     SaveModule, TrainerState, latest_checkpoint, load_module, load_optimizer, load_state,
-    save_checkpoint,
+    resume_checkpoint, save_checkpoint,
 };
 pub use config::{Family, RunConfig, apply_override};
 pub use driver::{
-    LoopSettings, RunFamily, TrainOptions, TrainSummary, check_run_folder, run_training, train_loop,
+    LoopSettings, RunFamily, TrainOptions, TrainSummary, check_run_folder, run_training,
+    run_training_locked, train_loop,
 };
 pub use fsutil::{write_atomic, write_json_atomic};
 pub use interval::IntervalStats;
+pub use lock::RunLock;
 pub use log::{TrainLog, due, insert_number, progress_bar};
 pub use prefetch::prefetch;
 pub use report::{Environment, format_log_values, last_log_values, read_log, write_loss_svg};
