@@ -7,13 +7,17 @@ pub mod augment;
 mod dataset;
 mod error;
 mod factors;
+#[cfg(feature = "fixtures")]
+pub mod fixtures;
 mod images;
+pub mod io;
 mod labelled;
 pub mod manifest;
 pub mod png;
 pub mod procedural;
 pub mod readers;
 pub mod registry;
+pub mod source;
 
 #[cfg(feature = "burn")]
 pub mod burn_adapter;
@@ -26,7 +30,10 @@ pub use labelled::LabelledImages;
 pub use manifest::{DatasetManifest, manifest, manifest_names};
 pub use png::{factor_traversal_grid, save_png_grid};
 pub use procedural::{DSprites, DSpritesShape, Shapes3D, Shapes3DShape};
-pub use registry::{DatasetInfo, dataset_by_name, dataset_info, list_datasets};
+pub use registry::{
+    DatasetInfo, PROCEDURAL, ProceduralDataset, dataset_by_name, dataset_info, list_datasets,
+};
+pub use source::{DatasetSource, SourceKind};
 
 #[cfg(feature = "burn")]
 pub use burn_adapter::{

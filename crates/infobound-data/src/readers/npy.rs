@@ -466,7 +466,18 @@ pub fn read_npy_file<T: NpyElement>(path: &Path) -> Result<NpyArray<T>, DataErro
 /// Encodes `array` as a version 1.0 `.npy` file (version 2.0 when the header needs more than
 /// 65 535 bytes), padding the header so the data starts on a 64-byte boundary as numpy does.
 pub fn encode_npy<T: NpyElement>(array: &NpyArray<T>) -> Vec<u8> {
-    let shape = match array.shape.as_slice() {
+    let mut out = encode_header(T::DTYPE, &array.shape);
+    out.reserve(array.data.len() * T::DTYPE.item_size());
+    for &value in &array.data {
+        value.encode(&mut out);
+    }
+    out
+}
+
+/// The header [`encode_npy`] writes for an array of `dtype` and `shape`: magic, version,
+/// length and the padded dict. The C-order element bytes follow it.
+pub fn encode_header(dtype: DType, shape: &[usize]) -> Vec<u8> {
+    let shape = match shape {
         [d] => format!("({d},)"),
         dims => format!(
             "({})",
@@ -478,7 +489,7 @@ pub fn encode_npy<T: NpyElement>(array: &NpyArray<T>) -> Vec<u8> {
     };
     let mut header = format!(
         "{{'descr': '{}', 'fortran_order': False, 'shape': {shape}, }}",
-        T::DTYPE.descr()
+        dtype.descr()
     );
     let len_field = if header.len() + 1 + 10 > usize::from(u16::MAX) {
         4
@@ -491,8 +502,7 @@ pub fn encode_npy<T: NpyElement>(array: &NpyArray<T>) -> Vec<u8> {
         unpadded.next_multiple_of(64) - unpadded,
     ));
     header.push('\n');
-    let mut out =
-        Vec::with_capacity(8 + len_field + header.len() + array.data.len() * T::DTYPE.item_size());
+    let mut out = Vec::with_capacity(8 + len_field + header.len());
     out.extend_from_slice(NPY_MAGIC);
     if len_field == 2 {
         out.extend_from_slice(&[1, 0]);
@@ -502,9 +512,6 @@ pub fn encode_npy<T: NpyElement>(array: &NpyArray<T>) -> Vec<u8> {
         out.extend_from_slice(&(header.len() as u32).to_le_bytes());
     }
     out.extend_from_slice(header.as_bytes());
-    for &value in &array.data {
-        value.encode(&mut out);
-    }
     out
 }
 
