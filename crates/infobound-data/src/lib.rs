@@ -1,7 +1,10 @@
 //! Ground-truth factor datasets, readers for the real files, SSL augmentations and batching.
 //!
 //! Every metric and trainer consumes [`GroundTruthDataset`]: a [`FactorSpace`] plus a way to turn
-//! factor vectors into [`ImageBatch`]es (NCHW, `f32` in [0, 1]).
+//! factor vectors into [`ImageBatch`]es (NCHW, `f32` in [0, 1]). A run names its data with one
+//! [`DatasetSource`] (procedural, or a real dSprites / 3DShapes / MPI3D / CIFAR / image-folder
+//! file), which validates cheaply and opens as a [`GroundTruthDataset`] where the data has factors.
+//! Every file this crate writes goes through [`io::write_atomic`] / [`io::AtomicFile`].
 
 pub mod augment;
 mod dataset;
@@ -40,3 +43,8 @@ pub use burn_adapter::{
     GroundTruthBatch, GroundTruthBatcher, GroundTruthItem, GroundTruthStates, factors_to_tensor,
     images_to_tensor,
 };
+
+/// The README's examples, compiled and run as doc tests.
+#[doc = include_str!("../README.md")]
+#[cfg(doctest)]
+pub struct ReadmeDoctests;
