@@ -1,8 +1,8 @@
 //! Dataset manifests: what the official files of each dataset hold and how to check them.
 //!
-//! One JSON file per dataset lives in the workspace's `datasets/` folder and is embedded here at
-//! compile time. Format (every field is a [`DatasetManifest`] field; optional ones may be left
-//! out):
+//! One JSON file per dataset lives in this crate's `datasets/` folder (linked from the workspace's
+//! top-level `datasets/`) and is embedded here at compile time. Format (every field is a
+//! [`DatasetManifest`] field; optional ones may be left out):
 //!
 //! ```json
 //! {
