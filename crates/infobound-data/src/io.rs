@@ -8,6 +8,7 @@
 use std::fs::File;
 use std::io::{BufWriter, Seek, SeekFrom, Write};
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
 
 use crate::DataError;
 
@@ -39,15 +40,21 @@ pub struct AtomicFile {
 }
 
 impl AtomicFile {
-    /// Creates the temporary file `.NAME.PID.tmp` next to `path` (same directory, hence same
-    /// file system, which the final rename needs).
+    /// Creates the temporary file `.NAME.PID.N.tmp` next to `path` (same directory, hence same
+    /// file system, which the final rename needs); `N` counts the files this process has
+    /// started, so concurrent writers of one path never share a temporary file.
     pub fn create(path: &Path) -> Result<Self, DataError> {
+        static STARTED: AtomicU64 = AtomicU64::new(0);
         let file_name = path.file_name().ok_or_else(|| {
             DataError::InvalidArgument(format!("{} does not name a file", path.display()))
         })?;
         let mut temp_name = std::ffi::OsString::from(".");
         temp_name.push(file_name);
-        temp_name.push(format!(".{}.tmp", std::process::id()));
+        temp_name.push(format!(
+            ".{}.{}.tmp",
+            std::process::id(),
+            STARTED.fetch_add(1, Ordering::Relaxed)
+        ));
         let temp = path.with_file_name(temp_name);
         let file = File::create(&temp).map_err(io_error(&temp))?;
         Ok(Self {
@@ -75,12 +82,16 @@ impl AtomicFile {
             .writer
             .take()
             .ok_or_else(|| DataError::InvalidArgument("atomic file already committed".into()))?;
-        let file = writer
+        let renamed = writer
             .into_inner()
-            .map_err(|e| io_error(&self.temp)(e.into_error()))?;
-        file.sync_all().map_err(io_error(&self.temp))?;
-        drop(file);
-        std::fs::rename(&self.temp, &self.path).map_err(io_error(&self.path))?;
+            .map_err(|e| io_error(&self.temp)(e.into_error()))
+            .and_then(|file| file.sync_all().map_err(io_error(&self.temp)))
+            .and_then(|()| std::fs::rename(&self.temp, &self.path).map_err(io_error(&self.path)));
+        if renamed.is_err() {
+            // The temporary file is garbage; the error that made it so is what the caller needs.
+            let _ = std::fs::remove_file(&self.temp);
+        }
+        renamed?;
         sync_parent(&self.path)
     }
 }
