@@ -108,6 +108,11 @@ impl FileArray {
         &self.path
     }
 
+    /// Byte offset of element 0 within [`FileArray::path`].
+    pub fn data_start(&self) -> u64 {
+        self.data_start
+    }
+
     /// Number of data bytes, Π shape · item size.
     pub fn data_len(&self) -> usize {
         self.data_len
