@@ -42,6 +42,27 @@ pub enum DataError {
         /// Comma-separated list of known names.
         known: String,
     },
+    /// A dataset source has only class labels (CIFAR, image folders), so it cannot serve a run
+    /// or metric that needs the true factors of variation.
+    #[error(
+        "dataset source `{source_name}` ({what}) has no ground-truth factors; a VAE run and the disentanglement metrics need one of: {with_factors}"
+    )]
+    NoGroundTruth {
+        /// Serde tag of the source, e.g. `cifar10`.
+        source_name: String,
+        /// The path or name it points at.
+        what: String,
+        /// Comma-separated tags of the sources that do have factors.
+        with_factors: String,
+    },
+    /// The source needs a cargo feature this build was compiled without.
+    #[error("{what} needs the cargo feature `{feature}`; rebuild with `--features {feature}`")]
+    FeatureDisabled {
+        /// What was asked for, e.g. the path of a `3dshapes.h5`.
+        what: String,
+        /// The missing feature, e.g. `hdf5`.
+        feature: &'static str,
+    },
     /// A file exists but does not hold what was expected.
     #[error("{path}: {message}")]
     InvalidFile {

@@ -1,8 +1,8 @@
 //! Dataset manifests: what the official files of each dataset hold and how to check them.
 //!
-//! One JSON file per dataset lives in the workspace's `datasets/` folder and is embedded here at
-//! compile time. Format (every field is a [`DatasetManifest`] field; optional ones may be left
-//! out):
+//! One JSON file per dataset lives in this crate's `datasets/` folder (linked from the workspace's
+//! top-level `datasets/`) and is embedded here at compile time. Format (every field is a
+//! [`DatasetManifest`] field; optional ones may be left out):
 //!
 //! ```json
 //! {
@@ -30,22 +30,16 @@ use crate::{DataError, FactorSpace, ObservationShape};
 
 /// The embedded manifests, by name.
 const MANIFESTS: [(&str, &str); 7] = [
-    ("dsprites", include_str!("../../../datasets/dsprites.json")),
-    ("shapes3d", include_str!("../../../datasets/shapes3d.json")),
-    (
-        "mpi3d_toy",
-        include_str!("../../../datasets/mpi3d_toy.json"),
-    ),
+    ("dsprites", include_str!("../datasets/dsprites.json")),
+    ("shapes3d", include_str!("../datasets/shapes3d.json")),
+    ("mpi3d_toy", include_str!("../datasets/mpi3d_toy.json")),
     (
         "mpi3d_realistic",
-        include_str!("../../../datasets/mpi3d_realistic.json"),
+        include_str!("../datasets/mpi3d_realistic.json"),
     ),
-    (
-        "mpi3d_real",
-        include_str!("../../../datasets/mpi3d_real.json"),
-    ),
-    ("cifar10", include_str!("../../../datasets/cifar10.json")),
-    ("cifar100", include_str!("../../../datasets/cifar100.json")),
+    ("mpi3d_real", include_str!("../datasets/mpi3d_real.json")),
+    ("cifar10", include_str!("../datasets/cifar10.json")),
+    ("cifar100", include_str!("../datasets/cifar100.json")),
 ];
 
 /// Description of one dataset and its official files.

@@ -1,11 +1,11 @@
 //! PNG grids of images, for looking at data, reconstructions and latent traversals.
 
-use std::io::{BufWriter, Write};
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
 use rand::SeedableRng;
 use rand_chacha::ChaCha8Rng;
 
+use crate::io::write_atomic;
 use crate::{DataError, GroundTruthDataset, ImageBatch};
 
 /// Width of the grey lines between grid cells, in pixels.
@@ -17,8 +17,8 @@ const SEPARATOR_GREY: u8 = 128;
 /// separator grey), with 2 px grey separators.
 ///
 /// Values in [0, 1] are scaled to `u8` as round(255·v) after clamping; 1-channel images give a
-/// grayscale PNG, 3-channel images an RGB PNG. The file is written to a temporary name in the
-/// same directory and renamed over `path`, so readers never see a half-written image.
+/// grayscale PNG, 3-channel images an RGB PNG. The file is written with
+/// [`crate::io::write_atomic`], so readers never see a half-written image.
 pub fn save_png_grid(images: &ImageBatch, columns: usize, path: &Path) -> Result<(), DataError> {
     let shape = images.shape();
     if images.is_empty() || columns == 0 {
@@ -61,47 +61,17 @@ pub fn save_png_grid(images: &ImageBatch, columns: usize, path: &Path) -> Result
         || DataError::InvalidArgument(format!("a {width}x{height} grid is too large for PNG"));
     let width_px = u32::try_from(width).map_err(|_| too_large())?;
     let height_px = u32::try_from(height).map_err(|_| too_large())?;
-    write_atomically(path, |file| {
-        image::write_buffer_with_format(
-            file,
-            &canvas,
-            width_px,
-            height_px,
-            color,
-            image::ImageFormat::Png,
-        )
-        .map_err(std::io::Error::other)
-    })
-}
-
-/// Runs `write` on a temporary file next to `path`, then renames it to `path`.
-fn write_atomically(
-    path: &Path,
-    write: impl FnOnce(&mut BufWriter<std::fs::File>) -> std::io::Result<()>,
-) -> Result<(), DataError> {
-    let io_error = |path: &Path| {
-        let path = path.to_path_buf();
-        move |source| DataError::Io { path, source }
-    };
-    let file_name = path.file_name().ok_or_else(|| {
-        DataError::InvalidArgument(format!("{} does not name a file", path.display()))
-    })?;
-    let mut temp_name = std::ffi::OsString::from(".");
-    temp_name.push(file_name);
-    temp_name.push(format!(".{}.tmp", std::process::id()));
-    let temp: PathBuf = path.with_file_name(temp_name);
-    let result = std::fs::File::create(&temp).and_then(|file| {
-        let mut writer = BufWriter::new(file);
-        write(&mut writer)?;
-        writer.flush()?;
-        writer.into_inner().map_err(|e| e.into_error())?.sync_all()
-    });
-    if let Err(source) = result.and_then(|()| std::fs::rename(&temp, path)) {
-        // Best effort: the temporary file is garbage either way, and the original error matters.
-        let _ = std::fs::remove_file(&temp);
-        return Err(io_error(path)(source));
-    }
-    Ok(())
+    let mut encoded = std::io::Cursor::new(Vec::new());
+    image::write_buffer_with_format(
+        &mut encoded,
+        &canvas,
+        width_px,
+        height_px,
+        color,
+        image::ImageFormat::Png,
+    )
+    .map_err(|e| DataError::InvalidArgument(format!("cannot encode the PNG grid: {e}")))?;
+    write_atomic(path, &encoded.into_inner())
 }
 
 /// A factor-traversal grid: from one uniformly drawn base state (seeded ChaCha8), one row per

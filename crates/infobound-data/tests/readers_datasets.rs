@@ -37,10 +37,9 @@ fn unravel(mut index: usize, sizes: &[usize]) -> Vec<usize> {
     out
 }
 
-/// Pixel p of dSprites image i: bit (p mod 6) of i, so every image is distinct.
-fn dsprites_pixel(i: usize, p: usize) -> u8 {
-    ((i >> (p % 6)) & 1) as u8
-}
+use infobound_data::fixtures::{
+    dsprites_fixture_pixel as dsprites_pixel, mpi3d_fixture_byte as mpi3d_byte,
+};
 
 struct DSpritesArrays {
     imgs: NpyArray<u8>,
@@ -222,8 +221,8 @@ fn checksum_mismatch_is_reported_not_fatal() {
     write_dsprites(&path, &dsprites_arrays(), None);
     let actual = sha256_file(&path).unwrap();
     let options = ReadOptions {
-        strict_shapes: false,
         expected_sha256: Some("0".repeat(64)),
+        ..ReadOptions::fixture()
     };
     let data = DSpritesFile::open(&path, &options).unwrap();
     assert_eq!(
@@ -235,8 +234,8 @@ fn checksum_mismatch_is_reported_not_fatal() {
     );
     assert_eq!(data.read_report().warnings().len(), 1);
     let options = ReadOptions {
-        strict_shapes: false,
         expected_sha256: Some(actual.to_uppercase()),
+        ..ReadOptions::fixture()
     };
     let data = DSpritesFile::open(&path, &options).unwrap();
     assert_eq!(data.read_report().checksum, ChecksumStatus::Matches);
@@ -259,11 +258,6 @@ fn sha256_matches_the_fips_test_vector() {
         verify_sha256(&path, Some("xyz")),
         Err(DataError::InvalidArgument(_))
     ));
-}
-
-/// Byte of MPI3D image i at (y, x, c), HWC.
-fn mpi3d_byte(i: usize, y: usize, x: usize, c: usize) -> u8 {
-    ((i * 31 + y * 7 + x * 3 + c * 101) % 256) as u8
 }
 
 fn write_mpi3d(path: &Path, n: usize, h: usize, w: usize, channels: usize) {

@@ -6,8 +6,12 @@ use std::io::Cursor;
 use std::path::Path;
 
 use infobound_data::DataError;
-use infobound_data::readers::npy::{encode_npy, parse_npy, read_npy_file};
-use infobound_data::readers::{DType, NpyArray, NpyElement, NpzArchive, NpzCompression, NpzWriter};
+use infobound_data::readers::npy::{
+    AnyNpyArray, encode_npy, parse_npy, parse_npy_any, read_npy_file, write_npy_file,
+};
+use infobound_data::readers::{
+    DType, FileArray, NpyArray, NpyElement, NpzArchive, NpzCompression, NpzWriter,
+};
 use proptest::prelude::*;
 
 /// `np.save(f, np.arange(6, dtype='<i2').reshape(2, 3))` (numpy 2.x).
@@ -270,6 +274,58 @@ fn reads_npy_files_from_disk() {
     match read_npy_file::<i16>(&path) {
         Err(DataError::InvalidFile { path: p, .. }) => assert_eq!(p, path),
         other => panic!("expected InvalidFile, got {other:?}"),
+    }
+}
+
+#[test]
+fn any_dtype_reads_and_atomic_npy_files_round_trip() {
+    match parse_npy_any(NUMPY_I2, Path::new("a.npy")).unwrap() {
+        AnyNpyArray::I16(a) => assert_eq!(a.data(), &[0, 1, 2, 3, 4, 5]),
+        other => panic!("expected I16, got {other:?}"),
+    }
+    let bools = parse_npy_any(NUMPY_BOOL, Path::new("b.npy")).unwrap();
+    assert_eq!((bools.dtype(), bools.shape()), (DType::Bool, &[2usize][..]));
+    expect_invalid(
+        parse_npy_any(&NUMPY_I2[..NUMPY_I2.len() - 1], Path::new("a.npy")),
+        "needs 12 data bytes but 11 follow",
+    );
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("x.npy");
+    let array = NpyArray::new(vec![2, 3], vec![0.5f32, 1.0, -2.0, 3.0, 4.0, 5.5]).unwrap();
+    write_npy_file(&path, &array).unwrap();
+    assert_eq!(read_npy_file::<f32>(&path).unwrap(), array);
+    let on_disk = FileArray::open_npy(&path).unwrap();
+    assert_eq!(on_disk.header().shape, vec![2, 3]);
+    let mut third = [0u8; 4];
+    on_disk.read_bytes(8, &mut third).unwrap();
+    assert_eq!(f32::from_le_bytes(third), -2.0);
+    assert!(matches!(
+        on_disk.read_bytes(22, &mut third),
+        Err(DataError::InvalidArgument(_))
+    ));
+    assert_eq!(on_disk.read_all::<f32>().unwrap(), array.data());
+    expect_invalid(on_disk.read_all::<f64>(), "expected dtype <f8, found <f4");
+}
+
+#[test]
+fn numpy_archives_are_read_in_place_or_through_the_cache() {
+    let dir = tempfile::tempdir().unwrap();
+    for (name, hex_text, cached) in [
+        ("stored.npz", NUMPY_NPZ_STORED_HEX, false),
+        ("deflated.npz", NUMPY_NPZ_DEFLATED_HEX, true),
+    ] {
+        let path = dir.path().join(name);
+        std::fs::write(&path, hex(hex_text)).unwrap();
+        let mut archive = NpzArchive::open(&path).unwrap();
+        let a = archive.file_array("a", None).unwrap();
+        assert_eq!(a.header().shape, vec![3, 4]);
+        assert_eq!(a.read_all::<i32>().unwrap(), (0..12).collect::<Vec<i32>>());
+        let mut element = [0u8; 4];
+        a.read_bytes(4 * 7, &mut element).unwrap();
+        assert_eq!(i32::from_le_bytes(element), 7);
+        let b = archive.file_array("b", None).unwrap();
+        assert_eq!(b.read_all::<f32>().unwrap(), vec![0.5, 1.0]);
+        assert_eq!(a.path() != path, cached, "{name}");
     }
 }
 

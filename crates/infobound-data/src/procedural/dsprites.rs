@@ -6,6 +6,7 @@ use rand::RngCore;
 
 use super::cache::RenderCache;
 use super::{check_factor_index, linspace, linspace_at, render_batch};
+use crate::registry::ProceduralDataset;
 use crate::{
     DataError, FactorMatrix, FactorSpace, GroundTruthDataset, ImageBatch, ObservationShape,
 };
@@ -77,6 +78,13 @@ impl DSprites {
         ["color", "shape", "scale", "orientation", "posX", "posY"];
     /// Number of values of each factor.
     pub const FACTOR_SIZES: [usize; 6] = [1, 3, 6, 40, 32, 32];
+
+    /// This dataset's entry in the procedural registry ([`crate::registry::PROCEDURAL`]).
+    pub const REGISTRATION: ProceduralDataset = ProceduralDataset {
+        name: "dsprites",
+        description: "procedural dSprites look-alike (Matthey et al. 2017): a white square, ellipse or heart on black, 64x64 binary; exact factor grid of the real file",
+        build: || Box::new(DSprites::new()),
+    };
 
     /// The dataset without a cache: every image is rendered when asked for.
     pub fn new() -> Self {
@@ -152,7 +160,7 @@ impl DSprites {
 
 impl GroundTruthDataset for DSprites {
     fn name(&self) -> &str {
-        "dsprites"
+        Self::REGISTRATION.name
     }
 
     fn factor_space(&self) -> &FactorSpace {

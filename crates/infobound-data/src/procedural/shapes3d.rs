@@ -11,6 +11,7 @@ use rand::RngCore;
 
 use super::cache::RenderCache;
 use super::{check_factor_index, linspace, linspace_at, render_batch, to_u8};
+use crate::registry::ProceduralDataset;
 use crate::{
     DataError, FactorMatrix, FactorSpace, GroundTruthDataset, ImageBatch, ObservationShape,
 };
@@ -347,6 +348,13 @@ impl Shapes3D {
     /// Number of values of each factor.
     pub const FACTOR_SIZES: [usize; 6] = [10, 10, 10, 8, 4, 15];
 
+    /// This dataset's entry in the procedural registry ([`crate::registry::PROCEDURAL`]).
+    pub const REGISTRATION: ProceduralDataset = ProceduralDataset {
+        name: "shapes3d",
+        description: "procedural 3DShapes look-alike (Burgess & Kim 2018): a ray-traced object in a room corner, 64x64 RGB; exact factor grid of the real file",
+        build: || Box::new(Shapes3D::new()),
+    };
+
     /// The dataset without a cache: every image is rendered when asked for.
     pub fn new() -> Self {
         let names = Self::FACTOR_NAMES.iter().map(|s| s.to_string()).collect();
@@ -529,7 +537,7 @@ impl Scene {
 
 impl GroundTruthDataset for Shapes3D {
     fn name(&self) -> &str {
-        "shapes3d"
+        Self::REGISTRATION.name
     }
 
     fn factor_space(&self) -> &FactorSpace {

@@ -1,6 +1,10 @@
 //! Readers for the real dataset files: the `.npy`/`.npz` container formats, dSprites, MPI3D,
 //! CIFAR-10/100 binary batches, PNG image folders and (feature `hdf5`) 3DShapes.
 //!
+//! dSprites and MPI3D images are never loaded whole: [`NpzArchive::file_array`] reads stored
+//! members in place and decompresses deflated ones once into a cache file, and a batch reads only
+//! its own images.
+//!
 //! Every reader validates the whole file before returning: wrong keys, dtypes or shapes,
 //! truncation and corrupt bytes give a [`DataError::InvalidFile`] naming the file and what was
 //! expected, never a panic and never a partially filled dataset.
@@ -12,6 +16,7 @@
 mod checksum;
 mod cifar;
 mod dsprites;
+mod file_array;
 mod image_folder;
 mod mpi3d;
 pub mod npy;
@@ -27,12 +32,15 @@ pub use cifar::{
 pub use dsprites::{
     DSPRITES_FACTOR_NAMES, DSPRITES_FACTOR_SIZES, DSPRITES_FILE_NAME, DSpritesFile,
 };
+pub use file_array::FileArray;
 pub use image_folder::ImageFolder;
 pub use mpi3d::{MPI3D_FACTOR_NAMES, MPI3D_FACTOR_SIZES, Mpi3dFile, Mpi3dVariant};
 pub use npy::{DType, NpyArray, NpyElement, NpyHeader};
-pub use npz::{NpzArchive, NpzCompression, NpzWriter};
+pub use npz::{NpzArchive, NpzCompression, NpzFileWriter, NpzWriter};
 #[cfg(feature = "hdf5")]
 pub use shapes3d::{SHAPES3D_FILE_NAME, Shapes3dFile};
+
+use std::path::PathBuf;
 
 use crate::DataError;
 
@@ -47,6 +55,9 @@ pub struct ReadOptions {
     /// dataset's [`ReadReport`], not an error, because re-packed copies of the official files
     /// hold the same arrays under different bytes.
     pub expected_sha256: Option<String>,
+    /// Folder for the decompressed copies of deflated `.npz` members
+    /// ([`NpzArchive::file_array`]); `None` puts them next to the archive.
+    pub cache_dir: Option<PathBuf>,
 }
 
 impl Default for ReadOptions {
@@ -54,6 +65,7 @@ impl Default for ReadOptions {
         Self {
             strict_shapes: true,
             expected_sha256: None,
+            cache_dir: None,
         }
     }
 }
@@ -64,6 +76,7 @@ impl ReadOptions {
         Self {
             strict_shapes: false,
             expected_sha256: None,
+            cache_dir: None,
         }
     }
 
@@ -83,6 +96,7 @@ impl ReadOptions {
         Ok(Self {
             strict_shapes: true,
             expected_sha256: file.sha256.clone(),
+            cache_dir: None,
         })
     }
 }

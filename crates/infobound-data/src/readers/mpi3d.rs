@@ -1,10 +1,14 @@
 //! MPI3D (Gondal et al., NeurIPS 2019, rr-learning/disentanglement_dataset):
 //! `mpi3d_toy.npz`, `mpi3d_realistic.npz`, `mpi3d_real.npz`.
 
+use std::fs::File;
+use std::io::BufReader;
 use std::path::Path;
 
 use rand::RngCore;
 
+use super::file_array::FileArray;
+use super::npy::DType;
 use super::npz::NpzArchive;
 use super::{ReadOptions, ReadReport, verify_sha256};
 use crate::{
@@ -58,14 +62,19 @@ impl Mpi3dVariant {
 }
 
 /// MPI3D read from its `.npz`: one array `images` (`u8` [N, H, W, 3], HWC) ordered row-major over
-/// the factor grid (the file has no label array). Pixels are kept as bytes (12.7 GB for the
-/// official files) and converted to CHW `f32` / 255 when observations are requested.
+/// the factor grid (the file has no label array).
+///
+/// The images are never loaded whole (12.7 GB for the official files): they are read from disk
+/// image by image through a [`FileArray`] (in place for the official, stored `np.savez` files; a
+/// deflated copy is decompressed once into a cache file, see [`NpzArchive::file_array`]) and
+/// converted to CHW `f32` / 255 when observations are requested. The file must not be truncated
+/// or rewritten while it is open; if it is, lookups fail with a typed error.
 pub struct Mpi3dFile {
     variant: Mpi3dVariant,
     space: FactorSpace,
     height: usize,
     width: usize,
-    pixels: Vec<u8>,
+    images: FileArray,
     report: ReadReport,
 }
 
@@ -79,6 +88,18 @@ impl Mpi3dFile {
         Self::open_with_factor_sizes(path, variant, MPI3D_FACTOR_SIZES, options)
     }
 
+    /// Checks the `images` header of the file at `path` (key, dtype, shape against
+    /// `factor_sizes`) without reading any pixel: what opening checks first, cheap enough to run
+    /// before a run writes anything.
+    pub fn validate(
+        path: &Path,
+        factor_sizes: [usize; 7],
+        options: &ReadOptions,
+    ) -> Result<(), DataError> {
+        let mut archive = NpzArchive::open(path)?;
+        check_layout(&mut archive, path, factor_sizes, options).map(|_| ())
+    }
+
     /// Reads a file laid out over `factor_sizes` (row-major, last factor fastest). With
     /// [`ReadOptions::strict_shapes`] only the official sizes and 64 × 64 images are accepted;
     /// without it, reduced fixtures with the same layout can be read.
@@ -89,49 +110,16 @@ impl Mpi3dFile {
         options: &ReadOptions,
     ) -> Result<Self, DataError> {
         let report = verify_sha256(path, options.expected_sha256.as_deref())?;
-        let invalid = |message: String| DataError::InvalidFile {
-            path: path.to_path_buf(),
-            message,
-        };
-        if options.strict_shapes && factor_sizes != MPI3D_FACTOR_SIZES {
-            return Err(DataError::InvalidArgument(format!(
-                "strict MPI3D reading needs the official factor sizes {MPI3D_FACTOR_SIZES:?}, got {factor_sizes:?}"
-            )));
-        }
-        let names = MPI3D_FACTOR_NAMES.iter().map(|s| s.to_string()).collect();
-        let space = FactorSpace::new(names, factor_sizes.to_vec())?;
         let mut archive = NpzArchive::open(path)?;
-        let header = archive.header("images")?;
-        let [n, height, width, 3] = header.shape[..] else {
-            return Err(invalid(format!(
-                "array `images`: expected shape [N, 64, 64, 3], found {:?}",
-                header.shape
-            )));
-        };
-        if n != space.len() {
-            return Err(invalid(format!(
-                "array `images`: expected {} images for factor sizes {factor_sizes:?}, found {n}",
-                space.len()
-            )));
-        }
-        if options.strict_shapes && (height != MPI3D_SIDE || width != MPI3D_SIDE) {
-            return Err(invalid(format!(
-                "array `images`: expected 64 x 64 images, found {height} x {width}"
-            )));
-        }
-        if height == 0 || width == 0 {
-            return Err(invalid(format!(
-                "array `images`: empty shape {:?}",
-                header.shape
-            )));
-        }
-        let pixels = archive.read::<u8>("images")?.into_parts().1;
+        let (space, height, width) = check_layout(&mut archive, path, factor_sizes, options)?;
+        let images = archive.file_array("images", options.cache_dir.as_deref())?;
+        images.check_dtype::<u8>()?;
         Ok(Self {
             variant,
             space,
             height,
             width,
-            pixels,
+            images,
             report,
         })
     }
@@ -147,7 +135,59 @@ impl Mpi3dFile {
     }
 }
 
-// Printed by hand: the derived form would dump gigabytes of pixels.
+/// Checks the `images` header against `factor_sizes` and the strictness of `options`; returns the
+/// factor space and the image height and width.
+fn check_layout(
+    archive: &mut NpzArchive<BufReader<File>>,
+    path: &Path,
+    factor_sizes: [usize; 7],
+    options: &ReadOptions,
+) -> Result<(FactorSpace, usize, usize), DataError> {
+    let invalid = |message: String| DataError::InvalidFile {
+        path: path.to_path_buf(),
+        message,
+    };
+    if options.strict_shapes && factor_sizes != MPI3D_FACTOR_SIZES {
+        return Err(DataError::InvalidArgument(format!(
+            "strict MPI3D reading needs the official factor sizes {MPI3D_FACTOR_SIZES:?}, got {factor_sizes:?}"
+        )));
+    }
+    let names = MPI3D_FACTOR_NAMES.iter().map(|s| s.to_string()).collect();
+    let space = FactorSpace::new(names, factor_sizes.to_vec())?;
+    let header = archive.header("images")?;
+    if header.dtype != DType::U8 {
+        return Err(invalid(format!(
+            "array `images`: expected dtype |u1, found {}",
+            header.dtype.descr()
+        )));
+    }
+    let [n, height, width, 3] = header.shape[..] else {
+        return Err(invalid(format!(
+            "array `images`: expected shape [N, 64, 64, 3], found {:?}",
+            header.shape
+        )));
+    };
+    if n != space.len() {
+        return Err(invalid(format!(
+            "array `images`: expected {} images for factor sizes {factor_sizes:?}, found {n}",
+            space.len()
+        )));
+    }
+    if options.strict_shapes && (height != MPI3D_SIDE || width != MPI3D_SIDE) {
+        return Err(invalid(format!(
+            "array `images`: expected 64 x 64 images, found {height} x {width}"
+        )));
+    }
+    if height == 0 || width == 0 {
+        return Err(invalid(format!(
+            "array `images`: empty shape {:?}",
+            header.shape
+        )));
+    }
+    Ok((space, height, width))
+}
+
+// Printed by hand: the factor grid says more than the open file's internals.
 impl std::fmt::Debug for Mpi3dFile {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Mpi3dFile")
@@ -184,9 +224,10 @@ impl GroundTruthDataset for Mpi3dFile {
     ) -> Result<ImageBatch, DataError> {
         let plane = self.height * self.width;
         let mut out = vec![0f32; factors.len() * 3 * plane];
+        let mut hwc = vec![0u8; 3 * plane];
         for (row, image) in factors.rows().zip(out.chunks_exact_mut(3 * plane)) {
             let index = self.space.index_of(row)?;
-            let hwc = &self.pixels[index * 3 * plane..(index + 1) * 3 * plane];
+            self.images.read_bytes(index * 3 * plane, &mut hwc)?;
             for (p, rgb) in hwc.chunks_exact(3).enumerate() {
                 for (c, &v) in rgb.iter().enumerate() {
                     image[c * plane + p] = f32::from(v) / 255.0;

@@ -463,10 +463,120 @@ pub fn read_npy_file<T: NpyElement>(path: &Path) -> Result<NpyArray<T>, DataErro
     read_npy(&mut reader, len, path, "array")
 }
 
+/// Writes `array` to `path` as `.npy` ([`encode_npy`]), atomically ([`crate::io::write_atomic`]).
+pub fn write_npy_file<T: NpyElement>(path: &Path, array: &NpyArray<T>) -> Result<(), DataError> {
+    crate::io::write_atomic(path, &encode_npy(array))
+}
+
+/// An array of whichever supported dtype the file holds, for callers that accept several
+/// (e.g. codes stored as `f4` or `f8`, labels as any integer type) and convert themselves.
+#[derive(Debug, Clone, PartialEq)]
+pub enum AnyNpyArray {
+    /// `|b1`.
+    Bool(NpyArray<bool>),
+    /// `|u1`.
+    U8(NpyArray<u8>),
+    /// `|i1`.
+    I8(NpyArray<i8>),
+    /// `<u2`.
+    U16(NpyArray<u16>),
+    /// `<i2`.
+    I16(NpyArray<i16>),
+    /// `<u4`.
+    U32(NpyArray<u32>),
+    /// `<i4`.
+    I32(NpyArray<i32>),
+    /// `<u8`.
+    U64(NpyArray<u64>),
+    /// `<i8`.
+    I64(NpyArray<i64>),
+    /// `<f4`.
+    F32(NpyArray<f32>),
+    /// `<f8`.
+    F64(NpyArray<f64>),
+}
+
+impl AnyNpyArray {
+    /// The stored dtype.
+    pub fn dtype(&self) -> DType {
+        match self {
+            AnyNpyArray::Bool(_) => DType::Bool,
+            AnyNpyArray::U8(_) => DType::U8,
+            AnyNpyArray::I8(_) => DType::I8,
+            AnyNpyArray::U16(_) => DType::U16,
+            AnyNpyArray::I16(_) => DType::I16,
+            AnyNpyArray::U32(_) => DType::U32,
+            AnyNpyArray::I32(_) => DType::I32,
+            AnyNpyArray::U64(_) => DType::U64,
+            AnyNpyArray::I64(_) => DType::I64,
+            AnyNpyArray::F32(_) => DType::F32,
+            AnyNpyArray::F64(_) => DType::F64,
+        }
+    }
+
+    /// The shape.
+    pub fn shape(&self) -> &[usize] {
+        match self {
+            AnyNpyArray::Bool(a) => a.shape(),
+            AnyNpyArray::U8(a) => a.shape(),
+            AnyNpyArray::I8(a) => a.shape(),
+            AnyNpyArray::U16(a) => a.shape(),
+            AnyNpyArray::I16(a) => a.shape(),
+            AnyNpyArray::U32(a) => a.shape(),
+            AnyNpyArray::I32(a) => a.shape(),
+            AnyNpyArray::U64(a) => a.shape(),
+            AnyNpyArray::I64(a) => a.shape(),
+            AnyNpyArray::F32(a) => a.shape(),
+            AnyNpyArray::F64(a) => a.shape(),
+        }
+    }
+}
+
+/// Reads a whole `.npy` stream of exactly `available` bytes in whatever dtype it stores (the
+/// same checks and allocation bound as [`read_npy`]).
+pub fn read_npy_any<R: Read>(
+    reader: &mut R,
+    available: u64,
+    path: &Path,
+    what: &str,
+) -> Result<AnyNpyArray, DataError> {
+    let header = &read_header(reader, available, path, what)?;
+    Ok(match header.dtype {
+        DType::Bool => AnyNpyArray::Bool(read_data(reader, header, available, path, what)?),
+        DType::U8 => AnyNpyArray::U8(read_data(reader, header, available, path, what)?),
+        DType::I8 => AnyNpyArray::I8(read_data(reader, header, available, path, what)?),
+        DType::U16 => AnyNpyArray::U16(read_data(reader, header, available, path, what)?),
+        DType::I16 => AnyNpyArray::I16(read_data(reader, header, available, path, what)?),
+        DType::U32 => AnyNpyArray::U32(read_data(reader, header, available, path, what)?),
+        DType::I32 => AnyNpyArray::I32(read_data(reader, header, available, path, what)?),
+        DType::U64 => AnyNpyArray::U64(read_data(reader, header, available, path, what)?),
+        DType::I64 => AnyNpyArray::I64(read_data(reader, header, available, path, what)?),
+        DType::F32 => AnyNpyArray::F32(read_data(reader, header, available, path, what)?),
+        DType::F64 => AnyNpyArray::F64(read_data(reader, header, available, path, what)?),
+    })
+}
+
+/// Parses an in-memory `.npy` file of any supported dtype.
+pub fn parse_npy_any(bytes: &[u8], path: &Path) -> Result<AnyNpyArray, DataError> {
+    let mut reader = bytes;
+    read_npy_any(&mut reader, bytes.len() as u64, path, "array")
+}
+
 /// Encodes `array` as a version 1.0 `.npy` file (version 2.0 when the header needs more than
 /// 65 535 bytes), padding the header so the data starts on a 64-byte boundary as numpy does.
 pub fn encode_npy<T: NpyElement>(array: &NpyArray<T>) -> Vec<u8> {
-    let shape = match array.shape.as_slice() {
+    let mut out = encode_header(T::DTYPE, &array.shape);
+    out.reserve(array.data.len() * T::DTYPE.item_size());
+    for &value in &array.data {
+        value.encode(&mut out);
+    }
+    out
+}
+
+/// The header [`encode_npy`] writes for an array of `dtype` and `shape`: magic, version,
+/// length and the padded dict. The C-order element bytes follow it.
+pub fn encode_header(dtype: DType, shape: &[usize]) -> Vec<u8> {
+    let shape = match shape {
         [d] => format!("({d},)"),
         dims => format!(
             "({})",
@@ -478,7 +588,7 @@ pub fn encode_npy<T: NpyElement>(array: &NpyArray<T>) -> Vec<u8> {
     };
     let mut header = format!(
         "{{'descr': '{}', 'fortran_order': False, 'shape': {shape}, }}",
-        T::DTYPE.descr()
+        dtype.descr()
     );
     let len_field = if header.len() + 1 + 10 > usize::from(u16::MAX) {
         4
@@ -491,8 +601,7 @@ pub fn encode_npy<T: NpyElement>(array: &NpyArray<T>) -> Vec<u8> {
         unpadded.next_multiple_of(64) - unpadded,
     ));
     header.push('\n');
-    let mut out =
-        Vec::with_capacity(8 + len_field + header.len() + array.data.len() * T::DTYPE.item_size());
+    let mut out = Vec::with_capacity(8 + len_field + header.len());
     out.extend_from_slice(NPY_MAGIC);
     if len_field == 2 {
         out.extend_from_slice(&[1, 0]);
@@ -502,9 +611,6 @@ pub fn encode_npy<T: NpyElement>(array: &NpyArray<T>) -> Vec<u8> {
         out.extend_from_slice(&(header.len() as u32).to_le_bytes());
     }
     out.extend_from_slice(header.as_bytes());
-    for &value in &array.data {
-        value.encode(&mut out);
-    }
     out
 }
 

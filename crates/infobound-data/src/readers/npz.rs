@@ -14,8 +14,10 @@ use std::path::{Path, PathBuf};
 use zip::CompressionMethod;
 use zip::result::ZipError;
 
-use super::npy::{self, NpyArray, NpyElement, NpyHeader};
+use super::file_array::FileArray;
+use super::npy::{self, DType, NpyArray, NpyElement, NpyHeader};
 use crate::DataError;
+use crate::io::AtomicFile;
 
 /// Upper bound of deflate's expansion: a 258-byte match costs at least 2 bits, so one compressed
 /// byte yields at most 1032 output bytes (zlib's technical notes).
@@ -45,6 +47,90 @@ impl NpzArchive<BufReader<File>> {
             .len();
         Self::from_reader(BufReader::new(file), len, path)
     }
+
+    /// Array `key` as a [`FileArray`]: its elements are read range by range, never loaded
+    /// whole.
+    ///
+    /// A stored (uncompressed, `np.savez`) member is read in place inside the archive. A deflated
+    /// (`np.savez_compressed`) member is decompressed once into the cache file
+    /// `DIR/ARCHIVE_NAME.KEY.CRC32.npy`, where `DIR` is `cache_dir` or, when `None`, the
+    /// archive's own directory, and `CRC32` is the member's zip checksum (so a different archive
+    /// under the same name gets a different cache). The cache is written atomically
+    /// ([`crate::io::AtomicFile`]) after the zip CRC-32 of the whole member has been verified; an
+    /// existing cache whose header and length agree with the member is reused as is.
+    pub fn file_array(
+        &mut self,
+        key: &str,
+        cache_dir: Option<&Path>,
+    ) -> Result<FileArray, DataError> {
+        let what = format!("array `{key}`");
+        let path = self.path.clone();
+        let (mut entry, size) = self.entry(key)?;
+        if entry.compression() == CompressionMethod::Stored {
+            let start = entry.data_start();
+            drop(entry);
+            return FileArray::open_at(&path, start, Some(size), &what);
+        }
+        // The header is checked before anything is decompressed to disk.
+        let header = npy::read_header(&mut entry, size, &path, &what)?;
+        let cache = cache_path(&path, key, entry.crc32(), cache_dir)?;
+        drop(entry);
+        if let Ok(cached) = FileArray::open_at(&cache, 0, None, &what)
+            && cached.header().dtype == header.dtype
+            && cached.header().shape == header.shape
+        {
+            return Ok(cached);
+        }
+        let (mut entry, size) = self.entry(key)?;
+        let mut out = AtomicFile::create(&cache)?;
+        let copied = std::io::copy(&mut entry, &mut out).map_err(|e| {
+            // Reading fails on corrupt deflate data or a CRC-32 mismatch; writing on the cache.
+            match e.kind() {
+                std::io::ErrorKind::InvalidData
+                | std::io::ErrorKind::InvalidInput
+                | std::io::ErrorKind::UnexpectedEof => npy::read_error(&path, &what, e),
+                _ => DataError::Io {
+                    path: cache.clone(),
+                    source: e,
+                },
+            }
+        })?;
+        if copied != size {
+            return Err(DataError::InvalidFile {
+                path,
+                message: format!(
+                    "{what}: decompressed to {copied} bytes but the zip header declares {size}"
+                ),
+            });
+        }
+        out.commit()?;
+        FileArray::open_at(&cache, 0, None, &what)
+    }
+}
+
+/// `DIR/ARCHIVE_NAME.KEY.CRC32.npy` (see [`NpzArchive::file_array`]).
+fn cache_path(
+    archive: &Path,
+    key: &str,
+    crc: u32,
+    cache_dir: Option<&Path>,
+) -> Result<PathBuf, DataError> {
+    let name = archive.file_name().ok_or_else(|| {
+        DataError::InvalidArgument(format!("{} does not name a file", archive.display()))
+    })?;
+    if key.contains(['/', '\\']) || key.starts_with('.') {
+        return Err(DataError::InvalidFile {
+            path: archive.to_path_buf(),
+            message: format!("array key `{key}` cannot name a cache file"),
+        });
+    }
+    let dir = match cache_dir {
+        Some(dir) => dir.to_path_buf(),
+        None => archive.parent().map(Path::to_path_buf).unwrap_or_default(),
+    };
+    let mut file_name = name.to_os_string();
+    file_name.push(format!(".{key}.{crc:08x}.npy"));
+    Ok(dir.join(file_name))
 }
 
 impl<R: Read + Seek> NpzArchive<R> {
@@ -173,21 +259,22 @@ pub enum NpzCompression {
     Deflated,
 }
 
-/// Writes `.npz` archives (used to build fixtures and benchmark inputs, and to export arrays).
+/// Writes `.npz` archives into any seekable writer (used to build fixtures and benchmark inputs,
+/// and to export arrays); [`NpzFileWriter`] writes one to a path atomically.
 pub struct NpzWriter<W: Write + Seek> {
     writer: zip::ZipWriter<W>,
     compression: NpzCompression,
     path: PathBuf,
 }
 
-impl NpzWriter<File> {
-    /// Creates (truncates) the archive at `path`.
-    pub fn create(path: &Path, compression: NpzCompression) -> Result<Self, DataError> {
-        let file = File::create(path).map_err(|source| DataError::Io {
-            path: path.to_path_buf(),
-            source,
-        })?;
-        Ok(Self::new(file, compression, path))
+impl NpzWriter<AtomicFile> {
+    /// Starts the archive at `path`, written atomically: nothing appears at `path` until
+    /// [`NpzFileWriter::finish`] succeeds.
+    pub fn create(path: &Path, compression: NpzCompression) -> Result<NpzFileWriter, DataError> {
+        let file = AtomicFile::create(path)?;
+        Ok(NpzFileWriter {
+            inner: Self::new(file, compression, path),
+        })
     }
 }
 
@@ -201,25 +288,70 @@ impl<W: Write + Seek> NpzWriter<W> {
         }
     }
 
-    /// Adds `array` as entry `KEY.npy`.
-    pub fn add<T: NpyElement>(&mut self, key: &str, array: &NpyArray<T>) -> Result<(), DataError> {
+    fn io_error(&self) -> impl FnOnce(std::io::Error) -> DataError + '_ {
+        |source| DataError::Io {
+            path: self.path.clone(),
+            source,
+        }
+    }
+
+    fn start_entry(&mut self, name: &str, len: u64) -> Result<(), DataError> {
         let method = match self.compression {
             NpzCompression::Stored => CompressionMethod::Stored,
             NpzCompression::Deflated => CompressionMethod::Deflated,
         };
-        let bytes = npy::encode_npy(array);
         let options = zip::write::SimpleFileOptions::default()
             .compression_method(method)
-            .large_file(bytes.len() as u64 >= u64::from(u32::MAX));
+            .large_file(len >= u64::from(u32::MAX));
         self.writer
-            .start_file(format!("{key}.npy"), options)
-            .map_err(|e| self.write_error(e))?;
-        self.writer
-            .write_all(&bytes)
-            .map_err(|source| DataError::Io {
-                path: self.path.clone(),
-                source,
-            })
+            .start_file(name, options)
+            .map_err(|e| self.write_error(e))
+    }
+
+    /// Adds `array` as entry `KEY.npy`.
+    pub fn add<T: NpyElement>(&mut self, key: &str, array: &NpyArray<T>) -> Result<(), DataError> {
+        let bytes = npy::encode_npy(array);
+        self.add_raw(key, &bytes)
+    }
+
+    /// Adds entry `KEY.npy` holding `bytes` as they are, which need not be a valid `.npy`
+    /// stream (fixtures use it for members the readers must skip, such as dSprites' pickled
+    /// `metadata`).
+    pub fn add_raw(&mut self, key: &str, bytes: &[u8]) -> Result<(), DataError> {
+        self.start_entry(&format!("{key}.npy"), bytes.len() as u64)?;
+        self.writer.write_all(bytes).map_err(self.io_error())
+    }
+
+    /// Adds entry `KEY.npy` of `dtype` and `shape` whose C-order element bytes `fill` streams
+    /// into the writer it is given, for arrays too large to hold in memory. `fill` must write
+    /// exactly Π shape · item size bytes.
+    pub fn add_streamed(
+        &mut self,
+        key: &str,
+        dtype: DType,
+        shape: &[usize],
+        fill: impl FnOnce(&mut dyn Write) -> std::io::Result<()>,
+    ) -> Result<(), DataError> {
+        let header = npy::encode_header(dtype, shape);
+        let data_len = shape
+            .iter()
+            .try_fold(dtype.item_size(), |acc, &d| acc.checked_mul(d))
+            .ok_or_else(|| DataError::InvalidArgument(format!("shape {shape:?} overflows")))?;
+        self.start_entry(&format!("{key}.npy"), (header.len() + data_len) as u64)?;
+        self.writer.write_all(&header).map_err(self.io_error())?;
+        let mut counting = CountingWriter {
+            inner: &mut self.writer,
+            written: 0,
+        };
+        let filled = fill(&mut counting);
+        let written = counting.written;
+        filled.map_err(self.io_error())?;
+        if written != data_len {
+            return Err(DataError::InvalidArgument(format!(
+                "array `{key}` of shape {shape:?} needs {data_len} data bytes, {written} were written"
+            )));
+        }
+        Ok(())
     }
 
     /// Writes the central directory and returns the underlying writer.
@@ -239,5 +371,55 @@ impl<W: Write + Seek> NpzWriter<W> {
             },
             other => DataError::InvalidArgument(format!("cannot write npz entry: {other}")),
         }
+    }
+}
+
+/// An `.npz` archive being written to a path atomically ([`NpzWriter::create`]).
+pub struct NpzFileWriter {
+    inner: NpzWriter<AtomicFile>,
+}
+
+impl NpzFileWriter {
+    /// Adds `array` as entry `KEY.npy` ([`NpzWriter::add`]).
+    pub fn add<T: NpyElement>(&mut self, key: &str, array: &NpyArray<T>) -> Result<(), DataError> {
+        self.inner.add(key, array)
+    }
+
+    /// Adds raw entry `KEY.npy` ([`NpzWriter::add_raw`]).
+    pub fn add_raw(&mut self, key: &str, bytes: &[u8]) -> Result<(), DataError> {
+        self.inner.add_raw(key, bytes)
+    }
+
+    /// Adds a streamed entry ([`NpzWriter::add_streamed`]).
+    pub fn add_streamed(
+        &mut self,
+        key: &str,
+        dtype: DType,
+        shape: &[usize],
+        fill: impl FnOnce(&mut dyn Write) -> std::io::Result<()>,
+    ) -> Result<(), DataError> {
+        self.inner.add_streamed(key, dtype, shape, fill)
+    }
+
+    /// Writes the central directory and moves the finished archive to its path.
+    pub fn finish(self) -> Result<(), DataError> {
+        self.inner.finish()?.commit()
+    }
+}
+
+struct CountingWriter<'a, W: Write> {
+    inner: &'a mut W,
+    written: usize,
+}
+
+impl<W: Write> Write for CountingWriter<'_, W> {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        let n = self.inner.write(buf)?;
+        self.written += n;
+        Ok(n)
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        self.inner.flush()
     }
 }
