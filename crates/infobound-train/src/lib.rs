@@ -27,7 +27,7 @@ pub use run::{
     write_json_atomic, write_loss_svg,
 };
 pub use vae::{
-    DatasetConfig, EvalConfig, EvalReport, GradientSkipConfig, HeadlineScores, OptimizerConfig,
-    PlateauConfig, TrainConfig, VaeTrainer, encode_means, evaluate, scored_codes, train_run,
-    traversal_codes, write_report,
+    EvalConfig, EvalReport, GradientSkipConfig, HeadlineScores, OptimizerConfig, PlateauConfig,
+    TrainConfig, VaeTrainer, encode_means, evaluate, scored_codes, train_run, traversal_codes,
+    write_report,
 };

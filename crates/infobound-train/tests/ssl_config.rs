@@ -1,7 +1,7 @@
 //! SSL configuration: presets, round trips, unknown fields, the family switch and `--set`.
 
 use infobound_models::ssl::SslObjectiveConfig;
-use infobound_train::ssl::{SslDatasetConfig, SslTrainConfig};
+use infobound_train::ssl::SslTrainConfig;
 use infobound_train::{RunConfig, TrainConfig, apply_override};
 
 #[test]
@@ -91,7 +91,7 @@ fn set_overrides_reach_both_families() {
     let overrides = [
         "objective.entropy_weight=0".to_string(),
         "batch_size = 16".to_string(),
-        "dataset.label_factor=floor_hue".to_string(),
+        "labels.label_factor=floor_hue".to_string(),
         "network.backbone.layers=[2, 1, 1, 1]".to_string(),
     ];
     let RunConfig::Ssl(config) = RunConfig::preset("mveb_quickstart", &overrides).expect("applies")
@@ -103,10 +103,7 @@ fn set_overrides_reach_both_families() {
     };
     assert_eq!(mveb.entropy_weight, 0.0);
     assert_eq!(config.batch_size, 16);
-    let SslDatasetConfig::Procedural { label_factor, .. } = &config.dataset else {
-        panic!("not procedural");
-    };
-    assert_eq!(label_factor, "floor_hue");
+    assert_eq!(config.labels.label_factor, "floor_hue");
     let toml = config.to_toml().expect("toml");
     assert!(
         toml.contains("layers = [\n    2,") || toml.contains("layers = [2, 1, 1, 1]"),

@@ -5,11 +5,12 @@ use std::sync::Arc;
 
 use burn::module::{Module, ModuleVisitor, Param};
 use burn::tensor::{Device, Tensor};
+use infobound_data::DatasetSource;
 use infobound_data::augment::MultiCropConfig;
 use infobound_models::ssl::{BackboneConfig, MlpHeadConfig, SslObjectiveConfig};
 use infobound_train::run::train_loop;
 use infobound_train::ssl::{
-    SslData, SslDatasetConfig, SslTrainConfig, SslTrainer, evaluate_ssl, train_ssl_run,
+    LabelledSplitConfig, SslData, SslTrainConfig, SslTrainer, evaluate_ssl, train_ssl_run,
     write_ssl_report,
 };
 use infobound_train::{Environment, RunDir, TrainOptions, latest_checkpoint, write_loss_svg};
@@ -28,8 +29,10 @@ fn tiny_config(steps: usize) -> SslTrainConfig {
     config.log_every = 1;
     config.checkpoint_every = 2;
     config.monitor_every = steps;
-    config.dataset = SslDatasetConfig::Procedural {
-        dataset: "shapes3d".into(),
+    config.dataset = DatasetSource::Procedural {
+        name: "shapes3d".into(),
+    };
+    config.labels = LabelledSplitConfig {
         label_factor: "shape".into(),
         image_size: 16,
         num_train: 24,
@@ -47,7 +50,7 @@ fn tiny_config(steps: usize) -> SslTrainConfig {
 }
 
 fn tiny_data(config: &SslTrainConfig) -> Arc<SslData> {
-    Arc::new(SslData::load(&config.dataset).expect("renders"))
+    Arc::new(SslData::load(&config.dataset, &config.labels).expect("renders"))
 }
 
 /// Every float tensor (parameters and batch-norm statistics) of `module`, flattened; `valid()`

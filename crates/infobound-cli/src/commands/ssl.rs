@@ -42,7 +42,7 @@ impl FamilyCommands for SslCommands {
         let config = &self.0;
         config.data_parallel.check_device_count(devices.len())?;
         // Loads the data and builds the networks: a bad file or value stops here.
-        let data = Arc::new(SslData::load(&config.dataset)?);
+        let data = Arc::new(SslData::load(&config.dataset, &config.labels)?);
         let trainer = SslTrainer::with_devices(config.clone(), &devices, data)?;
         // The run folder's lock is the first byte written, held through evaluation and report.
         let lock = RunLock::acquire(run.root())?;

@@ -63,7 +63,7 @@ impl FamilyCommands for VaeCommands {
         eprintln!(
             "infobound: training {} on {} ({} steps, batch {}) on {spec} into {}",
             config.objective.name(),
-            config.dataset.name,
+            config.dataset.name(),
             config.steps,
             config.batch_size,
             run.root().display()

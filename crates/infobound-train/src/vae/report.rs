@@ -51,7 +51,7 @@ pub fn write_report(run: &RunDir) -> Result<std::path::PathBuf, TrainError> {
         "# Run `{}`\n\n{} on procedural `{}`, seed {}, {} steps of batch {} ({} networks, K = {}).\n\n",
         config.name,
         config.objective.name(),
-        config.dataset.name,
+        config.dataset.name(),
         config.seed,
         config.steps,
         config.batch_size,

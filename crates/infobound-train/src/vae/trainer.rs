@@ -9,7 +9,7 @@ use std::sync::Arc;
 
 use burn::optim::{AdamConfig, GradientsParams, ModuleOptimizer};
 use burn::tensor::{Device, Tensor, TensorData};
-use infobound_data::{GroundTruthDataset, ImageBatch, dataset_by_name, images_to_tensor};
+use infobound_data::{GroundTruthDataset, ImageBatch, images_to_tensor};
 use infobound_models::objectives::{Discriminator, permute_dims};
 use infobound_models::{ObjectiveConfig, StepContext, Vae};
 
@@ -41,13 +41,12 @@ impl VaeTrainer {
     /// does not take; [`TrainError::Data`] if the dataset cannot be opened.
     pub fn new(config: TrainConfig, device: &Device) -> Result<Self, TrainError> {
         config.validate()?;
-        let dataset: Arc<dyn GroundTruthDataset> =
-            Arc::from(dataset_by_name(&config.dataset.name)?);
+        let dataset = config.dataset.open_ground_truth()?;
         let shape = dataset.observation_shape();
         if shape.channels != config.model.channels || shape.height != 64 || shape.width != 64 {
             return Err(TrainError::Config(format!(
                 "dataset `{}` has {}x{}x{} images but the model expects {}x64x64",
-                config.dataset.name,
+                config.dataset.name(),
                 shape.channels,
                 shape.height,
                 shape.width,
