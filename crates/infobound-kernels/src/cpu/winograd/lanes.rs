@@ -1,5 +1,7 @@
 //! Lane-wise steps of the Winograd transforms: each is one operation over a `C`-long run of
-//! channels, so it vectorises whatever the image width.
+//! channels, so it vectorises whatever the image width. The small non-generic helpers are
+//! `#[inline]` because their callers live in other modules, which an incremental (dev-profile)
+//! build puts in other codegen units, where they would otherwise stay calls.
 
 use wide::f32x4;
 
@@ -80,10 +82,12 @@ pub(super) fn add_lanes3(
 }
 
 /// The `k`-th of the consecutive `len`-long runs of `buffer`.
+#[inline]
 pub(super) fn run(buffer: &[f32], k: usize, len: usize) -> &[f32] {
     &buffer[k * len..(k + 1) * len]
 }
 
+#[inline]
 pub(super) fn run_mut(buffer: &mut [f32], k: usize, len: usize) -> &mut [f32] {
     &mut buffer[k * len..(k + 1) * len]
 }

@@ -11,6 +11,7 @@ use std::arch::x86_64::__m256;
 use wide::f32x4;
 
 /// `out[w·C + c] = image[c, h, w]`: row `h` of every channel plane, channel-minor.
+#[inline]
 pub(super) fn gather_row(image: &[f32], [height, width]: [usize; 2], h: usize, out: &mut [f32]) {
     let channels = out.len() / width;
     transpose(
@@ -23,6 +24,7 @@ pub(super) fn gather_row(image: &[f32], [height, width]: [usize; 2], h: usize, o
 }
 
 /// The inverse of [`gather_row`]: `image[c, h, w] = row[w·C + c]`.
+#[inline]
 pub(super) fn scatter_row(row: &[f32], [height, width]: [usize; 2], h: usize, image: &mut [f32]) {
     let channels = row.len() / width;
     transpose(
