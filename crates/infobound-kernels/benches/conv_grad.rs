@@ -21,8 +21,8 @@ use burn::tensor::activation::relu;
 use burn::tensor::ops::{ConvOptions, ConvTransposeOptions};
 use burn::tensor::{Device, Distribution, Tensor, TensorData};
 use criterion::{BenchmarkId, Criterion, criterion_group, criterion_main};
-use infobound_kernels::FastConv;
 use infobound_kernels::cpu::{self, Conv2dGeometry};
+use infobound_kernels::{ConvAlgorithm, FastConv};
 
 #[global_allocator]
 static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
@@ -128,7 +128,13 @@ fn weight_gradients(c: &mut Criterion) {
         group.bench_function(BenchmarkId::new("conv2d_ours", name), |b| {
             b.iter(|| {
                 black_box(
-                    cpu::conv2d_weight_grad(&layer.geometry, &layer.x, &layer.dy).expect("valid"),
+                    cpu::conv2d_weight_grad(
+                        &layer.geometry,
+                        &layer.x,
+                        &layer.dy,
+                        ConvAlgorithm::Auto,
+                    )
+                    .expect("valid"),
                 )
             })
         });
@@ -149,7 +155,13 @@ fn weight_gradients(c: &mut Criterion) {
         group.bench_function(BenchmarkId::new("conv_transpose2d_ours", name), |b| {
             b.iter(|| {
                 black_box(
-                    cpu::conv2d_weight_grad(&layer.geometry, &layer.dy, &layer.x).expect("valid"),
+                    cpu::conv2d_weight_grad(
+                        &layer.geometry,
+                        &layer.dy,
+                        &layer.x,
+                        ConvAlgorithm::Auto,
+                    )
+                    .expect("valid"),
                 )
             })
         });
@@ -175,7 +187,14 @@ fn forwards(c: &mut Criterion) {
         group.bench_function(BenchmarkId::new("ours", name), |b| {
             b.iter(|| {
                 black_box(
-                    cpu::conv2d_forward(&layer.geometry, &layer.x, &layer.w, None).expect("valid"),
+                    cpu::conv2d_forward(
+                        &layer.geometry,
+                        &layer.x,
+                        &layer.w,
+                        None,
+                        ConvAlgorithm::Auto,
+                    )
+                    .expect("valid"),
                 )
             })
         });
@@ -197,7 +216,13 @@ fn forwards(c: &mut Criterion) {
         group.bench_function(BenchmarkId::new("ours", name), |b| {
             b.iter(|| {
                 black_box(
-                    cpu::conv2d_input_grad(&layer.geometry, &layer.dy, &layer.w).expect("valid"),
+                    cpu::conv2d_input_grad(
+                        &layer.geometry,
+                        &layer.dy,
+                        &layer.w,
+                        ConvAlgorithm::Auto,
+                    )
+                    .expect("valid"),
                 )
             })
         });
@@ -220,7 +245,13 @@ fn forwards(c: &mut Criterion) {
         group.bench_function(BenchmarkId::new("ours", name), |b| {
             b.iter(|| {
                 black_box(
-                    cpu::conv2d_input_grad(&layer.geometry, &layer.x, &layer.w).expect("valid"),
+                    cpu::conv2d_input_grad(
+                        &layer.geometry,
+                        &layer.x,
+                        &layer.w,
+                        ConvAlgorithm::Auto,
+                    )
+                    .expect("valid"),
                 )
             })
         });
@@ -250,7 +281,14 @@ fn resnet_layer(c: &mut Criterion) {
     group.bench_function("forward_ours", |b| {
         b.iter(|| {
             black_box(
-                cpu::conv2d_forward(&layer.geometry, &layer.x, &layer.w, None).expect("valid"),
+                cpu::conv2d_forward(
+                    &layer.geometry,
+                    &layer.x,
+                    &layer.w,
+                    None,
+                    ConvAlgorithm::Auto,
+                )
+                .expect("valid"),
             )
         })
     });
@@ -266,7 +304,10 @@ fn resnet_layer(c: &mut Criterion) {
     });
     group.bench_function("input_grad_ours", |b| {
         b.iter(|| {
-            black_box(cpu::conv2d_input_grad(&layer.geometry, &layer.dy, &layer.w).expect("valid"))
+            black_box(
+                cpu::conv2d_input_grad(&layer.geometry, &layer.dy, &layer.w, ConvAlgorithm::Auto)
+                    .expect("valid"),
+            )
         })
     });
     group.bench_function("input_grad_burn", |b| {
@@ -281,7 +322,10 @@ fn resnet_layer(c: &mut Criterion) {
     });
     group.bench_function("weight_grad_ours", |b| {
         b.iter(|| {
-            black_box(cpu::conv2d_weight_grad(&layer.geometry, &layer.x, &layer.dy).expect("valid"))
+            black_box(
+                cpu::conv2d_weight_grad(&layer.geometry, &layer.x, &layer.dy, ConvAlgorithm::Auto)
+                    .expect("valid"),
+            )
         })
     });
     group.bench_function("weight_grad_burn", |b| {

@@ -4,10 +4,12 @@
 //! weight gradient as a convolution whose kernel is the output gradient, plus layout copies,
 //! which dominates a conv-VAE training step on CPU. This crate computes forward and weight
 //! gradient of a 2-D convolution as im2col + one GEMM per batch block ([`cpu`]) — or, with at
-//! least 16 channels, as Winograd's minimal filtering ([`cpu::set_winograd`]): F(2×2, 3×3) or
-//! F(4×4, 3×3) for 3×3 stride-1 "same" convolutions, F(2×2, 2×2) on the polyphase components of
-//! 4×4 stride-2 ones — and plugs them into Burn's autodiff graph with a
-//! hand-written backward ([`conv2d`], [`conv_transpose2d`]).
+//! least 16 channels, as Winograd's minimal filtering: F(2×2, 3×3) or F(4×4, 3×3) for 3×3
+//! stride-1 "same" convolutions, F(2×2, 2×2) on the polyphase components of 4×4 stride-2 ones —
+//! and plugs them into Burn's autodiff graph with a hand-written backward ([`conv2d`],
+//! [`conv_transpose2d`]). Which of the two runs is the caller's [`ConvAlgorithm`], passed with
+//! each call ([`conv2d_with`], [`FastConv::forward_fast_with`]; the default
+//! [`ConvAlgorithm::Auto`] takes Winograd where it applies): there is no global switch.
 //! Training-mode batch norm gets the same treatment ([`batch_norm_train`]: two passes forward
 //! and two backward instead of Burn's generic composition of reductions and broadcasts), and so
 //! does a VAE decoder's per-sample pixel likelihood ([`pixel_negative_log_likelihood`]: one
@@ -50,10 +52,16 @@ mod linear;
 mod modules;
 mod ops;
 
+/// The README's example, compiled and run as a doc test.
+#[doc = include_str!("../README.md")]
+#[cfg(doctest)]
+pub struct ReadmeDoctest;
+
 pub use activation::{add_relu, relu};
 pub use batch_norm::batch_norm_train;
+pub use cpu::ConvAlgorithm;
 pub use error::KernelError;
 pub use likelihood::{PixelLikelihood, pixel_negative_log_likelihood};
 pub use linear::linear;
 pub use modules::{FastBatchNorm, FastConv, FastLinear};
-pub use ops::{conv_transpose2d, conv2d};
+pub use ops::{conv_transpose2d, conv_transpose2d_with, conv2d, conv2d_with};

@@ -8,17 +8,31 @@ use burn::nn::{BatchNorm, Linear};
 use burn::tensor::Tensor;
 use burn::tensor::ops::{ConvOptions, ConvTransposeOptions};
 
-use crate::KernelError;
+use crate::{ConvAlgorithm, KernelError};
 
 /// A convolution module whose forward pass can run this crate's kernels.
 pub trait FastConv {
     /// The module's `forward(input)` computed by [`crate::conv2d`] or
-    /// [`crate::conv_transpose2d`]: the same output and gradients, faster on flex.
+    /// [`crate::conv_transpose2d`] with the default [`ConvAlgorithm::Auto`] (Winograd where
+    /// it applies): the same output and gradients to float rounding, faster on flex.
     ///
     /// # Errors
     /// [`KernelError`] if `input` does not fit the module (wrong channel count, image smaller
     /// than the dilated kernel), where Burn's `forward` would panic.
-    fn forward_fast(&self, input: Tensor<4>) -> Result<Tensor<4>, KernelError>;
+    fn forward_fast(&self, input: Tensor<4>) -> Result<Tensor<4>, KernelError> {
+        self.forward_fast_with(input, ConvAlgorithm::default())
+    }
+
+    /// [`FastConv::forward_fast`] with the algorithm chosen by the caller, typically from
+    /// the layer's or the run's configuration ([`ConvAlgorithm`] says what each computes).
+    ///
+    /// # Errors
+    /// As [`FastConv::forward_fast`].
+    fn forward_fast_with(
+        &self,
+        input: Tensor<4>,
+        algorithm: ConvAlgorithm,
+    ) -> Result<Tensor<4>, KernelError>;
 }
 
 /// Burn's "same" padding for one dimension (`burn-nn` 0.22.1 `padding.rs`, which is
@@ -51,7 +65,11 @@ fn padding_pairs(
 }
 
 impl FastConv for Conv2d {
-    fn forward_fast(&self, input: Tensor<4>) -> Result<Tensor<4>, KernelError> {
+    fn forward_fast_with(
+        &self,
+        input: Tensor<4>,
+        algorithm: ConvAlgorithm,
+    ) -> Result<Tensor<4>, KernelError> {
         let [_, _, height, width] = input.dims();
         if self.stride.contains(&0) || self.dilation.contains(&0) || self.groups == 0 {
             return Err(KernelError::Options(format!(
@@ -67,17 +85,22 @@ impl FastConv for Conv2d {
         );
         let options =
             ConvOptions::new_with_padding(self.stride, padding, self.dilation, self.groups);
-        crate::conv2d(
+        crate::conv2d_with(
             input,
             self.weight.val(),
             self.bias.as_ref().map(|bias| bias.val()),
             options,
+            algorithm,
         )
     }
 }
 
 impl FastConv for ConvTranspose2d {
-    fn forward_fast(&self, input: Tensor<4>) -> Result<Tensor<4>, KernelError> {
+    fn forward_fast_with(
+        &self,
+        input: Tensor<4>,
+        algorithm: ConvAlgorithm,
+    ) -> Result<Tensor<4>, KernelError> {
         if self.stride.contains(&0) || self.dilation.contains(&0) || self.groups == 0 {
             return Err(KernelError::Options(format!(
                 "stride {:?}, dilation {:?} and groups {} must be non-zero",
@@ -91,11 +114,12 @@ impl FastConv for ConvTranspose2d {
             self.dilation,
             self.groups,
         );
-        crate::conv_transpose2d(
+        crate::conv_transpose2d_with(
             input,
             self.weight.val(),
             self.bias.as_ref().map(|bias| bias.val()),
             options,
+            algorithm,
         )
     }
 }

@@ -25,7 +25,7 @@ use burn::tensor::ops::{ConvOptions, ConvTransposeOptions};
 use burn::tensor::{DType, Tensor, TensorData};
 
 use crate::KernelError;
-use crate::cpu::{self, Conv2dGeometry};
+use crate::cpu::{self, Conv2dGeometry, ConvAlgorithm};
 
 /// The autodiff tensor primitive of `Autodiff<Flex, C>` (the same type for every strategy `C`).
 pub(crate) type AutodiffFlexTensor = <Autodiff<Flex> as BackendTypes>::FloatTensorPrimitive;
@@ -149,13 +149,20 @@ fn weight_shape(g: &Conv2dGeometry) -> [usize; 4] {
 /// Forward of [`conv2d`] on flex primitives through [`cpu::conv2d_forward`].
 fn flex_conv2d(
     geometry: &Conv2dGeometry,
+    algorithm: ConvAlgorithm,
     x: FlexTensor,
     weight: FlexTensor,
     bias: Option<FlexTensor>,
 ) -> Result<FlexTensor, KernelError> {
     let (x, weight, bias) = (dense(x), dense(weight), bias.map(dense));
     let bias_values = bias.as_ref().map(values).transpose()?;
-    let output = cpu::conv2d_forward(geometry, values(&x)?, values(&weight)?, bias_values)?;
+    let output = cpu::conv2d_forward(
+        geometry,
+        values(&x)?,
+        values(&weight)?,
+        bias_values,
+        algorithm,
+    )?;
     Ok(flex_from_vec(output, output_shape(geometry)))
 }
 
@@ -164,12 +171,14 @@ fn flex_conv2d(
 /// [`Conv2dGeometry::conv_transpose2d`] it is the transposed convolution's forward pass.
 fn flex_input_grad(
     geometry: &Conv2dGeometry,
+    algorithm: ConvAlgorithm,
     output_grad: FlexTensor,
     weight: FlexTensor,
     bias: Option<FlexTensor>,
 ) -> Result<FlexTensor, KernelError> {
     let (output_grad, weight, bias) = (dense(output_grad), dense(weight), bias.map(dense));
-    let mut input_grad = cpu::conv2d_input_grad(geometry, values(&output_grad)?, values(&weight)?)?;
+    let mut input_grad =
+        cpu::conv2d_input_grad(geometry, values(&output_grad)?, values(&weight)?, algorithm)?;
     let [height, width] = geometry.in_size;
     if let Some(bias) = &bias {
         cpu::add_channel_bias(&mut input_grad, values(bias)?, height * width);
@@ -180,17 +189,20 @@ fn flex_input_grad(
 /// `∂L/∂W` of the cross-correlation `geometry` on flex primitives.
 fn flex_weight_grad(
     geometry: &Conv2dGeometry,
+    algorithm: ConvAlgorithm,
     input: FlexTensor,
     output_grad: FlexTensor,
 ) -> Result<FlexTensor, KernelError> {
     let (input, output_grad) = (dense(input), dense(output_grad));
-    let gradient = cpu::conv2d_weight_grad(geometry, values(&input)?, values(&output_grad)?)?;
+    let gradient =
+        cpu::conv2d_weight_grad(geometry, values(&input)?, values(&output_grad)?, algorithm)?;
     Ok(flex_from_vec(gradient, weight_shape(geometry)))
 }
 
 /// [`cpu::conv2d_input_and_weight_grad`] on flex primitives: `(∂L/∂x, ∂L/∂W)`.
 fn flex_input_and_weight_grad(
     geometry: &Conv2dGeometry,
+    algorithm: ConvAlgorithm,
     input: FlexTensor,
     weight: FlexTensor,
     output_grad: FlexTensor,
@@ -201,6 +213,7 @@ fn flex_input_and_weight_grad(
         values(&input)?,
         values(&weight)?,
         values(&output_grad)?,
+        algorithm,
     )?;
     Ok((
         flex_from_vec(input_grad, input_shape(geometry)),
@@ -211,6 +224,7 @@ fn flex_input_and_weight_grad(
 /// [`cpu::conv2d_forward_and_weight_grad`] on flex primitives: `(y, ∂L/∂W)`.
 fn flex_forward_and_weight_grad(
     geometry: &Conv2dGeometry,
+    algorithm: ConvAlgorithm,
     input: FlexTensor,
     weight: FlexTensor,
     output_grad: FlexTensor,
@@ -221,6 +235,7 @@ fn flex_forward_and_weight_grad(
         values(&input)?,
         values(&weight)?,
         values(&output_grad)?,
+        algorithm,
     )?;
     Ok((
         flex_from_vec(output, output_shape(geometry)),
@@ -241,8 +256,8 @@ fn flex_bias_grad(
     )?))
 }
 
-/// What the backward of [`conv2d`] and [`conv_transpose2d`] needs: the checkpointed operands
-/// and the geometry. For a transposed convolution the geometry is the cross-correlation of
+/// What the backward of [`conv2d`] and [`conv_transpose2d`] needs: the checkpointed operands,
+/// the geometry and the forward's algorithm. For a transposed convolution the geometry is the cross-correlation of
 /// [`Conv2dGeometry::conv_transpose2d`], whose input space is that layer's output: its forward
 /// (col2im), input and weight gradients (im2col) all run on it.
 #[derive(Debug, Clone)]
@@ -250,14 +265,15 @@ struct ConvState {
     x: NodeId,
     weight: NodeId,
     geometry: Conv2dGeometry,
+    algorithm: ConvAlgorithm,
 }
 
 impl ConvState {
-    /// The checkpointed input and weight, and the geometry.
-    fn retrieve(self, checkpointer: &mut Checkpointer) -> (FlexTensor, FlexTensor, Conv2dGeometry) {
+    /// The checkpointed input and weight.
+    fn retrieve(&self, checkpointer: &mut Checkpointer) -> (FlexTensor, FlexTensor) {
         let x = checkpointer.retrieve_node_output::<FlexTensor>(self.x);
         let weight = checkpointer.retrieve_node_output::<FlexTensor>(self.weight);
-        (x, weight, self.geometry)
+        (x, weight)
     }
 }
 
@@ -279,7 +295,12 @@ impl<const N: usize> Backward<Flex, N> for Conv2dBackward<N> {
         checkpointer: &mut Checkpointer,
     ) {
         let grad = grads.consume::<Flex>(&ops.node);
-        let (x, weight, geometry) = ops.state.retrieve(checkpointer);
+        let (x, weight) = ops.state.retrieve(checkpointer);
+        let ConvState {
+            geometry,
+            algorithm,
+            ..
+        } = ops.state;
         if let Some(Some(node)) = ops.parents.get(2) {
             let b_grad = flex_bias_grad(grad.clone(), geometry.out_channels, geometry.out_pixels())
                 .expect(VALIDATED);
@@ -288,16 +309,18 @@ impl<const N: usize> Backward<Flex, N> for Conv2dBackward<N> {
         match (&ops.parents[0], &ops.parents[1]) {
             (Some(x_node), Some(w_node)) => {
                 let (x_grad, w_grad) =
-                    flex_input_and_weight_grad(&geometry, x, weight, grad).expect(VALIDATED);
+                    flex_input_and_weight_grad(&geometry, algorithm, x, weight, grad)
+                        .expect(VALIDATED);
                 grads.register::<Flex>(x_node.id, x_grad);
                 grads.register::<Flex>(w_node.id, w_grad);
             }
             (Some(x_node), None) => {
-                let x_grad = flex_input_grad(&geometry, grad, weight, None).expect(VALIDATED);
+                let x_grad =
+                    flex_input_grad(&geometry, algorithm, grad, weight, None).expect(VALIDATED);
                 grads.register::<Flex>(x_node.id, x_grad);
             }
             (None, Some(w_node)) => {
-                let w_grad = flex_weight_grad(&geometry, x, grad).expect(VALIDATED);
+                let w_grad = flex_weight_grad(&geometry, algorithm, x, grad).expect(VALIDATED);
                 grads.register::<Flex>(w_node.id, w_grad);
             }
             (None, None) => {}
@@ -319,7 +342,12 @@ impl<const N: usize> Backward<Flex, N> for ConvTranspose2dBackward<N> {
         checkpointer: &mut Checkpointer,
     ) {
         let grad = grads.consume::<Flex>(&ops.node);
-        let (x, weight, geometry) = ops.state.retrieve(checkpointer);
+        let (x, weight) = ops.state.retrieve(checkpointer);
+        let ConvState {
+            geometry,
+            algorithm,
+            ..
+        } = ops.state;
         if let Some(Some(node)) = ops.parents.get(2) {
             let pixels = geometry.in_size[0] * geometry.in_size[1];
             let b_grad =
@@ -333,16 +361,18 @@ impl<const N: usize> Backward<Flex, N> for ConvTranspose2dBackward<N> {
         match (&ops.parents[0], &ops.parents[1]) {
             (Some(x_node), Some(w_node)) => {
                 let (x_grad, w_grad) =
-                    flex_forward_and_weight_grad(&geometry, grad, weight, x).expect(VALIDATED);
+                    flex_forward_and_weight_grad(&geometry, algorithm, grad, weight, x)
+                        .expect(VALIDATED);
                 grads.register::<Flex>(x_node.id, x_grad);
                 grads.register::<Flex>(w_node.id, w_grad);
             }
             (Some(x_node), None) => {
-                let x_grad = flex_conv2d(&geometry, grad, weight, None).expect(VALIDATED);
+                let x_grad =
+                    flex_conv2d(&geometry, algorithm, grad, weight, None).expect(VALIDATED);
                 grads.register::<Flex>(x_node.id, x_grad);
             }
             (None, Some(w_node)) => {
-                let w_grad = flex_weight_grad(&geometry, grad, x).expect(VALIDATED);
+                let w_grad = flex_weight_grad(&geometry, algorithm, grad, x).expect(VALIDATED);
                 grads.register::<Flex>(w_node.id, w_grad);
             }
             (None, None) => {}
@@ -386,6 +416,7 @@ enum ConvKind {
 fn conv_autodiff<C>(
     kind: ConvKind,
     geometry: Conv2dGeometry,
+    algorithm: ConvAlgorithm,
     x: Tensor<4>,
     weight: Tensor<4>,
     bias: Option<Tensor<1>>,
@@ -401,14 +432,15 @@ where
         let (x, weight) = (x.primitive().clone(), weight.primitive().clone());
         let bias = bias.as_ref().map(|b| b.primitive().clone());
         match kind {
-            ConvKind::Conv2d => flex_conv2d(&geometry, x, weight, bias),
-            ConvKind::ConvTranspose2d => flex_input_grad(&geometry, x, weight, bias),
+            ConvKind::Conv2d => flex_conv2d(&geometry, algorithm, x, weight, bias),
+            ConvKind::ConvTranspose2d => flex_input_grad(&geometry, algorithm, x, weight, bias),
         }
     };
     let state = |x, weight| ConvState {
         x,
         weight,
         geometry,
+        algorithm,
     };
     let output = match (kind, &bias) {
         (ConvKind::Conv2d, Some(b)) => {
@@ -451,8 +483,9 @@ fn placements(x: &Tensor<4>, weight: &Tensor<4>, bias: Option<&Tensor<1>>) -> Ve
 /// `weight: [C_out, C_in / groups, k_h, k_w]`, `bias: [C_out]`.
 ///
 /// On flex with `f32` operands and `groups = 1` the forward pass and the input, weight and bias
-/// gradients run the im2col / col2im + GEMM kernels of [`crate::cpu`]; everything else calls
-/// Burn's generic `conv2d`, so the result is the same operation on every backend.
+/// gradients run the kernels of [`crate::cpu`] with the default [`ConvAlgorithm::Auto`]
+/// (Winograd where it applies, else im2col + GEMM; [`conv2d_with`] chooses); everything else
+/// calls Burn's generic `conv2d`, so the result is the same operation on every backend.
 ///
 /// # Errors
 /// [`KernelError::Shape`] / [`KernelError::Options`] for operands that do not form a
@@ -463,24 +496,42 @@ pub fn conv2d(
     bias: Option<Tensor<1>>,
     options: ConvOptions<2>,
 ) -> Result<Tensor<4>, KernelError> {
+    conv2d_with(x, weight, bias, options, ConvAlgorithm::default())
+}
+
+/// [`conv2d`] with the flex path's algorithm chosen by the caller (see [`ConvAlgorithm`] for
+/// what each computes and how far their results differ); the forward pass and every gradient
+/// recorded for it use the same `algorithm`. Other backends ignore it.
+///
+/// # Errors
+/// As [`conv2d`].
+pub fn conv2d_with(
+    x: Tensor<4>,
+    weight: Tensor<4>,
+    bias: Option<Tensor<1>>,
+    options: ConvOptions<2>,
+    algorithm: ConvAlgorithm,
+) -> Result<Tensor<4>, KernelError> {
     let geometry = Conv2dGeometry::conv2d(x.dims(), weight.dims(), &options)?;
     check_bias(bias.as_ref(), geometry.out_channels)?;
     let route = match geometry.groups {
         1 => route(&placements(&x, &weight, bias.as_ref())),
         _ => Route::Generic,
     };
+    let kind = ConvKind::Conv2d;
     match route {
         Route::Generic => Ok(burn::tensor::module::conv2d(x, weight, bias, options)),
         Route::Flex => {
             let bias = bias.map(flex_primitive).transpose()?;
-            let output = flex_conv2d(&geometry, flex_primitive(x)?, flex_primitive(weight)?, bias)?;
+            let (x, weight) = (flex_primitive(x)?, flex_primitive(weight)?);
+            let output = flex_conv2d(&geometry, algorithm, x, weight, bias)?;
             Ok(Tensor::from_primitive::<Flex>(output))
         }
         Route::AutodiffFlex(GradientCheckpointingStrategy::Disabled) => {
-            conv_autodiff::<NoCheckpointing>(ConvKind::Conv2d, geometry, x, weight, bias)
+            conv_autodiff::<NoCheckpointing>(kind, geometry, algorithm, x, weight, bias)
         }
         Route::AutodiffFlex(GradientCheckpointingStrategy::Balanced) => {
-            conv_autodiff::<BalancedCheckpointing>(ConvKind::Conv2d, geometry, x, weight, bias)
+            conv_autodiff::<BalancedCheckpointing>(kind, geometry, algorithm, x, weight, bias)
         }
     }
 }
@@ -491,8 +542,9 @@ pub fn conv2d(
 /// `weight: [C_in, C_out / groups, k_h, k_w]`, `bias: [C_out]`.
 ///
 /// On flex with `f32` operands and `groups = 1` the forward pass (col2im) and the input,
-/// weight and bias gradients (im2col) run the GEMM kernels of [`crate::cpu`]; everything else
-/// calls Burn's generic `conv_transpose2d`.
+/// weight and bias gradients (im2col) run the kernels of [`crate::cpu`] with the default
+/// [`ConvAlgorithm::Auto`] ([`conv_transpose2d_with`] chooses); everything else calls Burn's
+/// generic `conv_transpose2d`.
 ///
 /// # Errors
 /// [`KernelError::Shape`] / [`KernelError::Options`] for operands that do not form a
@@ -503,33 +555,44 @@ pub fn conv_transpose2d(
     bias: Option<Tensor<1>>,
     options: ConvTransposeOptions<2>,
 ) -> Result<Tensor<4>, KernelError> {
+    conv_transpose2d_with(x, weight, bias, options, ConvAlgorithm::default())
+}
+
+/// [`conv_transpose2d`] with the flex path's algorithm chosen by the caller (see
+/// [`ConvAlgorithm`]); the forward pass and every gradient recorded for it use the same
+/// `algorithm`. Other backends ignore it.
+///
+/// # Errors
+/// As [`conv_transpose2d`].
+pub fn conv_transpose2d_with(
+    x: Tensor<4>,
+    weight: Tensor<4>,
+    bias: Option<Tensor<1>>,
+    options: ConvTransposeOptions<2>,
+    algorithm: ConvAlgorithm,
+) -> Result<Tensor<4>, KernelError> {
     let geometry = Conv2dGeometry::conv_transpose2d(x.dims(), weight.dims(), &options)?;
     check_bias(bias.as_ref(), geometry.in_channels)?;
     let route = match geometry.groups {
         1 => route(&placements(&x, &weight, bias.as_ref())),
         _ => Route::Generic,
     };
+    let kind = ConvKind::ConvTranspose2d;
     match route {
         Route::Generic => Ok(burn::tensor::module::conv_transpose2d(
             x, weight, bias, options,
         )),
         Route::Flex => {
             let bias = bias.map(flex_primitive).transpose()?;
-            let output =
-                flex_input_grad(&geometry, flex_primitive(x)?, flex_primitive(weight)?, bias)?;
+            let (x, weight) = (flex_primitive(x)?, flex_primitive(weight)?);
+            let output = flex_input_grad(&geometry, algorithm, x, weight, bias)?;
             Ok(Tensor::from_primitive::<Flex>(output))
         }
         Route::AutodiffFlex(GradientCheckpointingStrategy::Disabled) => {
-            conv_autodiff::<NoCheckpointing>(ConvKind::ConvTranspose2d, geometry, x, weight, bias)
+            conv_autodiff::<NoCheckpointing>(kind, geometry, algorithm, x, weight, bias)
         }
         Route::AutodiffFlex(GradientCheckpointingStrategy::Balanced) => {
-            conv_autodiff::<BalancedCheckpointing>(
-                ConvKind::ConvTranspose2d,
-                geometry,
-                x,
-                weight,
-                bias,
-            )
+            conv_autodiff::<BalancedCheckpointing>(kind, geometry, algorithm, x, weight, bias)
         }
     }
 }

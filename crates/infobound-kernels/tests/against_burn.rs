@@ -8,7 +8,10 @@ use burn::nn::conv::{Conv2dConfig, ConvTranspose2dConfig};
 use burn::optim::{AdamConfig, GradientsParams};
 use burn::tensor::ops::{ConvOptions, ConvTransposeOptions};
 use burn::tensor::{Device, Tensor, TensorData};
-use infobound_kernels::{FastConv, KernelError, conv_transpose2d, conv2d};
+use infobound_kernels::{
+    ConvAlgorithm, FastConv, KernelError, conv_transpose2d, conv_transpose2d_with, conv2d,
+    conv2d_with,
+};
 use proptest::prelude::*;
 
 mod common;
@@ -25,6 +28,9 @@ fn tensor<const D: usize>(shape: [usize; D], seed: usize, device: &Device) -> Te
     let len = shape.iter().product();
     Tensor::from_data(TensorData::new(values(len, seed), shape), device)
 }
+
+/// Both flex paths: Winograd where it applies (the default), and im2col everywhere.
+const ALGORITHMS: [ConvAlgorithm; 2] = [ConvAlgorithm::Auto, ConvAlgorithm::Im2col];
 
 /// Output, then gradients of x, weight and bias, of `Σ op(x, w, b) ⊙ r`.
 type Results = [Vec<f32>; 4];
@@ -85,18 +91,19 @@ impl Conv2dCase {
     fn check(&self) {
         let options = ConvOptions::new_with_padding(self.stride, self.padding, self.dilation, 1);
         let bias = self.bias.then_some(self.w[0]);
-        let opts = options.clone();
-        let ours = differentiate(self.x, self.w, bias, |x, w, b| {
-            conv2d(x, w, b, opts).expect("a valid convolution")
-        });
         let reference = differentiate(self.x, self.w, bias, |x, w, b| {
-            burn::tensor::module::conv2d(x, w, b, options)
+            burn::tensor::module::conv2d(x, w, b, options.clone())
         });
-        let case = format!(
-            "conv2d x {:?} w {:?} s {:?} p {:?} d {:?}",
-            self.x, self.w, self.stride, self.padding, self.dilation
-        );
-        assert_close(&ours, &reference, &case);
+        for algorithm in ALGORITHMS {
+            let ours = differentiate(self.x, self.w, bias, |x, w, b| {
+                conv2d_with(x, w, b, options.clone(), algorithm).expect("a valid convolution")
+            });
+            let case = format!(
+                "conv2d {algorithm:?} x {:?} w {:?} s {:?} p {:?} d {:?}",
+                self.x, self.w, self.stride, self.padding, self.dilation
+            );
+            assert_close(&ours, &reference, &case);
+        }
     }
 }
 
@@ -206,16 +213,20 @@ fn check_conv_transpose2d(
     dilation: [usize; 2],
 ) {
     let options = ConvTransposeOptions::new(stride, padding, padding_out, dilation, 1);
-    let opts = options.clone();
-    let ours = differentiate(x, w, Some(w[1]), |x, w, b| {
-        conv_transpose2d(x, w, b, opts).expect("a valid transposed convolution")
-    });
     let reference = differentiate(x, w, Some(w[1]), |x, w, b| {
-        burn::tensor::module::conv_transpose2d(x, w, b, options)
+        burn::tensor::module::conv_transpose2d(x, w, b, options.clone())
     });
-    let case =
-        format!("conv_transpose2d x {x:?} w {w:?} s {stride:?} p {padding:?} d {dilation:?}");
-    assert_close(&ours, &reference, &case);
+    for algorithm in ALGORITHMS {
+        let ours = differentiate(x, w, Some(w[1]), |x, w, b| {
+            conv_transpose2d_with(x, w, b, options.clone(), algorithm)
+                .expect("a valid transposed convolution")
+        });
+        let case = format!(
+            "conv_transpose2d {algorithm:?} x {x:?} w {w:?} s {stride:?} p {padding:?} \
+             d {dilation:?}"
+        );
+        assert_close(&ours, &reference, &case);
+    }
 }
 
 #[test]
@@ -388,6 +399,74 @@ fn modules_forward_fast_matches_forward_for_every_padding_mode() {
     });
     let reference = differentiate_module(&deconv.weight.val(), || deconv.forward(x.clone()));
     assert_close(&fast, &reference, "ConvTranspose2d");
+}
+
+/// On geometries that Winograd computes (≥ 16 channels: F(4×4, 3×3) at 16×16, F(2×2, 2×2) on
+/// the polyphase components of a 4×4 stride-2 layer and of its transposed adjoint), each
+/// choice passed to `forward_fast_with` matches Burn's `forward`, and the two choices really
+/// run different algorithms: their outputs differ in rounding.
+#[test]
+fn modules_forward_fast_with_runs_the_chosen_algorithm() {
+    let device = Device::flex().autodiff();
+    let resnet = Conv2dConfig::new([16, 16], [3, 3])
+        .with_padding(PaddingConfig2d::Explicit(1, 1, 1, 1))
+        .init(&device);
+    let x = tensor([2, 16, 16, 16], 10, &device);
+    check_algorithms(
+        "3×3 s1",
+        |algorithm| {
+            differentiate_module(&resnet.weight.val(), || {
+                resnet
+                    .forward_fast_with(x.clone(), algorithm)
+                    .expect("valid")
+            })
+        },
+        differentiate_module(&resnet.weight.val(), || resnet.forward(x.clone())),
+    );
+    let encoder = Conv2dConfig::new([16, 24], [4, 4])
+        .with_stride([2, 2])
+        .with_padding(PaddingConfig2d::Explicit(1, 1, 1, 1))
+        .init(&device);
+    check_algorithms(
+        "4×4 s2",
+        |algorithm| {
+            differentiate_module(&encoder.weight.val(), || {
+                encoder
+                    .forward_fast_with(x.clone(), algorithm)
+                    .expect("valid")
+            })
+        },
+        differentiate_module(&encoder.weight.val(), || encoder.forward(x.clone())),
+    );
+    let decoder = ConvTranspose2dConfig::new([24, 16], [4, 4])
+        .with_stride([2, 2])
+        .with_padding([1, 1])
+        .init(&device);
+    let h = tensor([2, 24, 8, 8], 11, &device);
+    check_algorithms(
+        "transposed 4×4 s2",
+        |algorithm| {
+            differentiate_module(&decoder.weight.val(), || {
+                decoder
+                    .forward_fast_with(h.clone(), algorithm)
+                    .expect("valid")
+            })
+        },
+        differentiate_module(&decoder.weight.val(), || decoder.forward(h.clone())),
+    );
+}
+
+/// `run` under each algorithm against `reference`, and the two algorithms' outputs not
+/// bit-identical (so the choice reached the kernels).
+fn check_algorithms(name: &str, run: impl Fn(ConvAlgorithm) -> Results, reference: Results) {
+    let auto = run(ConvAlgorithm::Auto);
+    let im2col = run(ConvAlgorithm::Im2col);
+    assert_close(&auto, &reference, &format!("{name} Auto"));
+    assert_close(&im2col, &reference, &format!("{name} Im2col"));
+    assert_ne!(
+        auto[0], im2col[0],
+        "{name}: Auto and Im2col gave identical outputs"
+    );
 }
 
 /// Output and weight gradient of `Σ y ⊙ r` for a module's forward (bias slots left empty).

@@ -19,9 +19,10 @@
 
 use rayon::prelude::*;
 
+use super::lanes::{lane_matrix, run};
 use super::{
-    Conv2dGeometry, PaddedImage, Tiling, Transforms, both_ways, lane_matrix, read_output_tiles,
-    run, write_output_tiles,
+    Conv2dGeometry, PaddedImage, Tiling, Transforms, both_ways, read_output_tiles,
+    write_output_tiles,
 };
 
 /// Side of the transformed tiles.

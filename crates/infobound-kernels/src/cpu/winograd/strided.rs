@@ -21,9 +21,10 @@
 
 use rayon::prelude::*;
 
+use super::lanes::{add_lanes3, lanes2, lanes3, run, run_mut};
 use super::{
-    Conv2dGeometry, MIN_CHANNELS, PaddedImage, Tiling, Transforms, add_lanes3, both_ways, lanes2,
-    lanes3, read_output_tiles, run, run_mut, write_output_tiles,
+    Conv2dGeometry, MIN_CHANNELS, PaddedImage, Tiling, Transforms, both_ways, read_output_tiles,
+    write_output_tiles,
 };
 
 /// Phases `φ = 2r + s` of the input.
