@@ -1,9 +1,11 @@
 //! Project automation: `cargo xtask ci [--full]`, `cargo xtask bench [--quick] [--only AREA]`,
-//! `cargo xtask study [--seeds 0,1,2]`.
+//! `cargo xtask study [--seeds 0,1,2]`, `cargo xtask package`.
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, ExitCode};
 use std::time::Instant;
+
+mod package;
 
 fn main() -> ExitCode {
     let args: Vec<String> = std::env::args().skip(1).collect();
@@ -21,6 +23,7 @@ fn main() -> ExitCode {
             flag("--table-only"),
         ),
         Some("fmt") => run("cargo", &["fmt", "--all"], &[]),
+        Some("package") => package::package(&workspace_root()),
         _ => {
             eprintln!(
                 "usage: cargo xtask <command>\n\n\
@@ -34,6 +37,8 @@ fn main() -> ExitCode {
                  \x20               the equal-budget VAE study (configs/study/*.toml) over seeds,\n\
                  \x20               mean and spread per method: docs/study-latest.md; --ssl: the\n\
                  \x20               four SSL quickstart presets: docs/ssl-study-latest.md\n\
+                 package         cargo package of every crate; every embedded file inside its\n\
+                 \x20               crate and in the packaged list (part of `ci`)\n\
                  fmt             cargo fmt --all"
             );
             Err("no command given".into())
@@ -63,7 +68,7 @@ fn workspace_root() -> PathBuf {
         .unwrap_or_else(|| PathBuf::from("."))
 }
 
-fn run(program: &str, args: &[&str], envs: &[(&str, &str)]) -> Result<(), String> {
+pub(crate) fn run(program: &str, args: &[&str], envs: &[(&str, &str)]) -> Result<(), String> {
     let started = Instant::now();
     eprintln!("xtask: $ {program} {}", args.join(" "));
     let status = Command::new(program)
@@ -101,6 +106,7 @@ fn ci(full: bool) -> Result<(), String> {
         &[],
     )?;
     run("cargo", &["test", "--workspace", "--no-fail-fast"], &[])?;
+    package::package(&workspace_root())?;
     if full {
         run(
             "cargo",
