@@ -428,3 +428,8 @@ mod tests {
         assert!(compiled_backends().contains(&BackendKind::Flex));
     }
 }
+
+/// The crate README's example, compiled and run as a doc test.
+#[cfg(doctest)]
+#[doc = include_str!("../README.md")]
+pub struct ReadmeDoctest;

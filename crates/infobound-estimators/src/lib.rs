@@ -60,3 +60,8 @@ pub use total_correlation::{
     KlDecomposition, KlDecompositionValues, MssLayout, TcEstimator, kl_decomposition,
     mss_log_importance_weights, total_correlation_mss, total_correlation_mws,
 };
+
+/// The crate README's example, compiled and run as a doc test.
+#[cfg(doctest)]
+#[doc = include_str!("../README.md")]
+pub struct ReadmeDoctest;

@@ -31,3 +31,8 @@ pub use vae::{
     TrainConfig, VaeTrainer, encode_means, evaluate, scored_codes, train_run, traversal_codes,
     write_report,
 };
+
+/// The crate README's example, compiled and run as a doc test.
+#[cfg(doctest)]
+#[doc = include_str!("../README.md")]
+pub struct ReadmeDoctest;

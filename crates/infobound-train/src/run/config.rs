@@ -184,10 +184,12 @@ impl RunConfig {
     /// [`TrainError::Config`] for a bad override, an unknown objective kind, a field the
     /// family does not have, or a value out of its domain.
     pub fn from_value(mut value: toml::Value, overrides: &[String]) -> Result<Self, TrainError> {
-        migrate_legacy_dataset(&mut value);
+        migrate_legacy_dataset(&mut value, false);
         for assignment in overrides {
             apply_override(&mut value, assignment)?;
         }
+        // `--set dataset.num_train=...` of earlier releases: an override names what it sets.
+        migrate_legacy_dataset(&mut value, true);
         let kind = value
             .get("objective")
             .and_then(|o| o.get("kind"))
@@ -287,8 +289,9 @@ const LEGACY_LABEL_KEYS: [&str; 5] = [
 
 /// Rewrites the `[dataset]` tables of earlier releases: a VAE `name = "..."` without `source`
 /// becomes `source = "procedural"`; an SSL `source = "procedural"` table's labelling keys move
-/// to `[labels]`. Anything else is left for the parser to accept or reject.
-fn migrate_legacy_dataset(value: &mut toml::Value) {
+/// to `[labels]` (replacing what `[labels]` holds when `overwrite`, for overrides). Anything
+/// else is left for the parser to accept or reject.
+fn migrate_legacy_dataset(value: &mut toml::Value, overwrite: bool) {
     let Some(root) = value.as_table_mut() else {
         return;
     };
@@ -313,7 +316,11 @@ fn migrate_legacy_dataset(value: &mut toml::Value) {
         .or_insert_with(|| toml::Value::Table(toml::Table::new()));
     if let Some(labels) = labels.as_table_mut() {
         for (key, v) in moved {
-            labels.entry(key).or_insert(v);
+            if overwrite {
+                labels.insert(key, v);
+            } else {
+                labels.entry(key).or_insert(v);
+            }
         }
     }
 }
