@@ -14,6 +14,8 @@ pub use representation::{Representation, sample_codes, sample_train_test};
 mod dci;
 mod factor_vae;
 mod gbt;
+mod gbt_exact;
+mod gbt_histogram;
 mod info;
 mod lasso;
 mod mig;
@@ -23,8 +25,9 @@ mod snc;
 mod svm;
 
 pub use dci::{
-    DCI_LASSO_VERSION, DCI_VERSION, DciConfig, DciLassoConfig, DciLassoResult, DciResult,
-    DciScores, dci, dci_from_dataset, dci_from_importance, dci_lasso, dci_lasso_from_dataset,
+    DCI_HISTOGRAM_VERSION, DCI_LASSO_VERSION, DCI_VERSION, DciConfig, DciLassoConfig,
+    DciLassoResult, DciResult, DciScores, DciSplitSearch, dci, dci_from_dataset,
+    dci_from_importance, dci_lasso, dci_lasso_from_dataset,
 };
 pub use factor_vae::{
     FACTOR_VAE_VERSION, FactorVaeConfig, FactorVaeGroup, FactorVaeResult, factor_vae_from_groups,
