@@ -560,3 +560,110 @@ fn mean_std(values: &[f64]) -> (f64, f64) {
     let var = values.iter().map(|v| (v - m).powi(2)).sum::<f64>() / values.len() as f64;
     (m, var.sqrt())
 }
+
+/// Registry entry of DCI with exact gradient-boosted trees (`dci`, default configuration).
+pub(crate) const DCI_SPEC: crate::suite::MetricSpec = crate::suite::MetricSpec {
+    name: "dci",
+    input: crate::suite::MetricInput::CodesAndFactors,
+    uses_test_split: true,
+    run: |data| {
+        let crate::suite::MetricData::CodesAndFactors {
+            train_codes,
+            train_factors,
+            test_codes,
+            test_factors,
+        } = *data
+        else {
+            return Err(DCI_SPEC.wrong_input());
+        };
+        let r = dci(
+            train_codes,
+            train_factors,
+            test_codes,
+            test_factors,
+            &DciConfig::default(),
+        )?;
+        crate::suite::MetricReport::new(
+            "dci",
+            &[
+                ("dci.disentanglement", r.disentanglement),
+                ("dci.completeness", r.completeness),
+                ("dci.informativeness_train", r.informativeness_train),
+                ("dci.informativeness_test", r.informativeness_test),
+            ],
+            &r,
+        )
+    },
+};
+
+/// Registry entry of DCI with histogram gradient-boosted trees (`dci_histogram`, default configuration).
+pub(crate) const DCI_HISTOGRAM_SPEC: crate::suite::MetricSpec = crate::suite::MetricSpec {
+    name: "dci_histogram",
+    input: crate::suite::MetricInput::CodesAndFactors,
+    uses_test_split: true,
+    run: |data| {
+        let crate::suite::MetricData::CodesAndFactors {
+            train_codes,
+            train_factors,
+            test_codes,
+            test_factors,
+        } = *data
+        else {
+            return Err(DCI_HISTOGRAM_SPEC.wrong_input());
+        };
+        let r = dci(
+            train_codes,
+            train_factors,
+            test_codes,
+            test_factors,
+            &DciConfig::histogram(),
+        )?;
+        crate::suite::MetricReport::new(
+            "dci_histogram",
+            &[
+                ("dci_histogram.disentanglement", r.disentanglement),
+                ("dci_histogram.completeness", r.completeness),
+                (
+                    "dci_histogram.informativeness_train",
+                    r.informativeness_train,
+                ),
+                ("dci_histogram.informativeness_test", r.informativeness_test),
+            ],
+            &r,
+        )
+    },
+};
+
+/// Registry entry of DCI with Lasso importances (`dci_lasso`, default configuration).
+pub(crate) const DCI_LASSO_SPEC: crate::suite::MetricSpec = crate::suite::MetricSpec {
+    name: "dci_lasso",
+    input: crate::suite::MetricInput::CodesAndFactors,
+    uses_test_split: true,
+    run: |data| {
+        let crate::suite::MetricData::CodesAndFactors {
+            train_codes,
+            train_factors,
+            test_codes,
+            test_factors,
+        } = *data
+        else {
+            return Err(DCI_LASSO_SPEC.wrong_input());
+        };
+        let r = dci_lasso(
+            train_codes,
+            train_factors,
+            test_codes,
+            test_factors,
+            &DciLassoConfig::default(),
+        )?;
+        crate::suite::MetricReport::new(
+            "dci_lasso",
+            &[
+                ("dci_lasso.disentanglement", r.disentanglement),
+                ("dci_lasso.completeness", r.completeness),
+                ("dci_lasso.informativeness_test", r.informativeness_test),
+            ],
+            &r,
+        )
+    },
+};

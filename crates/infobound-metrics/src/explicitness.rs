@@ -165,3 +165,36 @@ pub fn explicitness(
         metric_version: EXPLICITNESS_VERSION.into(),
     })
 }
+
+/// Registry entry of explicitness (`explicitness`, default configuration).
+pub(crate) const EXPLICITNESS_SPEC: crate::suite::MetricSpec = crate::suite::MetricSpec {
+    name: "explicitness",
+    input: crate::suite::MetricInput::CodesAndFactors,
+    uses_test_split: true,
+    run: |data| {
+        let crate::suite::MetricData::CodesAndFactors {
+            train_codes,
+            train_factors,
+            test_codes,
+            test_factors,
+        } = *data
+        else {
+            return Err(EXPLICITNESS_SPEC.wrong_input());
+        };
+        let r = explicitness(
+            train_codes,
+            train_factors,
+            test_codes,
+            test_factors,
+            &ExplicitnessConfig::default(),
+        )?;
+        crate::suite::MetricReport::new(
+            "explicitness",
+            &[
+                ("explicitness.train", r.train_score),
+                ("explicitness.test", r.test_score),
+            ],
+            &r,
+        )
+    },
+};

@@ -84,8 +84,8 @@ pub use npy::{
     factors_to_npy_bytes, read_codes_npy, read_factors_npy, write_atomically,
 };
 pub use suite::{
-    MetricInput, MetricName, MetricReport, SplitInfo, SuiteInputs, SuiteReport, parse_metric_list,
-    run_suite,
+    MetricData, MetricInput, MetricName, MetricReport, MetricSpec, REGISTRY, SplitInfo,
+    SuiteInputs, SuiteReport, parse_metric_list, run_suite,
 };
 pub use vendi::{
     PIXEL_VENDI_SIDE, VENDI_EIGENVALUE_FLOOR, VENDI_VERSION, VendiConfig, VendiForm, VendiOrder,
