@@ -15,7 +15,8 @@
 //!   (`offset_scale`) and 0.19 (`duplicated_codes`) in importance between scikit-learn's own
 //!   random states.
 //! - Accuracies: exact in every recorded run (counts over the same n).
-//! - Explicitness 1e-3 absolute per factor: scikit-learn stops its L-BFGS at `tol = 1e-4` within
+//! - Explicitness 1e-3 absolute per factor (measured: ≤ 7.7e-5, against a 0.78 → 0.97 change
+//!   between the old one-vs-rest version and this one): scikit-learn stops its L-BFGS at `tol = 1e-4` within
 //!   100 iterations, we converge further (gradient 1e-6), so the fitted probabilities differ
 //!   slightly and an AUC can move where two samples' probabilities nearly tie.
 
