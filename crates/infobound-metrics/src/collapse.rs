@@ -192,3 +192,22 @@ pub fn collapse_diagnostics(
         metric_version: COLLAPSE_VERSION.into(),
     })
 }
+
+/// Registry entry of the collapse diagnostics (`collapse`, default configuration).
+pub(crate) const COLLAPSE_SPEC: crate::suite::MetricSpec = crate::suite::MetricSpec {
+    name: "collapse",
+    input: crate::suite::MetricInput::Features,
+    uses_test_split: false,
+    run: |data| {
+        let crate::suite::MetricData::Features(features) = *data else {
+            return Err(COLLAPSE_SPEC.wrong_input());
+        };
+        let r = collapse_diagnostics(features, None, &CollapseConfig::default())?;
+        let mut headline = vec![
+            ("collapse.effective_rank", r.effective_rank),
+            ("collapse.uniformity", r.uniformity),
+        ];
+        headline.extend(r.alignment.map(|a| ("collapse.alignment", a)));
+        crate::suite::MetricReport::new("collapse", &headline, &r)
+    },
+};

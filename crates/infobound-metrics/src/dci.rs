@@ -8,13 +8,18 @@ use rand::RngCore;
 use rayon::prelude::*;
 use serde::{Deserialize, Serialize};
 
-use crate::gbt::{BinnedFeatures, GbtClassifier, GbtSettings};
+use crate::gbt::{GbtClassifier, GbtSettings, SplitSearch};
+use crate::gbt_exact::SortedFeatures;
+use crate::gbt_histogram::BinnedFeatures;
 use crate::info::{check_factors_vary, check_paired};
 use crate::lasso::lasso_coefficients;
 use crate::{CodeMatrix, MetricsError, Representation, sample_train_test};
 
-/// Version tag of [`dci`] results.
-pub const DCI_VERSION: &str = "infobound-dci-gbt/1";
+/// Version tag of [`dci`] results with [`DciSplitSearch::Exact`] (version 1 was the histogram
+/// search, now [`DCI_HISTOGRAM_VERSION`]).
+pub const DCI_VERSION: &str = "infobound-dci-gbt-exact/2";
+/// Version tag of [`dci`] results with [`DciSplitSearch::Histogram`].
+pub const DCI_HISTOGRAM_VERSION: &str = "infobound-dci-gbt-histogram/1";
 /// Version tag of [`dci_lasso`] results.
 pub const DCI_LASSO_VERSION: &str = "infobound-dci-lasso/1";
 
@@ -118,6 +123,30 @@ fn entropy_with_epsilon(values: impl Iterator<Item = f64> + Clone, base: usize) 
     h / (base as f64).ln()
 }
 
+/// How the boosted trees of [`dci`] search for splits.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum DciSplitSearch {
+    /// scikit-learn's exact greedy search: every midpoint between consecutive distinct `float32`
+    /// values of a node is a candidate (`DecisionTreeRegressor(splitter="best")`). Equal to
+    /// disentanglement_lib's `GradientBoostingClassifier()` importances up to scikit-learn's
+    /// random tie-breaking between equally good splits on different codes.
+    Exact,
+    /// Each code cut once, before boosting, into at most `max_bins` bins (2..=256): at every
+    /// midpoint when a code has at most `max_bins` distinct values (then equal to
+    /// [`DciSplitSearch::Exact`] up to `float32` rounding and tie-breaking), otherwise at the
+    /// widest gap within each of `max_bins − 1` equal-count runs of the sorted values. Faster,
+    /// but biased on continuous codes: its D and C read 0.02–0.07 below disentanglement_lib's
+    /// (the project's metrics issue; the reference's own spread over seeds is 5e-4). On the
+    /// cases of `reference/dci_explicitness_sklearn.json` (random_state 0) we measured D / C
+    /// −0.027 / −0.024 (`continuous`), −0.025 / −0.014 (`offset_scale`) and −0.080 / +0.204
+    /// (`duplicated_codes`, where binning also changes which duplicated code wins ties).
+    Histogram {
+        /// Bins per code (2..=256; 256 is our choice).
+        max_bins: usize,
+    },
+}
+
 /// Parameters of the GBT form of DCI (defaults: disentanglement_lib `unsupervised_study_v1` and
 /// scikit-learn `GradientBoostingClassifier()`).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -129,17 +158,19 @@ pub struct DciConfig {
     pub num_test: usize,
     /// Encoder batch size when sampling (16).
     pub batch_size: usize,
-    /// Boosting stages (100).
+    /// Boosting stages (100, scikit-learn `n_estimators`).
     pub num_stages: usize,
-    /// Tree depth (3).
+    /// Tree depth (3, scikit-learn `max_depth`).
     pub max_depth: usize,
-    /// Shrinkage (0.1).
+    /// Shrinkage (0.1, scikit-learn `learning_rate`).
     pub learning_rate: f64,
-    /// Bins per code for split finding (2..=256, default 256). Codes are cut once before boosting:
-    /// with at most `max_bins` distinct values at every midpoint (scikit-learn's exact candidate
-    /// splits), otherwise at the widest gap within each of `max_bins − 1` equal-count runs of the
-    /// sorted values, which can change results slightly relative to scikit-learn.
-    pub max_bins: usize,
+    /// Split search ([`DciSplitSearch::Exact`], scikit-learn's).
+    pub split_search: DciSplitSearch,
+    /// scikit-learn's `random_state`, which only decides exact ties between equally good splits
+    /// on different codes: with the same value, [`DciSplitSearch::Exact`] replays scikit-learn's
+    /// random feature order. disentanglement_lib leaves it `None` (numpy's global state), so its
+    /// DCI varies over runs by that tie-breaking; 0 is our choice.
+    pub random_state: u32,
 }
 
 impl Default for DciConfig {
@@ -151,7 +182,18 @@ impl Default for DciConfig {
             num_stages: 100,
             max_depth: 3,
             learning_rate: 0.1,
-            max_bins: 256,
+            split_search: DciSplitSearch::Exact,
+            random_state: 0,
+        }
+    }
+}
+
+impl DciConfig {
+    /// The defaults with [`DciSplitSearch::Histogram`] at 256 bins.
+    pub fn histogram() -> Self {
+        Self {
+            split_search: DciSplitSearch::Histogram { max_bins: 256 },
+            ..Self::default()
         }
     }
 }
@@ -208,11 +250,13 @@ fn check_train_test(
     check_factors_vary(train_factors)
 }
 
-/// DCI with gradient-boosted trees: for every factor `k` a boosted classifier (multinomial
-/// deviance, `num_stages` stages of depth-`max_depth` trees, shrinkage `learning_rate`) predicts
-/// `v_k` from all codes; `R_·k` = its normalised impurity importances; D and C by
-/// [`dci_from_importance`]; informativeness = mean test accuracy (Eastwood & Williams 2018;
-/// disentanglement_lib `dci._compute_dci`). Factors are fitted in parallel.
+/// DCI with gradient-boosted trees: for every factor `k` a boosted classifier (scikit-learn's
+/// `GradientBoostingClassifier` as described in the crate's `gbt` module: binomial / multinomial
+/// deviance, `num_stages` stages of depth-`max_depth` trees, shrinkage `learning_rate`, splits by
+/// `config.split_search`) predicts `v_k` from all codes; `R_·k` = its normalised impurity
+/// importances; D and C by [`dci_from_importance`]; informativeness = mean test accuracy
+/// (Eastwood & Williams 2018; disentanglement_lib @ 86a644d `evaluation/metrics/dci.py`,
+/// `compute_importance_gbt`). Factors are fitted in parallel, each class tree of a stage too.
 pub fn dci(
     train_codes: &CodeMatrix,
     train_factors: &FactorMatrix,
@@ -221,37 +265,50 @@ pub fn dci(
     config: &DciConfig,
 ) -> Result<DciResult, MetricsError> {
     check_train_test(train_codes, train_factors, test_codes, test_factors)?;
+    let max_bins = match config.split_search {
+        DciSplitSearch::Exact => None,
+        DciSplitSearch::Histogram { max_bins } => Some(max_bins),
+    };
     if config.num_stages == 0
         || config.max_depth == 0
         || !config.learning_rate.is_finite()
         || config.learning_rate <= 0.0
-        || !(2..=256).contains(&config.max_bins)
+        || max_bins.is_some_and(|b| !(2..=256).contains(&b))
     {
-        return Err(MetricsError::InvalidParameter(
-            "num_stages and max_depth must be positive, learning_rate > 0, max_bins in 2..=256"
-                .into(),
-        ));
+        return Err(MetricsError::InvalidParameter(format!(
+            "num_stages ({}) and max_depth ({}) must be positive, learning_rate ({}) > 0, \
+             max_bins ({max_bins:?}) in 2..=256",
+            config.num_stages, config.max_depth, config.learning_rate
+        )));
     }
     let settings = GbtSettings {
         num_stages: config.num_stages,
         max_depth: config.max_depth,
         learning_rate: config.learning_rate,
-        max_bins: config.max_bins,
+        random_state: config.random_state,
     };
-    let features = BinnedFeatures::new(train_codes, settings.max_bins);
-    let fitted: Vec<(Vec<f64>, f64, f64)> = (0..train_factors.num_factors())
-        .into_par_iter()
-        .map(|k| {
-            let model = GbtClassifier::fit(&features, &train_factors.column(k), settings)?;
-            let correct = test_codes
-                .rows()
-                .zip(test_factors.rows())
-                .filter(|(row, f)| model.predict(row) == f[k])
-                .count();
-            let test_accuracy = correct as f64 / test_codes.num_samples() as f64;
-            Ok((model.importances, model.train_accuracy, test_accuracy))
-        })
-        .collect::<Result<_, MetricsError>>()?;
+    let (fitted, version) = match max_bins {
+        None => (
+            fit_per_factor(
+                &SortedFeatures::new(train_codes)?,
+                train_factors,
+                test_codes,
+                test_factors,
+                settings,
+            )?,
+            DCI_VERSION,
+        ),
+        Some(bins) => (
+            fit_per_factor(
+                &BinnedFeatures::new(train_codes, bins),
+                train_factors,
+                test_codes,
+                test_factors,
+                settings,
+            )?,
+            DCI_HISTOGRAM_VERSION,
+        ),
+    };
     let importance_matrix: Vec<Vec<f64>> = (0..train_codes.num_codes())
         .map(|i| fitted.iter().map(|(imp, _, _)| imp[i]).collect())
         .collect();
@@ -268,8 +325,32 @@ pub fn dci(
         train_accuracy,
         test_accuracy,
         config: config.clone(),
-        metric_version: DCI_VERSION.into(),
+        metric_version: version.into(),
     })
+}
+
+/// One boosted classifier per factor (in parallel): its importances, training and test accuracy.
+fn fit_per_factor(
+    features: &impl SplitSearch,
+    train_factors: &FactorMatrix,
+    test_codes: &CodeMatrix,
+    test_factors: &FactorMatrix,
+    settings: GbtSettings,
+) -> Result<Vec<(Vec<f64>, f64, f64)>, MetricsError> {
+    let test_rows: Vec<Vec<f64>> = test_codes.rows().map(|r| features.prepare_row(r)).collect();
+    (0..train_factors.num_factors())
+        .into_par_iter()
+        .map(|k| {
+            let model = GbtClassifier::fit(features, &train_factors.column(k), settings)?;
+            let correct = test_rows
+                .iter()
+                .zip(test_factors.rows())
+                .filter(|(row, f)| model.predict(row) == f[k])
+                .count();
+            let test_accuracy = correct as f64 / test_rows.len() as f64;
+            Ok((model.importances, model.train_accuracy, test_accuracy))
+        })
+        .collect()
 }
 
 fn mean(values: &[f64]) -> f64 {
@@ -482,3 +563,110 @@ fn mean_std(values: &[f64]) -> (f64, f64) {
     let var = values.iter().map(|v| (v - m).powi(2)).sum::<f64>() / values.len() as f64;
     (m, var.sqrt())
 }
+
+/// Registry entry of DCI with exact gradient-boosted trees (`dci`, default configuration).
+pub(crate) const DCI_SPEC: crate::suite::MetricSpec = crate::suite::MetricSpec {
+    name: "dci",
+    input: crate::suite::MetricInput::CodesAndFactors,
+    uses_test_split: true,
+    run: |data| {
+        let crate::suite::MetricData::CodesAndFactors {
+            train_codes,
+            train_factors,
+            test_codes,
+            test_factors,
+        } = *data
+        else {
+            return Err(DCI_SPEC.wrong_input());
+        };
+        let r = dci(
+            train_codes,
+            train_factors,
+            test_codes,
+            test_factors,
+            &DciConfig::default(),
+        )?;
+        crate::suite::MetricReport::new(
+            "dci",
+            &[
+                ("dci.disentanglement", r.disentanglement),
+                ("dci.completeness", r.completeness),
+                ("dci.informativeness_train", r.informativeness_train),
+                ("dci.informativeness_test", r.informativeness_test),
+            ],
+            &r,
+        )
+    },
+};
+
+/// Registry entry of DCI with histogram gradient-boosted trees (`dci_histogram`, default configuration).
+pub(crate) const DCI_HISTOGRAM_SPEC: crate::suite::MetricSpec = crate::suite::MetricSpec {
+    name: "dci_histogram",
+    input: crate::suite::MetricInput::CodesAndFactors,
+    uses_test_split: true,
+    run: |data| {
+        let crate::suite::MetricData::CodesAndFactors {
+            train_codes,
+            train_factors,
+            test_codes,
+            test_factors,
+        } = *data
+        else {
+            return Err(DCI_HISTOGRAM_SPEC.wrong_input());
+        };
+        let r = dci(
+            train_codes,
+            train_factors,
+            test_codes,
+            test_factors,
+            &DciConfig::histogram(),
+        )?;
+        crate::suite::MetricReport::new(
+            "dci_histogram",
+            &[
+                ("dci_histogram.disentanglement", r.disentanglement),
+                ("dci_histogram.completeness", r.completeness),
+                (
+                    "dci_histogram.informativeness_train",
+                    r.informativeness_train,
+                ),
+                ("dci_histogram.informativeness_test", r.informativeness_test),
+            ],
+            &r,
+        )
+    },
+};
+
+/// Registry entry of DCI with Lasso importances (`dci_lasso`, default configuration).
+pub(crate) const DCI_LASSO_SPEC: crate::suite::MetricSpec = crate::suite::MetricSpec {
+    name: "dci_lasso",
+    input: crate::suite::MetricInput::CodesAndFactors,
+    uses_test_split: true,
+    run: |data| {
+        let crate::suite::MetricData::CodesAndFactors {
+            train_codes,
+            train_factors,
+            test_codes,
+            test_factors,
+        } = *data
+        else {
+            return Err(DCI_LASSO_SPEC.wrong_input());
+        };
+        let r = dci_lasso(
+            train_codes,
+            train_factors,
+            test_codes,
+            test_factors,
+            &DciLassoConfig::default(),
+        )?;
+        crate::suite::MetricReport::new(
+            "dci_lasso",
+            &[
+                ("dci_lasso.disentanglement", r.disentanglement),
+                ("dci_lasso.completeness", r.completeness),
+                ("dci_lasso.informativeness_test", r.informativeness_test),
+            ],
+            &r,
+        )
+    },
+};

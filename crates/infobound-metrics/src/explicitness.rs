@@ -1,11 +1,24 @@
 //! Explicitness (Ridgeway & Mozer, "Learning Deep Disentangled Embeddings with the F-Statistic
 //! Loss", NeurIPS 2018; disentanglement_lib `modularity_explicitness.py`).
 //!
-//! Codes are standardised with the training split's statistics. For every factor j and every value
-//! c of it, a one-vs-rest logistic regression predicts `[y_j = c]` from all codes; its ROC-AUC is
-//! computed on each split, the per-factor score is the mean AUC over values (macro average), and
-//! the explicitness score is the mean over factors. A value whose indicator is constant in a split
-//! has no AUC there and is left out of that split's average.
+//! As disentanglement_lib @ 86a644d computes it (`compute_modularity_explicitness`,
+//! `explicitness_per_factor`): codes are standardised with the training split's mean and
+//! population standard deviation; for every factor j one multinomial logistic regression
+//! (scikit-learn `LogisticRegression()` defaults: L2, C = 1; binary for two values) is fitted on
+//! the training split; on each split, for every value c the ROC-AUC of the predicted probability
+//! `p(c | x)` against the one-hot label `[y_j = c]` is taken (`roc_auc_score` of `predict_proba`
+//! against `MultiLabelBinarizer` labels), the per-factor score is their mean over values (macro
+//! average) and the explicitness score is the mean over factors.
+//!
+//! Scoring the per-value probabilities of one multinomial model matters: a one-vs-rest *linear*
+//! score cannot rank a middle value of an ordinal factor above both ends, the softmax
+//! probability can (version 1 of this metric did one-vs-rest and read ≈ 0.78 where
+//! disentanglement_lib reads ≈ 0.97).
+//!
+//! Where disentanglement_lib fails, we choose (our choice): a constant code is left unscaled
+//! (it divides by a zero standard deviation), and a value absent from a split, or seen in the
+//! split but not in training, is left out of that split's average (its `MultiLabelBinarizer`
+//! columns no longer line up with `predict_proba`'s and `roc_auc_score` raises).
 
 use rayon::prelude::*;
 use serde::{Deserialize, Serialize};
@@ -16,7 +29,7 @@ use crate::{CodeMatrix, MetricsError};
 use infobound_data::FactorMatrix;
 
 /// Version tag of the explicitness definition implemented here.
-pub const EXPLICITNESS_VERSION: &str = "infobound-explicitness/1";
+pub const EXPLICITNESS_VERSION: &str = "infobound-explicitness/2";
 
 /// Parameters of [`explicitness`].
 #[derive(Debug, Clone, Copy, PartialEq, Default, Serialize, Deserialize)]
@@ -106,38 +119,30 @@ pub fn explicitness(
     for j in 0..train_factors.num_factors() {
         let y_train = train_factors.column(j);
         let y_test = test_factors.column(j);
-        let mut values = y_train.clone();
-        values.sort_unstable();
-        values.dedup();
-        if values.len() < 2 {
+        if y_train.iter().all(|&v| v == y_train[0]) {
             return Err(MetricsError::InvalidInput(format!(
                 "factor {j} takes a single value in the training split"
             )));
         }
-        // One independent (deterministic) fit per value, so the order of completion is irrelevant.
-        let per_value: Vec<(Option<f64>, Option<f64>)> = values
-            .par_iter()
-            .map(|&value| {
-                let indicator: Vec<usize> =
-                    y_train.iter().map(|&y| usize::from(y == value)).collect();
-                let model = LogisticRegression::fit(&train, &indicator, &config.logistic)?;
-                let score = |x: &CodeMatrix| -> Result<Vec<f64>, MetricsError> {
-                    Ok(model
-                        .decision_function(x)?
-                        .chunks_exact(2)
-                        .map(|l| l[1])
-                        .collect())
-                };
-                let positive_train: Vec<bool> = y_train.iter().map(|&y| y == value).collect();
-                let positive_test: Vec<bool> = y_test.iter().map(|&y| y == value).collect();
-                Ok((
-                    roc_auc(&score(&train)?, &positive_train),
-                    roc_auc(&score(&test)?, &positive_test),
-                ))
-            })
-            .collect::<Result<_, MetricsError>>()?;
-        let aucs_train: Vec<f64> = per_value.iter().filter_map(|p| p.0).collect();
-        let aucs_test: Vec<f64> = per_value.iter().filter_map(|p| p.1).collect();
+        let model = LogisticRegression::fit(&train, &y_train, &config.logistic)?;
+        let classes = model.classes().to_vec();
+        let aucs = |x: &CodeMatrix, y: &[usize]| -> Result<Vec<f64>, MetricsError> {
+            let probabilities = model.predict_proba(x)?;
+            Ok(classes
+                .par_iter()
+                .enumerate()
+                .filter_map(|(k, &value)| {
+                    let scores: Vec<f64> = probabilities
+                        .chunks_exact(classes.len())
+                        .map(|p| p[k])
+                        .collect();
+                    let positive: Vec<bool> = y.iter().map(|&v| v == value).collect();
+                    roc_auc(&scores, &positive)
+                })
+                .collect())
+        };
+        let aucs_train = aucs(&train, &y_train)?;
+        let aucs_test = aucs(&test, &y_test)?;
         let mean = |v: &[f64], split: &str| {
             if v.is_empty() {
                 Err(MetricsError::InvalidInput(format!(
@@ -160,3 +165,36 @@ pub fn explicitness(
         metric_version: EXPLICITNESS_VERSION.into(),
     })
 }
+
+/// Registry entry of explicitness (`explicitness`, default configuration).
+pub(crate) const EXPLICITNESS_SPEC: crate::suite::MetricSpec = crate::suite::MetricSpec {
+    name: "explicitness",
+    input: crate::suite::MetricInput::CodesAndFactors,
+    uses_test_split: true,
+    run: |data| {
+        let crate::suite::MetricData::CodesAndFactors {
+            train_codes,
+            train_factors,
+            test_codes,
+            test_factors,
+        } = *data
+        else {
+            return Err(EXPLICITNESS_SPEC.wrong_input());
+        };
+        let r = explicitness(
+            train_codes,
+            train_factors,
+            test_codes,
+            test_factors,
+            &ExplicitnessConfig::default(),
+        )?;
+        crate::suite::MetricReport::new(
+            "explicitness",
+            &[
+                ("explicitness.train", r.train_score),
+                ("explicitness.test", r.test_score),
+            ],
+            &r,
+        )
+    },
+};

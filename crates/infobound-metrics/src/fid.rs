@@ -218,3 +218,17 @@ pub fn fid(
         ..frechet_distance(&a, &b)?
     })
 }
+
+/// Registry entry of the Fréchet distance between two feature sets (`fid`).
+pub(crate) const FID_SPEC: crate::suite::MetricSpec = crate::suite::MetricSpec {
+    name: "fid",
+    input: crate::suite::MetricInput::FeaturePair,
+    uses_test_split: false,
+    run: |data| {
+        let crate::suite::MetricData::FeaturePair(a, b) = *data else {
+            return Err(FID_SPEC.wrong_input());
+        };
+        let r = frechet_distance(a, b)?;
+        crate::suite::MetricReport::new("fid", &[("fid", r.score)], &r)
+    },
+};

@@ -1,22 +1,29 @@
 //! Gradient-boosted regression trees for classification (Friedman, "Greedy Function
-//! Approximation: A Gradient Boosting Machine", Ann. Statist. 2001), following scikit-learn's
-//! `GradientBoostingClassifier` with its defaults: multinomial deviance with K trees per stage
-//! (one tree for two classes), depth-limited trees split by the Friedman-MSE criterion on the
-//! residuals `y_ik − p_ik`, one Newton step per leaf `γ = (K−1)/K · Σ r / Σ p(1−p)`
-//! (`Σ r / Σ p(1−p)` for two classes), shrinkage `η`, and impurity-decrease feature importances
-//! normalised like `feature_importances_`.
+//! Approximation: A Gradient Boosting Machine", Ann. Statist. 2001), following scikit-learn
+//! 1.9.1's `GradientBoostingClassifier` with its defaults (`sklearn/ensemble/_gb.py`):
 //!
-//! Split finding is histogram based: each feature is cut once, before boosting, into at most
-//! `max_bins` bins whose thresholds are midpoints between consecutive distinct values (exactly
-//! scikit-learn's candidate thresholds when a feature has at most `max_bins` distinct values) or,
-//! otherwise, one cut per run of `(n − 1)/(max_bins − 1)` consecutive sorted values, at the widest
-//! gap of the run. With more distinct values than bins a split can only fall on one of these
-//! cuts, which changes results slightly relative to scikit-learn's exact search; thresholds are
-//! global midpoints rather than midpoints within the node, which only moves test points lying
-//! between two training values of the same bin boundary.
+//! - prior initialisation: `F_0 = logit(p_1)` (computed as scipy does) for two classes, the symmetric multinomial link
+//!   `F_0k = log(p_k / (Π_j p_j)^{1/K})` otherwise, with the class frequencies `p` clipped to
+//!   `[ε, 1 − ε]` (`_init_raw_predictions`);
+//! - per stage the negative gradient of the half binomial / half multinomial deviance,
+//!   `r_ik = [y_i = k] − p_ik`, computed once from the stage's start (`_fit_stage`);
+//! - one regression tree per class (one in total for two classes) fitted to `r_·k` by squared
+//!   error (scikit-learn 1.9 grows its boosting trees with `criterion="squared_error"`; its
+//!   deprecated `friedman_mse` ranks splits identically for unit weights);
+//! - one Newton step per leaf, `γ = (K−1)/K · mean(r) / mean(q(1−q))` with `q = [y = k] − r`
+//!   (`mean(r) / mean(q(1−q))` for two classes; 0 when the denominator is below 1e-150,
+//!   `_update_terminal_regions`, `_safe_divide`);
+//! - `F ← F + η γ`; prediction `argmax_k F_k` (`F ≥ 0` for two classes);
+//! - `feature_importances_`: per tree, `Σ_nodes n_t·imp_t − n_l·imp_l − n_r·imp_r` divided by the
+//!   root size (`Tree.compute_feature_importances(normalize=False)`), averaged over the trees with
+//!   more than one node and normalised to sum 1.
+//!
+//! How a tree finds its splits is a [`SplitSearch`]: [`crate::gbt_exact`] reproduces
+//! scikit-learn's exact search, [`crate::gbt_histogram`] is the faster binned approximation.
 
 use rayon::prelude::*;
 
+use crate::gbt_exact::RAND_R_MAX;
 use crate::{CodeMatrix, MetricsError};
 
 /// Boosting hyper-parameters.
@@ -28,84 +35,13 @@ pub(crate) struct GbtSettings {
     pub max_depth: usize,
     /// Shrinkage η.
     pub learning_rate: f64,
-    /// Histogram bins per feature (2..=256).
-    pub max_bins: usize,
+    /// scikit-learn's `random_state` (an integer seed of numpy's legacy `RandomState`).
+    pub random_state: u32,
 }
 
-/// Features cut into bins once, row-major (`bins[i·d + f]`, one byte per value) with
-/// `bins[i·d + f] = #{t ∈ thresholds[f] : t < x_if}`, so `x ≤ thresholds[f][b]` exactly when the
-/// bin is at most `b`; feature `f` owns histogram slots `offsets[f]..offsets[f + 1]`.
-pub(crate) struct BinnedFeatures {
-    bins: Vec<u8>,
-    thresholds: Vec<Vec<f64>>,
-    offsets: Vec<usize>,
-    num_features: usize,
-    num_samples: usize,
-}
-
-impl BinnedFeatures {
-    /// Cuts every column of `codes` into at most `max_bins` bins.
-    pub(crate) fn new(codes: &CodeMatrix, max_bins: usize) -> Self {
-        let d = codes.num_codes();
-        let n = codes.num_samples();
-        let mut bins = vec![0u8; n * d];
-        let mut thresholds = Vec::with_capacity(d);
-        let mut offsets = vec![0];
-        for f in 0..d {
-            let column = codes.column(f);
-            let cuts = cut_points(&column, max_bins);
-            for (i, &x) in column.iter().enumerate() {
-                bins[i * d + f] = cuts.partition_point(|&t| t < x) as u8;
-            }
-            offsets.push(offsets[f] + cuts.len() + 1);
-            thresholds.push(cuts);
-        }
-        Self {
-            bins,
-            thresholds,
-            offsets,
-            num_features: d,
-            num_samples: n,
-        }
-    }
-
-    fn bin(&self, sample: usize, feature: usize) -> usize {
-        usize::from(self.bins[sample * self.num_features + feature])
-    }
-}
-
-/// Cut points of one feature: midpoints between consecutive distinct values when there are at
-/// most `max_bins` of them; otherwise the `n − 1` gaps between consecutive sorted values are split
-/// into `max_bins − 1` runs of equal length and each run contributes one cut, at the midpoint of
-/// its widest gap (bins of roughly equal frequency that still cut at natural gaps, e.g. between
-/// two well-separated clusters).
-fn cut_points(column: &[f64], max_bins: usize) -> Vec<f64> {
-    let mut sorted = column.to_vec();
-    sorted.sort_unstable_by(f64::total_cmp);
-    let mut distinct = sorted.clone();
-    distinct.dedup();
-    if distinct.len() <= max_bins {
-        return distinct.windows(2).map(|w| 0.5 * (w[0] + w[1])).collect();
-    }
-    let num_gaps = sorted.len() - 1;
-    let num_runs = max_bins - 1;
-    let mut cuts: Vec<f64> = Vec::with_capacity(num_runs);
-    for run in 0..num_runs {
-        let (start, end) = (run * num_gaps / num_runs, (run + 1) * num_gaps / num_runs);
-        // Gap g lies between sorted[g] and sorted[g + 1].
-        let widest = (start..end)
-            .max_by(|&a, &b| (sorted[a + 1] - sorted[a]).total_cmp(&(sorted[b + 1] - sorted[b])));
-        if let Some(g) = widest
-            && sorted[g + 1] > sorted[g]
-        {
-            cuts.push(0.5 * (sorted[g] + sorted[g + 1]));
-        }
-    }
-    cuts
-}
-
+/// One node of a fitted regression tree.
 #[derive(Debug, Clone)]
-enum Node {
+pub(crate) enum Node {
     Split {
         feature: usize,
         threshold: f64,
@@ -115,12 +51,14 @@ enum Node {
     Leaf(f64),
 }
 
+/// A fitted regression tree; node 0 is the root.
 #[derive(Debug, Clone)]
-struct Tree {
-    nodes: Vec<Node>,
+pub(crate) struct Tree {
+    pub nodes: Vec<Node>,
 }
 
 impl Tree {
+    /// The leaf value reached by `row` (`x ≤ threshold` goes left, scikit-learn's rule).
     fn predict(&self, row: &[f64]) -> f64 {
         let mut at = 0;
         loop {
@@ -143,209 +81,90 @@ impl Tree {
     }
 }
 
-/// `(Σ r, count)` per bin of every feature of one node, laid out by `BinnedFeatures::offsets`.
-struct Histogram {
-    sums: Vec<f64>,
-    counts: Vec<u32>,
+/// What one tree is fitted to.
+pub(crate) struct TreeTargets<'a> {
+    /// Negative gradient `r_i` (the regression target).
+    pub residual: &'a [f64],
+    /// `q_i (1 − q_i)` with `q_i = y_i − r_i`, the Newton denominator terms.
+    pub curvature: &'a [f64],
+    /// `(K − 1)/K` for K > 2 classes, 1 for two.
+    pub leaf_scale: f64,
+    /// Maximum depth (≥ 1).
+    pub max_depth: usize,
+    /// The tree splitter's `rand_r_state`: scikit-learn draws it per tree, in fitting order, as
+    /// `random_state.randint(0, RAND_R_MAX)` (`Splitter.init` in `_splitter.pyx`).
+    pub seed: u32,
 }
 
-/// What fitting one tree produces: the tree, its unnormalised importances (Σ of weighted impurity
-/// decreases divided by the root size, scikit-learn `compute_feature_importances(normalize=False)`)
-/// and the leaf value reached by every training sample.
-struct FittedTree {
-    tree: Tree,
-    importances: Vec<f64>,
-    num_nodes: usize,
-    per_sample_value: Vec<f64>,
+/// What fitting one tree produces: the tree, its unnormalised importances (scikit-learn
+/// `compute_feature_importances(normalize=False)`), its node count and the leaf value of every
+/// training sample.
+pub(crate) struct FittedTree {
+    pub tree: Tree,
+    pub importances: Vec<f64>,
+    pub num_nodes: usize,
+    pub per_sample_value: Vec<f64>,
 }
 
-struct TreeBuilder<'a> {
-    features: &'a BinnedFeatures,
-    residual: &'a [f64],
-    /// Σ p(1 − p) terms of the Newton leaf step.
-    curvature: &'a [f64],
-    leaf_scale: f64,
-    max_depth: usize,
-    nodes: Vec<Node>,
-    importances: Vec<f64>,
-    per_sample_value: Vec<f64>,
+/// How trees choose their splits; implemented by the exact and the histogram search.
+pub(crate) trait SplitSearch: Sync {
+    /// Training samples.
+    fn num_samples(&self) -> usize;
+    /// Features per sample.
+    fn num_features(&self) -> usize;
+    /// Grows one tree on `targets` and sets its leaves by [`newton_leaf_value`].
+    fn fit_tree(&self, targets: &TreeTargets<'_>) -> FittedTree;
+    /// The row as the trees compare it (the exact search, like scikit-learn, rounds to `f32`).
+    fn prepare_row(&self, row: &[f64]) -> Vec<f64>;
 }
 
-impl TreeBuilder<'_> {
-    fn histogram(&self, indices: &[usize]) -> Histogram {
-        let features = self.features;
-        let total = features.offsets[features.num_features];
-        let mut sums = vec![0.0; total];
-        let mut counts = vec![0u32; total];
-        for &i in indices {
-            let r = self.residual[i];
-            let row = &features.bins[i * features.num_features..(i + 1) * features.num_features];
-            for (&b, &offset) in row.iter().zip(&features.offsets) {
-                let slot = offset + usize::from(b);
-                sums[slot] += r;
-                counts[slot] += 1;
+/// scikit-learn's leaf value: `scale · mean(r) / mean(c)` over the leaf's samples, 0 when
+/// `|mean(c)| < 1e-150` (`_update_terminal_regions`, `_safe_divide` in `_gb.py`). The means are
+/// `np.average`s: numpy's pairwise sums over the samples in ascending index order (scikit-learn
+/// takes them by `np.nonzero`), reproduced by [`numpy_pairwise_sum`] so that leaf values, and
+/// through them every later residual, agree bit for bit.
+pub(crate) fn newton_leaf_value(samples: &[usize], targets: &TreeTargets<'_>) -> f64 {
+    let count = samples.len() as f64;
+    let gather = |values: &[f64]| -> Vec<f64> { samples.iter().map(|&i| values[i]).collect() };
+    let numerator = numpy_pairwise_sum(&gather(targets.residual)) / count;
+    let denominator = numpy_pairwise_sum(&gather(targets.curvature)) / count;
+    if denominator.abs() < 1e-150 {
+        0.0
+    } else {
+        numerator * targets.leaf_scale / denominator
+    }
+}
+
+/// numpy's `pairwise_sum` for `float64` (`numpy/_core/src/umath/loops_utils.h.src`): fewer than 8
+/// values summed in order; up to 128 in eight interleaved partial sums combined as
+/// `((s0 + s1) + (s2 + s3)) + ((s4 + s5) + (s6 + s7))`, then the remainder in order; longer
+/// arrays split at `n/2` rounded down to a multiple of 8.
+pub(crate) fn numpy_pairwise_sum(values: &[f64]) -> f64 {
+    let n = values.len();
+    if n < 8 {
+        let mut sum = 0.0;
+        for &v in values {
+            sum += v;
+        }
+        sum
+    } else if n <= 128 {
+        let mut r = [0.0; 8];
+        r.copy_from_slice(&values[..8]);
+        let whole = n - n % 8;
+        for chunk in values[8..whole].chunks_exact(8) {
+            for (acc, &v) in r.iter_mut().zip(chunk) {
+                *acc += v;
             }
         }
-        Histogram { sums, counts }
-    }
-
-    /// Grows the subtree over `indices` and returns its node id; `histogram` is `None` exactly
-    /// at the maximum depth, where nodes are leaves.
-    fn grow(&mut self, indices: &mut [usize], histogram: Option<Histogram>, depth: usize) -> usize {
-        let n = indices.len();
-        let sum: f64 = indices.iter().map(|&i| self.residual[i]).sum();
-        let sum_sq: f64 = indices
-            .iter()
-            .map(|&i| self.residual[i] * self.residual[i])
-            .sum();
-        let impurity = sum_sq / n as f64 - (sum / n as f64).powi(2);
-        let split = match &histogram {
-            Some(h) if n >= 2 && impurity > f64::EPSILON => {
-                best_split(h, &self.features.offsets, n as u32, sum)
-            }
-            _ => None,
-        };
-        let (Some((feature, bin, decrease)), Some(histogram)) = (split, histogram) else {
-            return self.leaf(indices);
-        };
-        let id = self.nodes.len();
-        let threshold = self.features.thresholds[feature][bin];
-        self.nodes.push(Node::Leaf(0.0));
-        // The decrease is ≥ 0 in exact arithmetic; rounding must not make an importance negative.
-        self.importances[feature] += decrease.max(0.0);
-        let features = self.features;
-        let cut = partition(indices, |i| features.bin(i, feature) <= bin);
-        let (left_indices, right_indices) = indices.split_at_mut(cut);
-        // Histogram subtraction: scan only the smaller child, derive the larger; children at the
-        // maximum depth are leaves and need none.
-        let (left_hist, right_hist) = if depth + 1 >= self.max_depth {
-            (None, None)
-        } else if left_indices.len() <= right_indices.len() {
-            let small = self.histogram(left_indices);
-            let large = subtract(histogram, &small);
-            (Some(small), Some(large))
-        } else {
-            let small = self.histogram(right_indices);
-            let large = subtract(histogram, &small);
-            (Some(large), Some(small))
-        };
-        let left = self.grow(left_indices, left_hist, depth + 1);
-        let right = self.grow(right_indices, right_hist, depth + 1);
-        self.nodes[id] = Node::Split {
-            feature,
-            threshold,
-            left,
-            right,
-        };
-        id
-    }
-
-    fn leaf(&mut self, indices: &[usize]) -> usize {
-        let numerator: f64 =
-            indices.iter().map(|&i| self.residual[i]).sum::<f64>() * self.leaf_scale;
-        let denominator: f64 = indices.iter().map(|&i| self.curvature[i]).sum();
-        // scikit-learn's guard against a vanishing curvature.
-        let value = if denominator.abs() < 1e-150 {
-            0.0
-        } else {
-            numerator / denominator
-        };
-        for &i in indices {
-            self.per_sample_value[i] = value;
+        let mut sum = ((r[0] + r[1]) + (r[2] + r[3])) + ((r[4] + r[5]) + (r[6] + r[7]));
+        for &v in &values[whole..] {
+            sum += v;
         }
-        self.nodes.push(Node::Leaf(value));
-        self.nodes.len() - 1
-    }
-}
-
-/// Best `(feature, bin, n·impurity decrease)` by the Friedman-MSE proxy
-/// `(n_r G_l − n_l G_r)² / (n_l n_r)` (ties: first feature, lowest bin).
-fn best_split(
-    histogram: &Histogram,
-    offsets: &[usize],
-    n: u32,
-    sum: f64,
-) -> Option<(usize, usize, f64)> {
-    let mut best: Option<(usize, usize, f64, f64)> = None;
-    for (feature, range) in offsets.windows(2).enumerate() {
-        let (mut g_left, mut n_left) = (0.0, 0u32);
-        // The last bin of a feature cannot be the left side of a split.
-        for (bin, slot) in (range[0]..range[1] - 1).enumerate() {
-            g_left += histogram.sums[slot];
-            n_left += histogram.counts[slot];
-            if n_left == 0 {
-                continue;
-            }
-            let n_right = n - n_left;
-            if n_right == 0 {
-                break;
-            }
-            let g_right = sum - g_left;
-            let (nl, nr) = (f64::from(n_left), f64::from(n_right));
-            let diff = nr * g_left - nl * g_right;
-            let proxy = diff * diff / (nl * nr);
-            if best.is_none_or(|b| proxy > b.3) {
-                let decrease =
-                    g_left * g_left / nl + g_right * g_right / nr - sum * sum / f64::from(n);
-                best = Some((feature, bin, decrease, proxy));
-            }
-        }
-    }
-    best.map(|(f, b, d, _)| (f, b, d))
-}
-
-fn subtract(mut parent: Histogram, child: &Histogram) -> Histogram {
-    parent
-        .sums
-        .iter_mut()
-        .zip(&child.sums)
-        .for_each(|(p, c)| *p -= c);
-    parent
-        .counts
-        .iter_mut()
-        .zip(&child.counts)
-        .for_each(|(p, c)| *p -= c);
-    parent
-}
-
-/// Stable in-place partition; returns the number of elements satisfying `goes_left`.
-fn partition(indices: &mut [usize], goes_left: impl Fn(usize) -> bool) -> usize {
-    let (left, right): (Vec<usize>, Vec<usize>) = indices.iter().partition(|&&i| goes_left(i));
-    let cut = left.len();
-    indices[..cut].copy_from_slice(&left);
-    indices[cut..].copy_from_slice(&right);
-    cut
-}
-
-fn fit_tree(
-    features: &BinnedFeatures,
-    residual: &[f64],
-    curvature: &[f64],
-    leaf_scale: f64,
-    max_depth: usize,
-) -> FittedTree {
-    let n = features.num_samples;
-    let mut builder = TreeBuilder {
-        features,
-        residual,
-        curvature,
-        leaf_scale,
-        max_depth,
-        nodes: Vec::new(),
-        importances: vec![0.0; features.num_features],
-        per_sample_value: vec![0.0; n],
-    };
-    let mut indices: Vec<usize> = (0..n).collect();
-    let root_histogram = (max_depth > 0).then(|| builder.histogram(&indices));
-    builder.grow(&mut indices, root_histogram, 0);
-    let importances = builder.importances.iter().map(|v| v / n as f64).collect();
-    FittedTree {
-        num_nodes: builder.nodes.len(),
-        tree: Tree {
-            nodes: builder.nodes,
-        },
-        importances,
-        per_sample_value: builder.per_sample_value,
+        sum
+    } else {
+        let half = n / 2;
+        let half = half - half % 8;
+        numpy_pairwise_sum(&values[..half]) + numpy_pairwise_sum(&values[half..])
     }
 }
 
@@ -362,69 +181,119 @@ pub(crate) struct GbtClassifier {
     pub train_accuracy: f64,
 }
 
+/// Class frequencies clipped to `[ε, 1 − ε]` as `_init_raw_predictions` does.
+fn clipped_priors(y: &[usize], num_classes: usize) -> Vec<f64> {
+    let mut counts = vec![0usize; num_classes];
+    for &c in y {
+        counts[c] += 1;
+    }
+    counts
+        .iter()
+        .map(|&c| (c as f64 / y.len() as f64).clamp(f64::EPSILON, 1.0 - f64::EPSILON))
+        .collect()
+}
+
+/// `log(p / (1 − p))` as `scipy.special.logit` computes it (scipy's `_logit.h`): the direct
+/// formula away from ½, `log1p(s) − log1p(−s)` with `s = 2(p − ½)` for `0.3 ≤ p ≤ 0.65`, where
+/// it is more accurate. The initial score must match scipy's to the last bit, or boosting drifts
+/// into different near-tie decisions later.
+fn scipy_logit(p: f64) -> f64 {
+    if !(0.3..=0.65).contains(&p) {
+        (p / (1.0 - p)).ln()
+    } else {
+        let s = 2.0 * (p - 0.5);
+        s.ln_1p() - (-s).ln_1p()
+    }
+}
+
+/// Negative gradient of the half binomial deviance, `y − expit(F)`, in scikit-learn's
+/// branch-stable form (`cgradient_half_binomial` in `_loss.pyx.tp`).
+fn binomial_negative_gradient(y: f64, raw: f64) -> f64 {
+    let gradient = if raw > -37.0 {
+        let e = (-raw).exp();
+        ((1.0 - y) - y * e) / (1.0 + e)
+    } else {
+        raw.exp() - y
+    };
+    -gradient
+}
+
 impl GbtClassifier {
-    /// Boosts on binned `features` to predict `labels` (at least two distinct values).
+    /// Boosts on `features` to predict `labels` (at least two distinct values).
     pub(crate) fn fit(
-        features: &BinnedFeatures,
+        features: &impl SplitSearch,
         labels: &[usize],
         settings: GbtSettings,
     ) -> Result<Self, MetricsError> {
         let n = labels.len();
+        if n != features.num_samples() {
+            return Err(MetricsError::ShapeMismatch(format!(
+                "{} labels for {} feature rows",
+                n,
+                features.num_samples()
+            )));
+        }
         let mut classes = labels.to_vec();
         classes.sort_unstable();
         classes.dedup();
         if classes.len() < 2 {
-            return Err(MetricsError::InvalidInput(
-                "a classifier needs labels with at least two values".into(),
-            ));
+            return Err(MetricsError::InvalidInput(format!(
+                "a classifier needs labels with at least two values, got {}",
+                classes.len()
+            )));
         }
         let y: Vec<usize> = labels
             .iter()
             .map(|l| classes.partition_point(|c| c < l))
             .collect();
         let num_classes = classes.len();
-        let mut counts = vec![0usize; num_classes];
-        for &c in &y {
-            counts[c] += 1;
-        }
-        let priors: Vec<f64> = counts.iter().map(|&c| c as f64 / n as f64).collect();
+        let priors = clipped_priors(&y, num_classes);
         let binary = num_classes == 2;
         let num_outputs = if binary { 1 } else { num_classes };
         let initial: Vec<f64> = if binary {
-            vec![(priors[1] / priors[0]).ln()]
+            vec![scipy_logit(priors[1])]
         } else {
-            priors.iter().map(|p| p.ln()).collect()
+            let log_geometric_mean =
+                priors.iter().map(|p| p.ln()).sum::<f64>() / num_classes as f64;
+            let geometric_mean = log_geometric_mean.exp();
+            priors.iter().map(|p| (p / geometric_mean).ln()).collect()
         };
         // raw[i * num_outputs + k]
         let mut raw: Vec<f64> = (0..n).flat_map(|_| initial.iter().copied()).collect();
         let mut stages = Vec::with_capacity(settings.num_stages);
-        let mut importance_sum = vec![0.0; features.num_features];
+        let mut importance_sum = vec![0.0; features.num_features()];
         let mut num_relevant_trees = 0usize;
         let leaf_scale = if binary {
             1.0
         } else {
             (num_classes as f64 - 1.0) / num_classes as f64
         };
+        let mut random_state = LegacyRandomState::new(settings.random_state);
         for _ in 0..settings.num_stages {
-            let probabilities = probabilities(&raw, num_outputs);
+            let seeds: Vec<u32> = (0..num_outputs)
+                .map(|_| random_state.randint_below(RAND_R_MAX))
+                .collect();
+            let negative_gradient = negative_gradient(&raw, &y, num_outputs);
             let fitted: Vec<FittedTree> = (0..num_outputs)
                 .into_par_iter()
                 .map(|k| {
                     let target_class = if binary { 1 } else { k };
                     let (residual, curvature): (Vec<f64>, Vec<f64>) = (0..n)
                         .map(|i| {
-                            let p = probabilities[i * num_outputs + k];
+                            let r = negative_gradient[i * num_outputs + k];
                             let target = if y[i] == target_class { 1.0 } else { 0.0 };
-                            (target - p, p * (1.0 - p))
+                            // scikit-learn recovers the probability as `y − r`.
+                            let q = target - r;
+                            (r, q * (1.0 - q))
                         })
                         .unzip();
-                    fit_tree(
-                        features,
-                        &residual,
-                        &curvature,
+                    features.fit_tree(&TreeTargets {
+                        residual: &residual,
+                        curvature: &curvature,
                         leaf_scale,
-                        settings.max_depth,
-                    )
+                        max_depth: settings.max_depth,
+                        seed: seeds[k],
+                    })
                 })
                 .collect();
             let mut stage = Vec::with_capacity(num_outputs);
@@ -443,12 +312,19 @@ impl GbtClassifier {
             }
             stages.push(stage);
         }
-        let total: f64 = importance_sum.iter().sum();
-        let importances = if num_relevant_trees == 0 || total <= 0.0 {
+        let importances = if num_relevant_trees == 0 {
             vec![0.0; importance_sum.len()]
         } else {
-            // mean over trees, then normalised to sum 1: the mean's divisor cancels.
-            importance_sum.iter().map(|v| v / total).collect()
+            let mean: Vec<f64> = importance_sum
+                .iter()
+                .map(|v| v / num_relevant_trees as f64)
+                .collect();
+            let total: f64 = mean.iter().sum();
+            if total > 0.0 {
+                mean.iter().map(|v| v / total).collect()
+            } else {
+                vec![0.0; mean.len()]
+            }
         };
         let correct = (0..n)
             .filter(|&i| decide(&raw[i * num_outputs..(i + 1) * num_outputs]) == y[i])
@@ -463,7 +339,8 @@ impl GbtClassifier {
         })
     }
 
-    /// Predicted label of one feature row.
+    /// Predicted label of one feature row, already passed through
+    /// [`SplitSearch::prepare_row`].
     pub(crate) fn predict(&self, row: &[f64]) -> usize {
         let mut raw = self.initial.clone();
         for stage in &self.stages {
@@ -475,10 +352,11 @@ impl GbtClassifier {
     }
 }
 
-/// Class index from raw scores: sign for one output, first argmax otherwise.
+/// Class index from raw scores: `F ≥ 0` for one output, first argmax otherwise (scikit-learn's
+/// `GradientBoostingClassifier.predict`).
 fn decide(raw: &[f64]) -> usize {
     if raw.len() == 1 {
-        return usize::from(raw[0] > 0.0);
+        return usize::from(raw[0] >= 0.0);
     }
     let mut best = 0;
     for (k, &v) in raw.iter().enumerate() {
@@ -489,17 +367,141 @@ fn decide(raw: &[f64]) -> usize {
     best
 }
 
-/// Sigmoid (one output) or softmax (several) of the raw scores, row-major like `raw`.
-fn probabilities(raw: &[f64], num_outputs: usize) -> Vec<f64> {
+/// Negative gradients `[y_i = k] − p_ik`, row-major like `raw`: the stable binomial form for one
+/// output, softmax by `exp(F − max) / Σ` otherwise (`sum_exp_minus_max` in scikit-learn).
+fn negative_gradient(raw: &[f64], y: &[usize], num_outputs: usize) -> Vec<f64> {
     if num_outputs == 1 {
-        return raw.iter().map(|r| 1.0 / (1.0 + (-r).exp())).collect();
+        return raw
+            .iter()
+            .zip(y)
+            .map(|(&r, &c)| binomial_negative_gradient(c as f64, r))
+            .collect();
     }
     raw.par_chunks(num_outputs)
-        .flat_map_iter(|row| {
+        .zip(y.par_iter())
+        .flat_map_iter(|(row, &c)| {
             let max = row.iter().copied().fold(f64::NEG_INFINITY, f64::max);
             let exps: Vec<f64> = row.iter().map(|r| (r - max).exp()).collect();
             let sum: f64 = exps.iter().sum();
-            exps.into_iter().map(move |e| e / sum)
+            exps.into_iter()
+                .enumerate()
+                .map(move |(k, e)| f64::from(u8::from(k == c)) - e / sum)
         })
         .collect()
+}
+
+/// Checks that every code is finite once rounded to `f32` (scikit-learn fits trees on `float32`
+/// copies and rejects values too large for them).
+pub(crate) fn check_f32_representable(codes: &CodeMatrix, what: &str) -> Result<(), MetricsError> {
+    let d = codes.num_codes();
+    match codes
+        .as_slice()
+        .iter()
+        .position(|&v| !(v as f32).is_finite())
+    {
+        Some(at) => Err(MetricsError::InvalidInput(format!(
+            "{what} value {} at row {}, column {} overflows float32, which the trees use",
+            codes.as_slice()[at],
+            at / d,
+            at % d
+        ))),
+        None => Ok(()),
+    }
+}
+
+/// numpy's legacy `RandomState(seed)` as far as scikit-learn's trees use it: MT19937 seeded by
+/// `init_genrand(seed)` (`mt19937_seed` in numpy's `mt19937.c`) and `randint(0, high)` by masked
+/// rejection on 32-bit outputs (`random_bounded_uint64` → `buffered_bounded_masked_uint32` in
+/// numpy's `distributions.c`).
+pub(crate) struct LegacyRandomState {
+    state: [u32; 624],
+    position: usize,
+}
+
+impl LegacyRandomState {
+    pub(crate) fn new(seed: u32) -> Self {
+        let mut state = [0u32; 624];
+        state[0] = seed;
+        for i in 1..624 {
+            let previous = state[i - 1];
+            state[i] = 1_812_433_253u32
+                .wrapping_mul(previous ^ (previous >> 30))
+                .wrapping_add(i as u32);
+        }
+        Self {
+            state,
+            position: 624,
+        }
+    }
+
+    fn next_u32(&mut self) -> u32 {
+        if self.position >= 624 {
+            for i in 0..624 {
+                let y = (self.state[i] & 0x8000_0000) | (self.state[(i + 1) % 624] & 0x7FFF_FFFF);
+                let mut next = self.state[(i + 397) % 624] ^ (y >> 1);
+                if y & 1 == 1 {
+                    next ^= 0x9908_B0DF;
+                }
+                self.state[i] = next;
+            }
+            self.position = 0;
+        }
+        let mut y = self.state[self.position];
+        self.position += 1;
+        y ^= y >> 11;
+        y ^= (y << 7) & 0x9D2C_5680;
+        y ^= (y << 15) & 0xEFC6_0000;
+        y ^ (y >> 18)
+    }
+
+    /// `randint(0, high)` for `1 ≤ high ≤ 2^32 − 1`: uniform in `[0, high)`.
+    pub(crate) fn randint_below(&mut self, high: u32) -> u32 {
+        let range = high - 1;
+        if range == 0 {
+            return 0;
+        }
+        let mask = u32::MAX >> range.leading_zeros();
+        loop {
+            let value = self.next_u32() & mask;
+            if value <= range {
+                return value;
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// numpy's `RandomState(s).randint(0, 2^31 − 1)` sequences recorded by
+    /// `reference/scripts/dci_explicitness_reference.py` (700 draws: past MT19937's 624-word
+    /// regeneration).
+    #[test]
+    fn legacy_random_state_matches_numpy() {
+        let reference: serde_json::Value = serde_json::from_str(include_str!(
+            "../../../reference/dci_explicitness_sklearn.json"
+        ))
+        .expect("reference JSON parses");
+        let sequences = reference["numpy_legacy_randint_2147483647"]
+            .as_object()
+            .expect("recorded draws");
+        assert!(!sequences.is_empty());
+        for (seed, draws) in sequences {
+            let mut rng = LegacyRandomState::new(seed.parse().expect("u32 seed"));
+            let ours: Vec<u64> = draws
+                .as_array()
+                .expect("draws")
+                .iter()
+                .map(|_| u64::from(rng.randint_below(RAND_R_MAX)))
+                .collect();
+            let expected: Vec<u64> = draws
+                .as_array()
+                .expect("draws")
+                .iter()
+                .map(|d| d.as_u64().expect("integer"))
+                .collect();
+            assert_eq!(ours, expected, "seed {seed}");
+        }
+    }
 }

@@ -1,6 +1,16 @@
 //! Disentanglement, diversity and probe metrics as pure kernels on arrays, plus sampling
-//! wrappers over [`infobound_data::GroundTruthDataset`] and a representation function
-//! (disentanglement_lib's split).
+//! wrappers over [`GroundTruthDataset`] and a representation function (disentanglement_lib's
+//! split). Everything a public function takes is re-exported here, so this crate is the only
+//! dependency a user needs:
+//!
+//! ```
+//! use infobound_metrics::{CodeMatrix, FactorMatrix, MigConfig, mig_discrete};
+//! let codes = CodeMatrix::from_rows(&[vec![0.1, 1.0], vec![0.9, 1.0], vec![0.2, 2.0], vec![0.8, 2.0]])?;
+//! let factors = FactorMatrix::new(1, vec![0, 1, 0, 1])?;
+//! let mig = mig_discrete(&codes, &factors, &MigConfig::default())?;
+//! assert!((mig.score - 1.0).abs() < 1e-12);
+//! # Ok::<(), Box<dyn std::error::Error>>(())
+//! ```
 
 mod codes;
 mod error;
@@ -8,12 +18,18 @@ mod representation;
 
 pub use codes::CodeMatrix;
 pub use error::MetricsError;
+/// The data types this crate's functions take or return, from `infobound-data`.
+pub use infobound_data::{
+    DataError, FactorMatrix, FactorSpace, GroundTruthDataset, ImageBatch, ObservationShape,
+};
 pub use representation::{Representation, sample_codes, sample_train_test};
 
 // Part A: disentanglement metrics.
 mod dci;
 mod factor_vae;
 mod gbt;
+mod gbt_exact;
+mod gbt_histogram;
 mod info;
 mod lasso;
 mod mig;
@@ -23,8 +39,9 @@ mod snc;
 mod svm;
 
 pub use dci::{
-    DCI_LASSO_VERSION, DCI_VERSION, DciConfig, DciLassoConfig, DciLassoResult, DciResult,
-    DciScores, dci, dci_from_dataset, dci_from_importance, dci_lasso, dci_lasso_from_dataset,
+    DCI_HISTOGRAM_VERSION, DCI_LASSO_VERSION, DCI_VERSION, DciConfig, DciLassoConfig,
+    DciLassoResult, DciResult, DciScores, DciSplitSearch, dci, dci_from_dataset,
+    dci_from_importance, dci_lasso, dci_lasso_from_dataset,
 };
 pub use factor_vae::{
     FACTOR_VAE_VERSION, FactorVaeConfig, FactorVaeGroup, FactorVaeResult, factor_vae_from_groups,
@@ -81,10 +98,15 @@ pub use npy::{
     factors_to_npy_bytes, read_codes_npy, read_factors_npy, write_atomically,
 };
 pub use suite::{
-    MetricInput, MetricName, MetricReport, SplitInfo, SuiteInputs, SuiteReport, parse_metric_list,
-    run_suite,
+    MetricData, MetricInput, MetricName, MetricReport, MetricSpec, REGISTRY, SplitInfo,
+    SuiteInputs, SuiteReport, parse_metric_list, run_suite,
 };
 pub use vendi::{
     PIXEL_VENDI_SIDE, VENDI_EIGENVALUE_FLOOR, VENDI_VERSION, VendiConfig, VendiForm, VendiOrder,
     VendiScore, pixel_vendi_score, vendi_from_eigenvalues, vendi_score, vendi_score_from_kernel,
 };
+
+/// The README's examples, compiled and run as doc tests.
+#[cfg(doctest)]
+#[doc = include_str!("../README.md")]
+pub struct ReadmeDoctests;

@@ -329,3 +329,22 @@ pub(crate) fn standard_normal(rng: &mut dyn RngCore) -> f64 {
     let u2: f64 = rng.random::<f64>();
     (-2.0 * u1.ln()).sqrt() * (std::f64::consts::TAU * u2).cos()
 }
+
+/// Registry entry of discrete MIG (`mig`, default configuration).
+pub(crate) const MIG_SPEC: crate::suite::MetricSpec = crate::suite::MetricSpec {
+    name: "mig",
+    input: crate::suite::MetricInput::CodesAndFactors,
+    uses_test_split: false,
+    run: |data| {
+        let crate::suite::MetricData::CodesAndFactors {
+            train_codes,
+            train_factors,
+            ..
+        } = *data
+        else {
+            return Err(MIG_SPEC.wrong_input());
+        };
+        let r = mig_discrete(train_codes, train_factors, &MigConfig::default())?;
+        crate::suite::MetricReport::new("mig", &[("mig", r.score)], &r)
+    },
+};

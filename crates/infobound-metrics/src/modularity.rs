@@ -104,3 +104,22 @@ pub fn modularity_from_dataset(
     )?;
     modularity(&codes, &factors, config)
 }
+
+/// Registry entry of modularity (`modularity`, default configuration).
+pub(crate) const MODULARITY_SPEC: crate::suite::MetricSpec = crate::suite::MetricSpec {
+    name: "modularity",
+    input: crate::suite::MetricInput::CodesAndFactors,
+    uses_test_split: false,
+    run: |data| {
+        let crate::suite::MetricData::CodesAndFactors {
+            train_codes,
+            train_factors,
+            ..
+        } = *data
+        else {
+            return Err(MODULARITY_SPEC.wrong_input());
+        };
+        let r = modularity(train_codes, train_factors, &ModularityConfig::default())?;
+        crate::suite::MetricReport::new("modularity", &[("modularity", r.score)], &r)
+    },
+};

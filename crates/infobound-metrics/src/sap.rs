@@ -256,3 +256,48 @@ pub fn sap_discrete_from_dataset(
         config,
     )
 }
+
+/// Registry entry of continuous-code SAP (`sap`, default configuration).
+pub(crate) const SAP_SPEC: crate::suite::MetricSpec = crate::suite::MetricSpec {
+    name: "sap",
+    input: crate::suite::MetricInput::CodesAndFactors,
+    uses_test_split: false,
+    run: |data| {
+        let crate::suite::MetricData::CodesAndFactors {
+            train_codes,
+            train_factors,
+            ..
+        } = *data
+        else {
+            return Err(SAP_SPEC.wrong_input());
+        };
+        let r = sap_continuous(train_codes, train_factors, &SapConfig::default())?;
+        crate::suite::MetricReport::new("sap", &[("sap", r.score)], &r)
+    },
+};
+
+/// Registry entry of SAP with linear-SVM classifiers (`sap_discrete`, default configuration).
+pub(crate) const SAP_DISCRETE_SPEC: crate::suite::MetricSpec = crate::suite::MetricSpec {
+    name: "sap_discrete",
+    input: crate::suite::MetricInput::CodesAndFactors,
+    uses_test_split: true,
+    run: |data| {
+        let crate::suite::MetricData::CodesAndFactors {
+            train_codes,
+            train_factors,
+            test_codes,
+            test_factors,
+        } = *data
+        else {
+            return Err(SAP_DISCRETE_SPEC.wrong_input());
+        };
+        let r = sap_discrete(
+            train_codes,
+            train_factors,
+            test_codes,
+            test_factors,
+            &SapConfig::default(),
+        )?;
+        crate::suite::MetricReport::new("sap_discrete", &[("sap_discrete", r.score)], &r)
+    },
+};

@@ -313,3 +313,27 @@ pub(crate) fn hungarian(cost: &[Vec<f64>]) -> Vec<usize> {
     }
     assignment
 }
+
+/// Registry entry of single-neuron classification (`snc`, default configuration).
+pub(crate) const SNC_SPEC: crate::suite::MetricSpec = crate::suite::MetricSpec {
+    name: "snc",
+    input: crate::suite::MetricInput::CodesAndFactors,
+    uses_test_split: true,
+    run: |data| {
+        let crate::suite::MetricData::CodesAndFactors {
+            train_codes,
+            train_factors,
+            test_codes,
+            test_factors,
+        } = *data
+        else {
+            return Err(SNC_SPEC.wrong_input());
+        };
+        let r = snc(train_codes, train_factors, test_codes, test_factors)?;
+        crate::suite::MetricReport::new(
+            "snc",
+            &[("snc.train", r.train_score), ("snc.test", r.score)],
+            &r,
+        )
+    },
+};

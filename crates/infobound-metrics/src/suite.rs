@@ -10,43 +10,9 @@ use infobound_data::FactorMatrix;
 use rand::SeedableRng;
 use rand::seq::SliceRandom;
 use rand_chacha::ChaCha8Rng;
-use serde::Serialize;
+use serde::{Serialize, Serializer};
 
-use crate::{
-    CodeMatrix, CollapseConfig, CollapseDiagnostics, DciConfig, DciLassoConfig, DciLassoResult,
-    DciResult, ExplicitnessConfig, ExplicitnessScore, FrechetDistance, MetricsError, MigConfig,
-    MigResult, ModularityConfig, ModularityResult, SapConfig, SapResult, SncResult, VendiConfig,
-    VendiScore, collapse_diagnostics, dci, dci_lasso, explicitness, frechet_distance, mig_discrete,
-    modularity, sap_continuous, sap_discrete, snc, vendi_score,
-};
-
-/// A metric the suite can compute.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize)]
-#[serde(rename_all = "snake_case")]
-pub enum MetricName {
-    /// Discrete MIG ([`crate::mig_discrete`]).
-    Mig,
-    /// Continuous-code SAP ([`crate::sap_continuous`]).
-    Sap,
-    /// SAP with linear-SVM classifiers ([`crate::sap_discrete`]).
-    SapDiscrete,
-    /// DCI with gradient-boosted trees ([`crate::dci`]).
-    Dci,
-    /// DCI with Lasso regressions ([`crate::dci_lasso`]).
-    DciLasso,
-    /// Modularity ([`crate::modularity`]).
-    Modularity,
-    /// Explicitness ([`crate::explicitness`]).
-    Explicitness,
-    /// Single-neuron classification ([`crate::snc`]).
-    Snc,
-    /// Vendi score of a feature set ([`crate::vendi_score`]).
-    Vendi,
-    /// Collapse diagnostics of a feature set ([`crate::collapse_diagnostics`]).
-    Collapse,
-    /// Fréchet distance between two feature sets ([`crate::frechet_distance`]).
-    Fid,
-}
+use crate::{CodeMatrix, MetricsError};
 
 /// What a metric is computed from.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -59,54 +25,123 @@ pub enum MetricInput {
     FeaturePair,
 }
 
+/// The arrays a metric runs on, as [`run_suite`] prepares them.
+#[derive(Debug, Clone, Copy)]
+pub enum MetricData<'a> {
+    /// Codes and factors. Metrics with [`MetricSpec::uses_test_split`] get the training and
+    /// test splits; the others get every row as `train_*` (and the same rows as `test_*`).
+    CodesAndFactors {
+        /// Training codes.
+        train_codes: &'a CodeMatrix,
+        /// Training factors.
+        train_factors: &'a FactorMatrix,
+        /// Test codes.
+        test_codes: &'a CodeMatrix,
+        /// Test factors.
+        test_factors: &'a FactorMatrix,
+    },
+    /// One feature matrix.
+    Features(&'a CodeMatrix),
+    /// Two feature matrices.
+    FeaturePair(&'a CodeMatrix, &'a CodeMatrix),
+}
+
+/// One registered metric: its name, what it needs and how it runs with its default
+/// configuration. Every metric module defines its spec next to the metric; [`REGISTRY`] lists
+/// them, one line each.
+#[derive(Debug, Clone, Copy)]
+pub struct MetricSpec {
+    /// Name on the command line and in reports (unique, lowercase, `_`-separated).
+    pub name: &'static str,
+    /// What the metric is computed from.
+    pub input: MetricInput,
+    /// Whether it scores a held-out split (the others use every row).
+    pub uses_test_split: bool,
+    /// Runs the metric with its default configuration. Errors when `data` is not of the kind
+    /// `input` names.
+    pub run: fn(&MetricData<'_>) -> Result<MetricReport, MetricsError>,
+}
+
+impl MetricSpec {
+    /// A [`MetricsError`] for `data` of the wrong kind.
+    pub fn wrong_input(&self) -> MetricsError {
+        MetricsError::InvalidInput(format!(
+            "metric `{}` needs {}",
+            self.name,
+            match self.input {
+                MetricInput::CodesAndFactors => "codes and factors",
+                MetricInput::Features => "features",
+                MetricInput::FeaturePair => "two feature sets",
+            }
+        ))
+    }
+}
+
+/// Every metric the suite computes, in the order it reports them. Adding a metric: write its
+/// module with a `MetricSpec` const, add one line here.
+pub static REGISTRY: &[MetricSpec] = &[
+    crate::mig::MIG_SPEC,
+    crate::sap::SAP_SPEC,
+    crate::sap::SAP_DISCRETE_SPEC,
+    crate::dci::DCI_SPEC,
+    crate::dci::DCI_HISTOGRAM_SPEC,
+    crate::dci::DCI_LASSO_SPEC,
+    crate::modularity::MODULARITY_SPEC,
+    crate::explicitness::EXPLICITNESS_SPEC,
+    crate::snc::SNC_SPEC,
+    crate::vendi::VENDI_SPEC,
+    crate::collapse::COLLAPSE_SPEC,
+    crate::fid::FID_SPEC,
+];
+
+/// A metric of [`REGISTRY`], by name.
+#[derive(Debug, Clone, Copy)]
+pub struct MetricName(&'static MetricSpec);
+
 impl MetricName {
-    /// Every metric, in the order the suite reports them.
-    pub const ALL: [Self; 11] = [
-        Self::Mig,
-        Self::Sap,
-        Self::SapDiscrete,
-        Self::Dci,
-        Self::DciLasso,
-        Self::Modularity,
-        Self::Explicitness,
-        Self::Snc,
-        Self::Vendi,
-        Self::Collapse,
-        Self::Fid,
-    ];
+    /// Every registered metric, in registry order.
+    pub fn all() -> impl Iterator<Item = Self> {
+        REGISTRY.iter().map(Self)
+    }
 
     /// The name used on the command line and in reports.
     pub fn as_str(self) -> &'static str {
-        match self {
-            Self::Mig => "mig",
-            Self::Sap => "sap",
-            Self::SapDiscrete => "sap_discrete",
-            Self::Dci => "dci",
-            Self::DciLasso => "dci_lasso",
-            Self::Modularity => "modularity",
-            Self::Explicitness => "explicitness",
-            Self::Snc => "snc",
-            Self::Vendi => "vendi",
-            Self::Collapse => "collapse",
-            Self::Fid => "fid",
-        }
+        self.0.name
     }
 
     /// The inputs this metric needs.
     pub fn input(self) -> MetricInput {
-        match self {
-            Self::Vendi | Self::Collapse => MetricInput::Features,
-            Self::Fid => MetricInput::FeaturePair,
-            _ => MetricInput::CodesAndFactors,
-        }
+        self.0.input
     }
 
     /// Whether the metric uses a train/test split (the others use the training codes only).
     pub fn uses_test_split(self) -> bool {
-        matches!(
-            self,
-            Self::SapDiscrete | Self::Dci | Self::DciLasso | Self::Explicitness | Self::Snc
-        )
+        self.0.uses_test_split
+    }
+
+    /// The registry entry.
+    pub fn spec(self) -> &'static MetricSpec {
+        self.0
+    }
+}
+
+impl PartialEq for MetricName {
+    fn eq(&self, other: &Self) -> bool {
+        self.0.name == other.0.name
+    }
+}
+
+impl Eq for MetricName {}
+
+impl std::hash::Hash for MetricName {
+    fn hash<H: std::hash::Hasher>(&self, state: &mut H) {
+        self.0.name.hash(state);
+    }
+}
+
+impl Serialize for MetricName {
+    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        serializer.serialize_str(self.0.name)
     }
 }
 
@@ -121,16 +156,13 @@ impl FromStr for MetricName {
 
     fn from_str(s: &str) -> Result<Self, Self::Err> {
         let wanted = s.trim().to_ascii_lowercase().replace('-', "_");
-        Self::ALL
-            .into_iter()
-            .find(|m| m.as_str() == wanted)
-            .ok_or_else(|| {
-                let names: Vec<&str> = Self::ALL.iter().map(|m| m.as_str()).collect();
-                MetricsError::InvalidParameter(format!(
-                    "unknown metric `{s}` (available: {})",
-                    names.join(", ")
-                ))
-            })
+        Self::all().find(|m| m.as_str() == wanted).ok_or_else(|| {
+            let names: Vec<&str> = Self::all().map(|m| m.as_str()).collect();
+            MetricsError::InvalidParameter(format!(
+                "unknown metric `{s}` (available: {})",
+                names.join(", ")
+            ))
+        })
     }
 }
 
@@ -149,70 +181,53 @@ pub fn parse_metric_list(list: &str) -> Result<Vec<MetricName>, MetricsError> {
     Ok(metrics)
 }
 
-/// One metric's result, tagged with its name when serialised.
+/// One metric's result: its name, headline numbers and full result. Serialised as the result's
+/// fields with a `metric` field holding the name.
 #[derive(Debug, Clone, PartialEq, Serialize)]
-#[serde(tag = "metric", rename_all = "snake_case")]
-pub enum MetricReport {
-    /// [`MetricName::Mig`].
-    Mig(MigResult),
-    /// [`MetricName::Sap`].
-    Sap(SapResult),
-    /// [`MetricName::SapDiscrete`].
-    SapDiscrete(SapResult),
-    /// [`MetricName::Dci`].
-    Dci(DciResult),
-    /// [`MetricName::DciLasso`].
-    DciLasso(DciLassoResult),
-    /// [`MetricName::Modularity`].
-    Modularity(ModularityResult),
-    /// [`MetricName::Explicitness`].
-    Explicitness(ExplicitnessScore),
-    /// [`MetricName::Snc`].
-    Snc(SncResult),
-    /// [`MetricName::Vendi`].
-    Vendi(VendiScore),
-    /// [`MetricName::Collapse`].
-    Collapse(CollapseDiagnostics),
-    /// [`MetricName::Fid`].
-    Fid(FrechetDistance),
+pub struct MetricReport {
+    /// The metric's registry name.
+    pub metric: &'static str,
+    /// `(label, value)` pairs worth printing, e.g. `("dci.disentanglement", 0.8)`.
+    #[serde(skip)]
+    pub headline: Vec<(String, f64)>,
+    /// The metric's full result (its `*Result` / `*Score` type, serialised).
+    #[serde(flatten)]
+    pub result: serde_json::Map<String, serde_json::Value>,
 }
 
 impl MetricReport {
-    /// The headline numbers, `(label, value)`, for a one-line-per-number table.
-    pub fn headline(&self) -> Vec<(String, f64)> {
-        let rows: Vec<(&str, f64)> = match self {
-            Self::Mig(r) => vec![("mig", r.score)],
-            Self::Sap(r) => vec![("sap", r.score)],
-            Self::SapDiscrete(r) => vec![("sap_discrete", r.score)],
-            Self::Dci(r) => vec![
-                ("dci.disentanglement", r.disentanglement),
-                ("dci.completeness", r.completeness),
-                ("dci.informativeness_train", r.informativeness_train),
-                ("dci.informativeness_test", r.informativeness_test),
-            ],
-            Self::DciLasso(r) => vec![
-                ("dci_lasso.disentanglement", r.disentanglement),
-                ("dci_lasso.completeness", r.completeness),
-                ("dci_lasso.informativeness_test", r.informativeness_test),
-            ],
-            Self::Modularity(r) => vec![("modularity", r.score)],
-            Self::Explicitness(r) => vec![
-                ("explicitness.train", r.train_score),
-                ("explicitness.test", r.test_score),
-            ],
-            Self::Snc(r) => vec![("snc.train", r.train_score), ("snc.test", r.score)],
-            Self::Vendi(r) => vec![("vendi", r.score)],
-            Self::Collapse(r) => {
-                let mut rows = vec![
-                    ("collapse.effective_rank", r.effective_rank),
-                    ("collapse.uniformity", r.uniformity),
-                ];
-                rows.extend(r.alignment.map(|a| ("collapse.alignment", a)));
-                rows
+    /// Wraps `result` of metric `metric` with its headline numbers.
+    pub fn new(
+        metric: &'static str,
+        headline: &[(&str, f64)],
+        result: &impl Serialize,
+    ) -> Result<Self, MetricsError> {
+        let result = match serde_json::to_value(result) {
+            Ok(serde_json::Value::Object(map)) => map,
+            Ok(other) => {
+                return Err(MetricsError::InvalidInput(format!(
+                    "metric `{metric}` produced a non-object result {other}"
+                )));
             }
-            Self::Fid(r) => vec![("fid", r.score)],
+            Err(e) => {
+                return Err(MetricsError::InvalidInput(format!(
+                    "metric `{metric}`: result not serialisable: {e}"
+                )));
+            }
         };
-        rows.into_iter().map(|(l, v)| (l.to_string(), v)).collect()
+        Ok(Self {
+            metric,
+            headline: headline
+                .iter()
+                .map(|&(label, value)| (label.to_owned(), value))
+                .collect(),
+            result,
+        })
+    }
+
+    /// The `(label, value)` pairs worth printing.
+    pub fn headline(&self) -> Vec<(String, f64)> {
+        self.headline.clone()
     }
 }
 
@@ -371,87 +386,130 @@ pub fn run_suite(
     }
     let mut reports = Vec::with_capacity(metrics.len());
     for &metric in metrics {
-        let report = match metric.input() {
+        let data = match metric.input() {
             MetricInput::CodesAndFactors => {
                 let (codes, factors) =
                     code_pair.ok_or_else(|| missing(metric, "codes and factors"))?;
-                let (train_c, train_f, test_c, test_f) = match &drawn {
-                    Some(((trc, trf), (tec, tef))) => (trc, trf, tec, tef),
-                    None => (
-                        codes,
-                        factors,
-                        inputs.test_codes.unwrap_or(codes),
-                        inputs.test_factors.unwrap_or(factors),
-                    ),
-                };
-                match metric {
-                    MetricName::Mig => {
-                        MetricReport::Mig(mig_discrete(codes, factors, &MigConfig::default())?)
+                if metric.uses_test_split() {
+                    match &drawn {
+                        Some(((trc, trf), (tec, tef))) => MetricData::CodesAndFactors {
+                            train_codes: trc,
+                            train_factors: trf,
+                            test_codes: tec,
+                            test_factors: tef,
+                        },
+                        None => MetricData::CodesAndFactors {
+                            train_codes: codes,
+                            train_factors: factors,
+                            test_codes: inputs.test_codes.unwrap_or(codes),
+                            test_factors: inputs.test_factors.unwrap_or(factors),
+                        },
                     }
-                    MetricName::Sap => {
-                        MetricReport::Sap(sap_continuous(codes, factors, &SapConfig::default())?)
+                } else {
+                    MetricData::CodesAndFactors {
+                        train_codes: codes,
+                        train_factors: factors,
+                        test_codes: codes,
+                        test_factors: factors,
                     }
-                    MetricName::SapDiscrete => MetricReport::SapDiscrete(sap_discrete(
-                        train_c,
-                        train_f,
-                        test_c,
-                        test_f,
-                        &SapConfig::default(),
-                    )?),
-                    MetricName::Dci => MetricReport::Dci(dci(
-                        train_c,
-                        train_f,
-                        test_c,
-                        test_f,
-                        &DciConfig::default(),
-                    )?),
-                    MetricName::DciLasso => MetricReport::DciLasso(dci_lasso(
-                        train_c,
-                        train_f,
-                        test_c,
-                        test_f,
-                        &DciLassoConfig::default(),
-                    )?),
-                    MetricName::Snc => MetricReport::Snc(snc(train_c, train_f, test_c, test_f)?),
-                    MetricName::Modularity => MetricReport::Modularity(modularity(
-                        codes,
-                        factors,
-                        &ModularityConfig::default(),
-                    )?),
-                    _ => MetricReport::Explicitness(explicitness(
-                        train_c,
-                        train_f,
-                        test_c,
-                        test_f,
-                        &ExplicitnessConfig::default(),
-                    )?),
                 }
             }
             MetricInput::Features => {
-                let features = inputs.features.ok_or_else(|| missing(metric, "features"))?;
-                if metric == MetricName::Vendi {
-                    MetricReport::Vendi(vendi_score(features, &VendiConfig::default())?)
-                } else {
-                    MetricReport::Collapse(collapse_diagnostics(
-                        features,
-                        None,
-                        &CollapseConfig::default(),
-                    )?)
-                }
+                MetricData::Features(inputs.features.ok_or_else(|| missing(metric, "features"))?)
             }
             MetricInput::FeaturePair => {
                 let (a, b) = inputs
                     .features_a
                     .zip(inputs.features_b)
                     .ok_or_else(|| missing(metric, "two feature sets"))?;
-                MetricReport::Fid(frechet_distance(a, b)?)
+                MetricData::FeaturePair(a, b)
             }
         };
-        reports.push(report);
+        reports.push((metric.spec().run)(&data)?);
     }
     Ok(SuiteReport {
         seed,
         split,
         metrics: reports,
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use rand::Rng;
+
+    /// 120 samples, factors of sizes 3 and 2, each read by one noisy code, plus a noise code.
+    fn synthetic() -> (CodeMatrix, FactorMatrix) {
+        let mut rng = ChaCha8Rng::seed_from_u64(5);
+        let factors: Vec<usize> = (0..120).flat_map(|i| [i % 3, (i / 3) % 2]).collect();
+        let codes: Vec<f64> = factors
+            .chunks_exact(2)
+            .flat_map(|f| {
+                [
+                    f[0] as f64 + rng.random_range(-0.3..0.3),
+                    f[1] as f64 + rng.random_range(-0.3..0.3),
+                    rng.random_range(-1.0..1.0),
+                ]
+            })
+            .collect();
+        (
+            CodeMatrix::new(3, codes).expect("finite codes"),
+            FactorMatrix::new(2, factors).expect("factors"),
+        )
+    }
+
+    #[test]
+    fn every_registered_metric_resolves_runs_and_is_named_once() {
+        let (codes, factors) = synthetic();
+        let inputs = SuiteInputs {
+            codes: Some(&codes),
+            factors: Some(&factors),
+            features: Some(&codes),
+            features_a: Some(&codes),
+            features_b: Some(&codes),
+            ..SuiteInputs::default()
+        };
+        let mut seen = std::collections::HashSet::new();
+        for spec in REGISTRY {
+            assert!(seen.insert(spec.name), "`{}` registered twice", spec.name);
+            let name: MetricName = spec.name.parse().expect("registered name resolves");
+            assert_eq!(name.spec().name, spec.name);
+            let report = run_suite(&[name], &inputs, 1)
+                .unwrap_or_else(|e| panic!("`{}` failed: {e}", spec.name));
+            let result = &report.metrics[0];
+            assert_eq!(result.metric, spec.name);
+            assert!(
+                !result.headline().is_empty(),
+                "`{}` has no headline",
+                spec.name
+            );
+            for (label, value) in result.headline() {
+                assert!(value.is_finite(), "`{}`: {label} = {value}", spec.name);
+            }
+            assert_eq!(
+                report.split.is_some(),
+                spec.uses_test_split,
+                "{}",
+                spec.name
+            );
+        }
+        assert_eq!(seen.len(), MetricName::all().count());
+    }
+
+    #[test]
+    fn a_spec_rejects_data_of_the_wrong_kind() {
+        let (codes, _) = synthetic();
+        for spec in REGISTRY {
+            let wrong = match spec.input {
+                MetricInput::Features => MetricData::FeaturePair(&codes, &codes),
+                _ => MetricData::Features(&codes),
+            };
+            assert!(
+                matches!((spec.run)(&wrong), Err(MetricsError::InvalidInput(_))),
+                "{}",
+                spec.name
+            );
+        }
+    }
 }

@@ -221,3 +221,17 @@ pub fn pixel_vendi_score(
     let features = PixelFeatures::new(PIXEL_VENDI_SIDE)?.extract(images)?;
     cosine_vendi(&features, config, "pixel_cosine")
 }
+
+/// Registry entry of the Vendi score (`vendi`, default configuration).
+pub(crate) const VENDI_SPEC: crate::suite::MetricSpec = crate::suite::MetricSpec {
+    name: "vendi",
+    input: crate::suite::MetricInput::Features,
+    uses_test_split: false,
+    run: |data| {
+        let crate::suite::MetricData::Features(features) = *data else {
+            return Err(VENDI_SPEC.wrong_input());
+        };
+        let r = vendi_score(features, &VendiConfig::default())?;
+        crate::suite::MetricReport::new("vendi", &[("vendi", r.score)], &r)
+    },
+};

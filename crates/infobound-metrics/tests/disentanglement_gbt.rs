@@ -1,9 +1,10 @@
 //! DCI's gradient-boosted trees against scikit-learn's `GradientBoostingClassifier` on codes with
 //! at most 150 distinct values (fixture written by `disentanglement_gbt_reference.py`), where the
-//! histogram split search sees exactly scikit-learn's candidate thresholds.
+//! histogram split search ([`DciSplitSearch::Histogram`]) sees exactly scikit-learn's candidate
+//! thresholds. (The exact search is checked in `sklearn_reference.rs`.)
 
 use infobound_data::FactorMatrix;
-use infobound_metrics::{CodeMatrix, DciConfig, DciResult, dci};
+use infobound_metrics::{CodeMatrix, DciConfig, DciResult, DciSplitSearch, dci};
 use serde_json::Value;
 
 fn matrix(v: &Value) -> Vec<Vec<f64>> {
@@ -47,6 +48,7 @@ fn run(max_depth: usize) -> (DciResult, Value) {
     let test_factors = factor_matrix(&reference["test_factors"]);
     let config = DciConfig {
         max_depth,
+        split_search: DciSplitSearch::Histogram { max_bins: 256 },
         ..DciConfig::default()
     };
     let result = dci(
