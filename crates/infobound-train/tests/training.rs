@@ -28,6 +28,7 @@ fn tiny(objective: Option<ObjectiveConfig>) -> TrainConfig {
         vendi_samples: 64,
         batch_size: 32,
         seed: 1,
+        ..EvalConfig::default()
     };
     config
 }
@@ -152,7 +153,18 @@ fn factor_vae_trains_and_the_run_folder_is_complete() {
         &run,
     )
     .unwrap();
-    assert!((0.0..=1.0).contains(&report.headline.mig));
+    for name in [
+        "mig",
+        "sap_discrete",
+        "dci.disentanglement",
+        "snc.test",
+        "modularity",
+    ] {
+        let value = report.headline[name];
+        assert!((0.0..=1.0).contains(&value), "{name} = {value}");
+    }
+    assert_eq!(report.metrics.len(), config.eval.metrics.len());
+    assert!(report.vendi_aggregate_posterior.score >= 1.0);
     assert!(report.vendi_prior_samples.score >= 1.0);
     write_loss_svg(&run).unwrap();
     write_report(&run).unwrap();

@@ -183,56 +183,51 @@ impl FamilyCommands for VaeCommands {
         })?;
         let m: EvalReport = serde_json::from_str(&text)
             .map_err(|e| CliError::Usage(format!("{}: {e}", path.display())))?;
-        let h = &m.headline;
+        let cell = |name: &str| {
+            m.headline
+                .get(name)
+                .map_or("–".to_string(), |v| format!("{v:.4}"))
+        };
         Ok(format!(
-            "{:<36} {:>12} {:>8.4} {:>8.4} {:>8.4} {:>8.4} {:>8} {:>9.2} {:>9.2} {:>10.2}",
+            "{:<36} {:>12} {:>8} {:>8} {:>8} {:>8} {:>8} {:>8} {:>9.2} {:>9.2} {:>10.2}",
             run.root().display(),
             self.0.objective.name(),
-            h.mig,
-            h.sap,
-            h.dci_disentanglement,
-            h.dci_completeness,
+            cell("dci.disentanglement"),
+            cell("dci.completeness"),
+            cell("snc.test"),
+            cell("mig"),
+            cell("sap_discrete"),
             m.factor_vae
                 .as_ref()
                 .map_or("–".to_string(), |f| format!("{:.4}", f.eval_accuracy)),
             m.vendi_prior_samples.score,
-            m.vendi_traversals.score,
+            m.vendi_aggregate_posterior.score,
             m.reconstruction_error
         ))
     }
 }
 
 fn print_summary(report: &EvalReport) {
-    let h = &report.headline;
-    let u = report.untrained.as_ref();
+    let untrained = report.untrained.as_ref();
     let show = |name: &str, t: f64, u: Option<f64>| match u {
-        Some(u) => println!("  {name:<24} {t:>8.4}   (untrained {u:.4})"),
-        None => println!("  {name:<24} {t:>8.4}"),
+        Some(u) => println!("  {name:<28} {t:>8.4}   (untrained {u:.4})"),
+        None => println!("  {name:<28} {t:>8.4}"),
     };
     println!("metrics at step {}:", report.step);
-    show("MIG", h.mig, u.map(|u| u.mig));
-    show("SAP", h.sap, u.map(|u| u.sap));
-    show(
-        "DCI disentanglement",
-        h.dci_disentanglement,
-        u.map(|u| u.dci_disentanglement),
-    );
-    show(
-        "DCI completeness",
-        h.dci_completeness,
-        u.map(|u| u.dci_completeness),
-    );
-    show(
-        "DCI informativeness",
-        h.dci_informativeness,
-        u.map(|u| u.dci_informativeness),
-    );
+    for (name, value) in &report.headline {
+        show(name, *value, untrained.and_then(|u| u.get(name).copied()));
+    }
     if let Some(f) = &report.factor_vae {
         show("FactorVAE score", f.eval_accuracy, None);
     }
     show(
         "Vendi (prior samples)",
         report.vendi_prior_samples.score,
+        None,
+    );
+    show(
+        "Vendi (aggregate posterior)",
+        report.vendi_aggregate_posterior.score,
         None,
     );
     show("Vendi (traversals)", report.vendi_traversals.score, None);

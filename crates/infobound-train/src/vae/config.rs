@@ -107,6 +107,8 @@ pub struct EvalConfig {
     pub batch_size: usize,
     /// Seed of the evaluation samples (kept apart from the training seed).
     pub seed: u64,
+    /// Metrics of the suite (names of `infobound_metrics::REGISTRY`) scored on the μ codes.
+    pub metrics: Vec<String>,
 }
 
 impl Default for EvalConfig {
@@ -120,6 +122,18 @@ impl Default for EvalConfig {
             vendi_samples: 1_000,
             batch_size: 256,
             seed: 2024,
+            // The α-TCVAE paper's table (DCI, SNC, MIG) and disentanglement_lib's other
+            // code metrics (SAP with SVMs, modularity, explicitness); our choice of set.
+            metrics: [
+                "dci",
+                "snc",
+                "mig",
+                "sap_discrete",
+                "modularity",
+                "explicitness",
+            ]
+            .map(String::from)
+            .to_vec(),
         }
     }
 }
@@ -251,6 +265,10 @@ impl TrainConfig {
                  procedural dSprites / 3DShapes or the real dSprites, 3DShapes and MPI3D files",
                 self.dataset.name()
             )));
+        }
+        for name in &self.eval.metrics {
+            name.parse::<infobound_metrics::MetricName>()
+                .map_err(|e| TrainError::Config(format!("eval.metrics: {e}")))?;
         }
         self.objective.validate(self.model.latent_dim)?;
         Ok(())

@@ -6,11 +6,11 @@ use burn::tensor::{Device, Tensor, TensorData};
 use infobound_data::{
     FactorMatrix, GroundTruthDataset, ImageBatch, ObservationShape, images_to_tensor, save_png_grid,
 };
+use std::collections::BTreeMap;
+
 use infobound_metrics::{
-    CodeMatrix, DciConfig, DciResult, FactorVaeConfig, FactorVaeResult, MetricsError, MigConfig,
-    MigResult, ModularityConfig, ModularityResult, SapConfig, SapResult, VendiConfig, VendiScore,
-    dci, factor_vae_score, mig_discrete, modularity, pixel_vendi_score, sample_train_test,
-    sap_discrete,
+    CodeMatrix, FactorVaeConfig, FactorVaeResult, MetricName, MetricsError, SuiteInputs,
+    VendiConfig, VendiScore, factor_vae_score, pixel_vendi_score, run_suite, sample_train_test,
 };
 use infobound_models::Vae;
 use rand::SeedableRng;
@@ -20,22 +20,9 @@ use serde::{Deserialize, Serialize};
 use crate::rng::standard_normal;
 use crate::{EvalConfig, RunDir, TrainConfig, TrainError};
 
-/// Headline numbers of one encoder, for tables.
-#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
-pub struct HeadlineScores {
-    /// Discrete MIG.
-    pub mig: f64,
-    /// SAP (disentanglement_lib's SVM form).
-    pub sap: f64,
-    /// DCI disentanglement.
-    pub dci_disentanglement: f64,
-    /// DCI completeness.
-    pub dci_completeness: f64,
-    /// DCI informativeness (test accuracy).
-    pub dci_informativeness: f64,
-    /// Modularity.
-    pub modularity: f64,
-}
+/// Headline numbers of one encoder, by the metrics suite's labels (`mig`, `sap_discrete`,
+/// `dci.disentanglement`, `snc.test`, ...), for tables.
+pub type HeadlineScores = BTreeMap<String, f64>;
 
 /// Everything `metrics.json` holds.
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -44,23 +31,19 @@ pub struct EvalReport {
     pub step: usize,
     /// Dataset name.
     pub dataset: String,
-    /// Headline numbers of the trained encoder.
+    /// Headline numbers of the trained encoder (every metric of `eval.metrics`).
     pub headline: HeadlineScores,
     /// The same numbers for the untrained encoder with the run's initial weights (a floor that
     /// training must clear).
     pub untrained: Option<HeadlineScores>,
-    /// Discrete MIG in full.
-    pub mig: MigResult,
-    /// SAP in full.
-    pub sap: SapResult,
-    /// DCI in full.
-    pub dci: DciResult,
-    /// Modularity in full.
-    pub modularity: ModularityResult,
+    /// Every metric of `eval.metrics` in full, as `infobound_metrics::run_suite` reports it.
+    pub metrics: Vec<serde_json::Value>,
     /// FactorVAE score, if enabled.
     pub factor_vae: Option<FactorVaeResult>,
     /// Pixel Vendi score of decoded prior samples z ~ N(0, I).
     pub vendi_prior_samples: VendiScore,
+    /// Pixel Vendi score of decoded aggregate-posterior samples z ~ q(z|x), x from the data.
+    pub vendi_aggregate_posterior: VendiScore,
     /// Pixel Vendi score of the latent traversal images.
     pub vendi_traversals: VendiScore,
     /// Mean per-image negative log-likelihood of test reconstructions (the training likelihood).
@@ -185,57 +168,42 @@ fn informative_factors(
     Ok(FactorMatrix::new(keep.len(), values)?)
 }
 
-fn headline(
+/// Runs the suite of `config.metrics` on the scored codes of `vae`: the headline numbers and
+/// every metric's full result.
+fn scores(
     vae: &Vae,
     dataset: &dyn GroundTruthDataset,
     config: &EvalConfig,
     device: &Device,
-    timings: &mut Vec<(String, f64)>,
-) -> Result<
-    (
-        HeadlineScores,
-        MigResult,
-        SapResult,
-        DciResult,
-        ModularityResult,
-    ),
-    TrainError,
-> {
-    let mut lap = std::time::Instant::now();
-    let mut mark = |name: &str, timings: &mut Vec<(String, f64)>| {
-        timings.push((name.to_string(), lap.elapsed().as_secs_f64()));
-        lap = std::time::Instant::now();
-    };
+) -> Result<(HeadlineScores, Vec<serde_json::Value>), TrainError> {
     let ((train_codes, train_factors), (test_codes, test_factors)) =
         scored_codes(vae, dataset, config, device)?;
-    mark("render and encode", timings);
-    let mig = mig_discrete(&train_codes, &train_factors, &MigConfig::default())?;
-    let sap = sap_discrete(
-        &train_codes,
-        &train_factors,
-        &test_codes,
-        &test_factors,
-        &SapConfig::default(),
-    )?;
-    mark("mig and sap", timings);
-    let dci = dci(
-        &train_codes,
-        &train_factors,
-        &test_codes,
-        &test_factors,
-        &DciConfig::default(),
-    )?;
-    mark("dci", timings);
-    let modularity = modularity(&train_codes, &train_factors, &ModularityConfig::default())?;
-    let scores = HeadlineScores {
-        mig: mig.score,
-        sap: sap.score,
-        dci_disentanglement: dci.disentanglement,
-        dci_completeness: dci.completeness,
-        dci_informativeness: dci.informativeness_test,
-        modularity: modularity.score,
+    let names = config
+        .metrics
+        .iter()
+        .map(|name| name.parse::<MetricName>())
+        .collect::<Result<Vec<_>, _>>()?;
+    let inputs = SuiteInputs {
+        codes: Some(&train_codes),
+        factors: Some(&train_factors),
+        test_codes: Some(&test_codes),
+        test_factors: Some(&test_factors),
+        features: None,
+        features_a: None,
+        features_b: None,
     };
-    Ok((scores, mig, sap, dci, modularity))
+    let report = run_suite(&names, &inputs, config.seed)?;
+    let headline = report
+        .metrics
+        .iter()
+        .flat_map(|m| m.headline.iter().cloned())
+        .collect();
+    let full = report
+        .metrics
+        .iter()
+        .map(|m| serde_json::to_value(m).map_err(|e| TrainError::Config(e.to_string())))
+        .collect::<Result<_, _>>()?;
+    Ok((headline, full))
 }
 
 /// Evaluates `vae` on `dataset` with `train_config.eval` (and its likelihood for the
@@ -262,11 +230,10 @@ pub fn evaluate(
         timings.push((name.to_string(), lap.elapsed().as_secs_f64()));
         lap = std::time::Instant::now();
     };
-    let (headline_scores, mig, sap, dci, modularity) =
-        headline(&vae, dataset, config, &device, &mut timings)?;
-    mark("headline metrics", &mut timings);
+    let (headline_scores, metrics) = scores(&vae, dataset, config, &device)?;
+    mark("metrics suite", &mut timings);
     let untrained = match untrained {
-        Some(u) => Some(headline(&u.valid(), dataset, config, &device, &mut Vec::new())?.0),
+        Some(u) => Some(scores(&u.valid(), dataset, config, &device)?.0),
         None => None,
     };
     mark("untrained encoder", &mut timings);
@@ -331,6 +298,34 @@ pub fn evaluate(
         &run.file("samples.png"),
     )?;
     let vendi_prior_samples = pixel_vendi_score(&samples, &VendiConfig::default())?;
+    // Aggregate-posterior samples: z = μ(x) + σ(x)·ε for data images x, decoded.
+    let count = config.vendi_samples.max(2);
+    let (_, data) = dataset.sample(count, &mut rng)?;
+    let mut posterior = Vec::with_capacity(count * k);
+    for start in (0..count).step_by(config.batch_size) {
+        let end = (start + config.batch_size).min(count);
+        let numel = data.shape().numel();
+        let chunk = ImageBatch::new(
+            data.shape(),
+            data.pixels()[start * numel..end * numel].to_vec(),
+        )?;
+        let (mu, logvar) = vae.encode(images_to_tensor(&chunk, &device))?;
+        let eps = Tensor::<2>::from_data(
+            TensorData::new(
+                standard_normal(&mut rng, (end - start) * k),
+                [end - start, k],
+            ),
+            &device,
+        );
+        let z = mu + (logvar * 0.5).exp() * eps;
+        let values: Vec<f32> = z
+            .into_data()
+            .try_to_vec()
+            .map_err(|e| TrainError::Config(format!("{e:?}")))?;
+        posterior.extend(values);
+    }
+    let posterior_samples = decode_batch(&vae, posterior, k, &device)?;
+    let vendi_aggregate_posterior = pixel_vendi_score(&posterior_samples, &VendiConfig::default())?;
     let vendi_traversals = pixel_vendi_score(&traversals, &VendiConfig::default())?;
     mark("pictures and vendi", &mut timings);
 
@@ -339,12 +334,10 @@ pub fn evaluate(
         dataset: dataset.name().to_string(),
         headline: headline_scores,
         untrained,
-        mig,
-        sap,
-        dci,
-        modularity,
+        metrics,
         factor_vae,
         vendi_prior_samples,
+        vendi_aggregate_posterior,
         vendi_traversals,
         reconstruction_error: nll as f64,
         eval_seconds: started.elapsed().as_secs_f64(),

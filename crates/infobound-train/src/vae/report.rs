@@ -13,30 +13,11 @@ fn row(name: &str, trained: f64, untrained: Option<f64>) -> String {
     }
 }
 
+/// One row per headline number of the trained encoder, with the untrained floor beside it.
 fn headline_rows(h: &HeadlineScores, u: Option<&HeadlineScores>) -> String {
-    [
-        ("MIG (discrete)", h.mig, u.map(|u| u.mig)),
-        ("SAP", h.sap, u.map(|u| u.sap)),
-        (
-            "DCI disentanglement",
-            h.dci_disentanglement,
-            u.map(|u| u.dci_disentanglement),
-        ),
-        (
-            "DCI completeness",
-            h.dci_completeness,
-            u.map(|u| u.dci_completeness),
-        ),
-        (
-            "DCI informativeness (test acc.)",
-            h.dci_informativeness,
-            u.map(|u| u.dci_informativeness),
-        ),
-        ("Modularity", h.modularity, u.map(|u| u.modularity)),
-    ]
-    .iter()
-    .map(|(n, t, u)| row(n, *t, *u))
-    .collect()
+    h.iter()
+        .map(|(name, value)| row(name, *value, u.and_then(|u| u.get(name).copied())))
+        .collect()
 }
 
 /// Writes `report.md` from the run folder's config, log, metrics and pictures.
@@ -48,7 +29,7 @@ pub fn write_report(run: &RunDir) -> Result<std::path::PathBuf, TrainError> {
     let log = read_log(run)?;
     let last = log.last();
     let mut md = format!(
-        "# Run `{}`\n\n{} on procedural `{}`, seed {}, {} steps of batch {} ({} networks, K = {}).\n\n",
+        "# Run `{}`\n\n{} on `{}`, seed {}, {} steps of batch {} ({} networks, K = {}).\n\n",
         config.name,
         config.objective.name(),
         config.dataset.name(),
@@ -79,6 +60,11 @@ pub fn write_report(run: &RunDir) -> Result<std::path::PathBuf, TrainError> {
             md.push_str(&row(
                 "Vendi, prior samples (pixels)",
                 m.vendi_prior_samples.score,
+                None,
+            ));
+            md.push_str(&row(
+                "Vendi, aggregate-posterior samples (pixels)",
+                m.vendi_aggregate_posterior.score,
                 None,
             ));
             md.push_str(&row(
