@@ -3,7 +3,6 @@
 //! `[n, d]` float codes/features and `[n, f]` integer factor labels the `infobound metrics`
 //! command reads. Malformed input gives an [`NpyError`], never a panic.
 
-use std::io::Write;
 use std::path::Path;
 
 use infobound_data::FactorMatrix;
@@ -336,25 +335,14 @@ pub fn factors_to_npy_bytes(factors: &FactorMatrix) -> Result<Vec<u8>, NpyError>
 }
 
 /// Writes `bytes` to `path` through a temporary file in the same folder and a rename, so that a
-/// reader never sees a half-written file.
+/// reader never sees a half-written file (the project's one atomic writer,
+/// [`infobound_data::io::write_atomic`]).
 pub fn write_atomically(path: &Path, bytes: &[u8]) -> Result<(), NpyError> {
-    let io = |source| NpyError::Io {
-        path: path.to_path_buf(),
-        source,
-    };
-    let file_name = path
-        .file_name()
-        .ok_or_else(|| io(std::io::Error::other("the path names no file")))?;
-    let mut temp_name = std::ffi::OsString::from(".");
-    temp_name.push(file_name);
-    temp_name.push(format!(".{}.tmp", std::process::id()));
-    let temp = path.with_file_name(temp_name);
-    let result = std::fs::File::create(&temp)
-        .and_then(|mut f| f.write_all(bytes).and_then(|()| f.sync_all()))
-        .and_then(|()| std::fs::rename(&temp, path));
-    if result.is_err() {
-        // Best effort: the temporary file is useless once the write or rename failed.
-        let _ = std::fs::remove_file(&temp);
-    }
-    result.map_err(io)
+    infobound_data::io::write_atomic(path, bytes).map_err(|e| match e {
+        infobound_data::DataError::Io { path, source } => NpyError::Io { path, source },
+        other => NpyError::Io {
+            path: path.to_path_buf(),
+            source: std::io::Error::other(other.to_string()),
+        },
+    })
 }

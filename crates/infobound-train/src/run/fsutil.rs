@@ -1,6 +1,5 @@
 //! Atomic file writes: a reader never sees a half-written file, and a crash leaves the old one.
 
-use std::io::Write;
 use std::path::{Path, PathBuf};
 
 use crate::TrainError;
@@ -12,17 +11,19 @@ pub(crate) fn temp_path(path: &Path) -> PathBuf {
     path.with_file_name(name)
 }
 
-/// Writes `bytes` to `path` through a synced temporary file and a rename.
+/// Writes `bytes` to `path` through a synced temporary file and a rename (the project's one
+/// atomic writer, [`infobound_data::io::write_atomic`]), creating the folder first.
+///
+/// # Errors
+/// [`TrainError::Io`] naming the folder or file that failed.
 pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<(), TrainError> {
-    if let Some(dir) = path.parent() {
+    if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
         std::fs::create_dir_all(dir).map_err(|e| TrainError::io(dir, e))?;
     }
-    let tmp = temp_path(path);
-    let mut file = std::fs::File::create(&tmp).map_err(|e| TrainError::io(&tmp, e))?;
-    file.write_all(bytes)
-        .and_then(|()| file.sync_all())
-        .map_err(|e| TrainError::io(&tmp, e))?;
-    std::fs::rename(&tmp, path).map_err(|e| TrainError::io(path, e))
+    infobound_data::io::write_atomic(path, bytes).map_err(|e| match e {
+        infobound_data::DataError::Io { path, source } => TrainError::Io { path, source },
+        other => TrainError::Data(other),
+    })
 }
 
 /// Serialises `value` as pretty JSON and writes it atomically.
