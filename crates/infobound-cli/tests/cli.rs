@@ -171,3 +171,37 @@ fn a_run_killed_with_sigkill_resumes_to_the_uninterrupted_parameters() {
     );
     assert_eq!(final_parameters(&whole), final_parameters(&killed));
 }
+
+/// The untrained floor is the run's own step-0 weights (`initial/`), not weights re-drawn from
+/// the seed: a run of zero steps scores exactly its floor.
+#[test]
+fn a_zero_step_run_scores_exactly_its_untrained_floor() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = dir.path().join("tiny.toml");
+    let eval = "\n[eval]\nnum_train = 64\nnum_test = 32\nfactor_vae_score = false\n\
+                vendi_samples = 16\nbatch_size = 32\n";
+    std::fs::write(&config, format!("{TINY}{eval}")).unwrap();
+    let run = dir.path().join("run");
+    let out = infobound(&[
+        "train",
+        "--config",
+        config.to_str().unwrap(),
+        "--out",
+        run.to_str().unwrap(),
+        "--steps",
+        "0",
+        "--quiet",
+    ]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(run.join("initial").is_dir(), "no initial/ record");
+    let metrics: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(run.join("metrics.json")).unwrap())
+            .unwrap();
+    let trained = metrics["headline"].as_object().expect("headline");
+    assert!(!trained.is_empty());
+    assert_eq!(metrics["headline"], metrics["untrained"]);
+}

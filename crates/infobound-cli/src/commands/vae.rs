@@ -37,11 +37,16 @@ impl VaeCommands {
         run: &RunDir,
         device: &Device,
     ) -> Result<EvalReport, CliError> {
-        // The untrained floor: the run's initial weights, rebuilt from its seed.
-        let untrained = VaeTrainer::new(self.0.clone(), device)?;
+        // The untrained floor: the run's own step-0 weights (`initial/`); runs of earlier
+        // releases have none and get them re-drawn from the seed.
+        let fresh = VaeTrainer::new(self.0.clone(), device)?;
+        let untrained = match trainer.initial_vae(run)? {
+            Some(vae) => vae,
+            None => fresh.vae().clone(),
+        };
         Ok(infobound_train::evaluate(
             trainer.vae(),
-            Some(untrained.vae()),
+            Some(&untrained),
             trainer.dataset().as_ref(),
             &self.0,
             trainer.step(),

@@ -107,6 +107,13 @@ pub trait RunFamily {
     /// [`TrainError::Checkpoint`] / [`TrainError::Io`].
     fn checkpoint(&self, run: &RunDir) -> Result<(), TrainError>;
 
+    /// Writes the step-0 weights into `run.initial()` (called once, before a fresh run's first
+    /// step): evaluation scores them as the untrained floor instead of re-drawing them.
+    ///
+    /// # Errors
+    /// [`TrainError::Checkpoint`] / [`TrainError::Io`].
+    fn save_initial(&self, run: &RunDir) -> Result<(), TrainError>;
+
     /// Restores weights, optimiser moments and counters from a checkpoint folder.
     ///
     /// # Errors
@@ -234,6 +241,8 @@ pub fn run_training_locked<F: RunFamily>(
                 message: "nothing to resume: no checkpoint yet".into(),
             })?;
         family.restore(&checkpoint)?;
+    } else {
+        family.save_initial(run)?;
     }
     // A resume may extend the step budget (`--steps`); config.toml records what ran.
     write_atomic(&run.config(), family.config_toml()?.as_bytes())?;

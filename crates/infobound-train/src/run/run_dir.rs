@@ -48,6 +48,12 @@ impl RunDir {
         self.root.join("environment.json")
     }
 
+    /// `initial/`: the run's step-0 weights (a checkpoint folder of its own), the untrained
+    /// floor of every evaluation.
+    pub fn initial(&self) -> PathBuf {
+        self.root.join("initial")
+    }
+
     /// A file of the run by name.
     pub fn file(&self, name: &str) -> PathBuf {
         self.root.join(name)

@@ -363,8 +363,11 @@ pub fn evaluate_ssl(
     lap("features", &mut since);
     let scores = probe_scores(trainer, &features)?;
     lap("knn_and_probes", &mut since);
-    let untrained =
+    // The untrained floor: the run's own step-0 weights (`initial/`); runs of earlier releases
+    // have none and get them re-drawn from the seed.
+    let mut untrained =
         SslTrainer::with_data(config.clone(), trainer.inference_device(), Arc::clone(data))?;
+    untrained.load_initial(run)?;
     let untrained_features = split_features(&untrained)?;
     let untrained_knn = knn_accuracy(
         &untrained_features.train,

@@ -183,6 +183,21 @@ impl SslTrainer {
         Ok(())
     }
 
+    /// Replaces the online network by the run's step-0 weights from `run.initial()`, if the
+    /// run saved them; returns whether it did.
+    ///
+    /// # Errors
+    /// [`TrainError::Checkpoint`] if the record exists but does not load.
+    pub fn load_initial(&mut self, run: &RunDir) -> Result<bool, TrainError> {
+        match crate::run::latest_checkpoint(&run.initial())? {
+            Some(checkpoint) => {
+                self.online = load_module(&checkpoint, "online", self.online.clone())?;
+                Ok(true)
+            }
+            None => Ok(false),
+        }
+    }
+
     /// The configuration.
     pub fn config(&self) -> &SslTrainConfig {
         &self.config
@@ -556,6 +571,16 @@ impl RunFamily for SslTrainer {
 
     fn checkpoint(&self, run: &RunDir) -> Result<(), TrainError> {
         self.write_checkpoint(run)
+    }
+
+    fn save_initial(&self, run: &RunDir) -> Result<(), TrainError> {
+        save_checkpoint(
+            &run.initial(),
+            &self.state,
+            &[("online", &self.online)],
+            &[],
+        )?;
+        Ok(())
     }
 
     fn restore(&mut self, checkpoint: &std::path::Path) -> Result<(), TrainError> {

@@ -84,6 +84,18 @@ impl VaeTrainer {
         })
     }
 
+    /// The run's step-0 weights from `run.initial()`, if the run saved them (runs of earlier
+    /// releases did not).
+    ///
+    /// # Errors
+    /// [`TrainError::Checkpoint`] if the record exists but does not load.
+    pub fn initial_vae(&self, run: &RunDir) -> Result<Option<Vae>, TrainError> {
+        match crate::run::latest_checkpoint(&run.initial())? {
+            Some(checkpoint) => Ok(Some(load_module(&checkpoint, "vae", self.vae.clone())?)),
+            None => Ok(None),
+        }
+    }
+
     /// The model being trained.
     pub fn vae(&self) -> &Vae {
         &self.vae
@@ -260,6 +272,11 @@ impl RunFamily for VaeTrainer {
             optimizers.push(("discriminator_optimizer", o));
         }
         save_checkpoint(&run.checkpoints(), &self.state, &modules, &optimizers)?;
+        Ok(())
+    }
+
+    fn save_initial(&self, run: &RunDir) -> Result<(), TrainError> {
+        save_checkpoint(&run.initial(), &self.state, &[("vae", &self.vae)], &[])?;
         Ok(())
     }
 
