@@ -23,8 +23,7 @@ pub mod ssl;
 pub mod vae;
 
 pub use error::ModelError;
-#[cfg(feature = "flex-kernels")]
-pub use layers::set_generic_layers;
+pub use layers::LayerImplementation;
 pub use loss::{LossOutput, detached, host_term};
 pub use vae::objectives::{self, ObjectiveConfig, StepContext, VaeObjective};
 pub use vae::{
