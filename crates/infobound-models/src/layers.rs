@@ -213,3 +213,181 @@ fn check_channels(layer: &str, channels: usize, x: &Tensor<4>) -> Result<(), Mod
     }
     Ok(())
 }
+
+#[cfg(test)]
+mod tests {
+    use burn::module::Module;
+    use burn::tensor::{Device, Distribution, Tensor};
+
+    use super::LayerImplementation;
+    use crate::ssl::{BackboneConfig, MlpHeadConfig, SslNetworkConfig};
+    use crate::{Architecture, Likelihood, ModelError, VaeConfig, VaeForward};
+
+    const ALL: [LayerImplementation; 3] = [
+        LayerImplementation::Kernels,
+        LayerImplementation::KernelsIm2col,
+        LayerImplementation::Burn,
+    ];
+
+    #[test]
+    fn every_choice_round_trips_through_serde() {
+        for (choice, tag) in ALL.into_iter().zip(["kernels", "kernels_im2col", "burn"]) {
+            let text = serde_json::to_string(&choice).expect("serialises");
+            assert_eq!(text, format!("\"{tag}\""));
+            let back: LayerImplementation = serde_json::from_str(&text).expect("parses");
+            assert_eq!(back, choice);
+            let config = VaeConfig {
+                layers: choice,
+                ..VaeConfig::default()
+            };
+            let text = serde_json::to_string(&config).expect("serialises");
+            assert_eq!(
+                serde_json::from_str::<VaeConfig>(&text).expect("parses"),
+                config
+            );
+        }
+        assert!(serde_json::from_str::<LayerImplementation>("\"winograd\"").is_err());
+        // Configurations written before the field existed get today's default, the kernels.
+        let vae: VaeConfig = serde_json::from_str(r#"{"latent_dim": 6}"#).expect("parses");
+        assert_eq!(vae.layers, LayerImplementation::Kernels);
+        let network = SslNetworkConfig {
+            backbone: BackboneConfig::narrow_resnet_cifar(2),
+            projector: MlpHeadConfig::byol_projector(16, 8, 4),
+            predictor: None,
+            layers: LayerImplementation::Burn,
+        };
+        let mut json = serde_json::to_value(&network).expect("serialises");
+        assert_eq!(json["layers"], "burn");
+        json.as_object_mut().expect("a table").remove("layers");
+        let parsed: SslNetworkConfig = serde_json::from_value(json).expect("parses");
+        assert_eq!(parsed.layers, LayerImplementation::Kernels);
+    }
+
+    /// The α-TCVAE authors' networks (3×3 stride-1 convolutions of 64 channels at 64×64, which
+    /// `Kernels` computes with Winograd F(4×4, 3×3), and 4×4 stride-2 ones, F(2×2, 2×2) on
+    /// their polyphase components) with each implementation, all with the same parameters
+    /// (one record loaded into each: seeding the shared RNG would race with parallel tests)
+    /// and on the same batch.
+    fn vae_forwards() -> Vec<VaeForward> {
+        let device = Device::flex();
+        let config = |layers| VaeConfig {
+            architecture: Architecture::SpatialBroadcast,
+            channels: 1,
+            likelihood: Likelihood::Bernoulli,
+            layers,
+            ..VaeConfig::default()
+        };
+        let record = config(LayerImplementation::Burn)
+            .init(&device)
+            .expect("valid config")
+            .into_record();
+        let x = Tensor::<4>::random([2, 1, 64, 64], Distribution::Uniform(0.0, 1.0), &device);
+        let eps = Tensor::<2>::random([2, 10], Distribution::Normal(0.0, 1.0), &device);
+        ALL.into_iter()
+            .map(|layers| {
+                let vae = config(layers)
+                    .init(&device)
+                    .expect("valid config")
+                    .load_record(record.clone());
+                assert_eq!(vae.layers(), layers, "loading a record keeps the choice");
+                vae.forward(x.clone(), eps.clone()).expect("fits")
+            })
+            .collect()
+    }
+
+    /// max |a − b| / max |reference|.
+    fn relative_difference<const D: usize>(a: Tensor<D>, reference: Tensor<D>) -> f32 {
+        let scale: f32 = reference.clone().abs().max().into_scalar();
+        let difference: f32 = (a - reference).abs().max().into_scalar();
+        difference / scale
+    }
+
+    #[test]
+    fn every_implementation_computes_the_same_vae() {
+        let [kernels, im2col, burn]: [VaeForward; 3] = vae_forwards()
+            .try_into()
+            .expect("one pass per implementation");
+        for other in [&kernels, &im2col] {
+            for (a, reference) in [
+                (other.mu.clone(), burn.mu.clone()),
+                (other.logvar.clone(), burn.logvar.clone()),
+            ] {
+                let relative = relative_difference(a, reference);
+                assert!(relative < 1e-4, "posterior differs by {relative:.2e}");
+            }
+            let relative = relative_difference(other.logits.clone(), burn.logits.clone());
+            assert!(relative < 1e-4, "logits differ by {relative:.2e}");
+            let nll = |forward: &VaeForward| {
+                Likelihood::Bernoulli
+                    .negative_log_likelihood(
+                        forward.logits.clone(),
+                        forward.x.clone(),
+                        forward.layers,
+                    )
+                    .expect("same shapes")
+            };
+            let relative = relative_difference(nll(other), nll(&burn));
+            assert!(relative < 1e-4, "likelihood differs by {relative:.2e}");
+        }
+        #[cfg(feature = "flex-kernels")]
+        {
+            // Winograd and im2col sum different products: equal to rounding, not bit for bit.
+            let difference: f32 = (kernels.logits - im2col.logits).abs().max().into_scalar();
+            assert!(difference > 0.0, "Winograd did not run");
+        }
+    }
+
+    #[test]
+    fn every_implementation_computes_the_same_backbone() {
+        // Autodiff with the training flags on: the batch norms use batch statistics.
+        let device = Device::flex().autodiff();
+        let backbone = |layers| {
+            BackboneConfig::narrow_resnet_cifar(16)
+                .init(layers, &device)
+                .expect("valid backbone")
+        };
+        let record = backbone(LayerImplementation::Burn).into_record();
+        let x = Tensor::<4>::random([4, 3, 16, 16], Distribution::Normal(0.0, 1.0), &device);
+        let features = |layers| {
+            backbone(layers)
+                .load_record(record.clone())
+                .forward(x.clone())
+                .expect("fits")
+        };
+        let burn = features(LayerImplementation::Burn);
+        for layers in [
+            LayerImplementation::Kernels,
+            LayerImplementation::KernelsIm2col,
+        ] {
+            let relative = relative_difference(features(layers), burn.clone());
+            assert!(relative < 1e-4, "{layers:?} differs by {relative:.2e}");
+        }
+    }
+
+    #[test]
+    fn every_implementation_rejects_images_that_do_not_fit() {
+        let device = Device::flex();
+        for layers in ALL {
+            let vae = VaeConfig {
+                channels: 1,
+                layers,
+                ..VaeConfig::default()
+            }
+            .init(&device)
+            .expect("valid config");
+            let x = Tensor::<4>::zeros([2, 3, 64, 64], &device);
+            assert!(
+                matches!(
+                    vae.encode(x),
+                    Err(ModelError::Shape(_) | ModelError::Kernel(_))
+                ),
+                "{layers:?}"
+            );
+            let backbone = BackboneConfig::narrow_resnet_cifar(2)
+                .init(layers, &device)
+                .expect("valid backbone");
+            let x = Tensor::<4>::zeros([2, 1, 16, 16], &device);
+            assert!(backbone.forward(x).is_err(), "{layers:?}");
+        }
+    }
+}
