@@ -16,6 +16,11 @@
 //! # Ok(()) }
 //! ```
 
+/// The README's examples, compiled (and the first one run) as doc tests.
+#[doc = include_str!("../README.md")]
+#[cfg(doctest)]
+pub struct ReadmeDoctest;
+
 mod error;
 mod layers;
 mod loss;
