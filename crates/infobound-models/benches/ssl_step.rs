@@ -23,6 +23,7 @@ use burn::optim::{GradientsParams, ModuleOptimizer, SgdConfig};
 use burn::tensor::{Device, Distribution, Tensor};
 use criterion::{BenchmarkId, Criterion, criterion_group, criterion_main};
 use infobound_backend::{BackendSpec, select_device};
+use infobound_models::LayerImplementation;
 use infobound_models::ssl::{
     BackboneConfig, MlpHeadConfig, SslNetwork, SslNetworkConfig, SslObjective, SslObjectiveConfig,
     SslViews,
@@ -90,6 +91,7 @@ fn ssl_step(c: &mut Criterion) {
                 projector: MlpHeadConfig::byol_projector(backbone.feature_dim(), 2048, 2048),
                 backbone: backbone.clone(),
                 predictor: None,
+                layers: LayerImplementation::default(),
             };
             let mut net = config.init(&device).expect("valid network");
             let mut optimizer = SgdConfig::new()

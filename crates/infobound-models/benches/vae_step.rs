@@ -60,7 +60,7 @@ impl Workload {
         };
         let discriminator = match objective {
             ObjectiveConfig::FactorVae(c) => Some((
-                c.discriminator(config.latent_dim, device),
+                c.discriminator(config.latent_dim, config.layers, device),
                 AdamConfig::new().init(),
             )),
             _ => None,

@@ -16,6 +16,11 @@
 //! # Ok(()) }
 //! ```
 
+/// The README's examples, compiled (and the first one run) as doc tests.
+#[doc = include_str!("../README.md")]
+#[cfg(doctest)]
+pub struct ReadmeDoctest;
+
 mod error;
 mod layers;
 mod loss;
@@ -23,8 +28,7 @@ pub mod ssl;
 pub mod vae;
 
 pub use error::ModelError;
-#[cfg(feature = "flex-kernels")]
-pub use layers::set_generic_layers;
+pub use layers::LayerImplementation;
 pub use loss::{LossOutput, detached, host_term};
 pub use vae::objectives::{self, ObjectiveConfig, StepContext, VaeObjective};
 pub use vae::{

@@ -1,6 +1,7 @@
 //! Issue #9's "no behaviour change": training the Burgess VAE with the `infobound-kernels`
-//! convolutions follows the loss curve of Burn's generic convolutions for a fixed seed. This is
-//! its own test binary because the switch between the two paths is process-wide.
+//! layers ([`LayerImplementation::Kernels`]) follows the loss curve of Burn's own layers
+//! ([`LayerImplementation::Burn`]) for a fixed seed; both networks are built from the same
+//! configuration but for its `layers` field.
 #![cfg(feature = "flex-kernels")]
 
 mod common;
@@ -8,20 +9,20 @@ mod common;
 use burn::optim::{AdamConfig, GradientsParams};
 use burn::tensor::{Device, Distribution, Tensor};
 use infobound_models::objectives::AlphaTcvaeConfig;
-use infobound_models::{Likelihood, ObjectiveConfig, StepContext, VaeConfig, set_generic_layers};
+use infobound_models::{LayerImplementation, Likelihood, ObjectiveConfig, StepContext, VaeConfig};
 
 const STEPS: usize = 100;
 const BATCH: usize = 8;
 
 /// The loss of every step of α-TCVAE on a fixed stream of batches (3-channel, Gaussian
 /// likelihood), everything seeded.
-fn loss_curve(generic: bool) -> Vec<f32> {
-    set_generic_layers(generic);
+fn loss_curve(layers: LayerImplementation) -> Vec<f32> {
     let device = Device::flex().autodiff();
     device.seed(11);
     let config = VaeConfig {
         channels: 3,
         likelihood: Likelihood::Gaussian,
+        layers,
         ..VaeConfig::default()
     };
     let mut vae = config.init(&device).expect("valid config");
@@ -57,9 +58,8 @@ fn loss_curve(generic: bool) -> Vec<f32> {
 
 #[test]
 fn kernels_follow_the_generic_loss_curve() {
-    let generic = loss_curve(true);
-    let kernels = loss_curve(false);
-    set_generic_layers(false);
+    let generic = loss_curve(LayerImplementation::Burn);
+    let kernels = loss_curve(LayerImplementation::Kernels);
     // The last loss at least 4 % below the first.
     common::assert_curves_agree(&generic, &kernels, 0.04 * generic[0]);
 }

@@ -1,7 +1,7 @@
 //! Issue #9's "no behaviour change" for the self-supervised networks: MVEB on a narrow CIFAR
 //! ResNet trained with the `infobound-kernels` convolutions and batch norms follows the loss
-//! curve of Burn's generic layers for a fixed seed. Its own test binary because the switch
-//! between the two paths is process-wide.
+//! curve of Burn's own layers for a fixed seed: the same network configuration built with
+//! [`LayerImplementation::Burn`] and with [`LayerImplementation::Kernels`].
 #![cfg(feature = "flex-kernels")]
 
 mod common;
@@ -9,7 +9,7 @@ mod common;
 use burn::module::Module;
 use burn::optim::{GradientsParams, SgdConfig};
 use burn::tensor::{Device, Distribution, Tensor};
-use infobound_models::set_generic_layers;
+use infobound_models::LayerImplementation;
 use infobound_models::ssl::{
     BackboneConfig, MlpHeadConfig, SslNetwork, SslNetworkConfig, SslObjectiveConfig, SslViews,
     ema_update,
@@ -23,14 +23,14 @@ fn project(network: &SslNetwork, x: Tensor<4>) -> Tensor<2> {
 }
 
 /// The MVEB loss of every step on a fixed stream of two-view batches, everything seeded.
-fn loss_curve(generic: bool) -> Vec<f32> {
-    set_generic_layers(generic);
+fn loss_curve(layers: LayerImplementation) -> Vec<f32> {
     let device = Device::flex().autodiff();
     device.seed(5);
     let config = SslNetworkConfig {
         backbone: BackboneConfig::narrow_resnet_cifar(4),
         projector: MlpHeadConfig::mveb_projector(32, 64),
         predictor: None,
+        layers,
     };
     let mut online = config.init(&device).expect("valid network");
     let mut target = config.init_target(&online, &device).expect("valid target");
@@ -73,8 +73,7 @@ fn loss_curve(generic: bool) -> Vec<f32> {
 
 #[test]
 fn kernels_follow_the_generic_ssl_loss_curve() {
-    let generic = loss_curve(true);
-    let kernels = loss_curve(false);
-    set_generic_layers(false);
+    let generic = loss_curve(LayerImplementation::Burn);
+    let kernels = loss_curve(LayerImplementation::Kernels);
     common::assert_curves_agree(&generic, &kernels, 0.05);
 }

@@ -54,7 +54,7 @@ fn every_objective_trains_on_both_architectures() {
         for objective in objectives() {
             objective.validate(10).unwrap();
             let discriminator = match &objective {
-                ObjectiveConfig::FactorVae(c) => Some(c.discriminator(10, &device)),
+                ObjectiveConfig::FactorVae(c) => Some(c.discriminator(10, config.layers, &device)),
                 _ => None,
             };
             let forward = vae.forward(x.clone(), eps.clone()).unwrap();

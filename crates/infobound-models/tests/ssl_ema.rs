@@ -2,10 +2,10 @@
 
 use burn::module::{Module, ModuleVisitor, Param};
 use burn::tensor::{Device, Distribution, Tensor};
-use infobound_models::ModelError;
 use infobound_models::ssl::{
     BackboneConfig, MlpHead, MlpHeadConfig, SslNetworkConfig, cosine_momentum, ema_update,
 };
+use infobound_models::{LayerImplementation, ModelError};
 
 fn device() -> Device {
     Device::flex().autodiff()
@@ -160,6 +160,7 @@ fn init_target_copies_parameters_and_owns_its_statistics() {
         backbone: BackboneConfig::narrow_resnet_cifar(2),
         projector: MlpHeadConfig::byol_projector(16, 8, 4),
         predictor: None,
+        layers: LayerImplementation::default(),
     };
     let online = config.init(&device).unwrap();
     let target = config.init_target(&online, &device).unwrap();

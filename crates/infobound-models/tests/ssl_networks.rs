@@ -3,8 +3,8 @@
 
 use burn::module::Module;
 use burn::tensor::{Device, Distribution, Tensor};
-use infobound_models::ModelError;
 use infobound_models::ssl::{BackboneConfig, MlpHeadConfig, ResidualBlock, SslNetworkConfig};
+use infobound_models::{LayerImplementation, ModelError};
 
 fn device() -> Device {
     Device::flex().autodiff()
@@ -38,7 +38,9 @@ fn cifar_resnets_pool_any_input_size_to_their_feature_dim() {
             6,
         ),
     ] {
-        let backbone = config.init(&device).unwrap();
+        let backbone = config
+            .init(LayerImplementation::default(), &device)
+            .unwrap();
         assert_eq!(backbone.blocks.len(), blocks);
         assert!(backbone.stem_pool.is_none());
         let channels = match config {
@@ -62,7 +64,9 @@ fn cifar_resnets_pool_any_input_size_to_their_feature_dim() {
 
 #[test]
 fn resnet18_cifar_has_eight_basic_blocks() {
-    let backbone = BackboneConfig::resnet18_cifar().init(&device()).unwrap();
+    let backbone = BackboneConfig::resnet18_cifar()
+        .init(LayerImplementation::default(), &device())
+        .unwrap();
     assert_eq!(backbone.blocks.len(), 8);
     assert!(
         backbone
@@ -88,7 +92,9 @@ fn resnet18_cifar_has_eight_basic_blocks() {
 #[test]
 fn resnet50_gives_2048_features_on_a_tiny_input() {
     let device = device();
-    let backbone = BackboneConfig::resnet50().init(&device).unwrap();
+    let backbone = BackboneConfig::resnet50()
+        .init(LayerImplementation::default(), &device)
+        .unwrap();
     assert_eq!(backbone.blocks.len(), 16);
     assert!(backbone.stem_pool.is_some());
     let features = backbone
@@ -109,7 +115,9 @@ fn zero_init_residual_makes_every_block_its_shortcut() {
         in_channels: 3,
         zero_init_residual: true,
     };
-    let backbone = config.init(&device).unwrap();
+    let backbone = config
+        .init(LayerImplementation::default(), &device)
+        .unwrap();
     let mut h = backbone.stem.forward(images(2, 3, 16, &device)).unwrap();
     for block in &backbone.blocks {
         assert!(
@@ -135,7 +143,7 @@ fn zero_init_residual_makes_every_block_its_shortcut() {
     };
     assert!(host(first.first.norm.gamma.val()).iter().all(|&g| g == 1.0));
     let plain = BackboneConfig::narrow_resnet_cifar(4)
-        .init(&device)
+        .init(LayerImplementation::default(), &device)
         .unwrap();
     assert!(
         host(plain.blocks[0].last_norm().gamma.val())
@@ -143,7 +151,9 @@ fn zero_init_residual_makes_every_block_its_shortcut() {
             .all(|&g| g == 1.0)
     );
     // The released MVEB ResNet-50 zero-initialises its residual branches.
-    let bottleneck = BackboneConfig::resnet50().init(&device).unwrap();
+    let bottleneck = BackboneConfig::resnet50()
+        .init(LayerImplementation::default(), &device)
+        .unwrap();
     for block in &bottleneck.blocks {
         assert!(
             host(block.last_norm().gamma.val())
@@ -201,6 +211,7 @@ fn network_checks_the_dimension_chain() {
         backbone: BackboneConfig::narrow_resnet_cifar(2),
         projector: MlpHeadConfig::simsiam_projector(16, 8),
         predictor: Some(MlpHeadConfig::predictor(8, 4)),
+        layers: LayerImplementation::default(),
     };
     let net = good.init(&device).unwrap();
     let features = net.features(images(4, 3, 8, &device)).unwrap();

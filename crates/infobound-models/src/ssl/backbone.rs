@@ -13,7 +13,8 @@ use burn::nn::{BatchNorm, BatchNormConfig, Initializer, PaddingConfig2d};
 use burn::tensor::{Device, Tensor};
 use serde::{Deserialize, Serialize};
 
-use crate::{ModelError, layers};
+use crate::ModelError;
+use crate::layers::{self, LayerImplementation};
 
 /// Which residual network to build (serde tag `kind`).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -118,23 +119,27 @@ impl BackboneConfig {
         Ok(())
     }
 
-    /// Builds the network on `device`.
+    /// Builds the network on `device`, its layers run by `layers`.
     ///
     /// # Errors
     /// [`ModelError::InvalidConfig`] for a zero depth or width.
-    pub fn init(&self, device: &Device) -> Result<Backbone, ModelError> {
+    pub fn init(
+        &self,
+        layers: LayerImplementation,
+        device: &Device,
+    ) -> Result<Backbone, ModelError> {
         self.validate()?;
         let backbone = match *self {
             Self::ResNetCifar {
-                layers,
+                layers: depths,
                 base_width,
                 in_channels,
                 zero_init_residual,
             } => {
-                let stem = ConvBn::new(in_channels, base_width, 3, 1, false, device);
+                let stem = ConvBn::new(in_channels, base_width, 3, 1, false, layers, device);
                 let mut blocks = Vec::new();
                 let mut c_in = base_width;
-                for (stage, &depth) in layers.iter().enumerate() {
+                for (stage, &depth) in depths.iter().enumerate() {
                     let width = base_width << stage;
                     for index in 0..depth {
                         let stride = if stage > 0 && index == 0 { 2 } else { 1 };
@@ -143,6 +148,7 @@ impl BackboneConfig {
                             width,
                             stride,
                             zero_init_residual,
+                            layers,
                             device,
                         )));
                         c_in = width;
@@ -153,13 +159,14 @@ impl BackboneConfig {
                     stem_pool: None,
                     blocks,
                     feature_dim: c_in,
+                    layers,
                 }
             }
             Self::ResNet50 {
                 in_channels,
                 zero_init_residual,
             } => {
-                let stem = ConvBn::new(in_channels, 64, 7, 2, false, device);
+                let stem = ConvBn::new(in_channels, 64, 7, 2, false, layers, device);
                 let stem_pool = MaxPool2dConfig::new([3, 3])
                     .with_strides([2, 2])
                     .with_padding(PaddingConfig2d::Explicit(1, 1, 1, 1))
@@ -175,6 +182,7 @@ impl BackboneConfig {
                             width,
                             stride,
                             zero_init_residual,
+                            layers,
                             device,
                         )));
                         c_in = width * BOTTLENECK_EXPANSION;
@@ -185,6 +193,7 @@ impl BackboneConfig {
                     stem_pool: Some(stem_pool),
                     blocks,
                     feature_dim: c_in,
+                    layers,
                 }
             }
         };
@@ -199,6 +208,9 @@ pub struct ConvBn {
     pub conv: Conv2d,
     /// The batch normalisation after it.
     pub norm: BatchNorm,
+    /// What computes both.
+    #[module(skip)]
+    pub layers: LayerImplementation,
 }
 
 impl ConvBn {
@@ -210,6 +222,7 @@ impl ConvBn {
         kernel: usize,
         stride: usize,
         zero_gamma: bool,
+        layers: LayerImplementation,
         device: &Device,
     ) -> Self {
         let pad = kernel / 2;
@@ -226,7 +239,7 @@ impl ConvBn {
         if zero_gamma {
             norm.gamma = norm.gamma.map(|gamma| gamma.zeros_like());
         }
-        Self { conv, norm }
+        Self { conv, norm, layers }
     }
 
     /// `BN(conv(x))`.
@@ -234,14 +247,22 @@ impl ConvBn {
     /// # Errors
     /// [`ModelError`] if `x` does not fit the convolution.
     pub fn forward(&self, x: Tensor<4>) -> Result<Tensor<4>, ModelError> {
-        layers::batch_norm(&self.norm, layers::conv2d(&self.conv, x)?)
+        let with = self.layers;
+        layers::batch_norm(&self.norm, layers::conv2d(&self.conv, x, with)?, with)
     }
 }
 
 /// The projection shortcut (1×1 conv + BN) where a block changes resolution or width, else
 /// `None` (identity).
-fn shortcut(c_in: usize, c_out: usize, stride: usize, device: &Device) -> Option<ConvBn> {
-    (stride != 1 || c_in != c_out).then(|| ConvBn::new(c_in, c_out, 1, stride, false, device))
+fn shortcut(
+    c_in: usize,
+    c_out: usize,
+    stride: usize,
+    layers: LayerImplementation,
+    device: &Device,
+) -> Option<ConvBn> {
+    (stride != 1 || c_in != c_out)
+        .then(|| ConvBn::new(c_in, c_out, 1, stride, false, layers, device))
 }
 
 /// Basic block: `relu(BN(conv3×3(relu(BN(conv3×3(x))))) + shortcut(x))`.
@@ -253,14 +274,25 @@ pub struct BasicBlock {
     pub second: ConvBn,
     /// Projection shortcut, `None` for the identity.
     pub shortcut: Option<ConvBn>,
+    /// What computes the block's ReLUs and residual sum.
+    #[module(skip)]
+    pub layers: LayerImplementation,
 }
 
 impl BasicBlock {
-    fn new(c_in: usize, width: usize, stride: usize, zero_init: bool, device: &Device) -> Self {
+    fn new(
+        c_in: usize,
+        width: usize,
+        stride: usize,
+        zero_init: bool,
+        layers: LayerImplementation,
+        device: &Device,
+    ) -> Self {
         Self {
-            first: ConvBn::new(c_in, width, 3, stride, false, device),
-            second: ConvBn::new(width, width, 3, 1, zero_init, device),
-            shortcut: shortcut(c_in, width, stride, device),
+            first: ConvBn::new(c_in, width, 3, stride, false, layers, device),
+            second: ConvBn::new(width, width, 3, 1, zero_init, layers, device),
+            shortcut: shortcut(c_in, width, stride, layers, device),
+            layers,
         }
     }
 
@@ -269,9 +301,10 @@ impl BasicBlock {
     /// # Errors
     /// [`ModelError`] if `x` does not fit the block.
     pub fn forward(&self, x: Tensor<4>) -> Result<Tensor<4>, ModelError> {
-        let residual = layers::relu(self.first.forward(x.clone())?)?;
+        let with = self.layers;
+        let residual = layers::relu(self.first.forward(x.clone())?, with)?;
         let residual = self.second.forward(residual)?;
-        layers::add_relu(residual, apply_shortcut(self.shortcut.as_ref(), x)?)
+        layers::add_relu(residual, apply_shortcut(self.shortcut.as_ref(), x)?, with)
     }
 }
 
@@ -287,16 +320,27 @@ pub struct Bottleneck {
     pub expand: ConvBn,
     /// Projection shortcut, `None` for the identity.
     pub shortcut: Option<ConvBn>,
+    /// What computes the block's ReLUs and residual sum.
+    #[module(skip)]
+    pub layers: LayerImplementation,
 }
 
 impl Bottleneck {
-    fn new(c_in: usize, width: usize, stride: usize, zero_init: bool, device: &Device) -> Self {
+    fn new(
+        c_in: usize,
+        width: usize,
+        stride: usize,
+        zero_init: bool,
+        layers: LayerImplementation,
+        device: &Device,
+    ) -> Self {
         let c_out = width * BOTTLENECK_EXPANSION;
         Self {
-            reduce: ConvBn::new(c_in, width, 1, 1, false, device),
-            spatial: ConvBn::new(width, width, 3, stride, false, device),
-            expand: ConvBn::new(width, c_out, 1, 1, zero_init, device),
-            shortcut: shortcut(c_in, c_out, stride, device),
+            reduce: ConvBn::new(c_in, width, 1, 1, false, layers, device),
+            spatial: ConvBn::new(width, width, 3, stride, false, layers, device),
+            expand: ConvBn::new(width, c_out, 1, 1, zero_init, layers, device),
+            shortcut: shortcut(c_in, c_out, stride, layers, device),
+            layers,
         }
     }
 
@@ -305,10 +349,11 @@ impl Bottleneck {
     /// # Errors
     /// [`ModelError`] if `x` does not fit the block.
     pub fn forward(&self, x: Tensor<4>) -> Result<Tensor<4>, ModelError> {
-        let residual = layers::relu(self.reduce.forward(x.clone())?)?;
-        let residual = layers::relu(self.spatial.forward(residual)?)?;
+        let with = self.layers;
+        let residual = layers::relu(self.reduce.forward(x.clone())?, with)?;
+        let residual = layers::relu(self.spatial.forward(residual)?, with)?;
         let residual = self.expand.forward(residual)?;
-        layers::add_relu(residual, apply_shortcut(self.shortcut.as_ref(), x)?)
+        layers::add_relu(residual, apply_shortcut(self.shortcut.as_ref(), x)?, with)
     }
 }
 
@@ -375,6 +420,8 @@ pub struct Backbone {
     /// The residual blocks of the four stages, in order.
     pub blocks: Vec<ResidualBlock>,
     feature_dim: usize,
+    #[module(skip)]
+    layers: LayerImplementation,
 }
 
 impl Backbone {
@@ -383,7 +430,7 @@ impl Backbone {
     /// # Errors
     /// [`ModelError`] if `images` have the wrong channel count or are smaller than a kernel.
     pub fn forward(&self, images: Tensor<4>) -> Result<Tensor<2>, ModelError> {
-        let mut h = layers::relu(self.stem.forward(images)?)?;
+        let mut h = layers::relu(self.stem.forward(images)?, self.layers)?;
         if let Some(pool) = &self.stem_pool {
             h = pool.forward(h);
         }
@@ -397,5 +444,10 @@ impl Backbone {
     /// Dimension of the pooled features.
     pub fn feature_dim(&self) -> usize {
         self.feature_dim
+    }
+
+    /// What computes the layers.
+    pub fn layers(&self) -> LayerImplementation {
+        self.layers
     }
 }

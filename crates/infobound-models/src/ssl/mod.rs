@@ -6,6 +6,7 @@
 //!
 //! ```no_run
 //! use burn::tensor::{Device, Distribution, Tensor};
+//! use infobound_models::LayerImplementation;
 //! use infobound_models::ssl::{
 //!     BackboneConfig, MlpHeadConfig, SslNetworkConfig, SslObjectiveConfig, SslViews,
 //!     cosine_momentum, ema_update,
@@ -15,6 +16,7 @@
 //!     backbone: BackboneConfig::narrow_resnet_cifar(8),
 //!     projector: MlpHeadConfig::mveb_projector(64, 128),
 //!     predictor: None,
+//!     layers: LayerImplementation::default(),
 //! };
 //! let online = config.init(device)?;
 //! let target = config.init_target(&online, device)?;

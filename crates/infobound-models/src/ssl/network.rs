@@ -6,6 +6,7 @@ use serde::{Deserialize, Serialize};
 
 use super::{Backbone, BackboneConfig, MlpHead, MlpHeadConfig, ema_update};
 use crate::ModelError;
+use crate::layers::LayerImplementation;
 
 /// Backbone, projector and optional predictor (SimSiam, BYOL).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -17,6 +18,9 @@ pub struct SslNetworkConfig {
     pub projector: MlpHeadConfig,
     /// The predictor; it must map the projection space to itself.
     pub predictor: Option<MlpHeadConfig>,
+    /// What computes the backbone's layers (default: `infobound-kernels`).
+    #[serde(default)]
+    pub layers: LayerImplementation,
 }
 
 impl SslNetworkConfig {
@@ -52,7 +56,7 @@ impl SslNetworkConfig {
     pub fn init(&self, device: &Device) -> Result<SslNetwork, ModelError> {
         self.validate()?;
         Ok(SslNetwork {
-            backbone: self.backbone.init(device)?,
+            backbone: self.backbone.init(self.layers, device)?,
             projector: self.projector.init(device)?,
             predictor: self
                 .predictor

@@ -5,7 +5,8 @@ use burn::nn::conv::{Conv2d, Conv2dConfig, ConvTranspose2d, ConvTranspose2dConfi
 use burn::nn::{Linear, LinearConfig, PaddingConfig2d};
 use burn::tensor::{Device, Tensor, TensorData};
 
-use crate::{ModelError, layers};
+use crate::ModelError;
+use crate::layers::{self, LayerImplementation};
 
 /// Burgess et al. 2018 / disentanglement_lib `deconv_decoder`: FC K → 256 → 64·4·4, then four
 /// stride-2 4×4 transposed convolutions 64 → 64 → 32 → 32 → C (4 → 64 px). Outputs logits.
@@ -15,16 +16,20 @@ pub struct TransposedConvDecoder {
     fc2: Linear,
     deconvs: Vec<ConvTranspose2d>,
     first_channels: usize,
+    #[module(skip)]
+    layers: LayerImplementation,
 }
 
 impl TransposedConvDecoder {
     /// `channels` are the outputs of the first three transposed convolutions (the last outputs
-    /// `out_channels`); the input feature map has `channels[0]` channels.
+    /// `out_channels`); the input feature map has `channels[0]` channels. Its layers run by
+    /// `layers`.
     pub fn new(
         latent_dim: usize,
         hidden: usize,
         channels: [usize; 3],
         out_channels: usize,
+        layers: LayerImplementation,
         device: &Device,
     ) -> Self {
         let first_channels = channels[0];
@@ -44,6 +49,7 @@ impl TransposedConvDecoder {
             fc2: LinearConfig::new(hidden, first_channels * 16).init(device),
             deconvs,
             first_channels,
+            layers,
         }
     }
 
@@ -52,15 +58,16 @@ impl TransposedConvDecoder {
     /// # Errors
     /// [`ModelError`] if `z` does not fit the first layer.
     pub fn forward(&self, z: Tensor<2>) -> Result<Tensor<4>, ModelError> {
+        let with = self.layers;
         let [b, _] = z.dims();
-        let h = layers::relu(layers::linear(&self.fc1, z)?)?;
-        let h = layers::relu(layers::linear(&self.fc2, h)?)?;
+        let h = layers::relu(layers::linear(&self.fc1, z, with)?, with)?;
+        let h = layers::relu(layers::linear(&self.fc2, h, with)?, with)?;
         let mut h: Tensor<4> = h.reshape([b, self.first_channels, 4, 4]);
         let last = self.deconvs.len() - 1;
         for (i, deconv) in self.deconvs.iter().enumerate() {
-            h = layers::conv_transpose2d(deconv, h)?;
+            h = layers::conv_transpose2d(deconv, h, with)?;
             if i < last {
-                h = layers::relu(h)?;
+                h = layers::relu(h, with)?;
             }
         }
         Ok(h)
@@ -77,11 +84,19 @@ pub struct SpatialBroadcastDecoder {
     position: Conv2d,
     convs: Vec<Conv2d>,
     out: Conv2d,
+    #[module(skip)]
+    layers: LayerImplementation,
 }
 
 impl SpatialBroadcastDecoder {
-    /// Builds the decoder.
-    pub fn new(latent_dim: usize, width: usize, out_channels: usize, device: &Device) -> Self {
+    /// Builds the decoder, its layers run by `layers`.
+    pub fn new(
+        latent_dim: usize,
+        width: usize,
+        out_channels: usize,
+        layers: LayerImplementation,
+        device: &Device,
+    ) -> Self {
         const SIZE: usize = 64;
         let mut ramps = Vec::with_capacity(4 * SIZE * SIZE);
         let coord = |i: usize| i as f32 / (SIZE - 1) as f32;
@@ -115,6 +130,7 @@ impl SpatialBroadcastDecoder {
             position: Conv2dConfig::new([4, latent_dim], [1, 1]).init(device),
             convs,
             out: conv3(width, out_channels),
+            layers,
         }
     }
 
@@ -123,13 +139,14 @@ impl SpatialBroadcastDecoder {
     /// # Errors
     /// [`ModelError`] if `z` does not fit the first layer.
     pub fn forward(&self, z: Tensor<2>) -> Result<Tensor<4>, ModelError> {
+        let with = self.layers;
         let [b, k] = z.dims();
         let tiled: Tensor<4> = z.reshape([b, k, 1, 1]).expand([b, k, 64, 64]);
-        let position = layers::conv2d(&self.position, self.ramps.val())?;
+        let position = layers::conv2d(&self.position, self.ramps.val(), with)?;
         let mut h = tiled + position;
         for layer in &self.convs {
-            h = layers::relu(layers::conv2d(layer, h)?)?;
+            h = layers::relu(layers::conv2d(layer, h, with)?, with)?;
         }
-        layers::conv2d(&self.out, h)
+        layers::conv2d(&self.out, h, with)
     }
 }

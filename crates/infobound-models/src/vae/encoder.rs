@@ -5,7 +5,8 @@ use burn::nn::conv::{Conv2d, Conv2dConfig};
 use burn::nn::{Linear, LinearConfig, PaddingConfig2d};
 use burn::tensor::{Device, Tensor};
 
-use crate::{ModelError, layers};
+use crate::ModelError;
+use crate::layers::{self, LayerImplementation};
 
 /// Four stride-2 4×4 convolutions (64 → 4 px), a fully connected layer and a head giving
 /// μ and log σ² of the diagonal Gaussian posterior q(z|x).
@@ -18,15 +19,18 @@ pub struct ConvEncoder {
     fc: Linear,
     head: Linear,
     latent_dim: usize,
+    #[module(skip)]
+    layers: LayerImplementation,
 }
 
 impl ConvEncoder {
-    /// Builds the encoder for `in_channels`-channel 64×64 images.
+    /// Builds the encoder for `in_channels`-channel 64×64 images, its layers run by `layers`.
     pub fn new(
         in_channels: usize,
         channels: [usize; 4],
         hidden: usize,
         latent_dim: usize,
+        layers: LayerImplementation,
         device: &Device,
     ) -> Self {
         let mut convs = Vec::with_capacity(4);
@@ -45,6 +49,7 @@ impl ConvEncoder {
             fc: LinearConfig::new(c_in * 16, hidden).init(device),
             head: LinearConfig::new(hidden, 2 * latent_dim).init(device),
             latent_dim,
+            layers,
         }
     }
 
@@ -53,13 +58,14 @@ impl ConvEncoder {
     /// # Errors
     /// [`ModelError`] if `x` does not fit the first convolution.
     pub fn forward(&self, x: Tensor<4>) -> Result<(Tensor<2>, Tensor<2>), ModelError> {
+        let with = self.layers;
         let mut h = x;
         for conv in &self.convs {
-            h = layers::relu(layers::conv2d(conv, h)?)?;
+            h = layers::relu(layers::conv2d(conv, h, with)?, with)?;
         }
         let h: Tensor<2> = h.flatten(1, 3);
-        let h = layers::relu(layers::linear(&self.fc, h)?)?;
-        let out = layers::linear(&self.head, h)?;
+        let h = layers::relu(layers::linear(&self.fc, h, with)?, with)?;
+        let out = layers::linear(&self.head, h, with)?;
         let k = self.latent_dim;
         let mu = out.clone().narrow(1, 0, k);
         let logvar = out.narrow(1, k, k);

@@ -13,6 +13,7 @@ use burn::tensor::{Device, Tensor};
 use serde::{Deserialize, Serialize};
 
 use crate::ModelError;
+use crate::layers::LayerImplementation;
 
 /// Which encoder/decoder pair to build.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -50,6 +51,8 @@ pub struct VaeConfig {
     pub channels: usize,
     /// Observation model.
     pub likelihood: Likelihood,
+    /// What computes the layers and the pixel likelihood (default: `infobound-kernels`).
+    pub layers: LayerImplementation,
 }
 
 impl Default for VaeConfig {
@@ -60,6 +63,7 @@ impl Default for VaeConfig {
             hidden: 256,
             channels: 3,
             likelihood: Likelihood::Gaussian,
+            layers: LayerImplementation::default(),
         }
     }
 }
@@ -80,6 +84,7 @@ impl VaeConfig {
                     [32, 32, 64, 64],
                     self.hidden,
                     self.latent_dim,
+                    self.layers,
                     device,
                 ),
                 Decoder::TransposedConv(TransposedConvDecoder::new(
@@ -87,6 +92,7 @@ impl VaeConfig {
                     self.hidden,
                     [64, 32, 32],
                     self.channels,
+                    self.layers,
                     device,
                 )),
             ),
@@ -96,12 +102,14 @@ impl VaeConfig {
                     [64, 64, 64, 64],
                     self.hidden,
                     self.latent_dim,
+                    self.layers,
                     device,
                 ),
                 Decoder::SpatialBroadcast(SpatialBroadcastDecoder::new(
                     self.latent_dim,
                     64,
                     self.channels,
+                    self.layers,
                     device,
                 )),
             ),
@@ -110,6 +118,7 @@ impl VaeConfig {
             encoder,
             decoder,
             latent_dim: self.latent_dim,
+            layers: self.layers,
         })
     }
 }
@@ -146,6 +155,8 @@ pub struct Vae {
     encoder: ConvEncoder,
     decoder: Decoder,
     latent_dim: usize,
+    #[module(skip)]
+    layers: LayerImplementation,
 }
 
 /// Everything one forward pass produces; objectives read from it.
@@ -161,12 +172,20 @@ pub struct VaeForward {
     pub z: Tensor<2>,
     /// Decoder logits [B, C, 64, 64].
     pub logits: Tensor<4>,
+    /// The implementation that computed the pass; the loss computes the pixel likelihood with
+    /// it too.
+    pub layers: LayerImplementation,
 }
 
 impl Vae {
     /// Latent size K.
     pub fn latent_dim(&self) -> usize {
         self.latent_dim
+    }
+
+    /// What computes the layers (from [`VaeConfig::layers`]).
+    pub fn layers(&self) -> LayerImplementation {
+        self.layers
     }
 
     /// (μ, log σ²) of q(z|x).
@@ -218,12 +237,14 @@ impl Vae {
             logvar,
             z,
             logits,
+            layers: self.layers,
         })
     }
 }
 
 impl Likelihood {
-    /// Per-sample negative log-likelihood (up to constants) [B]: see the variant docs.
+    /// Per-sample negative log-likelihood (up to constants) [B]: see the variant docs; computed
+    /// by `layers` (pass the VAE's [`Vae::layers`]).
     ///
     /// # Errors
     /// [`ModelError`] if `logits` and `x` differ in shape.
@@ -231,8 +252,9 @@ impl Likelihood {
         self,
         logits: Tensor<4>,
         x: Tensor<4>,
+        layers: LayerImplementation,
     ) -> Result<Tensor<1>, ModelError> {
-        crate::layers::pixel_negative_log_likelihood(self, logits, x)
+        crate::layers::pixel_negative_log_likelihood(self, logits, x, layers)
     }
 
     /// The same from Burn's tensor ops. BCE with logits in its stable form

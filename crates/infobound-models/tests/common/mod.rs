@@ -1,4 +1,4 @@
-//! Shared by the loss-curve tests (each its own binary: the layer switch is process-wide).
+//! Shared by the loss-curve tests (Burn's layers against the kernels, one network each).
 
 /// Asserts that `generic` learns (its last loss is below `first − margin`) and that `kernels`
 /// follows it to 1e-3 relative at every step. Summation order differs (GEMM blocking and

@@ -7,6 +7,7 @@ use std::path::Path;
 use infobound_data::DatasetSource;
 use infobound_data::augment::MultiCropConfig;
 use infobound_metrics::LogisticRegressionConfig;
+use infobound_models::LayerImplementation;
 use infobound_models::ssl::{BackboneConfig, MlpHeadConfig, SslNetworkConfig, SslObjectiveConfig};
 use serde::{Deserialize, Serialize};
 
@@ -286,6 +287,7 @@ impl Default for SslTrainConfig {
                 projector: MlpHeadConfig::mveb_projector(width, width),
                 backbone,
                 predictor: None,
+                layers: LayerImplementation::default(),
             },
             objective: SslObjectiveConfig::default(),
             optimizer: SslOptimizerConfig::default(),

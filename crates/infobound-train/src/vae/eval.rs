@@ -265,7 +265,7 @@ pub fn evaluate(
     let (mu, _) = vae.encode(x.clone())?;
     let logits = vae.decode_logits(mu.clone())?;
     let nll: f32 = likelihood
-        .negative_log_likelihood(logits, x)?
+        .negative_log_likelihood(logits, x, vae.layers())?
         .mean()
         .into_scalar();
     let mu_host: Vec<f32> = mu

@@ -61,7 +61,7 @@ impl VaeTrainer {
             // Kim & Mnih 2018 § 4 / disentanglement_lib `factor_vae.gin`: Adam β = (0.5, 0.9)
             // for the discriminator.
             ObjectiveConfig::FactorVae(c) => Some((
-                c.discriminator(config.model.latent_dim, &device),
+                c.discriminator(config.model.latent_dim, config.model.layers, &device),
                 AdamConfig::new().with_beta_1(0.5).with_beta_2(0.9).init(),
             )),
             _ => None,

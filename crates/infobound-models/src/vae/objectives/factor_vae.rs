@@ -14,7 +14,8 @@ use serde::{Deserialize, Serialize};
 
 use super::{StepContext, VaeObjective, non_negative};
 use crate::loss::detached;
-use crate::{LossOutput, ModelError, VaeForward, layers};
+use crate::layers::{self, LayerImplementation};
+use crate::{LossOutput, ModelError, VaeForward};
 
 /// Hyper-parameters; defaults from Kim & Mnih 2018 and disentanglement_lib: γ = 10 (the lowest
 /// value of disentanglement_lib's sweep), discriminator 6 × 1000 LeakyReLU(0.2), Adam lr 1e-4,
@@ -44,8 +45,14 @@ impl Default for FactorVaeConfig {
 }
 
 impl FactorVaeConfig {
-    /// The discriminator for latent size `latent_dim`.
-    pub fn discriminator(&self, latent_dim: usize, device: &Device) -> Discriminator {
+    /// The discriminator for latent size `latent_dim`, its linear layers run by `implementation`
+    /// (the VAE's [`crate::VaeConfig::layers`]).
+    pub fn discriminator(
+        &self,
+        latent_dim: usize,
+        implementation: LayerImplementation,
+        device: &Device,
+    ) -> Discriminator {
         let mut layers = Vec::with_capacity(self.discriminator_layers);
         let mut width = latent_dim;
         for _ in 0..self.discriminator_layers {
@@ -56,6 +63,7 @@ impl FactorVaeConfig {
             layers,
             out: LinearConfig::new(width, 2).init(device),
             activation: LeakyReluConfig::new().with_negative_slope(0.2).init(),
+            implementation,
         }
     }
 }
@@ -147,6 +155,8 @@ pub struct Discriminator {
     layers: Vec<Linear>,
     out: Linear,
     activation: LeakyRelu,
+    #[module(skip)]
+    implementation: LayerImplementation,
 }
 
 impl Discriminator {
@@ -157,9 +167,11 @@ impl Discriminator {
     pub fn forward(&self, z: Tensor<2>) -> Result<Tensor<2>, ModelError> {
         let mut h = z;
         for layer in &self.layers {
-            h = self.activation.forward(layers::linear(layer, h)?);
+            h = self
+                .activation
+                .forward(layers::linear(layer, h, self.implementation)?);
         }
-        layers::linear(&self.out, h)
+        layers::linear(&self.out, h, self.implementation)
     }
 
     /// Cross-entropy of classifying `z` (detached codes of q(z)) as class 0 and `z_permuted`

@@ -109,7 +109,8 @@ impl ObjectiveConfig {
         self.objective().validate(latent_dim)
     }
 
-    /// The VAE loss of one batch: the reconstruction term under `likelihood`, then the
+    /// The VAE loss of one batch: the reconstruction term under `likelihood` (computed by
+    /// `forward.layers`, the implementation that ran the VAE), then the
     /// objective's regulariser. FactorVAE needs its discriminator; the other objectives ignore
     /// `discriminator`.
     ///
@@ -123,7 +124,7 @@ impl ObjectiveConfig {
         discriminator: Option<&Discriminator>,
     ) -> Result<LossOutput, ModelError> {
         let reconstruction = likelihood
-            .negative_log_likelihood(forward.logits.clone(), forward.x.clone())?
+            .negative_log_likelihood(forward.logits.clone(), forward.x.clone(), forward.layers)?
             .mean();
         self.objective()
             .loss(forward, reconstruction, context, discriminator)
