@@ -199,8 +199,7 @@ fn a_zero_step_run_scores_exactly_its_untrained_floor() {
     );
     assert!(run.join("initial").is_dir(), "no initial/ record");
     let metrics: serde_json::Value =
-        serde_json::from_str(&std::fs::read_to_string(run.join("metrics.json")).unwrap())
-            .unwrap();
+        serde_json::from_str(&std::fs::read_to_string(run.join("metrics.json")).unwrap()).unwrap();
     let trained = metrics["headline"].as_object().expect("headline");
     assert!(!trained.is_empty());
     assert_eq!(metrics["headline"], metrics["untrained"]);

@@ -24,6 +24,7 @@ pub struct ReadmeDoctest;
 mod error;
 mod layers;
 mod loss;
+mod registry;
 pub mod ssl;
 pub mod vae;
 

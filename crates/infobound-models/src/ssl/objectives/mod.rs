@@ -4,7 +4,7 @@
 //! Every file holds a public pure loss function on tensors (e.g. [`simsiam_loss`]) that a user
 //! with their own loop can call, and a serde config implementing [`SslMethod`] that maps one
 //! batch's head outputs, an [`SslViews`], to it. [`SslObjectiveConfig`] is the one registry:
-//! adding a method is its file plus one line in the `ssl_objectives!` invocation below (and a
+//! adding a method is its file plus one line in the `objective_registry!` invocation below (and a
 //! preset).
 
 mod support;
@@ -12,8 +12,8 @@ mod support;
 pub use support::{LocalScoreSupport, ScoreSupport};
 
 use burn::tensor::Tensor;
-use serde::{Deserialize, Serialize};
 
+use crate::registry::objective_registry;
 use crate::{LossOutput, ModelError};
 
 /// One self-supervised method's configuration: what networks it needs and the loss of a batch.
@@ -54,46 +54,10 @@ pub trait SslMethod {
     fn loss(&self, views: &SslViews, support: &dyn ScoreSupport) -> Result<LossOutput, ModelError>;
 }
 
-/// Declares the method files, the serde-tagged [`SslObjectiveConfig`] with one variant per
-/// method, its tag list and its dispatch: one line per method.
-macro_rules! ssl_objectives {
-    ($( $(#[$doc:meta])* $variant:ident($module:ident::$config:ident) = $tag:literal $(| $alias:literal)*; )*) => {
-        $( mod $module; pub use $module::*; )*
+objective_registry! {
+    /// Which SSL objective to train, with its hyper-parameters (serde tag `kind`).
+    SslObjectiveConfig, SslMethod, method;
 
-        /// Which SSL objective to train, with its hyper-parameters (serde tag `kind`).
-        #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-        #[serde(tag = "kind")]
-        pub enum SslObjectiveConfig {
-            $( $(#[$doc])* #[serde(rename = $tag $(, alias = $alias)*)] $variant($config), )*
-        }
-
-        impl SslObjectiveConfig {
-            /// The serde tag of every registered method.
-            pub const KINDS: &'static [&'static str] = &[$($tag),*];
-
-            /// Every tag the parser accepts: [`Self::KINDS`] and the aliases of earlier
-            /// releases.
-            pub const ACCEPTED_KINDS: &'static [&'static str] = &[$($tag $(, $alias)*),*];
-
-            /// Short name used in logs and reports (the serde tag).
-            pub fn name(&self) -> &'static str {
-                match self { $( Self::$variant(_) => $tag, )* }
-            }
-
-            /// The method behind this configuration.
-            pub fn method(&self) -> &dyn SslMethod {
-                match self { $( Self::$variant(c) => c, )* }
-            }
-
-            /// The default configuration of every registered method, in registry order.
-            pub fn registered() -> Vec<Self> {
-                vec![$( Self::$variant(<$config>::default()), )*]
-            }
-        }
-    };
-}
-
-ssl_objectives! {
     /// MVEB (Wen, Wang, Liu, Xu, TPAMI 2024).
     Mveb(mveb::MvebConfig) = "mveb";
     /// SimSiam (Chen & He, CVPR 2021); `sim_siam` is the tag of earlier releases.

@@ -3,11 +3,11 @@
 //! Every file holds a public pure loss function on tensors (e.g. [`beta_tcvae_loss`]) that a
 //! user with their own loop can call, and a serde config implementing [`VaeObjective`] that
 //! dispatches to it. [`ObjectiveConfig`] is the one registry: adding an objective is its file
-//! plus one line in the `vae_objectives!` invocation below (and a preset).
+//! plus one line in the `objective_registry!` invocation below (and a preset).
 
 use burn::tensor::Tensor;
-use serde::{Deserialize, Serialize};
 
+use crate::registry::objective_registry;
 use crate::{Likelihood, LossOutput, ModelError, VaeForward};
 
 /// Where training is, for schedules (capacity warm-up) and dataset-size dependent estimators.
@@ -42,46 +42,10 @@ pub trait VaeObjective {
     ) -> Result<LossOutput, ModelError>;
 }
 
-/// Declares the objective files, the serde-tagged [`ObjectiveConfig`] with one variant per
-/// objective, its tag list and its dispatch: one line per objective.
-macro_rules! vae_objectives {
-    ($( $(#[$doc:meta])* $variant:ident($module:ident::$config:ident) = $tag:literal $(| $alias:literal)*; )*) => {
-        $( mod $module; pub use $module::*; )*
+objective_registry! {
+    /// Which VAE objective to train, with its hyper-parameters (serde tag `kind`).
+    ObjectiveConfig, VaeObjective, objective;
 
-        /// Which objective to train, with its hyper-parameters (serde tag `kind`).
-        #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-        #[serde(tag = "kind")]
-        pub enum ObjectiveConfig {
-            $( $(#[$doc])* #[serde(rename = $tag $(, alias = $alias)*)] $variant($config), )*
-        }
-
-        impl ObjectiveConfig {
-            /// The serde tag of every registered objective.
-            pub const KINDS: &'static [&'static str] = &[$($tag),*];
-
-            /// Every tag the parser accepts: [`Self::KINDS`] and the aliases of earlier
-            /// releases.
-            pub const ACCEPTED_KINDS: &'static [&'static str] = &[$($tag $(, $alias)*),*];
-
-            /// Short name used in logs and reports (the serde tag).
-            pub fn name(&self) -> &'static str {
-                match self { $( Self::$variant(_) => $tag, )* }
-            }
-
-            /// The objective behind this configuration.
-            pub fn objective(&self) -> &dyn VaeObjective {
-                match self { $( Self::$variant(c) => c, )* }
-            }
-
-            /// The default configuration of every registered objective, in registry order.
-            pub fn registered() -> Vec<Self> {
-                vec![$( Self::$variant(<$config>::default()), )*]
-            }
-        }
-    };
-}
-
-vae_objectives! {
     /// β-VAE (Higgins et al. 2017).
     BetaVae(beta_vae::BetaVaeConfig) = "beta_vae";
     /// Capacity-annealed β-VAE (Burgess et al. 2018).
