@@ -632,6 +632,9 @@ fn faults(kills: &str, seed: &str, ssl_exact: bool) -> Result<(), String> {
     }
     let root = workspace_root();
     let json = root.join("target").join("faults-latest.json");
+    if let Some(dir) = json.parent() {
+        std::fs::create_dir_all(dir).map_err(|e| format!("{}: {e}", dir.display()))?;
+    }
     let json_text = json.to_string_lossy().into_owned();
     let started = Instant::now();
     run(
