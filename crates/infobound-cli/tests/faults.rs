@@ -26,6 +26,9 @@
 //! writes the counts as JSON to `INFOBOUND_FAULT_REPORT`.
 //!
 //! Not covered: a NaN injected into a batch, for want of a hook in the trainer that could do it.
+//!
+//! Unix only: it uses signals, `sh`'s `ulimit -f` and `sha256sum`.
+#![cfg(unix)]
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::hash::{DefaultHasher, Hash, Hasher};
