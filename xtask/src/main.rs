@@ -1,5 +1,6 @@
 //! Project automation: `cargo xtask ci [--full]`, `cargo xtask bench [--quick] [--only AREA]`,
-//! `cargo xtask study [--seeds 0,1,2]`, `cargo xtask package`.
+//! `cargo xtask study [--seeds 0,1,2]`, `cargo xtask package`,
+//! `cargo xtask faults [--kills N] [--seed S]`.
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, ExitCode};
@@ -22,6 +23,11 @@ fn main() -> ExitCode {
             option(&args, "--seeds").as_deref().unwrap_or("0,1,2"),
             flag("--table-only"),
         ),
+        Some("faults") => faults(
+            option(&args, "--kills").as_deref().unwrap_or("20"),
+            option(&args, "--seed").as_deref().unwrap_or("1"),
+            flag("--ssl-exact"),
+        ),
         Some("fmt") => run("cargo", &["fmt", "--all"], &[]),
         Some("package") => package::package(&workspace_root()),
         _ => {
@@ -39,6 +45,10 @@ fn main() -> ExitCode {
                  \x20               four SSL quickstart presets: docs/ssl-study-latest.md\n\
                  package         cargo package of every crate; every embedded file inside its\n\
                  \x20               crate and in the packaged list (part of `ci`)\n\
+                 faults [--kills 20] [--seed 1] [--ssl-exact]\n\
+                 \x20               fault injection against real training runs (VAE and SSL):\n\
+                 \x20               kill -9, aborts inside checkpoint writes, damaged checkpoints,\n\
+                 \x20               a full disk; counts into docs/reliability.md\n\
                  fmt             cargo fmt --all"
             );
             Err("no command given".into())
@@ -612,6 +622,139 @@ fn torch_reference(sections: &str) -> Vec<serde_json::Value> {
             Vec::new()
         }
     }
+}
+
+/// Markers around the generated part of docs/reliability.md.
+const FAULTS_BEGIN: &str = "<!-- cargo xtask faults: begin -->";
+const FAULTS_END: &str = "<!-- cargo xtask faults: end -->";
+
+/// The long fault campaign: the ignored test `long_fault_campaign` of
+/// crates/infobound-cli/tests/faults.rs (random chains until each family has taken `kills`
+/// kills), then its counts as a table between the markers of docs/reliability.md.
+fn faults(kills: &str, seed: &str, ssl_exact: bool) -> Result<(), String> {
+    for (name, value) in [("--kills", kills), ("--seed", seed)] {
+        value
+            .parse::<u64>()
+            .map_err(|_| format!("{name} {value:?}: expected a whole number"))?;
+    }
+    let root = workspace_root();
+    let json = root.join("target").join("faults-latest.json");
+    if let Some(dir) = json.parent() {
+        std::fs::create_dir_all(dir).map_err(|e| format!("{}: {e}", dir.display()))?;
+    }
+    let json_text = json.to_string_lossy().into_owned();
+    let started = Instant::now();
+    run(
+        "cargo",
+        &[
+            "test",
+            "-p",
+            "infobound-cli",
+            "--test",
+            "faults",
+            "--",
+            "--ignored",
+            "--exact",
+            "long_fault_campaign",
+            "--nocapture",
+        ],
+        &[
+            ("INFOBOUND_FAULT_KILLS", kills),
+            ("INFOBOUND_FAULT_SEED", seed),
+            ("INFOBOUND_FAULT_REPORT", &json_text),
+            (
+                "INFOBOUND_FAULT_SSL_EXACT",
+                if ssl_exact { "1" } else { "0" },
+            ),
+        ],
+    )?;
+    let text = std::fs::read_to_string(&json).map_err(|e| format!("{}: {e}", json.display()))?;
+    let report: serde_json::Value =
+        serde_json::from_str(&text).map_err(|e| format!("{}: {e}", json.display()))?;
+    let table = faults_table(&report, started.elapsed().as_secs_f64());
+    println!("{table}");
+    let doc = root.join("docs").join("reliability.md");
+    let current = std::fs::read_to_string(&doc).map_err(|e| format!("{}: {e}", doc.display()))?;
+    let (Some(begin), Some(end)) = (current.find(FAULTS_BEGIN), current.find(FAULTS_END)) else {
+        return Err(format!(
+            "{}: markers {FAULTS_BEGIN} / {FAULTS_END} not found",
+            doc.display()
+        ));
+    };
+    let updated = format!(
+        "{}{FAULTS_BEGIN}\n{table}{}",
+        &current[..begin],
+        &current[end..]
+    );
+    write_atomic(&doc, &updated)
+}
+
+/// The campaign's counts as Markdown: one row per family and fault kind.
+fn faults_table(report: &serde_json::Value, seconds: f64) -> String {
+    let mut out = format!(
+        "Campaign of {} (seed {}, {:.0} s wall, `cargo xtask faults`):\n\n\
+         | family | fault | injected | survived |\n| --- | --- | ---: | ---: |\n",
+        chrono_free_date(),
+        report["seed"],
+        seconds
+    );
+    let mut totals = Vec::new();
+    for family in ["vae", "ssl"] {
+        let counts = &report[family];
+        for kind in counts["kinds"].as_array().into_iter().flatten() {
+            out.push_str(&format!(
+                "| {family} | {} | {} | {} |\n",
+                kind["kind"].as_str().unwrap_or("?"),
+                kind["injected"],
+                kind["survived"]
+            ));
+        }
+        let injected: u64 = counts["kinds"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .filter_map(|k| k["injected"].as_u64())
+            .sum();
+        totals.push(format!(
+            "- {family}: {injected} faults injected in {} chains ({} processes), {} kills \
+             (kill -9 or an abort inside a checkpoint write), all survived; {} \
+             bytes lost; {} kills came after the run had finished and are not counted; \
+             {} stray `.tmp-<pid>` files after failed reports; results {}.\n",
+            counts["chains"],
+            counts["processes"],
+            counts["kills"],
+            counts["bytes_lost"],
+            counts["late_kills_not_counted"],
+            counts["stray_temp_files_after_failed_report"],
+            if counts["bit_identical_checked"].as_bool() == Some(true) {
+                "bit-identical to the uninterrupted run (log rows and every checkpoint tensor)"
+            } else {
+                "NOT checked for bit-identity (a resumed SSL run differs; see above), \
+                 every other invariant checked"
+            }
+        ));
+    }
+    out.push('\n');
+    out.extend(totals);
+    out
+}
+
+/// Today's date (UTC) as `YYYY-MM-DD`, from the system clock (days since 1970 converted with
+/// the civil-from-days algorithm of H. Hinnant, "chrono-Compatible Low-Level Date Algorithms").
+fn chrono_free_date() -> String {
+    let secs = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs());
+    let z = (secs / 86_400) as i64 + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z - era * 146_097;
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let day = doy - (153 * mp + 2) / 5 + 1;
+    let month = if mp < 10 { mp + 3 } else { mp - 9 };
+    let year = yoe + era * 400 + i64::from(month <= 2);
+    format!("{year:04}-{month:02}-{day:02}")
 }
 
 fn write_atomic(path: &Path, text: &str) -> Result<(), String> {
