@@ -11,7 +11,7 @@ use indicatif::ProgressBar;
 use serde::Serialize;
 
 use super::RunDir;
-use super::checkpoint::{TrainerState, latest_checkpoint, resume_checkpoint};
+use super::checkpoint::{TrainerState, resume_checkpoint};
 use super::fsutil::write_atomic;
 use super::interval::IntervalStats;
 use super::lock::RunLock;
@@ -224,8 +224,8 @@ pub fn run_training<F: RunFamily>(
 /// keeps it through evaluation and the report).
 ///
 /// # Errors
-/// [`TrainError::RunDir`] for a fresh run into a used folder or a resume without a valid
-/// checkpoint (invalid ones are moved aside and named on stderr), then anything
+/// [`TrainError::RunDir`] for a fresh run into a used folder or a resume of a folder without
+/// a run (invalid checkpoints are moved aside and named on stderr), then anything
 /// [`train_loop`] returns.
 pub fn run_training_locked<F: RunFamily>(
     mut family: F,
@@ -234,15 +234,24 @@ pub fn run_training_locked<F: RunFamily>(
     options: TrainOptions,
 ) -> Result<(F, TrainSummary), TrainError> {
     check_run_folder(run, options.resume)?;
-    if options.resume {
-        let checkpoint =
-            resume_checkpoint(&run.checkpoints())?.ok_or_else(|| TrainError::RunDir {
-                path: run.root().to_path_buf(),
-                message: "nothing to resume: no checkpoint yet".into(),
-            })?;
-        family.restore(&checkpoint)?;
+    let checkpoint = if options.resume {
+        resume_checkpoint(&run.checkpoints())?
     } else {
-        family.save_initial(run)?;
+        None
+    };
+    match checkpoint {
+        Some(checkpoint) => family.restore(&checkpoint)?,
+        None => {
+            if options.resume {
+                // A run killed before its first checkpoint: everything is drawn from the
+                // configuration and (seed, step), so starting again from step 0 is the resume.
+                eprintln!(
+                    "infobound: {}: no valid checkpoint yet; training again from step 0",
+                    run.root().display()
+                );
+            }
+            family.save_initial(run)?;
+        }
     }
     // A resume may extend the step budget (`--steps`); config.toml records what ran.
     write_atomic(&run.config(), family.config_toml()?.as_bytes())?;
@@ -251,16 +260,17 @@ pub fn run_training_locked<F: RunFamily>(
 }
 
 /// Checks, before anything is written, that `run` can take a fresh run (it holds none) or a
-/// resume (it holds a checkpoint).
+/// resume (it holds a run: its `config.toml`; without a valid checkpoint yet the resumed run
+/// starts again from step 0).
 ///
 /// # Errors
 /// [`TrainError::RunDir`] saying which.
 pub fn check_run_folder(run: &RunDir, resume: bool) -> Result<(), TrainError> {
     if resume {
-        if latest_checkpoint(&run.checkpoints())?.is_none() {
+        if !run.config().exists() {
             return Err(TrainError::RunDir {
                 path: run.root().to_path_buf(),
-                message: "nothing to resume: no checkpoint yet".into(),
+                message: "nothing to resume: no config.toml (not an infobound run folder)".into(),
             });
         }
     } else if run.config().exists() {
