@@ -441,7 +441,7 @@ struct Tally {
     bytes_lost: u64,
     processes: usize,
     late_kills: usize,
-    /// `<file>.tmp-<pid>` files a failed or killed report left in the run folder.
+    /// Temporary files (`.NAME.PID.N.tmp`, `NAME.tmp-PID`) a killed report left in the run folder.
     stray_temp_files: usize,
 }
 
@@ -835,7 +835,7 @@ impl Lab {
                 .filter(|e| e.path().is_file())
                 .filter(|e| {
                     let name = e.file_name().to_string_lossy().into_owned();
-                    name != ".lock" && !name.contains(".tmp-")
+                    name != ".lock" && !is_temporary(&name)
                 })
                 .map(|e| {
                     let name = e.file_name().to_string_lossy().into_owned();
@@ -869,7 +869,7 @@ impl Lab {
             tally.stray_temp_files += std::fs::read_dir(run)
                 .unwrap()
                 .filter_map(|e| e.ok())
-                .filter(|e| e.file_name().to_string_lossy().contains(".tmp-"))
+                .filter(|e| is_temporary(&e.file_name().to_string_lossy()))
                 .inspect(|e| {
                     let _ = std::fs::remove_file(e.path());
                 })
@@ -1148,4 +1148,11 @@ fn long_fault_campaign() {
     if let Ok(path) = std::env::var("INFOBOUND_FAULT_REPORT") {
         std::fs::write(&path, serde_json::to_string_pretty(&report).unwrap()).unwrap();
     }
+}
+
+/// A writer's temporary file: `.NAME.PID.N.tmp` (the atomic writer) or `NAME.tmp-PID` (checkpoint
+/// folders). A process killed by a signal while writing cannot remove it; the campaign counts
+/// them.
+fn is_temporary(name: &str) -> bool {
+    name.contains(".tmp-") || (name.starts_with('.') && name.ends_with(".tmp"))
 }
