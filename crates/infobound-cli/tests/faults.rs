@@ -1046,7 +1046,6 @@ fn an_ssl_run_survives_kills_and_a_damaged_checkpoint() {
 }
 
 #[test]
-#[ignore = "fails: a resumed SSL run is not bit-identical to an uninterrupted one (docs/reliability.md)"]
 fn an_ssl_run_resumes_bit_identically_after_faults() {
     ssl_chain(true);
 }

@@ -289,3 +289,36 @@ fn batch_norm_mode_follows_autodiff_and_the_training_flag() {
         running_before
     );
 }
+
+/// `zero_init_residual` starts each block's last batch norm at γ = 0 and keeps γ trainable: the
+/// first backward gives it a gradient (a γ turned into a constant would silence the residual
+/// branch for the whole run).
+#[test]
+fn zero_initialised_residual_gammas_are_trainable() {
+    let device = device();
+    let config = BackboneConfig::ResNetCifar {
+        layers: [1, 1, 1, 1],
+        base_width: 4,
+        in_channels: 3,
+        zero_init_residual: true,
+    };
+    let backbone = config
+        .init(LayerImplementation::default(), &device)
+        .unwrap();
+    let ResidualBlock::Basic(block) = &backbone.blocks[0] else {
+        panic!("a basic block");
+    };
+    let gamma = block.second.norm.gamma.val();
+    let zeros: Vec<f32> = gamma.clone().into_data().try_to_vec().unwrap();
+    assert!(zeros.iter().all(|&g| g == 0.0), "{zeros:?}");
+    assert!(gamma.is_require_grad(), "γ = 0 became a constant");
+    let loss = backbone
+        .forward(images(4, 3, 16, &device))
+        .unwrap()
+        .square()
+        .sum();
+    let grads = loss.backward();
+    let grad = gamma.grad(&grads).expect("γ received a gradient");
+    let grad: Vec<f32> = grad.into_data().try_to_vec().unwrap();
+    assert!(grad.iter().any(|&g| g != 0.0), "{grad:?}");
+}

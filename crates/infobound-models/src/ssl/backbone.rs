@@ -237,7 +237,13 @@ impl ConvBn {
             .init(device);
         let mut norm = BatchNormConfig::new(c_out).init(device);
         if zero_gamma {
-            norm.gamma = norm.gamma.map(|gamma| gamma.zeros_like());
+            // `zeros_like` is a fresh, untracked tensor: keep the parameter trainable, or the
+            // residual branch would stay at γ = 0 (and silent) until a checkpoint reload
+            // re-activated it.
+            norm.gamma = norm.gamma.map(|gamma| {
+                let tracked = gamma.is_require_grad();
+                gamma.zeros_like().set_require_grad(tracked)
+            });
         }
         Self { conv, norm, layers }
     }
