@@ -1,15 +1,15 @@
-//! A minimal, strict reader and writer for NumPy `.npy` files holding 2-D arrays (format versions
-//! 1.0–3.0, <https://numpy.org/doc/stable/reference/generated/numpy.lib.format.html>): the
-//! `[n, d]` float codes/features and `[n, f]` integer factor labels the `infobound metrics`
-//! command reads. Malformed input gives an [`NpyError`], never a panic.
+//! `.npy` files holding 2-D arrays as code and label matrices: the `[n, d]` float codes/features
+//! and `[n, f]` integer factor labels the `infobound metrics` command reads, in any byte order and
+//! memory order. Headers are read and written by infobound-data's one `.npy` module
+//! (`read_header_layout`, `encode_header`); this module converts the element bytes. Malformed
+//! input gives an [`NpyError`], never a panic.
 
 use std::path::Path;
 
 use infobound_data::FactorMatrix;
+use infobound_data::readers::npy::{DType, encode_header, read_header_layout};
 
 use crate::{CodeMatrix, MetricsError};
-
-const MAGIC: &[u8] = b"\x93NUMPY";
 
 /// Why a `.npy` file could not be read or written.
 #[derive(Debug, thiserror::Error)]
@@ -65,23 +65,6 @@ fn format_error(msg: impl Into<String>) -> NpyError {
     NpyError::Format(msg.into())
 }
 
-/// The value of `'key': value` in the header dictionary, as raw text up to the next top-level comma.
-fn header_value<'h>(header: &'h str, key: &str) -> Result<&'h str, NpyError> {
-    let pattern = format!("'{key}':");
-    let start = header
-        .find(&pattern)
-        .ok_or_else(|| format_error(format!("header has no '{key}' entry")))?
-        + pattern.len();
-    let rest = header[start..].trim_start();
-    let end = if rest.starts_with('(') {
-        rest.find(')').map(|i| i + 1)
-    } else {
-        rest.find([',', '}'])
-    }
-    .ok_or_else(|| format_error(format!("header entry '{key}' is not terminated")))?;
-    Ok(rest[..end].trim())
-}
-
 fn parse_dtype(descr: &str) -> Result<(Dtype, bool), NpyError> {
     let unsupported = || NpyError::UnsupportedDtype {
         descr: descr.into(),
@@ -106,48 +89,22 @@ fn parse_dtype(descr: &str) -> Result<(Dtype, bool), NpyError> {
     Ok((dtype, big_endian))
 }
 
+/// The header through infobound-data's one `.npy` header reader ([`read_header_layout`]), then
+/// this crate's 2-D checks; any byte order and memory order are converted later.
 fn parse(bytes: &[u8]) -> Result<RawArray<'_>, NpyError> {
-    if bytes.len() < 10 || &bytes[..6] != MAGIC {
-        return Err(format_error("missing the \\x93NUMPY magic string"));
-    }
-    let (header_len, header_start): (usize, usize) = match bytes[6] {
-        1 => (usize::from(u16::from_le_bytes([bytes[8], bytes[9]])), 10),
-        2 | 3 if bytes.len() >= 12 => {
-            let len = u32::from_le_bytes([bytes[8], bytes[9], bytes[10], bytes[11]]);
-            (
-                usize::try_from(len).map_err(|_| format_error("header length overflows"))?,
-                12,
-            )
-        }
-        v => return Err(format_error(format!("unsupported format version {v}"))),
-    };
-    let data_start = header_start
-        .checked_add(header_len)
-        .filter(|&e| e <= bytes.len())
-        .ok_or_else(|| format_error("header runs past the end of the file"))?;
-    let header = std::str::from_utf8(&bytes[header_start..data_start])
-        .map_err(|_| format_error("header is not UTF-8"))?;
-    let descr = header_value(header, "descr")?
-        .trim_matches(['\'', '"'])
-        .to_string();
+    let layout = read_header_layout(
+        &mut std::io::Cursor::new(bytes),
+        bytes.len() as u64,
+        Path::new("<.npy bytes>"),
+        ".npy",
+    )
+    .map_err(|e| format_error(e.to_string()))?;
+    let descr = layout.descr;
     let (dtype, big_endian) = parse_dtype(&descr)?;
-    let fortran_order = match header_value(header, "fortran_order")? {
-        "True" => true,
-        "False" => false,
-        other => return Err(format_error(format!("fortran_order is `{other}`"))),
-    };
-    let shape_text = header_value(header, "shape")?;
-    let dims: Vec<usize> = shape_text
-        .trim_start_matches('(')
-        .trim_end_matches(')')
-        .split(',')
-        .map(str::trim)
-        .filter(|s| !s.is_empty())
-        .map(|s| {
-            s.parse()
-                .map_err(|_| format_error(format!("bad shape `{shape_text}`")))
-        })
-        .collect::<Result<_, _>>()?;
+    let fortran_order = layout.fortran_order;
+    let dims = layout.shape;
+    let data_start = layout.data_offset;
+    let shape_text = format!("{dims:?}");
     let [rows, cols] = dims[..] else {
         return Err(NpyError::Shape(format!(
             "expected a 2-D array [n, d], got shape {shape_text}"
@@ -294,27 +251,9 @@ pub fn read_factors_npy(path: &Path) -> Result<FactorMatrix, NpyError> {
     factors_from_npy_bytes(&read_file(path)?)
 }
 
-/// Format-1.0 header for a C-order 2-D array, padded so the data starts at a multiple of 64 bytes.
-fn header_bytes(descr: &str, rows: usize, cols: usize) -> Vec<u8> {
-    let dict =
-        format!("{{'descr': '{descr}', 'fortran_order': False, 'shape': ({rows}, {cols}), }}");
-    let unpadded = MAGIC.len() + 4 + dict.len() + 1;
-    let padding = (64 - unpadded % 64) % 64;
-    let header_len = dict.len() + padding + 1;
-    let mut out = Vec::with_capacity(unpadded + padding);
-    out.extend_from_slice(MAGIC);
-    out.extend_from_slice(&[1, 0]);
-    // The padded dictionary of a 2-D header is far below u16::MAX bytes.
-    out.extend_from_slice(&u16::try_from(header_len).unwrap_or(u16::MAX).to_le_bytes());
-    out.extend_from_slice(dict.as_bytes());
-    out.extend(std::iter::repeat_n(b' ', padding));
-    out.push(b'\n');
-    out
-}
-
 /// `.npy` (format 1.0, little-endian float64, C order) bytes of `codes`.
 pub fn codes_to_npy_bytes(codes: &CodeMatrix) -> Vec<u8> {
-    let mut out = header_bytes("<f8", codes.num_samples(), codes.num_codes());
+    let mut out = encode_header(DType::F64, &[codes.num_samples(), codes.num_codes()]);
     out.extend(codes.as_slice().iter().flat_map(|v| v.to_le_bytes()));
     out
 }
@@ -322,7 +261,7 @@ pub fn codes_to_npy_bytes(codes: &CodeMatrix) -> Vec<u8> {
 /// `.npy` (format 1.0, little-endian int64, C order) bytes of `factors`; labels above `i64::MAX`
 /// are rejected.
 pub fn factors_to_npy_bytes(factors: &FactorMatrix) -> Result<Vec<u8>, NpyError> {
-    let mut out = header_bytes("<i8", factors.len(), factors.num_factors());
+    let mut out = encode_header(DType::I64, &[factors.len(), factors.num_factors()]);
     for &v in factors.as_slice() {
         let v = i64::try_from(v).map_err(|_| {
             NpyError::Values(MetricsError::InvalidInput(format!(

@@ -35,7 +35,7 @@ pub use dsprites::{
 pub use file_array::FileArray;
 pub use image_folder::ImageFolder;
 pub use mpi3d::{MPI3D_FACTOR_NAMES, MPI3D_FACTOR_SIZES, Mpi3dFile, Mpi3dVariant};
-pub use npy::{DType, NpyArray, NpyElement, NpyHeader};
+pub use npy::{DType, NpyArray, NpyElement, NpyHeader, NpyLayout};
 pub use npz::{NpzArchive, NpzCompression, NpzFileWriter, NpzWriter};
 #[cfg(feature = "hdf5")]
 pub use shapes3d::{SHAPES3D_FILE_NAME, Shapes3dFile};

@@ -289,6 +289,56 @@ pub fn read_header<R: Read>(
     path: &Path,
     what: &str,
 ) -> Result<NpyHeader, DataError> {
+    let layout = read_header_layout(reader, available, path, what)?;
+    if layout.fortran_order {
+        return Err(invalid(
+            path,
+            format!(
+                "{what}: fortran_order is True; only C-order arrays are supported (save with np.ascontiguousarray)"
+            ),
+        ));
+    }
+    let dtype =
+        DType::from_descr(&layout.descr).map_err(|m| invalid(path, format!("{what}: {m}")))?;
+    Ok(NpyHeader {
+        version: layout.version,
+        dtype,
+        shape: layout.shape,
+        data_offset: layout.data_offset,
+    })
+}
+
+/// What an `.npy` header says, before any restriction on the dtype or the memory order: the
+/// format version, the raw `descr` (any byte order), `fortran_order`, the shape and where the
+/// data starts. [`read_header`] is this plus the checks the typed readers need; consumers that
+/// convert other layouts themselves (the metrics crate's code and label matrices accept
+/// big-endian and Fortran-order arrays) read this.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NpyLayout {
+    /// Format version `(major, minor)`.
+    pub version: (u8, u8),
+    /// The dtype string as written, e.g. `<f4`, `>i8`, `|b1`.
+    pub descr: String,
+    /// Whether the data is stored column-major.
+    pub fortran_order: bool,
+    /// Array shape.
+    pub shape: Vec<usize>,
+    /// Byte offset of the first element.
+    pub data_offset: usize,
+}
+
+/// Reads and validates an `.npy` header (magic, version, length, the dict literal) without
+/// restricting its dtype or memory order; see [`NpyLayout`].
+///
+/// # Errors
+/// [`DataError::InvalidFile`] naming `path` and `what` for a missing magic string, an unknown
+/// version, a header longer than the limit or than the file, or a malformed dict.
+pub fn read_header_layout<R: Read>(
+    reader: &mut R,
+    available: u64,
+    path: &Path,
+    what: &str,
+) -> Result<NpyLayout, DataError> {
     let mut prefix = [0u8; 8];
     if available < prefix.len() as u64 {
         return Err(invalid(
@@ -351,19 +401,10 @@ pub fn read_header<R: Read>(
         return Err(invalid(path, format!("{what}: header is not ASCII")));
     };
     let dict = parse_header_dict(&text).map_err(|m| invalid(path, format!("{what}: {m}")))?;
-    if dict.fortran_order {
-        return Err(invalid(
-            path,
-            format!(
-                "{what}: fortran_order is True; only C-order arrays are supported (save with np.ascontiguousarray)"
-            ),
-        ));
-    }
-    let dtype =
-        DType::from_descr(&dict.descr).map_err(|m| invalid(path, format!("{what}: {m}")))?;
-    Ok(NpyHeader {
+    Ok(NpyLayout {
         version,
-        dtype,
+        descr: dict.descr,
+        fortran_order: dict.fortran_order,
         shape: dict.shape,
         data_offset,
     })
