@@ -13,31 +13,9 @@ use burn::tensor::Tensor;
 /// without a gradient (frozen, or not on the loss path) are ignored. All gradients must be on one
 /// device (one replica's); the check costs one device→host read per call.
 pub fn gradients_are_finite<M: Module>(module: &M, grads: &GradientsParams) -> bool {
-    let mut visitor = FiniteGradients {
-        grads,
-        parts: Vec::new(),
-    };
-    module.visit(&mut visitor);
-    if visitor.parts.is_empty() {
-        return true;
-    }
-    // One host read per step instead of one per parameter: `g − g` is 0 where g is finite and
-    // NaN where it is ±∞ or NaN, and a NaN survives the sum.
-    let total: f32 = Tensor::cat(visitor.parts, 0).sum().into_scalar();
-    total.is_finite()
-}
-
-struct FiniteGradients<'a> {
-    grads: &'a GradientsParams,
-    parts: Vec<Tensor<1>>,
-}
-
-impl ModuleVisitor for FiniteGradients<'_> {
-    fn visit_float<const D: usize>(&mut self, param: &Param<Tensor<D>>) {
-        if let Some(grad) = self.grads.get::<D>(param.id) {
-            self.parts.push((grad.clone() - grad).sum());
-        }
-    }
+    // One host read: Σ‖g‖² is finite when every gradient is (and not for gradients so large,
+    // ≳ 1e19, that their squares overflow f32, which no step should apply either).
+    squared_gradient_norm(module, grads).is_none_or(|norm| norm.into_scalar::<f32>().is_finite())
 }
 
 /// Σ_params ‖g‖² over every gradient `grads` holds for a float parameter of `module`, as a
