@@ -1,5 +1,5 @@
 //! Project automation: `cargo xtask ci [--full]`, `cargo xtask bench [--quick] [--only AREA]`,
-//! `cargo xtask study [--seeds 0,1,2]`, `cargo xtask package`,
+//! `cargo xtask study [--seeds 0,1,2,3,4]`, `cargo xtask package`,
 //! `cargo xtask faults [--kills N] [--seed S]`.
 
 use std::path::{Path, PathBuf};
@@ -20,7 +20,7 @@ fn main() -> ExitCode {
             } else {
                 &VAE_STUDY
             },
-            option(&args, "--seeds").as_deref().unwrap_or("0,1,2"),
+            option(&args, "--seeds").as_deref().unwrap_or("0,1,2,3,4"),
             flag("--table-only"),
         ),
         Some("faults") => faults(
@@ -39,10 +39,10 @@ fn main() -> ExitCode {
                  \x20               criterion benches + the PyTorch reference in the same run, with\n\
                  \x20               the time ratio per workload: target/bench-summary.json and\n\
                  \x20               docs/bench-latest.md\n\
-                 study [--ssl] [--seeds 0,1,2] [--table-only]\n\
-                 \x20               the equal-budget VAE study (configs/study/*.toml) over seeds,\n\
-                 \x20               mean and spread per method: docs/study-latest.md; --ssl: the\n\
-                 \x20               four SSL quickstart presets: docs/ssl-study-latest.md\n\
+                 study [--ssl] [--seeds 0,1,2,3,4] [--table-only]\n\
+                 \x20               α-TCVAE study v2 (configs/study/*.toml) over seeds, resumable;\n\
+                 \x20               tables of `infobound compare` with Welch tests: docs/study-v2.md;\n\
+                 \x20               --ssl: the SSL quickstart presets: docs/ssl-study-latest.md\n\
                  package         cargo package of every crate; every embedded file inside its\n\
                  \x20               crate and in the packaged list (part of `ci`)\n\
                  faults [--kills 20] [--seed 1] [--ssl-exact]\n\
@@ -380,55 +380,138 @@ fn ratios(rows: &[(String, f64)], torch: &[serde_json::Value]) -> Vec<Ratio> {
         .collect()
 }
 
-/// The methods of the equal-budget VAE study, one config each in `configs/study/`.
-/// An equal-budget comparison over seeds: which runs, where, and what the table reports.
+/// An equal-budget comparison over seeds: which runs, where, and which tables of
+/// `infobound compare` report it.
 struct Study {
-    /// Table title.
+    /// Title of the written document.
     title: &'static str,
-    /// What the runs share, for the table's preamble.
+    /// What the runs share, for the document's preamble.
     setup: &'static str,
-    /// Method names (run folders are `<runs>/<method>-seed<seed>`) and the `train` arguments
-    /// that start one.
+    /// Method names (run folders are `<runs>/<method>-seed<seed>`, so a method is a group of
+    /// `infobound compare --grouped`) and the `train` arguments that start one.
     methods: &'static [(&'static str, &'static [&'static str])],
     /// Run folder, relative to the workspace root.
     runs: &'static str,
-    /// The table, relative to the workspace root.
+    /// The document, relative to the workspace root.
     table: &'static str,
-    /// (column title, JSON pointer into metrics.json).
-    scores: &'static [(&'static str, &'static str)],
+    /// Tables: (title, baseline method of the Welch tests, methods in the table).
+    tables: &'static [(&'static str, &'static str, &'static [&'static str])],
 }
 
-/// The equal-budget VAE study (issue #7).
+/// α-TCVAE study v2 (issue #18): the paper's ablation (α = 0 is its β-VAE) at equal C and
+/// schedule, the authors' baselines, the capacity's sensitivity.
 const VAE_STUDY: Study = Study {
-    title: "Equal-budget VAE study (`cargo xtask study`)",
-    setup: "procedural 3DShapes, configs/study/*.toml",
+    title: "α-TCVAE study v2 (`cargo xtask study`)",
+    setup: "procedural 3DShapes, Burgess networks, batch 64, 1,000 Adam steps at lr 5e-4 \
+            (64,000 images, 0.33 % of the authors' 19.2 M); configs/study/*.toml, one --set per \
+            row",
     methods: &[
         (
-            "alpha_tcvae",
-            &["--config", "configs/study/alpha_tcvae.toml"],
+            "alpha_0",
+            &[
+                "--config",
+                "configs/study/alpha_tcvae.toml",
+                "--set",
+                "objective.alpha=0",
+            ],
         ),
-        ("beta_vae", &["--config", "configs/study/beta_vae.toml"]),
-        ("beta_tcvae", &["--config", "configs/study/beta_tcvae.toml"]),
-        ("factorvae", &["--config", "configs/study/factorvae.toml"]),
+        (
+            "alpha_0.25",
+            &[
+                "--config",
+                "configs/study/alpha_tcvae.toml",
+                "--set",
+                "objective.alpha=0.25",
+            ],
+        ),
+        (
+            "alpha_0.5",
+            &[
+                "--config",
+                "configs/study/alpha_tcvae.toml",
+                "--set",
+                "objective.alpha=0.5",
+            ],
+        ),
+        (
+            "alpha_0.75",
+            &[
+                "--config",
+                "configs/study/alpha_tcvae.toml",
+                "--set",
+                "objective.alpha=0.75",
+            ],
+        ),
+        (
+            "beta_tcvae_b3",
+            &["--config", "configs/study/beta_tcvae.toml"],
+        ),
+        (
+            "factorvae_g10",
+            &["--config", "configs/study/factorvae.toml"],
+        ),
+        ("beta_vae_b4", &["--config", "configs/study/beta_vae.toml"]),
+        (
+            "alpha_0.25_ramp560",
+            &[
+                "--config",
+                "configs/study/alpha_tcvae.toml",
+                "--set",
+                "objective.capacity_schedule={kind=\"linear\",warmup_steps=560}",
+            ],
+        ),
+        (
+            "alpha_0.25_C10",
+            &[
+                "--config",
+                "configs/study/alpha_tcvae.toml",
+                "--set",
+                "objective.capacity_max=10",
+            ],
+        ),
+        (
+            "alpha_0.25_C0",
+            &[
+                "--config",
+                "configs/study/alpha_tcvae.toml",
+                "--set",
+                "objective.capacity_max=0",
+            ],
+        ),
     ],
-    runs: "runs/study",
-    table: "docs/study-latest.md",
-    scores: &[
-        ("DCI-D", "/headline/dci_disentanglement"),
-        ("MIG", "/headline/mig"),
-        ("SAP", "/headline/sap"),
-        ("FactorVAE", "/factor_vae/eval_accuracy"),
-        ("DCI-I", "/headline/dci_informativeness"),
-        ("Vendi prior", "/vendi_prior_samples/score"),
-        ("Vendi trav.", "/vendi_traversals/score"),
-        ("recon. err.", "/reconstruction_error"),
-        ("train s", "/train_seconds"),
+    runs: "runs/study-v2",
+    table: "docs/study-v2.md",
+    tables: &[
+        (
+            "α ablation at equal C = 30 and staircase (α = 0 is the paper's β-VAE)",
+            "alpha_0",
+            &["alpha_0", "alpha_0.25", "alpha_0.5", "alpha_0.75"],
+        ),
+        (
+            "The authors' baselines and a Higgins β-VAE reference, against α = 0.25",
+            "alpha_0.25",
+            &[
+                "alpha_0.25",
+                "beta_tcvae_b3",
+                "factorvae_g10",
+                "beta_vae_b4",
+            ],
+        ),
+        (
+            "Capacity: the staircase against study v1's linear ramp (0 → 30 nats in 560 steps), \
+             and C = 10, 0",
+            "alpha_0.25",
+            &[
+                "alpha_0.25",
+                "alpha_0.25_ramp560",
+                "alpha_0.25_C10",
+                "alpha_0.25_C0",
+            ],
+        ),
     ],
 };
 
-/// The equal-budget SSL comparison (issue #8): the four quickstart presets. `factor_knn` lists
-/// the 3DShapes factors in their fixed order (floor hue, wall hue, object hue, scale, shape,
-/// orientation).
+/// The equal-budget SSL comparison (issue #8): the four quickstart presets.
 const SSL_STUDY: Study = Study {
     title: "Equal-budget SSL study (`cargo xtask study --ssl`)",
     setup: "procedural 3DShapes at 32 px, configs/{mveb,simsiam,byol,barlow_twins}_quickstart.toml",
@@ -440,21 +523,16 @@ const SSL_STUDY: Study = Study {
     ],
     runs: "runs/ssl-study",
     table: "docs/ssl-study-latest.md",
-    scores: &[
-        ("kNN floor hue", "/factor_knn/0/knn_accuracy"),
-        ("kNN wall hue", "/factor_knn/1/knn_accuracy"),
-        ("kNN object hue", "/factor_knn/2/knn_accuracy"),
-        ("kNN shape", "/factor_knn/4/knn_accuracy"),
-        ("linear probe", "/linear_probe/test_accuracy"),
-        ("emb. eff. rank", "/embedding_collapse/effective_rank"),
-        ("uniformity", "/embedding_collapse/uniformity"),
-        ("train s", "/train_seconds"),
-    ],
+    tables: &[(
+        "Equal budget",
+        "mveb",
+        &["mveb", "simsiam", "byol", "barlow_twins"],
+    )],
 };
 
-/// Trains every method of `study` for every seed (skipping finished runs and resuming
-/// interrupted ones), then writes mean ± sample standard deviation per method; `table_only`
-/// skips the training.
+/// Trains every method of `study` for every seed, seeds outermost so that an interrupted study
+/// has every method at the same count (finished runs are skipped, interrupted ones resumed),
+/// and rewrites the document after each run; `table_only` skips the training.
 fn study(study: &Study, seeds: &str, table_only: bool) -> Result<(), String> {
     let seeds: Vec<u64> = seeds
         .split(',')
@@ -471,94 +549,122 @@ fn study(study: &Study, seeds: &str, table_only: bool) -> Result<(), String> {
             let seed = seed.to_string();
             let resume = out.exists();
             let out = out.to_string_lossy().into_owned();
-            let mut args = vec!["run", "-p", "infobound-cli", "--", "train", "--quiet"];
+            let mut args = vec!["train", "--quiet"];
             if resume {
                 args.extend(["--resume", &out]);
             } else {
                 args.extend(start.iter().copied());
                 args.extend(["--seed", &seed, "--out", &out]);
             }
-            run("cargo", &args, &[])?;
+            infobound(&args)?;
+            // A table that cannot be written now is written at the end; it never stops the
+            // training of the remaining runs.
+            match study_document(study, &runs, &seeds) {
+                Ok(md) => write_atomic(&root.join(study.table), &md)?,
+                Err(e) => eprintln!("xtask: table not written yet: {e}"),
+            }
         }
     }
-    let md = study_table(study, &runs, &seeds)?;
+    let md = study_document(study, &runs, &seeds)?;
     write_atomic(&root.join(study.table), &md)?;
     print!("{md}");
     Ok(())
 }
 
-/// Training time of a run: its wall time minus the evaluation, from the file times (the run
-/// folder is created when training starts; metrics.json is written when evaluation ends).
-fn train_seconds(run: &Path, metrics: &serde_json::Value) -> Option<f64> {
-    let created = std::fs::metadata(run.join("config.toml"))
-        .ok()?
-        .modified()
-        .ok()?;
-    let finished = std::fs::metadata(run.join("metrics.json"))
-        .ok()?
-        .modified()
-        .ok()?;
-    let wall = finished.duration_since(created).ok()?.as_secs_f64();
-    Some(wall - metrics["eval_seconds"].as_f64()?)
+/// `infobound ARGS` from the workspace root: the binary named by `INFOBOUND_BIN` (a long study
+/// then runs one fixed build while the tree changes), else `cargo run -p infobound-cli`.
+fn infobound_command(args: &[&str]) -> Command {
+    let mut cmd = match std::env::var_os("INFOBOUND_BIN") {
+        Some(bin) => Command::new(bin),
+        None => {
+            let mut cmd = Command::new("cargo");
+            cmd.args(["run", "-q", "-p", "infobound-cli", "--"]);
+            cmd
+        }
+    };
+    cmd.args(args).current_dir(workspace_root());
+    cmd
 }
 
-fn study_table(study: &Study, runs: &Path, seeds: &[u64]) -> Result<String, String> {
-    let mut md = format!(
-        "# {}\n\n{}, seeds {seeds:?}; mean ± sample standard deviation over the seeds that \
-         finished.\n\n| method | runs |",
-        study.title, study.setup
-    );
-    for (title, _) in study.scores {
-        md.push_str(&format!(" {title} |"));
+/// Runs `infobound ARGS` (see [`infobound_command`]) with inherited output.
+fn infobound(args: &[&str]) -> Result<(), String> {
+    let status = infobound_command(args)
+        .status()
+        .map_err(|e| format!("infobound {}: {e}", args.join(" ")))?;
+    if status.success() {
+        Ok(())
+    } else {
+        Err(format!("infobound {} failed: {status}", args.join(" ")))
     }
-    md.push_str(&format!(
-        "\n|---|---|{}\n",
-        "---|".repeat(study.scores.len())
-    ));
-    for (method, _) in study.methods {
-        let mut columns = vec![Vec::new(); study.scores.len()];
-        let mut finished = 0;
-        for seed in seeds {
-            let run = runs.join(format!("{method}-seed{seed}"));
-            let Ok(text) = std::fs::read_to_string(run.join("metrics.json")) else {
-                continue;
-            };
-            let mut metrics: serde_json::Value = serde_json::from_str(&text)
-                .map_err(|e| format!("{}: {e}", run.join("metrics.json").display()))?;
-            // SSL runs record their training time; VAE runs get it from the file times.
-            if metrics.get("train_seconds").is_none()
-                && let Some(seconds) = train_seconds(&run, &metrics)
-            {
-                metrics["train_seconds"] = serde_json::json!(seconds);
-            }
-            finished += 1;
-            for (column, (_, pointer)) in columns.iter_mut().zip(study.scores) {
-                if let Some(v) = metrics.pointer(pointer).and_then(serde_json::Value::as_f64) {
-                    column.push(v);
-                }
-            }
+}
+
+/// The study's document: each table is `infobound compare --grouped --baseline B
+/// --format markdown` over the finished runs of its methods, so the CLI alone regenerates it.
+fn study_document(study: &Study, runs: &Path, seeds: &[u64]) -> Result<String, String> {
+    let commit = Command::new("git")
+        .args(["rev-parse", "--short", "HEAD"])
+        .output()
+        .ok()
+        .map(|o| String::from_utf8_lossy(&o.stdout).trim().to_string())
+        .unwrap_or_default();
+    let mut md = format!(
+        "# {}\n\n{}; seeds {seeds:?}; run folders `{}` (written by commit {commit}). Each \
+         cell is mean ± sample standard deviation over the finished seeds; each test table is \
+         Welch's two-sided t-test of a row against the table's baseline.\n",
+        study.title,
+        study.setup,
+        runs.strip_prefix(workspace_root())
+            .unwrap_or(runs)
+            .display()
+    );
+    for (title, baseline, methods) in study.tables {
+        let folders: Vec<String> = methods
+            .iter()
+            .flat_map(|method| {
+                seeds
+                    .iter()
+                    .map(move |seed| runs.join(format!("{method}-seed{seed}")))
+            })
+            .filter(|run| run.join("metrics.json").exists())
+            .map(|run| run.to_string_lossy().into_owned())
+            .collect();
+        md.push_str(&format!("\n## {title}\n\n"));
+        if folders.is_empty() {
+            md.push_str("No finished runs yet.\n");
+            continue;
         }
-        md.push_str(&format!("| {method} | {finished} |"));
-        for column in &columns {
-            md.push_str(&format!(" {} |", mean_and_spread(column)));
+        let mut args = vec![
+            "compare",
+            "--grouped",
+            "--format",
+            "markdown",
+            "--baseline",
+            baseline,
+        ];
+        args.extend(folders.iter().map(String::as_str));
+        let output = infobound_command(&args)
+            .output()
+            .map_err(|e| format!("infobound compare: {e}"))?;
+        if !output.status.success() {
+            return Err(format!(
+                "infobound compare failed: {}",
+                String::from_utf8_lossy(&output.stderr)
+            ));
         }
-        md.push('\n');
+        md.push_str(&format!(
+            "`infobound compare --grouped --format markdown --baseline {baseline} \
+             {}/{{{}}}-seed{{{}}}`\n\n",
+            study.runs,
+            methods.join(","),
+            seeds
+                .iter()
+                .map(u64::to_string)
+                .collect::<Vec<_>>()
+                .join(",")
+        ));
+        md.push_str(&String::from_utf8_lossy(&output.stdout));
     }
     Ok(md)
-}
-
-/// "mean ± sd" (sample standard deviation), the value alone for one run, "–" for none.
-fn mean_and_spread(values: &[f64]) -> String {
-    let n = values.len() as f64;
-    match values.len() {
-        0 => "–".into(),
-        1 => format!("{:.3}", values[0]),
-        _ => {
-            let mean = values.iter().sum::<f64>() / n;
-            let var = values.iter().map(|v| (v - mean).powi(2)).sum::<f64>() / (n - 1.0);
-            format!("{mean:.3} ± {:.3}", var.sqrt())
-        }
-    }
 }
 
 /// Medians (ms) of every criterion benchmark under `root`, named by their path below it.

@@ -84,6 +84,7 @@ impl Workload {
     fn step(&mut self) {
         let context = StepContext {
             step: 100,
+            batch_size: 64,
             dataset_size: 480_000,
         };
         let forward = self

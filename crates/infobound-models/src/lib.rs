@@ -11,7 +11,7 @@
 //! let x = Tensor::<4>::random([8, 3, 64, 64], Distribution::Uniform(0.0, 1.0), device);
 //! let eps = Tensor::<2>::random([8, 10], Distribution::Normal(0.0, 1.0), device);
 //! let forward = vae.forward(x, eps)?;
-//! let context = StepContext { step: 0, dataset_size: 480_000 };
+//! let context = StepContext { step: 0, batch_size: 8, dataset_size: 480_000 };
 //! let loss = ObjectiveConfig::default().vae_loss(&forward, Likelihood::Gaussian, &context, None)?;
 //! # Ok(()) }
 //! ```
@@ -33,6 +33,6 @@ pub use layers::LayerImplementation;
 pub use loss::{LossOutput, detached, host_term};
 pub use vae::objectives::{self, ObjectiveConfig, StepContext, VaeObjective};
 pub use vae::{
-    Architecture, ConvEncoder, Decoder, Likelihood, SpatialBroadcastDecoder, TransposedConvDecoder,
-    Vae, VaeConfig, VaeForward,
+    Architecture, ConvEncoder, Decoder, Initialisation, Likelihood, SpatialBroadcastDecoder,
+    TransposedConvDecoder, Vae, VaeConfig, VaeForward,
 };

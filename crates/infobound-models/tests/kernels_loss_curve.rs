@@ -43,6 +43,7 @@ fn loss_curve(layers: LayerImplementation) -> Vec<f32> {
             let forward = vae.forward(x, eps).expect("shapes");
             let context = StepContext {
                 step,
+                batch_size: BATCH,
                 dataset_size: 480_000,
             };
             let out = objective

@@ -5,8 +5,8 @@ use burn::module::Module;
 use burn::optim::GradientsParams;
 use burn::tensor::{Device, Distribution, Tensor};
 use infobound_models::objectives::{
-    AlphaTcvaeConfig, AnnealedBetaVaeConfig, BetaTcvaeConfig, BetaVaeConfig, FactorVaeConfig,
-    permute_dims,
+    AlphaTcvaeConfig, AnnealedBetaVaeConfig, BetaTcvaeConfig, BetaVaeConfig, CapacitySchedule,
+    FactorVaeConfig, permute_dims,
 };
 use infobound_models::{
     Architecture, Likelihood, ModelError, ObjectiveConfig, StepContext, VaeConfig,
@@ -62,6 +62,7 @@ fn every_objective_trains_on_both_architectures() {
             assert_eq!(forward.mu.dims(), [4, 10]);
             let context = StepContext {
                 step: 10,
+                batch_size: 4,
                 dataset_size: 1000,
             };
             let out = objective
@@ -118,13 +119,14 @@ fn alpha_zero_is_the_capacity_annealed_beta_vae() {
     let forward = vae.forward(x, eps).unwrap();
     let context = StepContext {
         step: 500,
+        batch_size: 6,
         dataset_size: 1000,
     };
     let alpha_zero = ObjectiveConfig::AlphaTcvae(AlphaTcvaeConfig {
         alpha: 0.0,
         beta: 3.0,
         capacity_max: 30.0,
-        capacity_warmup_steps: 1000,
+        capacity_schedule: CapacitySchedule::Linear { warmup_steps: 1000 },
         ..AlphaTcvaeConfig::default()
     });
     let annealed = ObjectiveConfig::AnnealedBetaVae(AnnealedBetaVaeConfig {
@@ -185,4 +187,45 @@ fn permuted_dims_keep_each_column_multiset() {
     let pv: Vec<f32> = p.into_data().try_to_vec().unwrap();
     assert_ne!(zv, pv, "a permutation of 16 rows should move something");
     assert!(permute_dims(Tensor::<2>::zeros([1, 4], &device), &mut rng).is_err());
+}
+
+/// The authors' trainer tests `reg_loss = β(1−α)/(1−α/K) · mean KL_VIB` (no capacity) against
+/// its threshold (`tc_vae_model.py`, `base_trainer.py` @2777974).
+#[test]
+fn alpha_tcvae_gradient_skip_statistic_is_the_weighted_vib_without_capacity() {
+    let device = device();
+    let vae = VaeConfig::default().init(&device).unwrap();
+    let (x, eps) = batch(&device, 6, 3);
+    let forward = vae.forward(x, eps).unwrap();
+    let (alpha, beta, k) = (0.5, 3.0, 10.0);
+    let objective = ObjectiveConfig::AlphaTcvae(AlphaTcvaeConfig {
+        alpha,
+        beta,
+        capacity_max: 30.0,
+        capacity_schedule: CapacitySchedule::Linear { warmup_steps: 0 },
+        ..AlphaTcvaeConfig::default()
+    });
+    let context = StepContext {
+        step: 0,
+        batch_size: 6,
+        dataset_size: 1000,
+    };
+    let out = objective
+        .vae_loss(&forward, Likelihood::Gaussian, &context, None)
+        .unwrap();
+    let vib: f32 = out
+        .terms
+        .iter()
+        .find(|(name, _)| *name == "vib")
+        .map(|(_, t)| t.clone().into_scalar())
+        .expect("vib term");
+    let statistic: f32 = out
+        .gradient_skip_statistic
+        .expect("α-TCVAE has a skip statistic")
+        .into_scalar();
+    let expected = (beta * (1.0 - alpha) / (1.0 - alpha / k)) as f32 * vib;
+    assert!(
+        (statistic - expected).abs() <= 1e-5 * expected.abs().max(1.0),
+        "{statistic} vs {expected}"
+    );
 }

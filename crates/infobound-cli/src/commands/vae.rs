@@ -235,6 +235,10 @@ fn print_summary(report: &EvalReport) {
         report.vendi_aggregate_posterior.score,
         None,
     );
-    show("Vendi (traversals)", report.vendi_traversals.score, None);
+    show(
+        "Vendi (active traversals)",
+        report.vendi_active_traversals.score,
+        None,
+    );
     show("reconstruction error", report.reconstruction_error, None);
 }

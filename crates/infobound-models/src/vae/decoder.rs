@@ -5,6 +5,7 @@ use burn::nn::conv::{Conv2d, Conv2dConfig, ConvTranspose2d, ConvTranspose2dConfi
 use burn::nn::{Linear, LinearConfig, PaddingConfig2d};
 use burn::tensor::{Device, Tensor, TensorData};
 
+use super::init::{Initialisation, WeightLaw};
 use crate::ModelError;
 use crate::layers::{self, LayerImplementation};
 
@@ -89,11 +90,12 @@ pub struct SpatialBroadcastDecoder {
 }
 
 impl SpatialBroadcastDecoder {
-    /// Builds the decoder, its layers run by `layers`.
+    /// Builds the decoder, its weights drawn by `init`, its layers run by `layers`.
     pub fn new(
         latent_dim: usize,
         width: usize,
         out_channels: usize,
+        init: Initialisation,
         layers: LayerImplementation,
         device: &Device,
     ) -> Self {
@@ -113,15 +115,18 @@ impl SpatialBroadcastDecoder {
             }
         }
         let ramps = Tensor::<4>::from_data(TensorData::new(ramps, [1, 4, SIZE, SIZE]), device);
-        let conv3 = |c_in: usize, c_out: usize| {
-            Conv2dConfig::new([c_in, c_out], [3, 3])
-                .with_padding(PaddingConfig2d::Explicit(1, 1, 1, 1))
-                .init(device)
+        let conv3 = |c_in: usize, c_out: usize, law: WeightLaw| {
+            init.conv2d(
+                Conv2dConfig::new([c_in, c_out], [3, 3])
+                    .with_padding(PaddingConfig2d::Explicit(1, 1, 1, 1)),
+                law,
+                device,
+            )
         };
         let mut convs = Vec::with_capacity(5);
         let mut c_in = latent_dim;
         for _ in 0..5 {
-            convs.push(conv3(c_in, width));
+            convs.push(conv3(c_in, width, WeightLaw::KaimingNormal));
             c_in = width;
         }
         Self {
@@ -129,7 +134,7 @@ impl SpatialBroadcastDecoder {
             ramps: Param::from_tensor(ramps).set_require_grad(false),
             position: Conv2dConfig::new([4, latent_dim], [1, 1]).init(device),
             convs,
-            out: conv3(width, out_channels),
+            out: conv3(width, out_channels, WeightLaw::XavierNormal),
             layers,
         }
     }

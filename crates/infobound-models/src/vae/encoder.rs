@@ -5,6 +5,7 @@ use burn::nn::conv::{Conv2d, Conv2dConfig};
 use burn::nn::{Linear, LinearConfig, PaddingConfig2d};
 use burn::tensor::{Device, Tensor};
 
+use super::init::{Initialisation, WeightLaw};
 use crate::ModelError;
 use crate::layers::{self, LayerImplementation};
 
@@ -24,30 +25,37 @@ pub struct ConvEncoder {
 }
 
 impl ConvEncoder {
-    /// Builds the encoder for `in_channels`-channel 64×64 images, its layers run by `layers`.
+    /// Builds the encoder for `in_channels`-channel 64×64 images, its weights drawn by `init`,
+    /// its layers run by `layers`.
     pub fn new(
         in_channels: usize,
         channels: [usize; 4],
         hidden: usize,
         latent_dim: usize,
+        init: Initialisation,
         layers: LayerImplementation,
         device: &Device,
     ) -> Self {
+        let law = WeightLaw::KaimingNormal;
         let mut convs = Vec::with_capacity(4);
         let mut c_in = in_channels;
         for &c_out in &channels {
             convs.push(
-                Conv2dConfig::new([c_in, c_out], [4, 4])
-                    .with_stride([2, 2])
-                    .with_padding(PaddingConfig2d::Explicit(1, 1, 1, 1))
-                    .init(device),
+                init.conv2d(
+                    Conv2dConfig::new([c_in, c_out], [4, 4])
+                        .with_stride([2, 2])
+                        .with_padding(PaddingConfig2d::Explicit(1, 1, 1, 1)),
+                    law,
+                    device,
+                ),
             );
             c_in = c_out;
         }
         Self {
             convs,
-            fc: LinearConfig::new(c_in * 16, hidden).init(device),
-            head: LinearConfig::new(hidden, 2 * latent_dim).init(device),
+            fc: init.linear(LinearConfig::new(c_in * 16, hidden), law, device),
+            // One head for μ and log σ²: the authors' two heads drawn with the same law.
+            head: init.linear(LinearConfig::new(hidden, 2 * latent_dim), law, device),
             latent_dim,
             layers,
         }

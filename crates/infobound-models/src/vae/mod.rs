@@ -2,10 +2,12 @@
 
 mod decoder;
 mod encoder;
+mod init;
 pub mod objectives;
 
 pub use decoder::{SpatialBroadcastDecoder, TransposedConvDecoder};
 pub use encoder::ConvEncoder;
+pub use init::Initialisation;
 
 use burn::module::Module;
 use burn::tensor::activation::{relu, sigmoid};
@@ -51,6 +53,8 @@ pub struct VaeConfig {
     pub channels: usize,
     /// Observation model.
     pub likelihood: Likelihood,
+    /// How the weights are drawn.
+    pub init: Initialisation,
     /// What computes the layers and the pixel likelihood (default: `infobound-kernels`).
     pub layers: LayerImplementation,
 }
@@ -63,6 +67,7 @@ impl Default for VaeConfig {
             hidden: 256,
             channels: 3,
             likelihood: Likelihood::Gaussian,
+            init: Initialisation::default(),
             layers: LayerImplementation::default(),
         }
     }
@@ -77,6 +82,14 @@ impl VaeConfig {
                 self.latent_dim, self.hidden, self.channels
             )));
         }
+        if self.init == Initialisation::AlphaTcvaeAuthors
+            && self.architecture != Architecture::SpatialBroadcast
+        {
+            return Err(ModelError::InvalidConfig(format!(
+                "init = \"alpha_tcvae_authors\" is defined for architecture = \"spatial_broadcast\" only, got {:?}",
+                self.architecture
+            )));
+        }
         let (encoder, decoder) = match self.architecture {
             Architecture::Burgess => (
                 ConvEncoder::new(
@@ -84,6 +97,7 @@ impl VaeConfig {
                     [32, 32, 64, 64],
                     self.hidden,
                     self.latent_dim,
+                    self.init,
                     self.layers,
                     device,
                 ),
@@ -102,6 +116,7 @@ impl VaeConfig {
                     [64, 64, 64, 64],
                     self.hidden,
                     self.latent_dim,
+                    self.init,
                     self.layers,
                     device,
                 ),
@@ -109,6 +124,7 @@ impl VaeConfig {
                     self.latent_dim,
                     64,
                     self.channels,
+                    self.init,
                     self.layers,
                     device,
                 )),

@@ -185,11 +185,13 @@ impl RunConfig {
     /// family does not have, or a value out of its domain.
     pub fn from_value(mut value: toml::Value, overrides: &[String]) -> Result<Self, TrainError> {
         migrate_legacy_dataset(&mut value, false);
+        migrate_legacy_capacity(&mut value);
         for assignment in overrides {
             apply_override(&mut value, assignment)?;
         }
         // `--set dataset.num_train=...` of earlier releases: an override names what it sets.
         migrate_legacy_dataset(&mut value, true);
+        migrate_legacy_capacity(&mut value);
         let kind = value
             .get("objective")
             .and_then(|o| o.get("kind"))
@@ -325,6 +327,29 @@ fn migrate_legacy_dataset(value: &mut toml::Value, overwrite: bool) {
     }
 }
 
+/// α-TCVAE configurations (and run folders) of earlier releases set
+/// `objective.capacity_warmup_steps = T`, a linear ramp: it becomes
+/// `objective.capacity_schedule = { kind = "linear", warmup_steps = T }`, replacing the schedule
+/// (an override of the old key names what it sets).
+fn migrate_legacy_capacity(value: &mut toml::Value) {
+    let Some(objective) = value
+        .get_mut("objective")
+        .and_then(toml::Value::as_table_mut)
+    else {
+        return;
+    };
+    if objective.get("kind").and_then(toml::Value::as_str) != Some("alpha_tcvae") {
+        return;
+    }
+    let Some(steps) = objective.remove("capacity_warmup_steps") else {
+        return;
+    };
+    let mut schedule = toml::Table::new();
+    schedule.insert("kind".into(), toml::Value::String("linear".into()));
+    schedule.insert("warmup_steps".into(), steps);
+    objective.insert("capacity_schedule".into(), toml::Value::Table(schedule));
+}
+
 fn parse_toml_value(text: &str) -> Result<toml::Value, TrainError> {
     text.parse::<toml::Table>()
         .map(toml::Value::Table)
@@ -421,6 +446,43 @@ mod tests {
             // is under test, so only a dataset error fails.
             Err(e) => assert!(!e.to_string().contains("dataset"), "{e}"),
         }
+    }
+
+    /// An α-TCVAE `capacity_warmup_steps` of earlier releases (in a file, a run folder or an
+    /// override) is the linear schedule it meant; the staircase is the default otherwise.
+    #[test]
+    fn legacy_capacity_warmup_steps_is_the_linear_schedule() {
+        use infobound_models::objectives::{AlphaTcvaeConfig, CapacitySchedule};
+        let alpha = |config: RunConfig| match config {
+            RunConfig::Vae(vae) => match vae.objective {
+                ObjectiveConfig::AlphaTcvae(c) => c,
+                other => panic!("not α-TCVAE: {other:?}"),
+            },
+            RunConfig::Ssl(_) => panic!("not a VAE config"),
+        };
+        let text = "[objective]\nkind = \"alpha_tcvae\"\ncapacity_warmup_steps = 560\n";
+        let loaded = alpha(RunConfig::from_value(parse_toml_value(text).unwrap(), &[]).unwrap());
+        assert_eq!(
+            loaded.capacity_schedule,
+            CapacitySchedule::Linear { warmup_steps: 560 }
+        );
+        let fresh = "[objective]\nkind = \"alpha_tcvae\"\n";
+        let overridden = alpha(
+            RunConfig::from_value(
+                parse_toml_value(fresh).unwrap(),
+                &["objective.capacity_warmup_steps=7".into()],
+            )
+            .unwrap(),
+        );
+        assert_eq!(
+            overridden.capacity_schedule,
+            CapacitySchedule::Linear { warmup_steps: 7 }
+        );
+        let default = alpha(RunConfig::from_value(parse_toml_value(fresh).unwrap(), &[]).unwrap());
+        assert_eq!(
+            default.capacity_schedule,
+            AlphaTcvaeConfig::default().capacity_schedule
+        );
     }
 
     #[test]

@@ -67,12 +67,15 @@ impl Default for PlateauConfig {
     }
 }
 
-/// The α-TCVAE authors' gradient-skip rule: skip the update when the weighted KL/VIB term
-/// exceeds `kl_threshold` and the gradient norm is at least `grad_norm_threshold` (or NaN).
+/// The α-TCVAE authors' gradient-skip rule: skip the update when the objective's skip
+/// statistic (for α-TCVAE their `reg_loss`, β(1−α)/(1−α/K)·mean KL_VIB) exceeds
+/// `kl_threshold` and the gradient norm is at least `grad_norm_threshold` (or NaN). Defaults
+/// from Cmeo97/benchmark_VAE @2777974 `src/pythae/trainers/base_trainer/base_trainer.py`
+/// (`reg_loss > 1000`, `gradient_skip_threshold = 800.`).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct GradientSkipConfig {
-    /// Weighted-KL level above which large gradients are skipped.
+    /// Level of the skip statistic above which large gradients are skipped.
     pub kl_threshold: f64,
     /// Gradient norm at or above which the step is skipped.
     pub grad_norm_threshold: f64,

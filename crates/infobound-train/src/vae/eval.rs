@@ -17,6 +17,9 @@ use rand::SeedableRng;
 use rand_chacha::ChaCha8Rng;
 use serde::{Deserialize, Serialize};
 
+use super::diagnostics::{
+    LatentDiagnostics, authors_traversal_offsets, latent_diagnostics, posterior_traversal_codes,
+};
 use crate::rng::standard_normal;
 use crate::{EvalConfig, RunDir, TrainConfig, TrainError};
 
@@ -44,14 +47,38 @@ pub struct EvalReport {
     pub vendi_prior_samples: VendiScore,
     /// Pixel Vendi score of decoded aggregate-posterior samples z ~ q(z|x), x from the data.
     pub vendi_aggregate_posterior: VendiScore,
-    /// Pixel Vendi score of the latent traversal images.
-    pub vendi_traversals: VendiScore,
+    /// Pixel Vendi score of the traversals of the active latents at the authors' ranges.
+    pub vendi_active_traversals: TraversalVendi,
+    /// The posterior of the aggregate-posterior sample's images (per-latent KL, activity,
+    /// aggregate-posterior moments, |corr μ|); absent for fewer than two images.
+    pub diagnostics: Option<LatentDiagnostics>,
     /// Mean per-image negative log-likelihood of test reconstructions (the training likelihood).
     pub reconstruction_error: f64,
     /// Wall time of the evaluation in seconds.
     pub eval_seconds: f64,
     /// Wall time of each part of the evaluation in seconds.
     pub timings: Vec<(String, f64)>,
+}
+
+/// Diversity of latent traversals: for each base code z = μ(x) + σ(x)·ε of
+/// [`TraversalVendi::bases`] data images, the images decoded from z with one active latent k
+/// moved to z_k + δ·σ_k(x), δ ∈ `offsets` (the authors' linspace(−25, 25, 11), see
+/// [`authors_traversal_offsets`]), scored by the pixel Vendi score; `score` is the mean over the
+/// bases. Only active latents are traversed (an inactive one decodes to a constant row, which
+/// would score a sparse code low by construction); with none active every traversal is one
+/// image and the score is 1. Which latents, the base count and the averaging are our choices.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct TraversalVendi {
+    /// Mean of `per_base`.
+    pub score: f64,
+    /// Pixel Vendi score of each base image's traversals.
+    pub per_base: Vec<f64>,
+    /// The latents traversed (the active ones).
+    pub latents: Vec<usize>,
+    /// The offsets δ, in posterior standard deviations.
+    pub offsets: Vec<f64>,
+    /// Number of base images.
+    pub bases: usize,
 }
 
 /// Encodes images to μ codes with `vae` on `device` (no autodiff), in batches.
@@ -302,6 +329,8 @@ pub fn evaluate(
     let count = config.vendi_samples.max(2);
     let (_, data) = dataset.sample(count, &mut rng)?;
     let mut posterior = Vec::with_capacity(count * k);
+    let mut means = Vec::with_capacity(count * k);
+    let mut log_variances = Vec::with_capacity(count * k);
     for start in (0..count).step_by(config.batch_size) {
         let end = (start + config.batch_size).min(count);
         let numel = data.shape().numel();
@@ -317,16 +346,19 @@ pub fn evaluate(
             ),
             &device,
         );
-        let z = mu + (logvar * 0.5).exp() * eps;
-        let values: Vec<f32> = z
-            .into_data()
-            .try_to_vec()
-            .map_err(|e| TrainError::Config(format!("{e:?}")))?;
-        posterior.extend(values);
+        let z = mu.clone() + (logvar.clone() * 0.5).exp() * eps;
+        posterior.extend(host_values(z)?);
+        means.extend(host_values(mu)?);
+        log_variances.extend(host_values(logvar)?);
     }
+    let diagnostics = latent_diagnostics(&means, &log_variances, k);
+    let active = diagnostics
+        .as_ref()
+        .map_or(Vec::new(), |d| d.active.clone());
+    let vendi_active_traversals =
+        active_traversal_vendi(&vae, &posterior, &log_variances, &active, k, &device)?;
     let posterior_samples = decode_batch(&vae, posterior, k, &device)?;
     let vendi_aggregate_posterior = pixel_vendi_score(&posterior_samples, &VendiConfig::default())?;
-    let vendi_traversals = pixel_vendi_score(&traversals, &VendiConfig::default())?;
     mark("pictures and vendi", &mut timings);
 
     let report = EvalReport {
@@ -338,11 +370,63 @@ pub fn evaluate(
         factor_vae,
         vendi_prior_samples,
         vendi_aggregate_posterior,
-        vendi_traversals,
+        vendi_active_traversals,
+        diagnostics,
         reconstruction_error: nll as f64,
         eval_seconds: started.elapsed().as_secs_f64(),
         timings,
     };
     crate::write_json_atomic(&run.metrics(), &report)?;
     Ok(report)
+}
+
+/// The values of a tensor on the host.
+fn host_values(t: Tensor<2>) -> Result<Vec<f32>, TrainError> {
+    t.into_data()
+        .try_to_vec()
+        .map_err(|e| TrainError::Config(format!("cannot read codes: {e:?}")))
+}
+
+/// Base images of [`TraversalVendi`] (the authors' `metrics.py` traverses 10).
+const TRAVERSAL_BASES: usize = 10;
+
+/// [`TraversalVendi`] of the first [`TRAVERSAL_BASES`] posterior samples `z` (row-major
+/// `[n, k]`, with their `log_variances`), traversing `active`.
+fn active_traversal_vendi(
+    vae: &Vae,
+    z: &[f32],
+    log_variances: &[f32],
+    active: &[usize],
+    k: usize,
+    device: &Device,
+) -> Result<TraversalVendi, TrainError> {
+    let offsets = authors_traversal_offsets();
+    let bases = TRAVERSAL_BASES.min(z.len() / k);
+    let mut per_base = Vec::with_capacity(bases);
+    for base in 0..bases {
+        let code = &z[base * k..(base + 1) * k];
+        let sigma: Vec<f32> = log_variances[base * k..(base + 1) * k]
+            .iter()
+            .map(|lv| (0.5 * lv).exp())
+            .collect();
+        per_base.push(if active.is_empty() {
+            1.0
+        } else {
+            let codes = posterior_traversal_codes(code, &sigma, active, &offsets);
+            let images = decode_batch(vae, codes, k, device)?;
+            pixel_vendi_score(&images, &VendiConfig::default())?.score
+        });
+    }
+    let score = if per_base.is_empty() {
+        1.0
+    } else {
+        per_base.iter().sum::<f64>() / per_base.len() as f64
+    };
+    Ok(TraversalVendi {
+        score,
+        per_base,
+        latents: active.to_vec(),
+        offsets,
+        bases,
+    })
 }

@@ -68,10 +68,26 @@ pub fn write_report(run: &RunDir) -> Result<std::path::PathBuf, TrainError> {
                 None,
             ));
             md.push_str(&row(
-                "Vendi, traversals (pixels)",
-                m.vendi_traversals.score,
+                "Vendi, active-latent traversals at ±25σ (pixels)",
+                m.vendi_active_traversals.score,
                 None,
             ));
+            if let Some(d) = &m.diagnostics {
+                md.push_str(&row(
+                    "Active latents (Var μ > 0.01)",
+                    d.active_latents as f64,
+                    None,
+                ));
+                md.push_str(&row("Rate E KL(q(z|x) ‖ p(z)) (nats)", d.total_kl, None));
+                md.push_str(&row(
+                    "Aggregate posterior vs prior (moment-matched KL, nats)",
+                    d.aggregate_gaussian_kl,
+                    None,
+                ));
+                if let Some(c) = d.mean_abs_corr_mu {
+                    md.push_str(&row("Mean |corr μ| of active latents", c, None));
+                }
+            }
             md.push_str(&row(
                 "Reconstruction error (per image)",
                 m.reconstruction_error,

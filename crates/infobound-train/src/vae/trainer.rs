@@ -179,6 +179,7 @@ impl RunFamily for VaeTrainer {
         let forward = self.vae.forward(x, eps)?;
         let context = StepContext {
             step,
+            batch_size: b,
             dataset_size: self.dataset.factor_space().len(),
         };
         let output = self.config.objective.vae_loss(

@@ -5,7 +5,7 @@ use burn::tensor::Tensor;
 use infobound_estimators::kl_to_standard_normal;
 use serde::{Deserialize, Serialize};
 
-use super::{Discriminator, StepContext, VaeObjective, capacity_at, non_negative};
+use super::{CapacitySchedule, Discriminator, StepContext, VaeObjective, non_negative};
 use crate::loss::{detached, host_term};
 use crate::{LossOutput, ModelError, VaeForward};
 
@@ -82,7 +82,10 @@ impl VaeObjective for AnnealedBetaVaeConfig {
             forward.mu.clone(),
             forward.logvar.clone(),
             self.gamma,
-            capacity_at(self.capacity_max, self.capacity_warmup_steps, context.step),
+            CapacitySchedule::Linear {
+                warmup_steps: self.capacity_warmup_steps,
+            }
+            .capacity(self.capacity_max, context),
         )
     }
 }

@@ -10,11 +10,16 @@ use burn::tensor::Tensor;
 use crate::registry::objective_registry;
 use crate::{Likelihood, LossOutput, ModelError, VaeForward};
 
+mod capacity;
+pub use capacity::CapacitySchedule;
+
 /// Where training is, for schedules (capacity warm-up) and dataset-size dependent estimators.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct StepContext {
     /// 0-based optimisation step.
     pub step: usize,
+    /// Images in one step's batch (per-epoch schedules count images seen as step × batch).
+    pub batch_size: usize,
     /// Number of distinct observations N (the β-TCVAE estimators need it).
     pub dataset_size: usize,
 }
@@ -92,15 +97,6 @@ impl ObjectiveConfig {
             .mean();
         self.objective()
             .loss(forward, reconstruction, context, discriminator)
-    }
-}
-
-/// Linear warm-up of a KL capacity (Burgess et al. 2018): C_t = C_max · min(1, t / T).
-pub fn capacity_at(capacity_max: f64, warmup_steps: usize, step: usize) -> f64 {
-    if warmup_steps == 0 {
-        capacity_max
-    } else {
-        capacity_max * (step as f64 / warmup_steps as f64).min(1.0)
     }
 }
 
