@@ -392,6 +392,10 @@ struct Study {
     methods: &'static [(&'static str, &'static [&'static str])],
     /// Run folder, relative to the workspace root.
     runs: &'static str,
+    /// Where the record of each finished run ([`RUN_RECORD`]) is kept in the repository,
+    /// relative to the workspace root; the tables are computed from it, so a clone regenerates
+    /// them without the checkpoints.
+    archive: &'static str,
     /// The document, relative to the workspace root.
     table: &'static str,
     /// Tables: (title, baseline method of the Welch tests, methods in the table).
@@ -480,6 +484,7 @@ const VAE_STUDY: Study = Study {
         ),
     ],
     runs: "runs/study-v2",
+    archive: "docs/study-v2/runs",
     table: "docs/study-v2.md",
     tables: &[
         (
@@ -522,6 +527,7 @@ const SSL_STUDY: Study = Study {
         ("barlow_twins", &["--preset", "barlow_twins_quickstart"]),
     ],
     runs: "runs/ssl-study",
+    archive: "docs/ssl-study/runs",
     table: "docs/ssl-study-latest.md",
     tables: &[(
         "Equal budget",
@@ -540,6 +546,7 @@ fn study(study: &Study, seeds: &str, table_only: bool) -> Result<(), String> {
         .collect::<Result<_, _>>()?;
     let root = workspace_root();
     let runs = root.join(study.runs);
+    let archive = root.join(study.archive);
     for seed in seeds.iter().filter(|_| !table_only) {
         for (method, start) in study.methods {
             let out = runs.join(format!("{method}-seed{seed}"));
@@ -557,17 +564,53 @@ fn study(study: &Study, seeds: &str, table_only: bool) -> Result<(), String> {
                 args.extend(["--seed", &seed, "--out", &out]);
             }
             infobound(&args)?;
+            archive_runs(study, &runs, &archive, &seeds)?;
             // A table that cannot be written now is written at the end; it never stops the
             // training of the remaining runs.
-            match study_document(study, &runs, &seeds) {
+            match study_document(study, &archive, &seeds) {
                 Ok(md) => write_atomic(&root.join(study.table), &md)?,
                 Err(e) => eprintln!("xtask: table not written yet: {e}"),
             }
         }
     }
-    let md = study_document(study, &runs, &seeds)?;
+    archive_runs(study, &runs, &archive, &seeds)?;
+    let md = study_document(study, &archive, &seeds)?;
     write_atomic(&root.join(study.table), &md)?;
     print!("{md}");
+    Ok(())
+}
+
+/// The files of a finished run that the repository keeps: enough for `infobound compare` and
+/// `infobound report`, without checkpoints and pictures.
+const RUN_RECORD: &[&str] = &[
+    "config.toml",
+    "environment.json",
+    "metrics.json",
+    "train_log.jsonl",
+    "report.md",
+];
+
+/// Copies [`RUN_RECORD`] of every finished run of `study` from `runs` into `archive`.
+fn archive_runs(study: &Study, runs: &Path, archive: &Path, seeds: &[u64]) -> Result<(), String> {
+    for (method, _) in study.methods {
+        for seed in seeds {
+            let name = format!("{method}-seed{seed}");
+            let run = runs.join(&name);
+            if !run.join("metrics.json").exists() {
+                continue;
+            }
+            let kept = archive.join(&name);
+            std::fs::create_dir_all(&kept).map_err(|e| format!("{}: {e}", kept.display()))?;
+            for file in RUN_RECORD {
+                let from = run.join(file);
+                if from.exists() {
+                    let text = std::fs::read_to_string(&from)
+                        .map_err(|e| format!("{}: {e}", from.display()))?;
+                    write_atomic(&kept.join(file), &text)?;
+                }
+            }
+        }
+    }
     Ok(())
 }
 
@@ -600,33 +643,27 @@ fn infobound(args: &[&str]) -> Result<(), String> {
 
 /// The study's document: each table is `infobound compare --grouped --baseline B
 /// --format markdown` over the finished runs of its methods, so the CLI alone regenerates it.
-fn study_document(study: &Study, runs: &Path, seeds: &[u64]) -> Result<String, String> {
-    let commit = Command::new("git")
-        .args(["rev-parse", "--short", "HEAD"])
-        .output()
-        .ok()
-        .map(|o| String::from_utf8_lossy(&o.stdout).trim().to_string())
-        .unwrap_or_default();
+fn study_document(study: &Study, records: &Path, seeds: &[u64]) -> Result<String, String> {
     let mut md = format!(
-        "# {}\n\n{}; seeds {seeds:?}; run folders `{}` (written by commit {commit}). Each \
-         cell is mean ± sample standard deviation over the finished seeds; each test table is \
-         Welch's two-sided t-test of a row against the table's baseline.\n",
-        study.title,
-        study.setup,
-        runs.strip_prefix(workspace_root())
-            .unwrap_or(runs)
-            .display()
+        "# {}\n\n{}; seeds {seeds:?}. Each run's record (config, environment with the commit \
+         of the checkout, metrics, training log, report) is in `{}`; the tables below are \
+         `infobound compare` over those records and regenerate with `cargo xtask study \
+         --table-only`. Each cell is mean ± sample standard deviation over the finished seeds \
+         (n); each test table is Welch's two-sided t-test of a row against the table's \
+         baseline.\n",
+        study.title, study.setup, study.archive
     );
+    let seed_list = seeds
+        .iter()
+        .map(u64::to_string)
+        .collect::<Vec<_>>()
+        .join(",");
     for (title, baseline, methods) in study.tables {
         let folders: Vec<String> = methods
             .iter()
-            .flat_map(|method| {
-                seeds
-                    .iter()
-                    .map(move |seed| runs.join(format!("{method}-seed{seed}")))
-            })
-            .filter(|run| run.join("metrics.json").exists())
-            .map(|run| run.to_string_lossy().into_owned())
+            .flat_map(|method| seeds.iter().map(move |seed| format!("{method}-seed{seed}")))
+            .filter(|name| records.join(name).join("metrics.json").exists())
+            .map(|name| format!("{}/{name}", study.archive))
             .collect();
         md.push_str(&format!("\n## {title}\n\n"));
         if folders.is_empty() {
@@ -653,14 +690,9 @@ fn study_document(study: &Study, runs: &Path, seeds: &[u64]) -> Result<String, S
         }
         md.push_str(&format!(
             "`infobound compare --grouped --format markdown --baseline {baseline} \
-             {}/{{{}}}-seed{{{}}}`\n\n",
-            study.runs,
+             {}/{{{}}}-seed{{{seed_list}}}`\n\n",
+            study.archive,
             methods.join(","),
-            seeds
-                .iter()
-                .map(u64::to_string)
-                .collect::<Vec<_>>()
-                .join(",")
         ));
         md.push_str(&String::from_utf8_lossy(&output.stdout));
     }
