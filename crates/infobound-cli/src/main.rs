@@ -38,7 +38,27 @@ enum Command {
     Traverse(commands::runs::TraverseArgs),
     /// Rewrite the report (report.md, loss.svg) of a run.
     Report(commands::runs::ReportArgs),
-    /// Print one table of metrics across runs.
+    /// Print tables of metrics across runs, per run or per group of seeds, with Welch's t-test
+    /// against a baseline group.
+    ///
+    /// One table per model family (runs of the VAE and the self-supervised family are listed
+    /// apart), one row per run in the order given; a metric a run's metrics.json lacks is shown as
+    /// "–" (an empty field in CSV).
+    ///
+    /// --grouped: one row per group, where a run's group is its folder name without a trailing
+    /// `-seed<digits>` (runs/study/alpha0-seed3 → alpha0), groups in the order of first
+    /// appearance; cells are mean ± sample standard deviation (n − 1) over the group's runs that
+    /// have the metric, n counts the group's runs, a single value is shown alone.
+    ///
+    /// --baseline GROUP: after each grouped table that contains GROUP, a second table "Welch's
+    /// t-test against GROUP" with, per other group and metric, the difference of means and the
+    /// two-sided p-value, e.g. `+0.031 (p=0.012)`; "–" where a side has fewer than 2 values or both
+    /// are constant.
+    ///
+    /// CSV (RFC 4180, numbers at full precision, tables separated by an empty line): per run
+    /// `run,<method>,<metric>...`; grouped `group,<method>,n,<metric> mean,<metric> sd,...`; the
+    /// t-test table `group,baseline,column,diff,t,dof,p` with one line per group and metric (empty
+    /// fields where the test is undefined).
     Compare(commands::runs::CompareArgs),
     /// Re-run the kNN and linear probes of a self-supervised run from its newest checkpoint.
     Probe(commands::runs::ProbeArgs),

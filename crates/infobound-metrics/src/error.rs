@@ -28,6 +28,32 @@ pub enum MetricsError {
     /// A caller-supplied representation function failed.
     #[error("representation function failed: {0}")]
     Representation(String),
+    /// A sample of a statistical test has too few values.
+    #[error("sample {sample} has {len} value(s); the test needs at least 2")]
+    SampleTooSmall {
+        /// Which sample (`"a"` or `"b"`, the argument names of the test).
+        sample: &'static str,
+        /// Its number of values.
+        len: usize,
+    },
+    /// A sample of a statistical test holds NaN or infinity.
+    #[error("sample {sample} holds the non-finite value {value} at index {index}")]
+    NonFiniteSample {
+        /// Which sample (`"a"` or `"b"`).
+        sample: &'static str,
+        /// Index of the first offending value.
+        index: usize,
+        /// That value.
+        value: f64,
+    },
+    /// Both samples of a two-sample t-test are constant, so the t statistic is undefined.
+    #[error("both samples have zero variance (means {mean_a} and {mean_b}); t is undefined")]
+    ZeroVariance {
+        /// Mean of sample a.
+        mean_a: f64,
+        /// Mean of sample b.
+        mean_b: f64,
+    },
     /// A numerical routine (eigensolver, ...) did not succeed.
     #[error("numerical failure: {0}")]
     Numerical(String),

@@ -1,5 +1,6 @@
 //! One module per subcommand.
 
+pub mod compare;
 pub mod datasets;
 pub mod devices;
 pub mod metrics;

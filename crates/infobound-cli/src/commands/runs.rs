@@ -9,6 +9,7 @@ use clap::Args;
 use infobound_backend::{BackendSpec, DEVICE_ENV_VAR, probe_device};
 use infobound_train::{RunConfig, RunDir};
 
+use super::compare::{CompareColumns, CompareFormat, CompareOptions, compare_runs};
 use super::{ssl, vae};
 use crate::error::CliError;
 
@@ -121,12 +122,21 @@ pub struct ReportArgs {
     pub run: PathBuf,
 }
 
-/// `infobound compare`.
+/// `infobound compare` (the long help is on `Command::Compare` in main.rs).
 #[derive(Debug, Args)]
 pub struct CompareArgs {
     /// Run folders with a metrics.json.
     #[arg(required = true)]
     pub runs: Vec<PathBuf>,
+    /// Output format.
+    #[arg(long, value_enum, default_value_t = CompareFormat::Text)]
+    pub format: CompareFormat,
+    /// One row per group of seeds (folder name without `-seed<digits>`): mean ± sd and n.
+    #[arg(long)]
+    pub grouped: bool,
+    /// Welch's t-test of every group against this one (needs --grouped).
+    #[arg(long, value_name = "GROUP", requires = "grouped")]
+    pub baseline: Option<String>,
 }
 
 /// `infobound probe`.
@@ -152,10 +162,8 @@ pub(crate) trait FamilyCommands {
     fn probe(&self, args: &ProbeArgs, run: &RunDir) -> Result<(), CliError>;
     /// Rewrites `loss.svg` and `report.md`.
     fn report(&self, run: &RunDir) -> Result<PathBuf, CliError>;
-    /// The header of this family's table in `infobound compare`.
-    fn compare_header(&self) -> String;
-    /// One row of that table.
-    fn compare_row(&self, run: &RunDir) -> Result<String, CliError>;
+    /// This family's columns in `infobound compare` and the run's objective or method.
+    fn compare_columns(&self) -> CompareColumns;
 }
 
 /// The commands of the family `config` belongs to.
@@ -230,26 +238,21 @@ pub fn report(args: ReportArgs) -> Result<(), CliError> {
     Ok(())
 }
 
-/// `infobound compare`: one table per family, runs in the order given.
+/// `infobound compare`: one table per family, runs (or groups) in the order given.
 pub fn compare(args: CompareArgs) -> Result<(), CliError> {
-    let mut tables: Vec<(String, Vec<String>)> = Vec::new();
-    for dir in &args.runs {
-        let (run, family) = open_run(dir)?;
-        let header = family.compare_header();
-        let row = family.compare_row(&run)?;
-        match tables.iter_mut().find(|(h, _)| *h == header) {
-            Some((_, rows)) => rows.push(row),
-            None => tables.push((header, vec![row])),
-        }
-    }
-    for (index, (header, rows)) in tables.iter().enumerate() {
-        if index > 0 {
-            println!();
-        }
-        println!("{header}");
-        for row in rows {
-            println!("{row}");
-        }
-    }
+    let options = CompareOptions {
+        format: args.format,
+        grouped: args.grouped,
+        baseline: args.baseline.as_deref(),
+    };
+    let text = compare_runs(
+        &args.runs,
+        |dir| {
+            let (run, family) = open_run(dir)?;
+            Ok((run, family.compare_columns()))
+        },
+        &options,
+    )?;
+    print!("{text}");
     Ok(())
 }

@@ -6,13 +6,13 @@ use std::sync::Arc;
 use burn::tensor::Device;
 use infobound_train::run::{check_run_folder, run_training_locked};
 use infobound_train::ssl::{
-    SslData, SslEvalReport, SslTrainConfig, SslTrainer, evaluate_ssl, probe, read_ssl_metrics,
-    write_ssl_report,
+    SslData, SslEvalReport, SslTrainConfig, SslTrainer, evaluate_ssl, probe, write_ssl_report,
 };
 use infobound_train::{
     Environment, RunDir, RunFamily, RunLock, TrainOptions, latest_checkpoint, write_loss_svg,
 };
 
+use super::compare::{CompareColumn, CompareColumns};
 use super::runs::{EvalArgs, FamilyCommands, ProbeArgs, TrainArgs, TraverseArgs};
 use crate::error::CliError;
 
@@ -129,42 +129,31 @@ impl FamilyCommands for SslCommands {
         Ok(write_ssl_report(run)?)
     }
 
-    fn compare_header(&self) -> String {
-        format!(
-            "{:<36} {:>12} {:>8} {:>8} {:>8} {:>8} {:>8} {:>9} {:>10}",
-            "run",
-            "method",
-            "kNN",
-            "kNN-init",
-            "linear",
-            "online",
-            "chance",
-            "eff-rank",
-            "uniformity"
-        )
-    }
-
-    fn compare_row(&self, run: &RunDir) -> Result<String, CliError> {
-        let m = read_ssl_metrics(run).ok_or_else(|| {
-            CliError::Usage(format!(
-                "{}: no readable self-supervised metrics.json",
-                run.metrics().display()
-            ))
-        })?;
-        Ok(format!(
-            "{:<36} {:>12} {:>8.4} {:>8.4} {:>8.4} {:>8.4} {:>8.4} {:>9.2} {:>10.4}",
-            run.root().display(),
-            m.method,
-            m.knn.accuracy,
-            m.untrained_knn_accuracy,
-            m.linear_probe.test_accuracy,
-            m.online_probe_accuracy,
-            m.chance_level,
-            m.embedding_collapse.effective_rank,
-            m.embedding_collapse.uniformity
-        ))
+    fn compare_columns(&self) -> CompareColumns {
+        CompareColumns {
+            family: "ssl",
+            method_title: "method",
+            method: self.0.objective.name().to_string(),
+            columns: COMPARE_COLUMNS,
+        }
     }
 }
+
+/// The self-supervised columns of `infobound compare`: title and JSON pointer into
+/// `metrics.json` ([`SslEvalReport`]); the set of the SSL study (`cargo xtask study --ssl`):
+/// kNN readouts of the procedural 3DShapes factors floor hue, wall hue, object hue and shape
+/// (factor indices 0, 1, 2, 4), the linear probe, the embeddings' collapse diagnostics and
+/// the training time.
+const COMPARE_COLUMNS: &[CompareColumn] = &[
+    ("kNN floor hue", "/factor_knn/0/knn_accuracy"),
+    ("kNN wall hue", "/factor_knn/1/knn_accuracy"),
+    ("kNN object hue", "/factor_knn/2/knn_accuracy"),
+    ("kNN shape", "/factor_knn/4/knn_accuracy"),
+    ("linear probe", "/linear_probe/test_accuracy"),
+    ("emb. eff. rank", "/embedding_collapse/effective_rank"),
+    ("uniformity", "/embedding_collapse/uniformity"),
+    ("train s", "/train_seconds"),
+];
 
 fn print_report(report: &SslEvalReport) {
     println!("metrics at step {} ({}):", report.step, report.method);

@@ -12,6 +12,7 @@ use infobound_train::{
 };
 use rand::SeedableRng;
 
+use super::compare::{CompareColumn, CompareColumns};
 use super::runs::{EvalArgs, FamilyCommands, ProbeArgs, TrainArgs, TraverseArgs};
 use crate::error::CliError;
 
@@ -164,53 +165,33 @@ impl FamilyCommands for VaeCommands {
         Ok(write_report(run)?)
     }
 
-    fn compare_header(&self) -> String {
-        format!(
-            "{:<36} {:>12} {:>8} {:>8} {:>8} {:>8} {:>8} {:>9} {:>9} {:>10}",
-            "run",
-            "objective",
-            "MIG",
-            "SAP",
-            "DCI-D",
-            "DCI-C",
-            "FVAE",
-            "Vendi-S",
-            "Vendi-T",
-            "recon"
-        )
-    }
-
-    fn compare_row(&self, run: &RunDir) -> Result<String, CliError> {
-        let path = run.metrics();
-        let text = std::fs::read_to_string(&path).map_err(|source| CliError::Io {
-            path: path.clone(),
-            source,
-        })?;
-        let m: EvalReport = serde_json::from_str(&text)
-            .map_err(|e| CliError::Usage(format!("{}: {e}", path.display())))?;
-        let cell = |name: &str| {
-            m.headline
-                .get(name)
-                .map_or("–".to_string(), |v| format!("{v:.4}"))
-        };
-        Ok(format!(
-            "{:<36} {:>12} {:>8} {:>8} {:>8} {:>8} {:>8} {:>8} {:>9.2} {:>9.2} {:>10.2}",
-            run.root().display(),
-            self.0.objective.name(),
-            cell("dci.disentanglement"),
-            cell("dci.completeness"),
-            cell("snc.test"),
-            cell("mig"),
-            cell("sap_discrete"),
-            m.factor_vae
-                .as_ref()
-                .map_or("–".to_string(), |f| format!("{:.4}", f.eval_accuracy)),
-            m.vendi_prior_samples.score,
-            m.vendi_aggregate_posterior.score,
-            m.reconstruction_error
-        ))
+    fn compare_columns(&self) -> CompareColumns {
+        CompareColumns {
+            family: "vae",
+            method_title: "objective",
+            method: self.0.objective.name().to_string(),
+            columns: COMPARE_COLUMNS,
+        }
     }
 }
+
+/// The VAE columns of `infobound compare`: title and JSON pointer into `metrics.json`
+/// ([`EvalReport`]); headline metrics first, then diversity and posterior diagnostics.
+const COMPARE_COLUMNS: &[CompareColumn] = &[
+    ("DCI-D", "/headline/dci.disentanglement"),
+    ("SNC", "/headline/snc.test"),
+    ("MIG", "/headline/mig"),
+    ("FactorVAE", "/factor_vae/eval_accuracy"),
+    ("DCI-I", "/headline/dci.informativeness_test"),
+    ("Vendi prior", "/vendi_prior_samples/score"),
+    ("Vendi agg. post.", "/vendi_aggregate_posterior/score"),
+    ("Vendi trav.", "/vendi_active_traversals/score"),
+    ("active", "/diagnostics/active_latents"),
+    ("KL", "/diagnostics/total_kl"),
+    ("|corr μ|", "/diagnostics/mean_abs_corr_mu"),
+    ("prior gap", "/diagnostics/aggregate_gaussian_kl"),
+    ("recon", "/reconstruction_error"),
+];
 
 fn print_summary(report: &EvalReport) {
     let untrained = report.untrained.as_ref();
