@@ -90,9 +90,14 @@ fn embedded_files(dir: &Path) -> Result<Vec<(PathBuf, PathBuf)>, String> {
     for source in sources {
         let text =
             std::fs::read_to_string(&source).map_err(|e| format!("{}: {e}", source.display()))?;
-        for macro_name in ["include_str!(\"", "include_bytes!(\""] {
+        // rustfmt may break the line after the parenthesis: the path is the first string
+        // literal after it, whitespace allowed.
+        for macro_name in ["include_str!(", "include_bytes!("] {
             for (start, _) in text.match_indices(macro_name) {
-                let rest = &text[start + macro_name.len()..];
+                let rest = text[start + macro_name.len()..].trim_start();
+                let Some(rest) = rest.strip_prefix('"') else {
+                    continue;
+                };
                 let Some(end) = rest.find('"') else { continue };
                 let target = source.parent().unwrap_or(dir).join(&rest[..end]);
                 let resolved = normalise(&target);

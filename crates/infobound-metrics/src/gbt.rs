@@ -480,7 +480,7 @@ mod tests {
     #[test]
     fn legacy_random_state_matches_numpy() {
         let reference: serde_json::Value = serde_json::from_str(include_str!(
-            "../../../reference/dci_explicitness_sklearn.json"
+            "../reference/dci_explicitness_sklearn.json"
         ))
         .expect("reference JSON parses");
         let sequences = reference["numpy_legacy_randint_2147483647"]

@@ -26,7 +26,7 @@ use serde_json::Value;
 
 fn reference() -> Value {
     serde_json::from_str(include_str!(
-        "../../../reference/dci_explicitness_sklearn.json"
+        "../reference/dci_explicitness_sklearn.json"
     ))
     .expect("reference JSON parses")
 }
