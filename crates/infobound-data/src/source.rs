@@ -17,8 +17,8 @@ use std::sync::Arc;
 use serde::{Deserialize, Serialize};
 
 use crate::readers::{
-    CIFAR_IMAGE_BYTES, Cifar100Label, DSpritesFile, ImageFolder, MPI3D_FACTOR_SIZES, Mpi3dFile,
-    Mpi3dVariant, ReadOptions,
+    CIFAR_IMAGE_BYTES, Cifar100Label, DSpritesFile, ImageFit, ImageFolder, MPI3D_FACTOR_SIZES,
+    Mpi3dFile, Mpi3dVariant, ReadOptions,
 };
 use crate::registry::procedural_entry;
 use crate::{DataError, GroundTruthDataset};
@@ -122,6 +122,10 @@ pub enum DatasetSource {
         /// the size of the first.
         #[serde(default, skip_serializing_if = "Option::is_none")]
         image_size: Option<usize>,
+        /// How an image reaches `image_size` (default `stretch`; `shorter_side_center_crop`
+        /// keeps the aspect ratio).
+        #[serde(default, skip_serializing_if = "ImageFit::is_stretch")]
+        fit: ImageFit,
     },
 }
 
@@ -258,6 +262,7 @@ impl SourceKind {
                 path: "imagenet/train".into(),
                 test_path: Some("imagenet/val".into()),
                 image_size: Some(224),
+                fit: ImageFit::Stretch,
             },
         }
     }
@@ -476,11 +481,12 @@ impl DatasetSource {
                 path,
                 test_path,
                 image_size,
+                fit,
             } => {
                 let size = image_size.map(|s| (s, s));
-                let train = ImageFolder::open(path, size)?;
+                let train = ImageFolder::open(path, size)?.with_fit(*fit);
                 if let Some(test_path) = test_path {
-                    let test = ImageFolder::open(test_path, size)?;
+                    let test = ImageFolder::open(test_path, size)?.with_fit(*fit);
                     if test.class_names() != train.class_names() {
                         return Err(DataError::InvalidFile {
                             path: test_path.clone(),

@@ -3,9 +3,10 @@
 //! output sizes, value ranges, and determinism independent of the rayon thread count.
 
 use infobound_data::augment::{
-    ColorJitterConfig, CropBox, MultiCropAugmenter, MultiCropConfig, ViewConfig, adjust_brightness,
-    adjust_contrast, adjust_hue, adjust_saturation, augment_view, gaussian_blur, horizontal_flip,
-    normalize, resized_crop, sample_crop_box, solarize, to_grayscale, view_rng,
+    ColorJitterConfig, CropBox, MultiCropAugmenter, MultiCropConfig, PIL_SOLARIZE_THRESHOLD,
+    ViewConfig, adjust_brightness, adjust_contrast, adjust_hue, adjust_saturation, augment_view,
+    gaussian_blur, horizontal_flip, normalize, resized_crop, sample_crop_box, solarize,
+    to_grayscale, view_rng,
 };
 use infobound_data::{DataError, ImageBatch, ObservationShape};
 use proptest::prelude::*;
@@ -366,6 +367,29 @@ fn solarisation_inverts_at_and_above_the_threshold() {
     let mut values = vec![0.3, 0.7];
     solarize(&mut values, 1.1);
     assert_eq!(values, vec![0.3, 0.7]);
+}
+
+/// PIL's `ImageOps.solarize(img)` (threshold 128, the official MVEB pipeline's) inverts 8-bit
+/// level k iff k ≥ 128; the views' default threshold must do the same on k/255 and leave the
+/// off-grid value 0.501 ∈ [½, 128/255) alone (a threshold of ½ would invert it).
+#[test]
+fn default_solarisation_matches_pil_threshold_128() {
+    let threshold = ViewConfig::global(8, 0.0, 1.0).solarize_threshold;
+    assert_eq!(threshold, PIL_SOLARIZE_THRESHOLD);
+    assert_eq!(
+        ViewConfig::local(8).solarize_threshold,
+        PIL_SOLARIZE_THRESHOLD
+    );
+    let levels: Vec<f32> = (0..=255u8).map(|k| f32::from(k) / 255.0).collect();
+    let mut values = levels.clone();
+    solarize(&mut values, threshold);
+    for (k, (&before, &after)) in levels.iter().zip(&values).enumerate() {
+        let expected = if k >= 128 { 1.0 - before } else { before };
+        assert_eq!(after, expected, "level {k}");
+    }
+    let mut between = vec![0.501];
+    solarize(&mut between, threshold);
+    assert_eq!(between, vec![0.501]);
 }
 
 #[test]

@@ -514,6 +514,55 @@ fn image_folder_sorts_classes_and_decodes_pngs() {
     expect_invalid(ImageFolder::open(dir.path(), Some((4, 4))), "no .png file");
 }
 
+/// `ShorterSideCenterCrop` keeps the aspect ratio and the centre (torchvision `Resize` +
+/// `CenterCrop`): an 8 × 4 image striped red | green green | blue brought to 4 × 4 (scale 1)
+/// is the green middle, where `Stretch` squashes all three stripes in.
+#[test]
+fn image_folder_center_crop_keeps_the_aspect_ratio() {
+    use infobound_data::readers::ImageFit;
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::create_dir(dir.path().join("only")).unwrap();
+    let stripes = image::RgbImage::from_fn(8, 4, |x, _| match x {
+        0..=1 => image::Rgb([255, 0, 0]),
+        2..=5 => image::Rgb([0, 255, 0]),
+        _ => image::Rgb([0, 0, 255]),
+    });
+    stripes.save(dir.path().join("only").join("a.png")).unwrap();
+    let load = |fit| {
+        ImageFolder::open(dir.path(), Some((4, 4)))
+            .unwrap()
+            .with_fit(fit)
+            .load_all()
+            .unwrap()
+            .images
+            .into_pixels()
+    };
+    let cropped = load(ImageFit::ShorterSideCenterCrop);
+    let plane = 16;
+    assert!(cropped[..plane].iter().all(|&r| r < 0.02), "{cropped:?}");
+    assert!(
+        cropped[plane..2 * plane].iter().all(|&g| g > 0.98),
+        "{cropped:?}"
+    );
+    assert!(
+        cropped[2 * plane..].iter().all(|&b| b < 0.02),
+        "{cropped:?}"
+    );
+    let stretched = load(ImageFit::Stretch);
+    assert!(stretched[0] > 0.5, "the stretched left column is red");
+    let source = infobound_data::DatasetSource::ImageFolder {
+        path: dir.path().to_path_buf(),
+        test_path: None,
+        image_size: Some(4),
+        fit: ImageFit::ShorterSideCenterCrop,
+    };
+    let text = serde_json::to_string(&source).unwrap();
+    assert!(
+        text.contains(r#""fit":"shorter_side_center_crop""#),
+        "{text}"
+    );
+}
+
 #[test]
 fn options_take_expected_digests_from_the_manifests() {
     let options = ReadOptions::from_manifest("cifar10", "cifar-10-binary.tar.gz").unwrap();

@@ -92,6 +92,7 @@ fn ssl_step(c: &mut Criterion) {
                 backbone: backbone.clone(),
                 predictor: None,
                 layers: LayerImplementation::default(),
+                view_batching: infobound_models::ssl::ViewBatching::PerView,
             };
             let mut net = config.init(&device).expect("valid network");
             let mut optimizer = SgdConfig::new()

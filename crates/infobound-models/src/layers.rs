@@ -255,6 +255,7 @@ mod tests {
             projector: MlpHeadConfig::byol_projector(16, 8, 4),
             predictor: None,
             layers: LayerImplementation::Burn,
+            view_batching: crate::ssl::ViewBatching::PerView,
         };
         let mut json = serde_json::to_value(&network).expect("serialises");
         assert_eq!(json["layers"], "burn");

@@ -31,6 +31,7 @@ fn loss_curve(layers: LayerImplementation) -> Vec<f32> {
         projector: MlpHeadConfig::mveb_projector(32, 64),
         predictor: None,
         layers,
+        view_batching: infobound_models::ssl::ViewBatching::PerView,
     };
     let mut online = config.init(&device).expect("valid network");
     let mut target = config.init_target(&online, &device).expect("valid target");

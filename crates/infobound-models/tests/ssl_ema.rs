@@ -161,6 +161,7 @@ fn init_target_copies_parameters_and_owns_its_statistics() {
         projector: MlpHeadConfig::byol_projector(16, 8, 4),
         predictor: None,
         layers: LayerImplementation::default(),
+        view_batching: infobound_models::ssl::ViewBatching::PerView,
     };
     let online = config.init(&device).unwrap();
     let target = config.init_target(&online, &device).unwrap();

@@ -212,6 +212,7 @@ fn network_checks_the_dimension_chain() {
         projector: MlpHeadConfig::simsiam_projector(16, 8),
         predictor: Some(MlpHeadConfig::predictor(8, 4)),
         layers: LayerImplementation::default(),
+        view_batching: infobound_models::ssl::ViewBatching::PerView,
     };
     let net = good.init(&device).unwrap();
     let features = net.features(images(4, 3, 8, &device)).unwrap();

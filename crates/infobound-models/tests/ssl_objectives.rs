@@ -417,6 +417,37 @@ fn barlow_twins_matches_pytorch() {
     assert_close("loss", host(out.loss)[0], 2.4917999337072256, 1e-9);
 }
 
+/// solo-learn's `scale_loss` (0.1 on its CIFAR configs) multiplies the whole loss (so its
+/// gradient) and leaves the logged terms unweighted; a non-positive scale is rejected.
+#[test]
+fn barlow_twins_loss_scale_multiplies_the_loss_only() {
+    let device = device();
+    let views = SslViews {
+        online: (0..2).map(|v| view(v, &device)).collect(),
+        predictions: None,
+        target: None,
+    };
+    let scaled = SslObjectiveConfig::BarlowTwins(BarlowTwinsConfig {
+        loss_scale: 0.1,
+        ..BarlowTwinsConfig::default()
+    })
+    .init()
+    .unwrap();
+    let out = scaled.loss(&views).unwrap();
+    assert_close("on", term(&out, "on_diagonal"), 2.458413390858, 1e-9);
+    assert_close("scaled loss", host(out.loss)[0], 0.24917999337072256, 1e-6);
+    for bad in [0.0, -1.0, f64::NAN] {
+        let config = SslObjectiveConfig::BarlowTwins(BarlowTwinsConfig {
+            loss_scale: bad,
+            ..BarlowTwinsConfig::default()
+        });
+        assert!(
+            matches!(config.init(), Err(ModelError::InvalidConfig(_))),
+            "{bad}"
+        );
+    }
+}
+
 #[test]
 fn method_traits() {
     let mveb = SslObjectiveConfig::default();

@@ -68,6 +68,7 @@ fn reference_config() -> LarsConfig {
         weight_decay: 0.1,
         trust_coefficient: 0.02,
         exclude_one_dimensional: true,
+        one_dimensional_lr_factor: 1.0,
     }
 }
 
@@ -285,6 +286,14 @@ fn invalid_configs_are_rejected() {
             trust_coefficient: f64::INFINITY,
             ..LarsConfig::default()
         },
+        LarsConfig {
+            one_dimensional_lr_factor: 0.0,
+            ..LarsConfig::default()
+        },
+        LarsConfig {
+            one_dimensional_lr_factor: f64::NAN,
+            ..LarsConfig::default()
+        },
     ];
     for config in invalid {
         assert!(
@@ -340,4 +349,36 @@ fn gradients_are_finite_detects_nan_and_infinity() {
     ));
     // Parameters without a gradient are not inspected.
     assert!(gradients_are_finite(&model, &GradientsParams::new()));
+}
+
+/// Barlow Twins' two learning rates (facebookresearch/barlowtwins@8e8d284 `main.py`: weights
+/// at 0.2, biases and norm parameters at 0.0048, per unit of `batch/256`): with
+/// `one_dimensional_lr_factor = ρ` the bias (rank 1, excluded: plain momentum SGD) moves by
+/// exactly `ρ` times its update at ρ = 1, and the weight (rank 2) by the same amount as at ρ = 1.
+#[test]
+fn one_dimensional_parameters_step_at_their_own_rate() {
+    let device = device();
+    let step = |factor: f64| {
+        let config = LarsConfig {
+            one_dimensional_lr_factor: factor,
+            ..reference_config()
+        };
+        let mut optimizer = config.init().unwrap();
+        let (weight_grad, bias_grad, lr) = STEPS[0];
+        let model = tiny(WEIGHT, BIAS, &device);
+        let grads = linear_grads(&model, weight_grad, bias_grad);
+        let model = optimizer.step(lr, model, grads);
+        (values(model.weight.val()), values(model.bias.val()))
+    };
+    let (weight_1, bias_1) = step(1.0);
+    let rho = 0.0048 / 0.2;
+    let (weight_rho, bias_rho) = step(rho);
+    assert_eq!(weight_1, weight_rho);
+    let expected: Vec<f64> = BIAS
+        .iter()
+        .zip(&bias_1)
+        .map(|(&b, &after)| f64::from(b) + rho * (f64::from(after) - f64::from(b)))
+        .collect();
+    assert_close(&bias_rho, &expected, 1e-6);
+    assert!((f64::from(bias_rho[0]) - f64::from(bias_1[0])).abs() > 0.1);
 }

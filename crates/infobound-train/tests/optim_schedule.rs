@@ -125,3 +125,23 @@ fn serde_fills_missing_fields_and_rejects_unknown_ones() {
     assert!(serde_json::from_str::<WarmupCosineSchedule>(r#"{"peak": 1.0}"#).is_err());
     WarmupCosineSchedule::default().validate().unwrap();
 }
+
+/// `CosineSpan::Total` divides the cosine phase by T, as the released MVEB code's `adjust_lr`
+/// (`min_lr + ½(max_lr − min_lr)(1 + cos((t − W)π/T))`, wlj6816/MVEB@9ac7965
+/// `project/pretrainer.py`). Values from that formula in python3 (`math`, f64) with
+/// max_lr 4.8, min_lr 4.8e-3, W 10, T 110: t = 35 → 4.214385179471769, t = 60 →
+/// 2.7436140562440277, t = 110 → 0.10191964646188109; past T the rate stays at its T value.
+#[test]
+fn total_span_matches_the_released_mveb_schedule() {
+    use infobound_train::optim::CosineSpan;
+    let schedule = mveb_like().with_cosine_span(CosineSpan::Total);
+    assert_close(schedule.learning_rate(5), 2.4024);
+    assert_close(schedule.learning_rate(35), 4.214385179471769);
+    assert_close(schedule.learning_rate(60), 2.7436140562440277);
+    assert_close(schedule.learning_rate(110), 0.10191964646188109);
+    assert_close(schedule.learning_rate(500), 0.10191964646188109);
+    // The default span ends at the bottom instead.
+    assert_close(mveb_like().learning_rate(110), 1e-3 * PEAK);
+    let text = serde_json::to_string(&schedule).unwrap();
+    assert!(text.contains(r#""cosine_span":"total""#), "{text}");
+}

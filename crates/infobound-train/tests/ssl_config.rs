@@ -41,6 +41,92 @@ fn quickstart_presets_differ_only_in_objective_and_heads() {
     }
 }
 
+/// Each `*_published_quickstart` preset keeps its quickstart's data, views, network, monitors
+/// and budget, and carries the published recipe's numbers (see the presets' citations).
+#[test]
+fn published_presets_change_only_the_recipe_of_their_quickstart() {
+    use infobound_models::ssl::BarlowTwinsConfig;
+    use infobound_train::optim::CosineSpan;
+    use infobound_train::ssl::SslOptimizerMethod;
+    for (published, quickstart) in [
+        ("simsiam_published_quickstart", "simsiam_quickstart"),
+        ("byol_published_quickstart", "byol_quickstart"),
+        (
+            "barlow_twins_published_quickstart",
+            "barlow_twins_quickstart",
+        ),
+    ] {
+        let p = SslTrainConfig::preset(published).expect("preset");
+        let q = SslTrainConfig::preset(quickstart).expect("preset");
+        assert_eq!(p.dataset, q.dataset, "{published}");
+        assert_eq!(p.labels, q.labels, "{published}");
+        assert_eq!(p.augmentation, q.augmentation, "{published}");
+        assert_eq!(p.network, q.network, "{published}");
+        assert_eq!(p.monitor, q.monitor, "{published}");
+        assert_eq!(
+            (p.batch_size, p.steps, p.seed),
+            (q.batch_size, q.steps, q.seed),
+            "{published}"
+        );
+        assert_eq!(
+            std::mem::discriminant(&p.objective),
+            std::mem::discriminant(&q.objective)
+        );
+        assert_ne!((&p.objective, &p.optimizer), (&q.objective, &q.optimizer));
+    }
+    let barlow = SslTrainConfig::preset("barlow_twins_published_quickstart").expect("preset");
+    assert_eq!(
+        barlow.objective,
+        SslObjectiveConfig::BarlowTwins(BarlowTwinsConfig {
+            lambda: 0.0051,
+            loss_scale: 0.1,
+        })
+    );
+    assert_eq!(barlow.optimizer.base_lr, 0.2);
+    assert_eq!(barlow.optimizer.cosine_span, CosineSpan::AfterWarmup);
+    assert_eq!(
+        barlow.optimizer.method,
+        SslOptimizerMethod::Lars {
+            momentum: 0.9,
+            weight_decay: 1e-6,
+            trust_coefficient: 0.001,
+            exclude_one_dimensional: true,
+            one_dimensional_lr_factor: 0.024,
+        }
+    );
+    let simsiam = SslTrainConfig::preset("simsiam_published_quickstart").expect("preset");
+    assert_eq!(simsiam.optimizer.base_lr, 0.05);
+    assert_eq!(simsiam.optimizer.warmup_steps, 0);
+    assert_eq!(
+        simsiam.optimizer.method,
+        SslOptimizerMethod::Sgd {
+            momentum: 0.9,
+            weight_decay: 1e-4,
+        }
+    );
+    let byol = SslTrainConfig::preset("byol_published_quickstart").expect("preset");
+    assert_eq!(byol.objective.base_momentum(), Some(0.99));
+    for name in ["mveb_quickstart", "mveb_cifar10", "mveb_imagenet"] {
+        let mveb = SslTrainConfig::preset(name).expect("preset");
+        assert_eq!(mveb.optimizer.cosine_span, CosineSpan::Total, "{name}");
+    }
+    // ImageNet: the official evaluation's Resize(256) + CenterCrop(224), no squashing.
+    let imagenet = SslTrainConfig::preset("mveb_imagenet").expect("preset");
+    assert!(matches!(
+        imagenet.dataset,
+        infobound_data::DatasetSource::ImageFolder {
+            image_size: Some(256),
+            fit: infobound_data::readers::ImageFit::ShorterSideCenterCrop,
+            ..
+        }
+    ));
+    assert_eq!(
+        imagenet.monitor.eval_view,
+        infobound_train::ssl::EvalView::CenterCrop
+    );
+    assert_eq!(imagenet.augmentation.global_views[0].size, 224);
+}
+
 #[test]
 fn unknown_fields_are_errors_at_every_level() {
     let base = "[objective]\nkind = \"mveb\"\n";

@@ -97,11 +97,19 @@ pub struct ViewConfig {
     pub blur_kernel_size: Option<usize>,
     /// Probability of solarisation.
     pub solarize_probability: f32,
-    /// Values at or above this are inverted by solarisation.
+    /// Values at or above this are inverted by solarisation (default
+    /// [`PIL_SOLARIZE_THRESHOLD`]).
     pub solarize_threshold: f32,
     /// Final normalisation; `None` keeps values in [0, 1].
     pub normalization: Option<NormalizationConfig>,
 }
+
+/// PIL's solarisation threshold on [0, 1] images: `ImageOps.solarize(img)` inverts 8-bit levels
+/// `≥ 128` (its default `threshold=128`), i.e. values `≥ 128/255`. The official MVEB code calls
+/// it with that default (wlj6816/MVEB@9ac7965 `project/dataloader.py`, class `Solarization`),
+/// as BYOL's and DINO's pipelines do. On 8-bit images it inverts the same pixels as ½; on our
+/// continuous values it also leaves `[0.5, 128/255)` alone, as PIL does.
+pub const PIL_SOLARIZE_THRESHOLD: f32 = 128.0 / 255.0;
 
 impl ViewConfig {
     /// A global view of side `size`: scale (0.4, 1), ratio (3/4, 4/3), flip ½, jitter 0.8,
@@ -118,7 +126,7 @@ impl ViewConfig {
             blur_sigma: (0.1, 2.0),
             blur_kernel_size: None,
             solarize_probability,
-            solarize_threshold: 0.5,
+            solarize_threshold: PIL_SOLARIZE_THRESHOLD,
             normalization: Some(NormalizationConfig::default()),
         }
     }

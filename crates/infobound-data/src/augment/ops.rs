@@ -414,8 +414,9 @@ pub fn gaussian_blur(
     Ok(())
 }
 
-/// Solarisation: x ↦ 1 − x where x ≥ `threshold`, unchanged below (torchvision `solarize`,
-/// BYOL's augmentation with threshold ½).
+/// Solarisation: x ↦ 1 − x where x ≥ `threshold`, unchanged below (torchvision `solarize`;
+/// PIL's `ImageOps.solarize`, the official MVEB pipeline's, uses the threshold
+/// [`PIL_SOLARIZE_THRESHOLD`](super::PIL_SOLARIZE_THRESHOLD) = 128/255).
 pub fn solarize(image: &mut [f32], threshold: f32) {
     image.iter_mut().for_each(|v| {
         if *v >= threshold {

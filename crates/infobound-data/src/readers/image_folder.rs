@@ -5,6 +5,7 @@ use std::path::{Path, PathBuf};
 
 use image::imageops::FilterType;
 use rayon::prelude::*;
+use serde::{Deserialize, Serialize};
 
 use super::cifar::LabelledBatch;
 use crate::{DataError, ImageBatch, ObservationShape};
@@ -17,9 +18,10 @@ use crate::{DataError, ImageBatch, ObservationShape};
 /// ignored, and a class folder without PNG files is an error. Every image becomes 3-channel RGB
 /// (grayscale is replicated, alpha dropped).
 ///
-/// Size policy: with `target_size = Some((h, w))` every image is resized to h × w with
-/// Catmull-Rom bicubic interpolation (`image::imageops::resize`, aspect ratio not kept); with
-/// `None` every image must already have the size of the first one, which [`ImageFolder::open`]
+/// Size policy: with `target_size = Some((h, w))` every image is brought to h × w with
+/// Catmull-Rom bicubic interpolation (`image::imageops::resize`) as [`ImageFit`] says (default
+/// [`ImageFit::Stretch`]: aspect ratio not kept; see [`ImageFolder::with_fit`]); with `None`
+/// every image must already have the size of the first one, which [`ImageFolder::open`]
 /// checks by reading each PNG header.
 #[derive(Debug, Clone)]
 pub struct ImageFolder {
@@ -29,6 +31,29 @@ pub struct ImageFolder {
     height: usize,
     width: usize,
     resize: bool,
+    fit: ImageFit,
+}
+
+/// How an image folder with a target size h × w brings an image of another size to it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ImageFit {
+    /// Resize to h × w, the aspect ratio not kept.
+    #[default]
+    Stretch,
+    /// Scale by `max(h/H, w/W)` (aspect ratio kept; for a square target the shorter side
+    /// becomes h, as torchvision's `Resize(h)`), then keep the central h × w (torchvision's
+    /// `CenterCrop`). With h = w = 256 a later central 224 crop equals torchvision's
+    /// `Resize(256)` + `CenterCrop(224)`, the evaluation transform of the official MVEB code
+    /// (wlj6816/MVEB@9ac7965 `project/dataloader.py` `test_transform`).
+    ShorterSideCenterCrop,
+}
+
+impl ImageFit {
+    /// Whether this is the default, [`ImageFit::Stretch`] (for `skip_serializing_if`).
+    pub fn is_stretch(&self) -> bool {
+        *self == Self::Stretch
+    }
 }
 
 fn io_error(path: &Path) -> impl Fn(std::io::Error) -> DataError + '_ {
@@ -129,7 +154,14 @@ impl ImageFolder {
             height,
             width,
             resize,
+            fit: ImageFit::Stretch,
         })
+    }
+
+    /// This folder with images brought to the target size as `fit` says (no effect without a
+    /// target size).
+    pub fn with_fit(self, fit: ImageFit) -> Self {
+        Self { fit, ..self }
     }
 
     /// The folder that was indexed.
@@ -198,12 +230,34 @@ impl ImageFolder {
             .into_rgb8();
         let rgb = if self.resize {
             // Sizes were checked to fit in u32 in `open`.
-            image::imageops::resize(
-                &decoded,
-                self.width as u32,
-                self.height as u32,
-                FilterType::CatmullRom,
-            )
+            let (width, height) = (self.width as u32, self.height as u32);
+            match self.fit {
+                ImageFit::Stretch => {
+                    image::imageops::resize(&decoded, width, height, FilterType::CatmullRom)
+                }
+                ImageFit::ShorterSideCenterCrop => {
+                    let (w, h) = (decoded.width(), decoded.height());
+                    let scale =
+                        (f64::from(width) / f64::from(w)).max(f64::from(height) / f64::from(h));
+                    // Rounded as torchvision's `Resize` does, never below the target.
+                    let scaled_w = ((f64::from(w) * scale).round() as u32).max(width);
+                    let scaled_h = ((f64::from(h) * scale).round() as u32).max(height);
+                    let scaled = image::imageops::resize(
+                        &decoded,
+                        scaled_w,
+                        scaled_h,
+                        FilterType::CatmullRom,
+                    );
+                    image::imageops::crop_imm(
+                        &scaled,
+                        (scaled_w - width) / 2,
+                        (scaled_h - height) / 2,
+                        width,
+                        height,
+                    )
+                    .to_image()
+                }
+            }
         } else if (decoded.height() as usize, decoded.width() as usize) == (self.height, self.width)
         {
             decoded

@@ -33,7 +33,7 @@ pub use dsprites::{
     DSPRITES_FACTOR_NAMES, DSPRITES_FACTOR_SIZES, DSPRITES_FILE_NAME, DSpritesFile,
 };
 pub use file_array::FileArray;
-pub use image_folder::ImageFolder;
+pub use image_folder::{ImageFit, ImageFolder};
 pub use mpi3d::{MPI3D_FACTOR_NAMES, MPI3D_FACTOR_SIZES, Mpi3dFile, Mpi3dVariant};
 pub use npy::{DType, NpyArray, NpyElement, NpyHeader, NpyLayout};
 pub use npz::{NpzArchive, NpzCompression, NpzFileWriter, NpzWriter};

@@ -17,6 +17,7 @@
 //!     projector: MlpHeadConfig::mveb_projector(64, 128),
 //!     predictor: None,
 //!     layers: LayerImplementation::default(),
+//!     view_batching: infobound_models::ssl::ViewBatching::PerView,
 //! };
 //! let online = config.init(device)?;
 //! let target = config.init_target(&online, device)?;
@@ -47,7 +48,7 @@ pub mod objectives;
 pub use backbone::{Backbone, BackboneConfig, BasicBlock, Bottleneck, ConvBn, ResidualBlock};
 pub use ema::{cosine_momentum, ema_update};
 pub use head::{HiddenLayer, MlpHead, MlpHeadConfig};
-pub use network::{SslNetwork, SslNetworkConfig};
+pub use network::{SslNetwork, SslNetworkConfig, ViewBatching, ViewEmbeddings};
 pub use objectives::{
     BarlowTwinsConfig, ByolConfig, LocalScoreSupport, MvebConfig, ScoreSupport, SimSiamConfig,
     SslMethod, SslObjective, SslObjectiveConfig, SslViews, barlow_twins_loss, byol_loss, mveb_loss,

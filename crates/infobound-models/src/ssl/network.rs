@@ -21,6 +21,30 @@ pub struct SslNetworkConfig {
     /// What computes the backbone's layers (default: `infobound-kernels`).
     #[serde(default)]
     pub layers: LayerImplementation,
+    /// How the views of a training step go through the network (default: one forward per
+    /// view, as the official code of every objective).
+    #[serde(default)]
+    pub view_batching: ViewBatching,
+}
+
+/// How the views of one training step pass through a network with batch norm. It decides
+/// which images share batch statistics and how many running-statistics updates a step makes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ViewBatching {
+    /// One forward per view (each global view, each local view, each target view; the
+    /// predictor per view): batch statistics per view, and one running-statistics update per
+    /// view. The official code of every objective does this: MVEB (wlj6816/MVEB@9ac7965
+    /// `project/model.py`, `for image_i in image: y = self.encoder(image_i)`), Barlow Twins
+    /// (facebookresearch/barlowtwins@8e8d284 `main.py`, `self.bn(self.projector(self.backbone(y1)))`
+    /// then `y2`), solo-learn (vturrisi/solo-learn@e2a4dbd `solo/methods/base.py`,
+    /// `outs = [self(x) for x in X]`).
+    #[default]
+    PerView,
+    /// The views of one resolution concatenated into one forward (as SwAV's multi-crop): the
+    /// views share batch statistics, and a step makes one running-statistics update per
+    /// resolution. Kept to reproduce runs made before per-view forwards.
+    Concatenated,
 }
 
 impl SslNetworkConfig {
@@ -99,7 +123,101 @@ pub struct SslNetwork {
     pub predictor: Option<MlpHead>,
 }
 
+/// What [`SslNetwork::embed_views`] returns, one entry per view in the order given.
+#[derive(Debug, Clone)]
+pub struct ViewEmbeddings {
+    /// Backbone features `[B, feature_dim]` of every view.
+    pub features: Vec<Tensor<2>>,
+    /// Projector outputs `[B, projection_dim]` of every view.
+    pub projections: Vec<Tensor<2>>,
+}
+
+/// The sizes of the forwards that `batching` makes of inputs with these `shapes`: one per
+/// input, or one per run of consecutive inputs of equal shape (one resolution).
+fn group_sizes<const D: usize>(shapes: &[[usize; D]], batching: ViewBatching) -> Vec<usize> {
+    match batching {
+        ViewBatching::PerView => vec![1; shapes.len()],
+        ViewBatching::Concatenated => {
+            let mut sizes: Vec<usize> = Vec::new();
+            for (i, shape) in shapes.iter().enumerate() {
+                match sizes.last_mut() {
+                    Some(size) if i > 0 && shapes[i - 1] == *shape => *size += 1,
+                    _ => sizes.push(1),
+                }
+            }
+            sizes
+        }
+    }
+}
+
+/// Applies `forward` once per group of `sizes` consecutive `inputs`, concatenated along the
+/// batch, and splits each output back into its inputs' rows.
+fn forward_grouped<const D: usize>(
+    inputs: Vec<Tensor<D>>,
+    sizes: &[usize],
+    mut forward: impl FnMut(Tensor<D>) -> Result<Tensor<2>, ModelError>,
+) -> Result<Vec<Tensor<2>>, ModelError> {
+    let mut inputs = inputs.into_iter();
+    let mut outputs = Vec::with_capacity(sizes.iter().sum());
+    for &size in sizes {
+        let group: Vec<Tensor<D>> = inputs.by_ref().take(size).collect();
+        if size == 1 {
+            outputs.extend(
+                group
+                    .into_iter()
+                    .map(&mut forward)
+                    .collect::<Result<Vec<_>, _>>()?,
+            );
+        } else {
+            outputs.extend(forward(Tensor::cat(group, 0))?.chunk(size, 0));
+        }
+    }
+    Ok(outputs)
+}
+
 impl SslNetwork {
+    /// Backbone features and projections of the `views` of one step (each `[B, C, H, W]`, all
+    /// with the same B), forwarded as `batching` says. In training mode each forward
+    /// normalises with its own batch statistics and updates the running statistics once, so
+    /// [`ViewBatching::PerView`] gives each view its own statistics.
+    ///
+    /// # Errors
+    /// [`ModelError`] if a view does not fit the backbone.
+    pub fn embed_views(
+        &self,
+        views: Vec<Tensor<4>>,
+        batching: ViewBatching,
+    ) -> Result<ViewEmbeddings, ModelError> {
+        let shapes: Vec<[usize; 4]> = views.iter().map(Tensor::dims).collect();
+        let sizes = group_sizes(&shapes, batching);
+        let features = forward_grouped(views, &sizes, |x| self.features(x))?;
+        // The projector's forwards group the views as the backbone's did.
+        let projections = forward_grouped(features.clone(), &sizes, |f| Ok(self.project(f)))?;
+        Ok(ViewEmbeddings {
+            features,
+            projections,
+        })
+    }
+
+    /// Predictor outputs of `projections` (one per view), forwarded as `batching` says, or
+    /// `None` for a network without predictor.
+    ///
+    /// # Errors
+    /// None today (the predictor's forward cannot fail); kept for symmetry with
+    /// [`Self::embed_views`].
+    pub fn predict_views(
+        &self,
+        projections: &[Tensor<2>],
+        batching: ViewBatching,
+    ) -> Result<Option<Vec<Tensor<2>>>, ModelError> {
+        let Some(predictor) = &self.predictor else {
+            return Ok(None);
+        };
+        let shapes: Vec<[usize; 2]> = projections.iter().map(Tensor::dims).collect();
+        let sizes = group_sizes(&shapes, batching);
+        forward_grouped(projections.to_vec(), &sizes, |z| Ok(predictor.forward(z))).map(Some)
+    }
+
     /// Backbone features, `[B, C, H, W]` → `[B, feature_dim]`.
     ///
     /// # Errors

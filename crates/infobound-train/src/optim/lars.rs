@@ -26,6 +26,12 @@ pub struct LarsConfig {
     /// Whether rank-1 parameters (biases, norm scales/shifts) skip weight decay and the trust
     /// ratio (BYOL, Barlow Twins and MVEB all do).
     pub exclude_one_dimensional: bool,
+    /// Multiplier `ρ` of the learning rate of rank-1 parameters (biases, norm scales/shifts),
+    /// finite and > 0: they step at `ρ·lr`. 1 (MVEB, BYOL); Barlow Twins trains them at
+    /// `0.0048 / 0.2 = 0.024` of the weights' rate (facebookresearch/barlowtwins@8e8d284
+    /// `main.py`: `--learning-rate-weights 0.2`, `--learning-rate-biases 0.0048`, the two
+    /// parameter groups split by `param.ndim == 1`).
+    pub one_dimensional_lr_factor: f64,
 }
 
 impl Default for LarsConfig {
@@ -35,6 +41,7 @@ impl Default for LarsConfig {
             weight_decay: 1e-6,
             trust_coefficient: 1e-3,
             exclude_one_dimensional: true,
+            one_dimensional_lr_factor: 1.0,
         }
     }
 }
@@ -61,6 +68,12 @@ impl LarsConfig {
             return Err(TrainError::Config(format!(
                 "LARS trust_coefficient must be finite and > 0, got {}",
                 self.trust_coefficient
+            )));
+        }
+        if !(self.one_dimensional_lr_factor.is_finite() && self.one_dimensional_lr_factor > 0.0) {
+            return Err(TrainError::Config(format!(
+                "LARS one_dimensional_lr_factor must be finite and > 0, got {}",
+                self.one_dimensional_lr_factor
             )));
         }
         Ok(())
@@ -97,7 +110,7 @@ impl LarsConfig {
 ///     q ← η‖p‖/‖g‖  if ‖p‖ > 0 and ‖g‖ > 0, else 1
 ///     g ← q·g
 /// μ ← m·μ + g          (μ starts at 0)
-/// p ← p − lr·μ
+/// p ← p − lr·μ          (ρ·lr for rank-1 p, ρ = one_dimensional_lr_factor)
 /// ```
 ///
 /// This is the variant of the released MVEB code (`LARS` in `project/pretrainer.py`, itself the
@@ -172,6 +185,11 @@ impl Optimizer for Lars {
         let momentum = match state {
             Some(state) => state.momentum.mul_scalar(self.config.momentum) + grad,
             None => grad,
+        };
+        let lr = if D == 1 {
+            lr * self.config.one_dimensional_lr_factor
+        } else {
+            lr
         };
         let updated = tensor - momentum.clone().mul_scalar(lr);
         (updated, Some(LarsState { momentum }))

@@ -16,4 +16,4 @@ mod schedule;
 
 pub use finite::{gradients_are_finite, squared_gradient_norm};
 pub use lars::{Lars, LarsConfig, LarsState};
-pub use schedule::{WarmupCosineSchedule, scaled_learning_rate};
+pub use schedule::{CosineSpan, WarmupCosineSchedule, scaled_learning_rate};

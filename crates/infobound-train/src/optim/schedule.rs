@@ -27,10 +27,12 @@ pub fn scaled_learning_rate(base_lr: f64, batch_size: usize) -> f64 {
 /// with `W = warmup_steps`, `T = total_steps`, `s = start_factor`, `f = final_factor`. Both pieces
 /// equal `peak` at `t = W`, so the schedule is continuous.
 ///
+/// The cosine's span `S` is `T − W` by default ([`CosineSpan::AfterWarmup`]), as written above;
+/// with [`CosineSpan::Total`] it is `T` (the phase is `π·(t − W)/T`, and the rate at `T` stays
+/// above `f·peak`, held there afterwards).
+///
 /// MVEB (Wen et al. 2024) uses 10 warm-up epochs from `1e-3·peak` and cosine to `1e-3·peak`
-/// (`peak = 0.3 × batch / 256`). Its released code divides the cosine phase by `T` instead of
-/// `T − W`, so it ends slightly above `f·peak`; this schedule reaches `f·peak` exactly at `T`,
-/// as Loshchilov & Hutter's cosine annealing does.
+/// (`peak = 0.3 × batch / 256`), with the span `T` ([`CosineSpan::Total`]).
 ///
 /// The rate is a pure function of the step, so a resumed run gets exactly the same rates.
 /// Values built by deserialisation bypass [`new`](Self::new): call [`validate`](Self::validate).
@@ -47,6 +49,24 @@ pub struct WarmupCosineSchedule {
     pub start_factor: f64,
     /// Rate at step `T` as a fraction of the peak, in `[0, 1]` (MVEB: 1e-3).
     pub final_factor: f64,
+    /// What the cosine phase is divided by.
+    pub cosine_span: CosineSpan,
+}
+
+/// The denominator `S` of the cosine phase `π·(t − W)/S` of [`WarmupCosineSchedule`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum CosineSpan {
+    /// `S = T − W`: the cosine reaches `f·peak` exactly at `T` (Loshchilov & Hutter's
+    /// annealing after warm-up; Barlow Twins, facebookresearch/barlowtwins@8e8d284 `main.py`
+    /// `adjust_learning_rate`: `step -= warmup_steps; max_steps -= warmup_steps`; solo-learn,
+    /// vturrisi/solo-learn@9187ea3 `solo/utils/lr_scheduler.py` `LinearWarmupCosineAnnealingLR`).
+    #[default]
+    AfterWarmup,
+    /// `S = T`: the released MVEB code (wlj6816/MVEB@9ac7965 `project/pretrainer.py`
+    /// `adjust_lr`: `np.cos((step - self.warmup_steps) * np.pi / self.total_steps)`), whose
+    /// cosine ends at `½(1 + cos(π(T − W)/T))` of the way down instead of the bottom.
+    Total,
 }
 
 /// MVEB's fraction of the peak rate at the start of warm-up and at the end of the cosine.
@@ -62,6 +82,7 @@ impl Default for WarmupCosineSchedule {
             total_steps: 800,
             start_factor: MVEB_END_FACTOR,
             final_factor: MVEB_END_FACTOR,
+            cosine_span: CosineSpan::AfterWarmup,
         }
     }
 }
@@ -79,9 +100,18 @@ impl WarmupCosineSchedule {
             total_steps,
             start_factor: MVEB_END_FACTOR,
             final_factor: MVEB_END_FACTOR,
+            cosine_span: CosineSpan::AfterWarmup,
         };
         schedule.validate()?;
         Ok(schedule)
+    }
+
+    /// This schedule with the cosine divided by `span`.
+    pub fn with_cosine_span(self, span: CosineSpan) -> Self {
+        Self {
+            cosine_span: span,
+            ..self
+        }
     }
 
     /// Checks the invariants listed on the fields.
@@ -121,8 +151,14 @@ impl WarmupCosineSchedule {
             self.start_factor + (1.0 - self.start_factor) * progress
         } else {
             // Saturating so that an unvalidated schedule cannot underflow; `validate` rejects it.
-            let cosine_steps = self.total_steps.saturating_sub(self.warmup_steps).max(1) as f64;
-            let progress = ((step - self.warmup_steps) as f64 / cosine_steps).min(1.0);
+            let cosine_steps = match self.cosine_span {
+                CosineSpan::AfterWarmup => self.total_steps.saturating_sub(self.warmup_steps),
+                CosineSpan::Total => self.total_steps,
+            }
+            .max(1) as f64;
+            // Past `T` the rate is held at its value at `T`.
+            let elapsed = step.min(self.total_steps).saturating_sub(self.warmup_steps);
+            let progress = (elapsed as f64 / cosine_steps).min(1.0);
             self.final_factor + (1.0 - self.final_factor) * 0.5 * (1.0 + (PI * progress).cos())
         };
         self.peak_lr * factor

@@ -72,6 +72,18 @@ const PRESETS: &[(&str, &str)] = &[
         include_str!("../../presets/barlow_twins_quickstart.toml"),
     ),
     (
+        "simsiam_published_quickstart",
+        include_str!("../../presets/simsiam_published_quickstart.toml"),
+    ),
+    (
+        "byol_published_quickstart",
+        include_str!("../../presets/byol_published_quickstart.toml"),
+    ),
+    (
+        "barlow_twins_published_quickstart",
+        include_str!("../../presets/barlow_twins_published_quickstart.toml"),
+    ),
+    (
         "mveb_cifar10",
         include_str!("../../presets/mveb_cifar10.toml"),
     ),

@@ -12,6 +12,7 @@ use infobound_models::ssl::{BackboneConfig, MlpHeadConfig, SslNetworkConfig, Ssl
 use serde::{Deserialize, Serialize};
 
 use crate::TrainError;
+use crate::optim::CosineSpan;
 use crate::run::RunConfig;
 
 /// How a ground-truth source ([`DatasetSource::has_ground_truth`]) becomes the labelled
@@ -71,6 +72,10 @@ pub enum SslOptimizerMethod {
         trust_coefficient: f64,
         /// Exempt 1-d parameters from decay and LARS scaling (MVEB: true).
         exclude_one_dimensional: bool,
+        /// Learning-rate multiplier of 1-d parameters (biases, batch-norm γ/β); default 1
+        /// (MVEB). Barlow Twins: 0.024 (see [`crate::optim::LarsConfig::one_dimensional_lr_factor`]).
+        #[serde(default = "unit_factor")]
+        one_dimensional_lr_factor: f64,
     },
     /// SGD with momentum and L2 weight decay.
     Sgd {
@@ -93,8 +98,14 @@ impl Default for SslOptimizerMethod {
             weight_decay: 1e-6,
             trust_coefficient: 0.001,
             exclude_one_dimensional: true,
+            one_dimensional_lr_factor: 1.0,
         }
     }
+}
+
+/// The default learning-rate multiplier of 1-d parameters: none.
+fn unit_factor() -> f64 {
+    1.0
 }
 
 /// Optimiser and learning-rate schedule of the encoder: peak rate `base_lr × batch / 256`
@@ -110,6 +121,9 @@ pub struct SslOptimizerConfig {
     pub warmup_steps: usize,
     /// The optimiser.
     pub method: SslOptimizerMethod,
+    /// What the cosine phase is divided by: `total` (T, the released MVEB code's
+    /// `adjust_lr`, the default) or `after_warmup` (T − W, Barlow Twins' and solo-learn's).
+    pub cosine_span: CosineSpan,
 }
 
 impl Default for SslOptimizerConfig {
@@ -118,6 +132,8 @@ impl Default for SslOptimizerConfig {
             base_lr: 0.3,
             warmup_steps: 50_050,
             method: SslOptimizerMethod::default(),
+            // wlj6816/MVEB@9ac7965 `project/pretrainer.py` `adjust_lr` divides by T.
+            cosine_span: CosineSpan::Total,
         }
     }
 }
@@ -145,6 +161,23 @@ pub struct SslMonitorConfig {
     pub linear_probe: LogisticRegressionConfig,
     /// Queries shown in `retrieval.png`.
     pub retrieval_queries: usize,
+    /// How an evaluated image (kNN bank and queries, probes, retrieval) reaches the global
+    /// view size.
+    pub eval_view: EvalView,
+}
+
+/// The evaluation transform that brings a stored image to the global view size `s`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum EvalView {
+    /// Resize the whole image to `s × s`.
+    #[default]
+    Resize,
+    /// Keep the central `s × s` pixels of an image at least that large. On images stored at
+    /// 256 × 256 by [`ImageFit::ShorterSideCenterCrop`](infobound_data::readers::ImageFit)
+    /// with `s = 224` this is torchvision's `Resize(256)` + `CenterCrop(224)`, the official MVEB
+    /// evaluation transform (wlj6816/MVEB@9ac7965 `project/dataloader.py` `test_transform`).
+    CenterCrop,
 }
 
 impl Default for SslMonitorConfig {
@@ -159,6 +192,7 @@ impl Default for SslMonitorConfig {
             eval_batch_size: 256,
             linear_probe: LogisticRegressionConfig::default(),
             retrieval_queries: 8,
+            eval_view: EvalView::Resize,
         }
     }
 }
@@ -288,6 +322,7 @@ impl Default for SslTrainConfig {
                 backbone,
                 predictor: None,
                 layers: LayerImplementation::default(),
+                view_batching: infobound_models::ssl::ViewBatching::PerView,
             },
             objective: SslObjectiveConfig::default(),
             optimizer: SslOptimizerConfig::default(),

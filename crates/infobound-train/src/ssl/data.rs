@@ -159,6 +159,7 @@ impl SslData {
                 path,
                 test_path,
                 image_size,
+                fit,
             } => {
                 let test_path = test_path.as_ref().ok_or_else(|| {
                     TrainError::Config(format!(
@@ -168,8 +169,8 @@ impl SslData {
                     ))
                 })?;
                 let size = image_size.map(|side| (side, side));
-                let train = ImageFolder::open(path, size)?;
-                let test = ImageFolder::open(test_path, size)?;
+                let train = ImageFolder::open(path, size)?.with_fit(*fit);
+                let test = ImageFolder::open(test_path, size)?.with_fit(*fit);
                 if train.class_names() != test.class_names() {
                     return Err(TrainError::Config(format!(
                         "{} and {} hold different classes",
@@ -350,4 +351,63 @@ pub fn resize_batch(images: &ImageBatch, size: usize) -> Result<ImageBatch, Trai
         pixels.extend(resized_crop(images.image(i), shape, whole, size, size)?);
     }
     Ok(ImageBatch::new(out, pixels)?)
+}
+
+/// The central `size × size` pixels of every image of `images`.
+///
+/// # Errors
+/// [`TrainError::Config`] if the images are smaller than `size` on a side.
+pub fn center_crop_batch(images: &ImageBatch, size: usize) -> Result<ImageBatch, TrainError> {
+    let shape = images.shape();
+    if shape.height < size || shape.width < size {
+        return Err(TrainError::Config(format!(
+            "center crop of {size} x {size} from images of {} x {}: store the images at least \
+             that large (dataset.image_size) or evaluate with monitor.eval_view = \"resize\"",
+            shape.height, shape.width
+        )));
+    }
+    let (top, left) = ((shape.height - size) / 2, (shape.width - size) / 2);
+    let out = ObservationShape {
+        channels: shape.channels,
+        height: size,
+        width: size,
+    };
+    let mut pixels = Vec::with_capacity(images.len() * out.numel());
+    for i in 0..images.len() {
+        let image = images.image(i);
+        for c in 0..shape.channels {
+            for row in top..top + size {
+                let start = (c * shape.height + row) * shape.width + left;
+                pixels.extend_from_slice(&image[start..start + size]);
+            }
+        }
+    }
+    Ok(ImageBatch::new(out, pixels)?)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The central 2 × 2 of a 4 × 4 ramp per channel, the rows and channels kept apart; a
+    /// crop larger than the image is an error.
+    #[test]
+    fn center_crop_keeps_the_central_pixels() {
+        let shape = ObservationShape {
+            channels: 2,
+            height: 4,
+            width: 4,
+        };
+        let pixels: Vec<f32> = (0..32).map(|v| v as f32).collect();
+        let batch = ImageBatch::new(shape, pixels).expect("batch");
+        let crop = center_crop_batch(&batch, 2).expect("fits");
+        assert_eq!(
+            crop.into_pixels(),
+            vec![5.0, 6.0, 9.0, 10.0, 21.0, 22.0, 25.0, 26.0]
+        );
+        assert!(matches!(
+            center_crop_batch(&batch, 5),
+            Err(TrainError::Config(_))
+        ));
+    }
 }

@@ -16,8 +16,9 @@ use infobound_metrics::{
 use infobound_models::ssl::SslNetwork;
 use serde::{Deserialize, Serialize};
 
+use super::config::EvalView;
 use super::config::SslTrainConfig;
-use super::data::{SslData, SslSplit, resize_batch};
+use super::data::{SslData, SslSplit, center_crop_batch, resize_batch};
 use super::probe::{OnlineProbe, accuracy};
 use super::trainer::SslTrainer;
 use crate::run::read_back;
@@ -39,6 +40,7 @@ pub struct FeatureExtractor {
     network: SslNetwork,
     normalization: Option<NormalizationConfig>,
     size: usize,
+    view: EvalView,
     batch_size: usize,
     device: Device,
 }
@@ -53,6 +55,7 @@ impl FeatureExtractor {
             network: online.valid().to_device(device),
             normalization: first.normalization.clone(),
             size: first.size,
+            view: config.monitor.eval_view,
             batch_size: config.monitor.eval_batch_size,
             device: device.clone(),
         }
@@ -63,9 +66,13 @@ impl FeatureExtractor {
         self.network.backbone.feature_dim()
     }
 
-    /// Resizes to the global view size and normalises as the views are.
+    /// Brings images to the global view size as [`EvalView`] says and normalises as the views
+    /// are.
     fn prepare(&self, images: &ImageBatch) -> Result<ImageBatch, TrainError> {
-        let resized = resize_batch(images, self.size)?;
+        let resized = match self.view {
+            EvalView::Resize => resize_batch(images, self.size)?,
+            EvalView::CenterCrop => center_crop_batch(images, self.size)?,
+        };
         let Some(norm) = &self.normalization else {
             return Ok(resized);
         };

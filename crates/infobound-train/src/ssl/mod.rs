@@ -24,8 +24,8 @@ mod report;
 mod trainer;
 
 pub use config::{
-    DataParallelConfig, EntropySupport, LabelledSplitConfig, SslMonitorConfig, SslOptimizerConfig,
-    SslOptimizerMethod, SslTrainConfig,
+    DataParallelConfig, EntropySupport, EvalView, LabelledSplitConfig, SslMonitorConfig,
+    SslOptimizerConfig, SslOptimizerMethod, SslTrainConfig,
 };
 pub use data::{SslData, SslSplit};
 pub use eval::{

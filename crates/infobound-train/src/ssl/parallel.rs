@@ -15,7 +15,10 @@ use burn::optim::GradientsParams;
 use burn::tensor::{Device, Tensor};
 use infobound_data::{ImageBatch, images_to_tensor};
 use infobound_models::ModelError;
-use infobound_models::ssl::{LocalScoreSupport, ScoreSupport, SslNetwork, SslObjective, SslViews};
+use infobound_models::ssl::{
+    LocalScoreSupport, ScoreSupport, SslNetwork, SslObjective, SslViews, ViewBatching,
+    ViewEmbeddings,
+};
 
 use super::config::{DataParallelConfig, EntropySupport};
 use crate::TrainError;
@@ -148,6 +151,8 @@ pub(super) struct Replica<'a> {
     pub(super) target: Option<&'a SslNetwork>,
     pub(super) objective: &'a SslObjective,
     pub(super) device: &'a Device,
+    /// How the views go through the networks.
+    pub(super) batching: ViewBatching,
 }
 
 /// What one replica's forward and backward produced.
@@ -165,33 +170,43 @@ pub(super) struct ReplicaOutput {
 }
 
 impl Replica<'_> {
-    /// Forward of every view through the online network (views of one resolution in one
-    /// pass) and of the global views through the target, the loss, and its backward, scaled by
-    /// `1 / replicas` when the batch is split.
+    /// Forward of every view through the online network and of the global views through the
+    /// target, each view in its own forward unless `batching` concatenates the views of one
+    /// resolution ([`ViewBatching`]); the predictor on each global view's projection; the loss,
+    /// and its backward, scaled by `1 / replicas` when the batch is split.
     pub(super) fn forward_backward(
         &self,
         views: &[ImageBatch],
         support: &dyn ScoreSupport,
         replicas: Option<f64>,
     ) -> Result<ReplicaOutput, TrainError> {
-        let batch = views[0].len();
-        let globals = self.views_tensor(&views[..2]);
-        let global_features = self.online.features(globals.clone())?;
-        let global_embeddings = self.online.project(global_features.clone());
-        let mut online = global_embeddings.clone().chunk(2, 0);
-        if views.len() > 2 {
-            let local = self.views_tensor(&views[2..]);
-            let local_embeddings = self.online.project(self.online.features(local)?);
-            online.extend(local_embeddings.chunk(views.len() - 2, 0));
+        if views.len() < 2 {
+            return Err(TrainError::Config(format!(
+                "two global views expected, got {} view(s)",
+                views.len()
+            )));
         }
-        let predictions = self
-            .online
-            .predict(global_embeddings.clone())
-            .map(|p| p.chunk(2, 0));
+        let images: Vec<Tensor<4>> = views
+            .iter()
+            .map(|v| images_to_tensor(v, self.device))
+            .collect();
+        let globals = images[..2].to_vec();
+        let ViewEmbeddings {
+            features,
+            projections: online,
+        } = self.online.embed_views(images, self.batching)?;
+        let predictions = self.online.predict_views(&online[..2], self.batching)?;
         let target = match self.target {
-            Some(t) => Some(t.project(t.features(globals)?).detach().chunk(2, 0)),
+            Some(t) => Some(
+                t.embed_views(globals, self.batching)?
+                    .projections
+                    .into_iter()
+                    .map(Tensor::detach)
+                    .collect(),
+            ),
             None => None,
         };
+        let global_embeddings = [online[0].clone().detach(), online[1].clone().detach()];
         let output = self.objective.loss_with_support(
             &SslViews {
                 online,
@@ -210,29 +225,14 @@ impl Replica<'_> {
             None => output.loss,
         };
         let grads = GradientsParams::from_grads(scaled.backward(), self.online);
-        let [z1, z2]: [Tensor<2>; 2] = global_embeddings
-            .detach()
-            .chunk(2, 0)
-            .try_into()
-            .map_err(|_| TrainError::Config("two global views expected".into()))?;
         Ok(ReplicaOutput {
             grads,
             device: self.device.clone(),
             names,
             values,
-            features: global_features.detach().narrow(0, 0, batch),
-            embeddings: [z1, z2],
+            features: features[0].clone().detach(),
+            embeddings: global_embeddings,
         })
-    }
-
-    fn views_tensor(&self, views: &[ImageBatch]) -> Tensor<4> {
-        Tensor::cat(
-            views
-                .iter()
-                .map(|v| images_to_tensor(v, self.device))
-                .collect(),
-            0,
-        )
     }
 }
 
@@ -244,6 +244,8 @@ pub(super) struct ReplicaNetworks<'a> {
     pub(super) target: Option<&'a SslNetwork>,
     /// The objective.
     pub(super) objective: &'a SslObjective,
+    /// How the views go through the networks.
+    pub(super) batching: ViewBatching,
 }
 
 /// Forward and backward of every replica on its shard, one thread per replica.
@@ -282,6 +284,7 @@ pub(super) fn replica_steps(
                         target: target.as_ref(),
                         objective,
                         device,
+                        batching: networks.batching,
                     };
                     let support = GatheredScoreSupport {
                         exchange,

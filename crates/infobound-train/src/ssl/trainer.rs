@@ -2,8 +2,9 @@
 //!
 //! One step t (as the released MVEB code): draw the batch and its views from (seed, t); update
 //! the EMA target with momentum m_t = 1 − (1 − m₀)(cos(πt/T) + 1)/2; forward every view through
-//! the online network (views of one resolution in one pass, as SwAV's multi-crop does) and the
-//! two global views through the target; loss; backward; skip the update when a gradient is
+//! the online network and the two global views through the target, each view in its own
+//! forward (batch-norm statistics per view, as the official code of every objective; see
+//! `ViewBatching`); loss; backward; skip the update when a gradient is
 //! non-finite; optimiser step at the warm-up + cosine rate. An online linear probe learns from
 //! the detached backbone features of global view 1 with its own Adam.
 
@@ -134,7 +135,8 @@ impl SslTrainer {
             config.peak_learning_rate(),
             config.optimizer.warmup_steps.min(config.steps - 1),
             config.steps,
-        )?;
+        )?
+        .with_cosine_span(config.optimizer.cosine_span);
         let probe = OnlineProbe::new(
             config.network.backbone.feature_dim(),
             data.num_classes(),
@@ -310,6 +312,7 @@ impl SslTrainer {
                 target: self.target.as_ref(),
                 objective: &self.objective,
                 device: &self.devices[0],
+                batching: self.config.network.view_batching,
             };
             vec![replica.forward_backward(views, &LocalScoreSupport, None)?]
         } else {
@@ -318,6 +321,7 @@ impl SslTrainer {
                     online: &self.online,
                     target: self.target.as_ref(),
                     objective: &self.objective,
+                    batching: self.config.network.view_batching,
                 },
                 &self.devices,
                 &self.config.data_parallel,
@@ -464,11 +468,13 @@ fn encoder_optimizer(method: &SslOptimizerMethod) -> Result<ModuleOptimizer, Tra
             weight_decay,
             trust_coefficient,
             exclude_one_dimensional,
+            one_dimensional_lr_factor,
         } => LarsConfig {
             momentum,
             weight_decay,
             trust_coefficient,
             exclude_one_dimensional,
+            one_dimensional_lr_factor,
         }
         .init()?,
         SslOptimizerMethod::Sgd {
@@ -614,7 +620,7 @@ mod tests {
     use burn::module::{Module, ModuleVisitor, Param};
     use burn::tensor::{Distribution, Tensor, TensorData};
     use infobound_data::augment::MultiCropConfig;
-    use infobound_models::ssl::{BackboneConfig, MlpHeadConfig};
+    use infobound_models::ssl::{BackboneConfig, MlpHeadConfig, ViewBatching};
 
     use super::*;
     use crate::ssl::parallel::shard;
@@ -732,6 +738,7 @@ mod tests {
                 target: reference.target.as_ref(),
                 objective: &reference.objective,
                 device: &reference.devices[0],
+                batching: reference.config.network.view_batching,
             };
             let output = replica
                 .forward_backward(&shard_views, &LocalScoreSupport, Some(2.0))
@@ -793,6 +800,158 @@ mod tests {
             (gathered - per_replica).abs() > 1e-3 * per_replica.abs(),
             "gathered {gathered} vs per-replica {per_replica}"
         );
+    }
+
+    /// A four-image step of the preset `name` at 16 px with narrow heads; MVEB keeps two
+    /// local views.
+    fn tiny_method_config(name: &str) -> SslTrainConfig {
+        let mut config = SslTrainConfig::preset(name).expect("preset");
+        let base = tiny_config();
+        config.batch_size = 4;
+        config.steps = 4;
+        config.dataset = base.dataset;
+        config.labels = base.labels;
+        config.augmentation = MultiCropConfig::mveb(16, 8, 2);
+        config.optimizer.warmup_steps = 1;
+        config.network.projector.hidden_dim = 32;
+        config.network.projector.output_dim = 32;
+        if let Some(predictor) = &mut config.network.predictor {
+            predictor.input_dim = 32;
+            predictor.hidden_dim = 16;
+            predictor.output_dim = 32;
+        }
+        config
+    }
+
+    /// Per-channel running mean of a batch norm, with its pending update applied.
+    fn running_mean(norm: &burn::nn::BatchNorm) -> Vec<f32> {
+        norm.valid()
+            .running_mean
+            .value()
+            .into_data()
+            .try_to_vec()
+            .expect("f32")
+    }
+
+    /// The running mean a batch norm (momentum `m`, starting at 0) holds after normalising
+    /// the groups of `views` in turn, each group concatenated: r ← (1 − m)·r + m·μ(group).
+    fn expected_running_mean(means: &[Vec<f32>], groups: &[usize], momentum: f32) -> Vec<f32> {
+        let mut running = vec![0.0f32; means[0].len()];
+        let mut view = 0;
+        for &size in groups {
+            for (c, r) in running.iter_mut().enumerate() {
+                let group_mean =
+                    means[view..view + size].iter().map(|m| m[c]).sum::<f32>() / size as f32;
+                *r = (1.0 - momentum) * *r + momentum * group_mean;
+            }
+            view += size;
+        }
+        running
+    }
+
+    /// One step of the objective of preset `name` on views whose brightness differs by 0.8 per
+    /// view: the stem batch norm's running mean (online and, if any, target) must be the EMA
+    /// of each view's own batch mean, one update per view (per-view forwards), or of each
+    /// resolution's concatenated batch (the `Concatenated` option). The two differ, so the
+    /// test sees which forward ran.
+    fn check_view_batch_statistics(name: &str) {
+        for batching in [ViewBatching::PerView, ViewBatching::Concatenated] {
+            let mut config = tiny_method_config(name);
+            config.network.view_batching = batching;
+            let trainer = SslTrainer::new(config, &Device::flex()).expect("builds");
+            let (views, _) = trainer.batch(0).expect("batch");
+            let views: Vec<ImageBatch> = views
+                .iter()
+                .enumerate()
+                .map(|(k, v)| {
+                    let pixels = v.pixels().iter().map(|p| p + 0.8 * k as f32).collect();
+                    ImageBatch::new(v.shape(), pixels).expect("same shape")
+                })
+                .collect();
+            let uses_local = trainer.config.objective.uses_local_views();
+            assert_eq!(views.len(), if uses_local { 4 } else { 2 }, "{name}");
+            // The stem convolution's per-channel batch means of every view, before the step.
+            let stem = trainer.online.valid().backbone.stem.conv;
+            let means: Vec<Vec<f32>> = views
+                .iter()
+                .map(|v| {
+                    let x = infobound_data::images_to_tensor(v, &trainer.inference_device);
+                    let y: Tensor<4> = stem.forward(x);
+                    let [_, c, _, _] = y.dims();
+                    let m: Tensor<1> = y
+                        .permute([1, 0, 2, 3])
+                        .reshape([c as i32, -1])
+                        .mean_dim(1)
+                        .reshape([c]);
+                    m.into_data().try_to_vec().expect("f32")
+                })
+                .collect();
+            let replica = Replica {
+                online: &trainer.online,
+                target: trainer.target.as_ref(),
+                objective: &trainer.objective,
+                device: &trainer.devices[0],
+                batching,
+            };
+            replica
+                .forward_backward(&views, &LocalScoreSupport, None)
+                .expect("step");
+            let momentum = trainer.online.backbone.stem.norm.momentum as f32;
+            let per_view = vec![1; views.len()];
+            let concatenated = if uses_local { vec![2, 2] } else { vec![2] };
+            let (online_groups, alternative_groups, target_groups) = match batching {
+                ViewBatching::PerView => (per_view, concatenated, vec![1, 1]),
+                ViewBatching::Concatenated => (concatenated, per_view, vec![2]),
+            };
+            let close = |actual: &[f32], expected: &[f32], what: &str| {
+                let scale = expected.iter().fold(0.0f32, |m, v| m.max(v.abs()));
+                let error = max_relative_difference(actual, expected);
+                assert!(scale > 1e-3, "{name} {what}: means too small ({scale})");
+                assert!(
+                    error < 1e-3,
+                    "{name} {batching:?} {what}: running mean {actual:?}, expected {expected:?}"
+                );
+            };
+            let online = running_mean(&trainer.online.backbone.stem.norm);
+            close(
+                &online,
+                &expected_running_mean(&means, &online_groups, momentum),
+                "online",
+            );
+            // The other forward's statistics are far off: the test tells the two apart.
+            let alternative = expected_running_mean(&means, &alternative_groups, momentum);
+            assert!(
+                max_relative_difference(&online, &alternative) > 0.05,
+                "{name} {batching:?}: per-view and concatenated statistics coincide"
+            );
+            if let Some(target) = &trainer.target {
+                close(
+                    &running_mean(&target.backbone.stem.norm),
+                    &expected_running_mean(&means[..2], &target_groups, momentum),
+                    "target",
+                );
+            }
+        }
+    }
+
+    #[test]
+    fn mveb_forwards_each_view_with_its_own_batch_statistics() {
+        check_view_batch_statistics("mveb_quickstart");
+    }
+
+    #[test]
+    fn simsiam_forwards_each_view_with_its_own_batch_statistics() {
+        check_view_batch_statistics("simsiam_quickstart");
+    }
+
+    #[test]
+    fn byol_forwards_each_view_with_its_own_batch_statistics() {
+        check_view_batch_statistics("byol_quickstart");
+    }
+
+    #[test]
+    fn barlow_twins_forwards_each_view_with_its_own_batch_statistics() {
+        check_view_batch_statistics("barlow_twins_quickstart");
     }
 
     #[test]

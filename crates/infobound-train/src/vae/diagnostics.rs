@@ -40,7 +40,7 @@ pub struct LatentDiagnostics {
 ///
 /// Returns `None` for fewer than two images, a `k` of zero or mismatched lengths.
 pub fn latent_diagnostics(mu: &[f32], logvar: &[f32], k: usize) -> Option<LatentDiagnostics> {
-    if k == 0 || mu.len() != logvar.len() || mu.len() % k != 0 || mu.len() / k < 2 {
+    if k == 0 || mu.len() != logvar.len() || !mu.len().is_multiple_of(k) || mu.len() / k < 2 {
         return None;
     }
     let n = mu.len() / k;

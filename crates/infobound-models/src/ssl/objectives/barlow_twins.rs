@@ -18,11 +18,20 @@ const STANDARDISE_EPSILON: f64 = 1e-5;
 pub struct BarlowTwinsConfig {
     /// Weight λ of the off-diagonal (redundancy-reduction) term (paper: 0.0051).
     pub lambda: f64,
+    /// Factor `s` of the whole loss, finite and > 0: the objective is `s·L`, the logged terms
+    /// stay unweighted. 1 in the official code (facebookresearch/barlowtwins@8e8d284 `main.py`
+    /// returns `on_diag + lambd * off_diag`); solo-learn's CIFAR recipe uses 0.1
+    /// (vturrisi/solo-learn@9187ea3 `scripts/pretrain/cifar/barlow.yaml`, `scale_loss: 0.1`,
+    /// applied in `solo/losses/barlow.py`).
+    pub loss_scale: f64,
 }
 
 impl Default for BarlowTwinsConfig {
     fn default() -> Self {
-        Self { lambda: 0.0051 }
+        Self {
+            lambda: 0.0051,
+            loss_scale: 1.0,
+        }
     }
 }
 
@@ -56,7 +65,14 @@ pub fn barlow_twins_loss(online: [Tensor<2>; 2], lambda: f64) -> LossOutput {
 
 impl SslMethod for BarlowTwinsConfig {
     fn validate(&self) -> Result<(), ModelError> {
-        non_negative("lambda", self.lambda)
+        non_negative("lambda", self.lambda)?;
+        if !(self.loss_scale.is_finite() && self.loss_scale > 0.0) {
+            return Err(ModelError::InvalidConfig(format!(
+                "barlow_twins loss_scale must be finite and > 0, got {}",
+                self.loss_scale
+            )));
+        }
+        Ok(())
     }
 
     fn loss(
@@ -64,9 +80,13 @@ impl SslMethod for BarlowTwinsConfig {
         views: &SslViews,
         _support: &dyn ScoreSupport,
     ) -> Result<LossOutput, ModelError> {
-        Ok(barlow_twins_loss(
+        let output = barlow_twins_loss(
             [views.online[0].clone(), views.online[1].clone()],
             self.lambda,
+        );
+        Ok(LossOutput::new(
+            output.loss.mul_scalar(self.loss_scale),
+            output.terms,
         ))
     }
 }
