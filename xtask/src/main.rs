@@ -1,5 +1,5 @@
 //! Project automation: `cargo xtask ci [--full]`, `cargo xtask bench [--quick] [--only AREA]`,
-//! `cargo xtask study [--seeds 0,1,2,3,4]`, `cargo xtask package`,
+//! `cargo xtask study [--seeds 0,1,2,3,4]`, `cargo xtask package`, `cargo xtask python`,
 //! `cargo xtask faults [--kills N] [--seed S]`.
 
 use std::path::{Path, PathBuf};
@@ -30,6 +30,7 @@ fn main() -> ExitCode {
         ),
         Some("fmt") => run("cargo", &["fmt", "--all"], &[]),
         Some("package") => package::package(&workspace_root()),
+        Some("python") => python_tests(),
         _ => {
             eprintln!(
                 "usage: cargo xtask <command>\n\n\
@@ -46,6 +47,8 @@ fn main() -> ExitCode {
                  \x20               --ssl: the SSL quickstart presets: docs/ssl-study-latest.md\n\
                  package         cargo package of every crate; every embedded file inside its\n\
                  \x20               crate and in the packaged list (part of `ci`)\n\
+                 python          builds the Python package into a venv in the target directory\n\
+                 \x20               (maturin develop) and runs its pytest suite (part of `ci`)\n\
                  faults [--kills 20] [--seed 1] [--ssl-exact]\n\
                  \x20               fault injection against real training runs (VAE and SSL):\n\
                  \x20               kill -9, aborts inside checkpoint writes, damaged checkpoints,\n\
