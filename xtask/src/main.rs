@@ -223,6 +223,9 @@ fn python_tests() -> Result<(), String> {
             "install",
             "--quiet",
             "--disable-pip-version-check",
+            // Python compiles the modules the tests import on first use; compiling all of
+            // SciPy / scikit-learn up front doubled the install time on a loaded machine.
+            "--no-compile",
             "maturin>=1.9,<2",
             "numpy",
             "pytest",
