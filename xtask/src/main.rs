@@ -223,8 +223,8 @@ fn python_tests() -> Result<(), String> {
             "install",
             "--quiet",
             "--disable-pip-version-check",
-            // Python compiles the modules the tests import on first use; compiling all of
-            // SciPy / scikit-learn up front doubled the install time on a loaded machine.
+            // Python compiles the modules the tests import on first use, instead of all of
+            // SciPy / scikit-learn up front (a 14-minute install on the loaded 2-core machine).
             "--no-compile",
             "maturin>=1.9,<2",
             "numpy",
