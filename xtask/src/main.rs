@@ -1,5 +1,5 @@
 //! Project automation: `cargo xtask ci [--full]`, `cargo xtask bench [--quick] [--only AREA]`,
-//! `cargo xtask study [--seeds 0,1,2,3,4]`, `cargo xtask package`,
+//! `cargo xtask study [--seeds 0,1,2,3,4]`, `cargo xtask package`, `cargo xtask python`,
 //! `cargo xtask faults [--kills N] [--seed S]`.
 
 use std::path::{Path, PathBuf};
@@ -30,11 +30,13 @@ fn main() -> ExitCode {
         ),
         Some("fmt") => run("cargo", &["fmt", "--all"], &[]),
         Some("package") => package::package(&workspace_root()),
+        Some("python") => python_tests(),
         _ => {
             eprintln!(
                 "usage: cargo xtask <command>\n\n\
-                 ci [--full]     fmt check, clippy -D warnings, tests (flex); --full adds the\n\
-                 \x20               ndarray, wgpu (lavapipe smoke test), cuda and hdf5 builds\n\
+                 ci [--full]     fmt check, clippy -D warnings, tests (flex), package, the Python\n\
+                 \x20               package's pytest (maturin develop into a venv); --full adds\n\
+                 \x20               the ndarray, wgpu (lavapipe smoke test), cuda and hdf5 builds\n\
                  bench [--quick] [--only vae,ssl,tc,mveb,metrics]\n\
                  \x20               criterion benches + the PyTorch reference in the same run, with\n\
                  \x20               the time ratio per workload: target/bench-summary.json and\n\
@@ -45,6 +47,8 @@ fn main() -> ExitCode {
                  \x20               --ssl: the SSL quickstart presets: docs/ssl-study-latest.md\n\
                  package         cargo package of every crate; every embedded file inside its\n\
                  \x20               crate and in the packaged list (part of `ci`)\n\
+                 python          builds the Python package into a venv in the target directory\n\
+                 \x20               (maturin develop) and runs its pytest suite (part of `ci`)\n\
                  faults [--kills 20] [--seed 1] [--ssl-exact]\n\
                  \x20               fault injection against real training runs (VAE and SSL):\n\
                  \x20               kill -9, aborts inside checkpoint writes, damaged checkpoints,\n\
@@ -117,6 +121,7 @@ fn ci(full: bool) -> Result<(), String> {
     )?;
     run("cargo", &["test", "--workspace", "--no-fail-fast"], &[])?;
     package::package(&workspace_root())?;
+    python_tests()?;
     if full {
         run(
             "cargo",
@@ -192,6 +197,57 @@ fn ci(full: bool) -> Result<(), String> {
         )?;
     }
     Ok(())
+}
+
+/// The Python package `infobound` (crates/infobound-py): builds it with maturin (dev profile)
+/// into a venv kept in the cargo target directory, and runs its pytest suite. Needs `python3`
+/// with `venv` (Debian: `python3-venv`; `.ci/run` installs it) and PyPI for maturin, numpy,
+/// pytest and scikit-learn (the live comparisons); a second run reuses the venv.
+fn python_tests() -> Result<(), String> {
+    let root = workspace_root();
+    let target = std::env::var_os("CARGO_TARGET_DIR")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| root.join("target"));
+    let venv = target.join("python-venv");
+    let python = venv.join("bin").join("python");
+    let venv_str = venv.to_string_lossy().into_owned();
+    let python_str = python.to_string_lossy().into_owned();
+    if !python.exists() {
+        run("python3", &["-m", "venv", &venv_str], &[])?;
+    }
+    run(
+        &python_str,
+        &[
+            "-m",
+            "pip",
+            "install",
+            "--quiet",
+            "--disable-pip-version-check",
+            // Python compiles the modules the tests import on first use, instead of all of
+            // SciPy / scikit-learn up front (a 14-minute install on the loaded 2-core machine).
+            "--no-compile",
+            "maturin>=1.9,<2",
+            "numpy",
+            "pytest",
+            "scikit-learn",
+        ],
+        &[],
+    )?;
+    let maturin = venv.join("bin").join("maturin");
+    run(
+        &maturin.to_string_lossy(),
+        &[
+            "develop",
+            "--manifest-path",
+            "crates/infobound-py/Cargo.toml",
+        ],
+        &[("VIRTUAL_ENV", &venv_str)],
+    )?;
+    run(
+        &python_str,
+        &["-m", "pytest", "-q", "crates/infobound-py/tests"],
+        &[],
+    )
 }
 
 /// Benchmark areas: the criterion group that measures ours and the PyTorch section that measures

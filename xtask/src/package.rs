@@ -8,7 +8,7 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 
 /// The crates users pick one by one (the binary crate packages too, as a check).
-const CRATES: [&str; 8] = [
+const CRATES: [&str; 9] = [
     "infobound-backend",
     "infobound-estimators",
     "infobound-data",
@@ -17,6 +17,7 @@ const CRATES: [&str; 8] = [
     "infobound-models",
     "infobound-train",
     "infobound-cli",
+    "infobound-py",
 ];
 
 /// Packages every crate and checks the embedded files of each against its packaged list.

@@ -479,10 +479,9 @@ mod tests {
     /// regeneration).
     #[test]
     fn legacy_random_state_matches_numpy() {
-        let reference: serde_json::Value = serde_json::from_str(include_str!(
-            "../reference/dci_explicitness_sklearn.json"
-        ))
-        .expect("reference JSON parses");
+        let reference: serde_json::Value =
+            serde_json::from_str(include_str!("../reference/dci_explicitness_sklearn.json"))
+                .expect("reference JSON parses");
         let sequences = reference["numpy_legacy_randint_2147483647"]
             .as_object()
             .expect("recorded draws");

@@ -101,7 +101,7 @@ pub use npy::{
 pub use stats::{WelchTest, welch_t_test};
 pub use suite::{
     MetricData, MetricInput, MetricName, MetricReport, MetricSpec, REGISTRY, SplitInfo,
-    SuiteInputs, SuiteReport, parse_metric_list, run_suite,
+    SuiteInputs, SuiteReport, parse_metric_list, run_suite, validate_codes,
 };
 pub use vendi::{
     PIXEL_VENDI_SIDE, VENDI_EIGENVALUE_FLOOR, VENDI_VERSION, VendiConfig, VendiForm, VendiOrder,

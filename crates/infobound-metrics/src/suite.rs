@@ -273,8 +273,10 @@ pub struct SuiteReport {
     pub metrics: Vec<MetricReport>,
 }
 
-/// Fails unless `factors` pairs with `codes`, has n ≥ 2 rows and every factor takes ≥ 2 values.
-fn validate_codes(
+/// Fails unless `factors` pairs with `codes`, has n ≥ 2 rows and every factor takes ≥ 2 values:
+/// the check [`run_suite`] (and so `infobound metrics`) makes before any code metric; `what`
+/// names the inputs in the message (e.g. `codes`, `test codes`).
+pub fn validate_codes(
     codes: &CodeMatrix,
     factors: &FactorMatrix,
     what: &str,

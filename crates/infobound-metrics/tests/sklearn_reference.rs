@@ -25,10 +25,8 @@ use infobound_metrics::{CodeMatrix, DciConfig, ExplicitnessConfig, dci, explicit
 use serde_json::Value;
 
 fn reference() -> Value {
-    serde_json::from_str(include_str!(
-        "../reference/dci_explicitness_sklearn.json"
-    ))
-    .expect("reference JSON parses")
+    serde_json::from_str(include_str!("../reference/dci_explicitness_sklearn.json"))
+        .expect("reference JSON parses")
 }
 
 fn matrix(v: &Value) -> Vec<Vec<f64>> {
