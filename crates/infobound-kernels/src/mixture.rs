@@ -353,6 +353,61 @@ fn forward<T: Real>(mixture: &Mixture<T>, z: &[T]) -> Forward<T> {
     }
 }
 
+/// The operands of one latent dimension of the backward: the posteriors' parameters over `j`,
+/// sample `i`'s log-weights and its mixture coefficients `g_i p_ij`.
+struct Parameters<'a, T> {
+    mean: &'a [T],
+    precision: &'a [T],
+    normaliser: &'a [T],
+    weights: &'a [T],
+    coefficient: &'a [T],
+}
+
+/// Adds `c_j P_j d_j` and `c_j (½ P_j d_j² − ½)` (`c_j = g_i p_ij + h_i r_ijk`) to the
+/// `μ`/`log σ²` gradients of every posterior `j`, and returns `Σ_j c_j P_j d_j` in lanes (the
+/// negated `z` gradient). The lanes are fixed-size arrays so that the loop vectorises.
+#[inline(always)]
+fn accumulate<T: Real>(
+    z: T,
+    h: T,
+    lse: T,
+    parameters: &Parameters<'_, T>,
+    mean_grad: &mut [T],
+    logvar_grad: &mut [T],
+) -> [T; LANES] {
+    let half = T::of(0.5);
+    let term = |j: usize| {
+        let d = z - parameters.mean[j];
+        let pd = parameters.precision[j] * d;
+        let l = parameters.normaliser[j] - half * pd * d;
+        let weight = parameters.coefficient[j] + h * (l + parameters.weights[j] - lse).exp_fast();
+        (weight * pd, weight * (half * pd * d - half))
+    };
+    let mut lanes = [T::ZERO; LANES];
+    let full = mean_grad.len() / LANES * LANES;
+    for start in (0..full).step_by(LANES) {
+        let mean_lanes: &mut [T; LANES] = (&mut mean_grad[start..start + LANES])
+            .try_into()
+            .expect("a full chunk");
+        let logvar_lanes: &mut [T; LANES] = (&mut logvar_grad[start..start + LANES])
+            .try_into()
+            .expect("a full chunk");
+        for lane in 0..LANES {
+            let (dm, dv) = term(start + lane);
+            lanes[lane] += dm;
+            mean_lanes[lane] += dm;
+            logvar_lanes[lane] += dv;
+        }
+    }
+    for j in full..mean_grad.len() {
+        let (dm, dv) = term(j);
+        lanes[0] += dm;
+        mean_grad[j] += dm;
+        logvar_grad[j] += dv;
+    }
+    lanes
+}
+
 /// Gradients with respect to `(z, μ, log σ²)`, each `[B, K]`, for the upstream gradient
 /// `grad` of the `[3, B]` rows.
 fn backward<T: Real>(
@@ -398,24 +453,16 @@ fn backward<T: Real>(
                     for (k, (&z_ik, &lse_k)) in z_i.iter().zip(lse).enumerate() {
                         let (mean, precision, normaliser) = mixture.dimension(k);
                         let range = k * batch..(k + 1) * batch;
-                        let mut lanes = [T::ZERO; LANES];
-                        let terms = mean
-                            .iter()
-                            .zip(precision)
-                            .zip(normaliser)
-                            .zip(weights)
-                            .zip(coefficient.iter())
-                            .zip(mean_grad[range.clone()].iter_mut())
-                            .zip(logvar_grad[range].iter_mut());
-                        for (j, ((((((&m, &p), &c), &w), &p_ij), mg), vg)) in terms.enumerate() {
-                            let d = z_ik - m;
-                            let pd = p * d;
-                            let l = c - half * pd * d;
-                            let weight = p_ij + h * (l + w - lse_k).exp_fast();
-                            lanes[j % LANES] += weight * pd;
-                            *mg += weight * pd;
-                            *vg += weight * (half * pd * d - half);
-                        }
+                        let parameters = Parameters {
+                            mean,
+                            precision,
+                            normaliser,
+                            weights,
+                            coefficient: &coefficient,
+                        };
+                        let (mean_grad, logvar_grad) =
+                            (&mut mean_grad[range.clone()], &mut logvar_grad[range]);
+                        let lanes = accumulate(z_ik, h, lse_k, &parameters, mean_grad, logvar_grad);
                         z_grad[k] = T::ZERO - lanes.iter().fold(T::ZERO, |s, &v| s + v);
                     }
                 });
