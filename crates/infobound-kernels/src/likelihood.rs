@@ -94,7 +94,7 @@ fn logistic(l: f32) -> f32 {
 /// `2^k` written into the exponent bits. Relative error ≈ 2e-7 on `[−87, 88]`, to which `x`
 /// is clamped (`e^{−87}` ≈ 1.6e-38 and `e^{88}` ≈ 1.7e38 stay normal floats).
 #[inline(always)]
-pub(crate) fn exp(x: f32) -> f32 {
+fn exp(x: f32) -> f32 {
     let x = x.clamp(-87.0, 88.0);
     // Round to nearest by truncating t ± ½ (baseline x86-64 has no vector rounding).
     let t = x * std::f32::consts::LOG2_E;
