@@ -1,6 +1,7 @@
 //! Criterion benchmarks of the estimators on the flex CPU backend:
-//! total correlation (MWS, MSS) forward and forward + backward, the vMF score, and the two
-//! SPD solve paths. Run with `cargo bench -p infobound-estimators --profile dev -- --quick`.
+//! total correlation (MWS, MSS) forward and forward + backward — by the default algorithm
+//! (fused streaming kernels on flex) and over the materialised B × B × K cross term — the vMF
+//! score, and the two SPD solve paths. Run with `cargo bench -p infobound-estimators --profile dev -- --quick`.
 
 // `criterion_group!` expands to an undocumented public function.
 #![allow(missing_docs)]
@@ -11,7 +12,7 @@ use std::time::Duration;
 use burn::prelude::*;
 use criterion::{BenchmarkId, Criterion, criterion_group, criterion_main};
 use infobound_estimators::{
-    TcEstimator, VmfScoreConfig, VmfScoreEstimator, kl_decomposition, spd_solve,
+    TcAlgorithm, TcEstimator, VmfScoreConfig, VmfScoreEstimator, kl_decomposition_with, spd_solve,
     spd_solve_tensor_ops,
 };
 use rand::{Rng, SeedableRng};
@@ -61,39 +62,54 @@ fn total_correlation(c: &mut Criterion) {
             .zip(&logvar)
             .map(|((e, m), v)| m + (0.5 * v).exp() * e)
             .collect();
-        for (name, estimator) in [("mws", TcEstimator::Mws), ("mss", TcEstimator::MssPaper)] {
-            let device = Device::flex();
-            group.bench_function(BenchmarkId::new(format!("{name}_forward"), batch), |b| {
-                b.iter(|| {
-                    let d = kl_decomposition(
-                        tensor(z.clone(), shape, &device),
-                        tensor(mu.clone(), shape, &device),
-                        tensor(logvar.clone(), shape, &device),
-                        DATASET_SIZE,
-                        estimator,
-                    )
-                    .expect("valid");
-                    black_box(d.values().expect("readback"))
-                })
-            });
-            let device = Device::flex().autodiff();
-            group.bench_function(
-                BenchmarkId::new(format!("{name}_forward_backward"), batch),
-                |b| {
+        // `mws_forward/B` etc. are the default path (the fused kernels on flex), the ids that
+        // `cargo xtask bench` pairs with PyTorch; `*_materialised_*` is Burn's tensor ops over
+        // the B × B × K cross term, for comparison.
+        for (algorithm, suffix) in [
+            (TcAlgorithm::Auto, ""),
+            (TcAlgorithm::Materialised, "_materialised"),
+        ] {
+            for (name, estimator) in [("mws", TcEstimator::Mws), ("mss", TcEstimator::MssPaper)] {
+                let device = Device::flex();
+                let id = BenchmarkId::new(format!("{name}{suffix}_forward"), batch);
+                group.bench_function(id, |b| {
+                    b.iter(|| {
+                        let d = kl_decomposition_with(
+                            tensor(z.clone(), shape, &device),
+                            tensor(mu.clone(), shape, &device),
+                            tensor(logvar.clone(), shape, &device),
+                            DATASET_SIZE,
+                            estimator,
+                            algorithm,
+                        )
+                        .expect("valid");
+                        black_box(d.values().expect("readback"))
+                    })
+                });
+                let device = Device::flex().autodiff();
+                let id = BenchmarkId::new(format!("{name}{suffix}_forward_backward"), batch);
+                group.bench_function(id, |b| {
                     b.iter(|| {
                         let inputs = [&z, &mu, &logvar]
                             .map(|v| tensor(v.clone(), shape, &device).require_grad());
                         let [z_t, mu_t, logvar_t] = inputs.clone();
-                        let d = kl_decomposition(z_t, mu_t, logvar_t, DATASET_SIZE, estimator)
-                            .expect("valid");
+                        let d = kl_decomposition_with(
+                            z_t,
+                            mu_t,
+                            logvar_t,
+                            DATASET_SIZE,
+                            estimator,
+                            algorithm,
+                        )
+                        .expect("valid");
                         let loss = d.mutual_information
                             + d.total_correlation.mul_scalar(5.0)
                             + d.dimension_wise_kl;
                         let gradients = loss.backward();
                         black_box(inputs[0].grad(&gradients).expect("tracked").into_data())
                     })
-                },
-            );
+                });
+            }
         }
     }
     group.finish();

@@ -65,6 +65,10 @@ pub enum EstimatorError {
         /// The matrix dimension.
         size: usize,
     },
+    /// A fused kernel of `infobound-kernels` refused its operands (a bug of this crate: the
+    /// estimators validate them first).
+    #[error("kernel failed: {0}")]
+    Kernel(String),
     /// Reading a tensor back to the host failed.
     #[error("could not read tensor data: {0}")]
     TensorRead(String),

@@ -57,8 +57,9 @@ pub use score::{
     VmfScoreVariant,
 };
 pub use total_correlation::{
-    KlDecomposition, KlDecompositionValues, MssLayout, TcEstimator, kl_decomposition,
-    mss_log_importance_weights, total_correlation_mss, total_correlation_mws,
+    KlDecomposition, KlDecompositionValues, MssLayout, TcAlgorithm, TcEstimator, kl_decomposition,
+    kl_decomposition_with, mss_log_importance_weights, total_correlation_mss,
+    total_correlation_mws,
 };
 
 /// The crate README's example, compiled and run as a doc test.

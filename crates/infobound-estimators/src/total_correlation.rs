@@ -11,9 +11,13 @@
 //! ```
 //!
 //! and each part is estimated on a minibatch {z_i ~ q(z|x_i)} from the B×B×K cross term
-//! `log N(z_ik; μ_jk, σ²_jk)`. **Memory:** that cross term (and a few temporaries of the same
-//! size, more under autodiff) holds B²K values — 4·B²·K bytes in f32, i.e. 268 MB at B = 1024,
-//! K = 64. The implementation is meant for B ≤ 1024 and K ≤ 64.
+//! `log N(z_ik; μ_jk, σ²_jk)`. **Memory:** formed with Burn's tensor ops
+//! ([`TcAlgorithm::Materialised`]), that cross term (and a few temporaries of the same size,
+//! more under autodiff) holds B²K values — 4·B²·K bytes in f32, i.e. 268 MB at B = 1024,
+//! K = 64. With the default `flex-kernels` feature, [`TcAlgorithm::Auto`] computes the same
+//! terms on the flex backend with `infobound_kernels::gaussian_mixture_log_densities`, which
+//! streams over the posteriors forward and backward in O(B·K) memory (O(B²) for the MSS
+//! weight matrix); every other backend keeps the tensor ops.
 
 use burn::prelude::*;
 use serde::{Deserialize, Serialize};
@@ -61,6 +65,21 @@ pub enum MssLayout {
     /// column 1 of every row, and also at row M − 1, column 0; 1/M elsewhere. The weights do
     /// not follow the sample's own index, so the estimate depends on the batch order.
     Released,
+}
+
+/// How [`kl_decomposition_with`] computes the log-densities of the minibatch mixture.
+///
+/// Both compute the same function; they differ in cost and in floating-point rounding
+/// (within ≈ 1e-6 relative in f32, ≈ 1e-12 in f64).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum TcAlgorithm {
+    /// The fused streaming kernels of `infobound-kernels` where the tensors live on flex (with
+    /// the `flex-kernels` feature, on by default), Burn's tensor ops elsewhere.
+    #[default]
+    Auto,
+    /// Always Burn's tensor ops over the materialised B × B × K cross term.
+    Materialised,
 }
 
 /// The per-sample log-densities of the KL decomposition and its three batch means.
@@ -169,8 +188,9 @@ pub fn mss_log_importance_weights(
 ///   [`mss_log_importance_weights`] inside each logsumexp.
 ///
 /// The sum of the three returned means equals `mean_i [log q(z_i|x_i) − log p(z_i)]` exactly.
-/// The result is differentiable with respect to all three inputs. Cost: O(B²K) time and
-/// memory (see the module docs: fine for B ≤ 1024, K ≤ 64).
+/// The result is differentiable with respect to all three inputs. Cost: O(B²K) time; memory
+/// O(B·K + B²) on flex with the default `flex-kernels` feature, O(B²K) elsewhere (see the
+/// module docs).
 ///
 /// # Errors
 /// [`EstimatorError::ShapeMismatch`] if the shapes differ or K = 0,
@@ -183,6 +203,29 @@ pub fn kl_decomposition(
     logvar: Tensor<2>,
     dataset_size: usize,
     estimator: TcEstimator,
+) -> Result<KlDecomposition, EstimatorError> {
+    kl_decomposition_with(
+        z,
+        mu,
+        logvar,
+        dataset_size,
+        estimator,
+        TcAlgorithm::default(),
+    )
+}
+
+/// [`kl_decomposition`] with the caller's choice of [`TcAlgorithm`] (the same estimates; the
+/// default fuses the B × B × K work on flex).
+///
+/// # Errors
+/// As [`kl_decomposition`].
+pub fn kl_decomposition_with(
+    z: Tensor<2>,
+    mu: Tensor<2>,
+    logvar: Tensor<2>,
+    dataset_size: usize,
+    estimator: TcEstimator,
+    algorithm: TcAlgorithm,
 ) -> Result<KlDecomposition, EstimatorError> {
     let [batch, latent] = z.dims();
     validate::same_shape("mu", &mu, [batch, latent])?;
@@ -205,10 +248,76 @@ pub fn kl_decomposition(
     validate::all_finite("mu", &mu)?;
     validate::all_finite("logvar", &logvar)?;
 
-    let log_qzx = log_normal_diag_unchecked(z.clone(), mu.clone(), logvar.clone())
+    let log_pz = log_standard_normal(z.clone())
         .sum_dim(1)
         .squeeze_dim::<1>(1);
-    let log_pz = log_standard_normal(z.clone())
+    let [log_qzx, log_qz, log_qz_product] = match algorithm {
+        #[cfg(feature = "flex-kernels")]
+        TcAlgorithm::Auto => fused(z, mu, logvar, dataset_size, estimator)?,
+        #[cfg(not(feature = "flex-kernels"))]
+        TcAlgorithm::Auto => materialised(z, mu, logvar, dataset_size, estimator)?,
+        TcAlgorithm::Materialised => materialised(z, mu, logvar, dataset_size, estimator)?,
+    };
+
+    Ok(KlDecomposition {
+        mutual_information: (log_qzx.clone() - log_qz.clone()).mean(),
+        total_correlation: (log_qz.clone() - log_qz_product.clone()).mean(),
+        dimension_wise_kl: (log_qz_product.clone() - log_pz.clone()).mean(),
+        log_qzx,
+        log_qz,
+        log_qz_product,
+        log_pz,
+    })
+}
+
+/// The MSS layout of a stratified estimator (`None` for MWS).
+fn mss_layout(estimator: TcEstimator) -> Option<MssLayout> {
+    match estimator {
+        TcEstimator::Mws => None,
+        TcEstimator::MssReleased => Some(MssLayout::Released),
+        TcEstimator::MssPaper => Some(MssLayout::Paper),
+    }
+}
+
+/// `[log q(z_i|x_i), log q(z_i), log Π_k q(z_ik)]` by infobound-kernels' streaming kernels:
+/// MWS is the mixture with the uniform log-weight `−log(B·N)`, MSS the one with the matrix of
+/// [`mss_log_importance_weights`].
+#[cfg(feature = "flex-kernels")]
+fn fused(
+    z: Tensor<2>,
+    mu: Tensor<2>,
+    logvar: Tensor<2>,
+    dataset_size: usize,
+    estimator: TcEstimator,
+) -> Result<[Tensor<1>; 3], EstimatorError> {
+    use infobound_kernels::{MixtureLogWeights, gaussian_mixture_log_densities};
+    let [batch, _] = z.dims();
+    let weights = match mss_layout(estimator) {
+        None => MixtureLogWeights::Uniform(-((batch as f64) * (dataset_size as f64)).ln()),
+        Some(layout) => {
+            MixtureLogWeights::Matrix(mss_log_importance_weights(batch, dataset_size, layout)?)
+        }
+    };
+    let densities = gaussian_mixture_log_densities(z, mu, logvar, &weights)
+        .map_err(|error| EstimatorError::Kernel(error.to_string()))?;
+    Ok([
+        densities.own,
+        densities.mixture,
+        densities.product_of_marginals,
+    ])
+}
+
+/// `[log q(z_i|x_i), log q(z_i), log Π_k q(z_ik)]` from Burn's tensor ops over the
+/// materialised B × B × K cross term.
+fn materialised(
+    z: Tensor<2>,
+    mu: Tensor<2>,
+    logvar: Tensor<2>,
+    dataset_size: usize,
+    estimator: TcEstimator,
+) -> Result<[Tensor<1>; 3], EstimatorError> {
+    let [batch, _] = z.dims();
+    let log_qzx = log_normal_diag_unchecked(z.clone(), mu.clone(), logvar.clone())
         .sum_dim(1)
         .squeeze_dim::<1>(1);
 
@@ -219,20 +328,15 @@ pub fn kl_decomposition(
         logvar.unsqueeze_dim::<3>(0),
     );
     let joint = cross.clone().sum_dim(2);
-    let (log_qz, log_qz_per_dim) = match estimator {
-        TcEstimator::Mws => {
+    let (log_qz, log_qz_per_dim) = match mss_layout(estimator) {
+        None => {
             let log_bn = ((batch as f64) * (dataset_size as f64)).ln();
             (
                 logsumexp_unchecked(joint, 1).sub_scalar(log_bn),
                 logsumexp_unchecked(cross, 1).sub_scalar(log_bn),
             )
         }
-        TcEstimator::MssReleased | TcEstimator::MssPaper => {
-            let layout = if estimator == TcEstimator::MssPaper {
-                MssLayout::Paper
-            } else {
-                MssLayout::Released
-            };
+        Some(layout) => {
             let weights = mss_log_importance_weights(batch, dataset_size, layout)?;
             let weights = Tensor::<3>::from_data(
                 TensorData::new(weights, [batch, batch, 1]),
@@ -246,16 +350,7 @@ pub fn kl_decomposition(
     };
     let log_qz = log_qz.reshape([batch]);
     let log_qz_product = log_qz_per_dim.sum_dim(2).reshape([batch]);
-
-    Ok(KlDecomposition {
-        mutual_information: (log_qzx.clone() - log_qz.clone()).mean(),
-        total_correlation: (log_qz.clone() - log_qz_product.clone()).mean(),
-        dimension_wise_kl: (log_qz_product.clone() - log_pz.clone()).mean(),
-        log_qzx,
-        log_qz,
-        log_qz_product,
-        log_pz,
-    })
+    Ok([log_qzx, log_qz, log_qz_product])
 }
 
 /// Total correlation `mean_i [log q(z_i) − log Π_k q(z_ik)]` with minibatch weighted

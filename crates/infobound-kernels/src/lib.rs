@@ -16,6 +16,10 @@
 //! pass each way instead of five to eight element-wise ops). [`relu`] and [`add_relu`] run
 //! both their passes on the rayon pool, where flex's element-wise ops run on the calling
 //! thread alone, and [`linear`] runs its three products through faer's GEMM on the pool.
+//! [`gaussian_mixture_log_densities`] computes the terms of the total-correlation estimators
+//! of β-TCVAE (log q(z_i), log Π_k q(z_ik), log q(z_i|x_i)) by streaming over the minibatch's
+//! posteriors, forward and backward, without the `B × B × K` array of log-densities (`f32`
+//! and `f64`).
 //! Operands on any other backend, dtype or with `groups > 1` take Burn's generic ops, so
 //! calling these functions is always the same mathematical operation.
 //!
@@ -49,6 +53,7 @@ pub mod cpu;
 mod error;
 mod likelihood;
 mod linear;
+mod mixture;
 mod modules;
 mod ops;
 
@@ -63,5 +68,6 @@ pub use cpu::ConvAlgorithm;
 pub use error::KernelError;
 pub use likelihood::{PixelLikelihood, pixel_negative_log_likelihood};
 pub use linear::linear;
+pub use mixture::{MixtureLogDensities, MixtureLogWeights, gaussian_mixture_log_densities};
 pub use modules::{FastBatchNorm, FastConv, FastLinear};
 pub use ops::{conv_transpose2d, conv_transpose2d_with, conv2d, conv2d_with};

@@ -50,6 +50,11 @@ pub(crate) fn placement<const D: usize>(tensor: &Tensor<D>) -> Placement {
     if tensor.dtype() != DType::F32 {
         return Placement::Other;
     }
+    backend_placement(tensor)
+}
+
+/// [`placement`] whatever the dtype (for kernels that also run in `f64`).
+pub(crate) fn backend_placement<const D: usize>(tensor: &Tensor<D>) -> Placement {
     let dispatch = tensor.clone().into_dispatch();
     match (&dispatch.kind, dispatch.autodiff) {
         (DispatchTensorKind::Flex(_), DispatchAutodiffContext::Disabled) => Placement::Flex,
