@@ -1040,6 +1040,46 @@ fn a_vae_run_survives_kills_a_damaged_checkpoint_and_a_full_disk() {
     assert_eq!(tally.bytes_lost, 0);
 }
 
+/// A NaN in one step's input (the driver's `INFOBOUND_FAULT_NAN_AT_STEP` hook): the guard
+/// skips that step and puts back the parameters of before it. Had a NaN reached the
+/// parameters, every later step would be non-finite too and the run would end `Diverged`
+/// after 20 of them (steps 4–23 of 30); it must instead finish with exactly one skipped step,
+/// finite losses after it, and every checkpoint matching its manifest.
+#[test]
+fn a_nan_in_a_batch_is_skipped_and_never_reaches_the_parameters() {
+    let scratch = tempfile::tempdir().unwrap();
+    let family = vae_family(scratch.path());
+    let run = scratch.path().join("poisoned");
+    let mut args = vec!["train".to_string()];
+    args.extend(family.fresh.iter().cloned());
+    args.extend(["--out".into(), run.to_str().unwrap().into()]);
+    let out = run_args(&args)
+        .env("INFOBOUND_FAULT_NAN_AT_STEP", "3")
+        .output()
+        .expect("binary runs");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let rows = log_rows(&run);
+    let last = rows.last().expect("a logged row");
+    assert_eq!(last["step"].as_u64(), Some(family.steps as u64), "{last}");
+    assert_eq!(last["skipped_steps"].as_u64(), Some(1), "{last}");
+    for row in rows
+        .iter()
+        .filter(|r| r["step"].as_u64().is_some_and(|s| s > 4))
+    {
+        let loss = row["loss"].as_f64().unwrap_or(f64::NAN);
+        assert!(loss.is_finite(), "{row}");
+    }
+    let kept = checkpoints(&run);
+    assert!(!kept.is_empty());
+    for (_, checkpoint) in kept {
+        assert!(manifest_holds(&checkpoint), "{}", checkpoint.display());
+    }
+}
+
 #[test]
 fn an_ssl_run_survives_kills_and_a_damaged_checkpoint() {
     ssl_chain(false);

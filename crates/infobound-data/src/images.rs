@@ -69,6 +69,11 @@ impl ImageBatch {
         &self.pixels
     }
 
+    /// All pixels, NCHW, for in-place changes (the shape stays as it is).
+    pub fn pixels_mut(&mut self) -> &mut [f32] {
+        &mut self.pixels
+    }
+
     /// Consumes the batch, returning its NCHW pixels.
     pub fn into_pixels(self) -> Vec<f32> {
         self.pixels

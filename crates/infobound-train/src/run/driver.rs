@@ -66,10 +66,39 @@ impl TrainSummary {
     }
 }
 
+/// Fault-injection hook of the reliability suite (`crates/infobound-cli/tests/faults.rs`): if
+/// this environment variable holds a step number `N`, the driver sets one input value of step
+/// `N`'s batch to NaN, to test that the non-finite guard skips the step and that no poisoned
+/// parameters reach a checkpoint. It is read only here and changes nothing when unset, like
+/// the checkpoint writer's `INFOBOUND_FAULT_STOP_CHECKPOINT_AFTER_FILES`.
+pub const FAULT_NAN_AT_STEP_ENV: &str = "INFOBOUND_FAULT_NAN_AT_STEP";
+
+/// A step's batch that the fault hook can poison.
+pub trait PoisonableBatch {
+    /// Sets one input value to NaN.
+    fn poison(&mut self);
+}
+
+impl PoisonableBatch for infobound_data::ImageBatch {
+    fn poison(&mut self) {
+        if let Some(first) = self.pixels_mut().first_mut() {
+            *first = f32::NAN;
+        }
+    }
+}
+
+impl<T> PoisonableBatch for (Vec<infobound_data::ImageBatch>, T) {
+    fn poison(&mut self) {
+        if let Some(view) = self.0.first_mut() {
+            view.poison();
+        }
+    }
+}
+
 /// A model family's trainer, as the shared driver runs it.
 pub trait RunFamily {
     /// Everything one step consumes, prepared on the prefetch thread.
-    type Batch: Send + 'static;
+    type Batch: PoisonableBatch + Send + 'static;
 
     /// Budget and cadence.
     fn settings(&self) -> LoopSettings;
@@ -148,8 +177,15 @@ pub fn train_loop<F: RunFamily>(
     let mut last = IntervalStats::default();
     let mut nonfinite = NonFinitePolicy::new(settings.max_consecutive_nonfinite);
     let mut interval_started = Instant::now();
+    let poisoned_step = std::env::var(FAULT_NAN_AT_STEP_ENV)
+        .ok()
+        .and_then(|v| v.trim().parse::<usize>().ok());
     for (step, batch) in (start_step..total).zip(batches.iter()) {
-        let record = family.train_step(step, batch?)?;
+        let mut batch = batch?;
+        if poisoned_step == Some(step) {
+            batch.poison();
+        }
+        let record = family.train_step(step, batch)?;
         nonfinite.observe(step, record.outcome)?;
         let state = family.state_mut();
         if record.outcome != StepOutcome::Applied {

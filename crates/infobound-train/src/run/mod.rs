@@ -22,8 +22,8 @@ pub use checkpoint::{
 };
 pub use config::{Family, RunConfig, apply_override};
 pub use driver::{
-    LoopSettings, RunFamily, TrainOptions, TrainSummary, check_run_folder, run_training,
-    run_training_locked, train_loop,
+    FAULT_NAN_AT_STEP_ENV, LoopSettings, PoisonableBatch, RunFamily, TrainOptions, TrainSummary,
+    check_run_folder, run_training, run_training_locked, train_loop,
 };
 pub use fsutil::{write_atomic, write_json_atomic};
 pub use interval::IntervalStats;

@@ -10,8 +10,9 @@ use std::sync::Arc;
 use burn::optim::{AdamConfig, GradientsParams, ModuleOptimizer};
 use burn::tensor::{Device, Tensor, TensorData};
 use infobound_data::{GroundTruthDataset, ImageBatch, images_to_tensor};
+use infobound_estimators::EstimatorError;
 use infobound_models::objectives::{Discriminator, permute_dims};
-use infobound_models::{ObjectiveConfig, StepContext, Vae};
+use infobound_models::{ModelError, ObjectiveConfig, StepContext, Vae};
 
 use crate::optim::squared_gradient_norm;
 use crate::rng::{Stream, standard_normal, step_rng};
@@ -182,12 +183,24 @@ impl RunFamily for VaeTrainer {
             batch_size: b,
             dataset_size: self.dataset.factor_space().len(),
         };
-        let output = self.config.objective.vae_loss(
+        let output = match self.config.objective.vae_loss(
             &forward,
             self.config.model.likelihood,
             &context,
             self.discriminator.as_ref().map(|(d, _)| d),
-        )?;
+        ) {
+            Ok(output) => output,
+            // The total-correlation estimators check their inputs: non-finite codes (a NaN in
+            // the batch) are a non-finite step, skipped like a non-finite loss, before any
+            // update was computed.
+            Err(ModelError::Estimator(EstimatorError::NonFinite { .. })) => {
+                return Ok(StepRecord {
+                    terms: vec![("loss".into(), f64::NAN)],
+                    outcome: StepOutcome::NonFinite,
+                });
+            }
+            Err(e) => return Err(e.into()),
+        };
         let mut names: Vec<String> = std::iter::once("loss")
             .chain(output.terms.iter().map(|(name, _)| *name))
             .map(str::to_string)
