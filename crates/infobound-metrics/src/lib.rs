@@ -98,7 +98,7 @@ pub use npy::{
     NpyError, codes_from_npy_bytes, codes_to_npy_bytes, factors_from_npy_bytes,
     factors_to_npy_bytes, read_codes_npy, read_factors_npy, write_atomically,
 };
-pub use stats::{WelchTest, welch_t_test};
+pub use stats::{WelchTest, sample_mean_and_variance, welch_t_test};
 pub use suite::{
     MetricData, MetricInput, MetricName, MetricReport, MetricSpec, REGISTRY, SplitInfo,
     SuiteInputs, SuiteReport, parse_metric_list, run_suite, validate_codes,

@@ -78,6 +78,16 @@ pub fn welch_t_test(a: &[f64], b: &[f64]) -> Result<WelchTest, MetricsError> {
     })
 }
 
+/// Mean and sample variance (divisor `n − 1`) of `values`, the moments [`welch_t_test`]
+/// compares.
+///
+/// # Errors
+/// [`MetricsError::SampleTooSmall`] below two values, [`MetricsError::NonFiniteSample`] for
+/// NaN / ±∞, [`MetricsError::Numerical`] on overflow.
+pub fn sample_mean_and_variance(values: &[f64]) -> Result<(f64, f64), MetricsError> {
+    mean_and_variance("values", values)
+}
+
 /// Mean and sample variance (divisor `n − 1`) of `values`, checked.
 fn mean_and_variance(sample: &'static str, values: &[f64]) -> Result<(f64, f64), MetricsError> {
     if values.len() < 2 {

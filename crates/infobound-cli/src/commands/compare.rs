@@ -146,13 +146,12 @@ fn mean(values: &[f64]) -> f64 {
     values.iter().sum::<f64>() / values.len() as f64
 }
 
-/// Sample standard deviation (divisor `n − 1`); `None` below two values.
+/// Sample standard deviation (divisor `n − 1`, the variance Welch's test uses); `None` below
+/// two values.
 fn sample_sd(values: &[f64]) -> Option<f64> {
-    (values.len() >= 2).then(|| {
-        let m = mean(values);
-        let ss: f64 = values.iter().map(|v| (v - m) * (v - m)).sum();
-        (ss / (values.len() - 1) as f64).sqrt()
-    })
+    infobound_metrics::sample_mean_and_variance(values)
+        .ok()
+        .map(|(_, variance)| variance.sqrt())
 }
 
 /// Decimals shown for a number of magnitude `|v|`: about four significant digits (our choice:

@@ -295,10 +295,7 @@ pub fn evaluate(
         .negative_log_likelihood(logits, x, vae.layers())?
         .mean()
         .into_scalar();
-    let mu_host: Vec<f32> = mu
-        .into_data()
-        .try_to_vec()
-        .map_err(|e| TrainError::Config(format!("{e:?}")))?;
+    let mu_host = host_values(mu)?;
     let shown = 8;
     let recon = decode_batch(&vae, mu_host[..shown * k].to_vec(), k, &device)?;
     let numel = originals.shape().numel();
