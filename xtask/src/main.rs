@@ -44,7 +44,7 @@ fn main() -> ExitCode {
                  study [--ssl] [--seeds 0,1,2,3,4] [--table-only]\n\
                  \x20               α-TCVAE study v2 (configs/study/*.toml) over seeds, resumable;\n\
                  \x20               tables of `infobound compare` with Welch tests: docs/study-v2.md;\n\
-                 \x20               --ssl: the SSL quickstart presets: docs/ssl-study-latest.md\n\
+                 \x20               --ssl: the fair SSL study (issue #19): docs/ssl-study.md\n\
                  package         cargo package of every crate; every embedded file inside its\n\
                  \x20               crate and in the packaged list (part of `ci`)\n\
                  python          builds the Python package into a venv in the target directory\n\
@@ -456,6 +456,9 @@ struct Study {
     table: &'static str,
     /// Tables: (title, baseline method of the Welch tests, methods in the table).
     tables: &'static [(&'static str, &'static str, &'static [&'static str])],
+    /// Whether the document ends with the SSL floors: chance and the untrained network's kNN
+    /// per factor and linear probe, per method (each run evaluates its own step-0 weights).
+    floors: bool,
 }
 
 /// α-TCVAE study v2 (issue #18): the paper's ablation (α = 0 is its β-VAE) at equal C and
@@ -570,26 +573,130 @@ const VAE_STUDY: Study = Study {
             ],
         ),
     ],
+    floors: false,
 };
 
-/// The equal-budget SSL comparison (issue #8): the four quickstart presets.
+/// The study budget of every SSL row: half the quickstart presets' 1,000 steps of batch 64
+/// (our choice: 45 runs fit a working session on two cores), evaluated once at the end.
+macro_rules! ssl_study_row {
+    ($preset:literal, $warmup:literal $(, $extra:literal)*) => {
+        &[
+            "--preset", $preset,
+            "--set", "steps=500",
+            "--set", "checkpoint_every=250",
+            "--set", "monitor_every=500",
+            "--set", $warmup
+            $(, "--set", $extra)*
+        ]
+    };
+}
+
+/// The fair SSL comparison (issue #19): every method with its published optimiser recipe
+/// (MVEB's own; Barlow Twins' 1-D learning rate and loss scale, SimSiam's SGD, BYOL's CIFAR
+/// momentum), each with the two global views alone and with the same two local crops, per-view
+/// batch norm, five seeds; MVEB's λ = 0 ablation. Warm-ups keep each recipe's proportion of the
+/// schedule (MVEB, BYOL 10 %; Barlow Twins 1 %; SimSiam none).
 const SSL_STUDY: Study = Study {
-    title: "Equal-budget SSL study (`cargo xtask study --ssl`)",
-    setup: "procedural 3DShapes at 32 px, configs/{mveb,simsiam,byol,barlow_twins}_quickstart.toml",
+    title: "Fair SSL study (`cargo xtask study --ssl`)",
+    setup: "procedural 3DShapes at 32 px (3,000 train / 600 test images), CIFAR ResNet of width 8, \
+            batch 64, 500 steps (32,000 images; half the quickstart presets' budget), per-view \
+            forwards; configs/{mveb_quickstart,simsiam_published_quickstart,\
+            byol_published_quickstart,barlow_twins_published_quickstart}.toml with the --set of \
+            each row (`_global`: no local views; `_local`: two 16 px local views, MVEB's)",
     methods: &[
-        ("mveb", &["--preset", "mveb_quickstart"]),
-        ("simsiam", &["--preset", "simsiam_quickstart"]),
-        ("byol", &["--preset", "byol_quickstart"]),
-        ("barlow_twins", &["--preset", "barlow_twins_quickstart"]),
+        (
+            "mveb",
+            ssl_study_row!("mveb_quickstart", "optimizer.warmup_steps=50"),
+        ),
+        (
+            "mveb_global",
+            ssl_study_row!(
+                "mveb_quickstart",
+                "optimizer.warmup_steps=50",
+                "augmentation.num_local_views=0"
+            ),
+        ),
+        (
+            "simsiam",
+            ssl_study_row!("simsiam_published_quickstart", "optimizer.warmup_steps=0"),
+        ),
+        (
+            "simsiam_local",
+            ssl_study_row!(
+                "simsiam_published_quickstart",
+                "optimizer.warmup_steps=0",
+                "augmentation.num_local_views=2"
+            ),
+        ),
+        (
+            "byol",
+            ssl_study_row!("byol_published_quickstart", "optimizer.warmup_steps=50"),
+        ),
+        (
+            "byol_local",
+            ssl_study_row!(
+                "byol_published_quickstart",
+                "optimizer.warmup_steps=50",
+                "augmentation.num_local_views=2"
+            ),
+        ),
+        (
+            "barlow_twins",
+            ssl_study_row!(
+                "barlow_twins_published_quickstart",
+                "optimizer.warmup_steps=5"
+            ),
+        ),
+        (
+            "barlow_twins_local",
+            ssl_study_row!(
+                "barlow_twins_published_quickstart",
+                "optimizer.warmup_steps=5",
+                "augmentation.num_local_views=2"
+            ),
+        ),
+        (
+            "mveb_lambda0",
+            ssl_study_row!(
+                "mveb_quickstart",
+                "optimizer.warmup_steps=50",
+                "objective.entropy_weight=0.0"
+            ),
+        ),
     ],
-    runs: "runs/ssl-study",
+    runs: "runs/ssl-study-v2",
     archive: "docs/ssl-study/runs",
-    table: "docs/ssl-study-latest.md",
-    tables: &[(
-        "Equal budget",
-        "mveb",
-        &["mveb", "simsiam", "byol", "barlow_twins"],
-    )],
+    table: "docs/ssl-study.md",
+    tables: &[
+        (
+            "Two global views (each method's published recipe)",
+            "mveb_global",
+            &["mveb_global", "simsiam", "byol", "barlow_twins"],
+        ),
+        (
+            "Two global + two local views",
+            "mveb",
+            &["mveb", "simsiam_local", "byol_local", "barlow_twins_local"],
+        ),
+        ("Local crops: MVEB", "mveb_global", &["mveb_global", "mveb"]),
+        (
+            "Local crops: SimSiam",
+            "simsiam",
+            &["simsiam", "simsiam_local"],
+        ),
+        ("Local crops: BYOL", "byol", &["byol", "byol_local"]),
+        (
+            "Local crops: Barlow Twins",
+            "barlow_twins",
+            &["barlow_twins", "barlow_twins_local"],
+        ),
+        (
+            "MVEB's entropy term (λ = 0.01 vs 0)",
+            "mveb",
+            &["mveb", "mveb_lambda0"],
+        ),
+    ],
+    floors: true,
 };
 
 /// Trains every method of `study` for every seed, seeds outermost so that an interrupted study
@@ -752,7 +859,102 @@ fn study_document(study: &Study, records: &Path, seeds: &[u64]) -> Result<String
         ));
         md.push_str(&String::from_utf8_lossy(&output.stdout));
     }
+    if study.floors {
+        md.push_str(&ssl_floors(study, records, seeds)?);
+    }
     Ok(md)
+}
+
+/// The factors of the SSL columns of `infobound compare` (procedural 3DShapes factor index,
+/// name).
+const SSL_FLOOR_FACTORS: &[(usize, &str)] = &[
+    (0, "floor hue"),
+    (1, "wall hue"),
+    (2, "object hue"),
+    (4, "shape"),
+];
+
+/// The floors of an SSL study: per method, the untrained network's kNN accuracy per factor and
+/// its linear probe (mean ± sd over the finished seeds), and chance per factor.
+fn ssl_floors(study: &Study, records: &Path, seeds: &[u64]) -> Result<String, String> {
+    let mut md = String::from(
+        "\n## Floors\n\nThe untrained network: each run's own step-0 weights (`initial/`) \
+         evaluated like the trained ones; mean ± sd over the finished seeds. Chance is the \
+         majority class of the test split.\n\n| method | runs |",
+    );
+    for (_, factor) in SSL_FLOOR_FACTORS {
+        md.push_str(&format!(" untrained kNN {factor} |"));
+    }
+    md.push_str(" untrained linear probe |\n|---|---|");
+    md.push_str(&"---|".repeat(SSL_FLOOR_FACTORS.len() + 1));
+    md.push('\n');
+    let mut chance: Option<Vec<f64>> = None;
+    for (method, _) in study.methods {
+        let metrics: Vec<serde_json::Value> = seeds
+            .iter()
+            .map(|seed| records.join(format!("{method}-seed{seed}/metrics.json")))
+            .filter(|path| path.exists())
+            .map(|path| {
+                let text = std::fs::read_to_string(&path)
+                    .map_err(|e| format!("{}: {e}", path.display()))?;
+                serde_json::from_str(&text).map_err(|e| format!("{}: {e}", path.display()))
+            })
+            .collect::<Result<_, String>>()?;
+        if metrics.is_empty() {
+            continue;
+        }
+        let column = |pointer: &str| -> Result<String, String> {
+            let values: Vec<f64> = metrics
+                .iter()
+                .map(|m| {
+                    m.pointer(pointer)
+                        .and_then(serde_json::Value::as_f64)
+                        .ok_or_else(|| format!("{method}: no {pointer} in metrics.json"))
+                })
+                .collect::<Result<_, _>>()?;
+            Ok(mean_sd(&values))
+        };
+        md.push_str(&format!("| {method} | {} |", metrics.len()));
+        for (index, _) in SSL_FLOOR_FACTORS {
+            md.push_str(&format!(
+                " {} |",
+                column(&format!("/factor_knn/{index}/untrained_knn_accuracy"))?
+            ));
+        }
+        md.push_str(&format!(
+            " {} |\n",
+            column("/untrained_linear_probe_accuracy")?
+        ));
+        if chance.is_none() {
+            chance = SSL_FLOOR_FACTORS
+                .iter()
+                .map(|(index, _)| {
+                    metrics[0]
+                        .pointer(&format!("/factor_knn/{index}/chance_level"))
+                        .and_then(serde_json::Value::as_f64)
+                })
+                .collect();
+        }
+    }
+    if let Some(chance) = chance {
+        md.push_str("| chance | |");
+        for value in chance {
+            md.push_str(&format!(" {value:.3} |"));
+        }
+        md.push_str(" |\n");
+    }
+    Ok(md)
+}
+
+/// `mean ± sd` (sample standard deviation; the mean alone for one value), three decimals.
+fn mean_sd(values: &[f64]) -> String {
+    let n = values.len() as f64;
+    let mean = values.iter().sum::<f64>() / n;
+    if values.len() < 2 {
+        return format!("{mean:.3}");
+    }
+    let variance = values.iter().map(|v| (v - mean).powi(2)).sum::<f64>() / (n - 1.0);
+    format!("{mean:.3} ± {:.3}", variance.sqrt())
 }
 
 /// Medians (ms) of every criterion benchmark under `root`, named by their path below it.

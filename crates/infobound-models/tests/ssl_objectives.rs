@@ -47,7 +47,7 @@
 use burn::tensor::{DType, Device, Tensor, TensorData};
 use infobound_models::ssl::{
     BarlowTwinsConfig, ByolConfig, LocalScoreSupport, MvebConfig, ScoreSupport, SimSiamConfig,
-    SslObjectiveConfig, SslViews,
+    SslObjectiveConfig, SslViews, barlow_twins_loss, byol_loss, cross_view_pairs, simsiam_loss,
 };
 use infobound_models::{LossOutput, ModelError};
 
@@ -458,14 +458,13 @@ fn method_traits() {
         (
             c.uses_target_network(),
             c.uses_predictor(),
-            c.uses_local_views(),
             c.base_momentum(),
         )
     };
-    assert_eq!(traits(&mveb), (true, false, true, Some(0.996)));
-    assert_eq!(traits(&simsiam), (false, true, false, None));
-    assert_eq!(traits(&byol), (true, true, false, Some(0.996)));
-    assert_eq!(traits(&barlow), (false, false, false, None));
+    assert_eq!(traits(&mveb), (true, false, Some(0.996)));
+    assert_eq!(traits(&simsiam), (false, true, None));
+    assert_eq!(traits(&byol), (true, true, Some(0.996)));
+    assert_eq!(traits(&barlow), (false, false, None));
     let json = r#"{"kind":"mveb","entropy_weight":0.02}"#;
     let parsed: SslObjectiveConfig = serde_json::from_str(json).unwrap();
     assert_eq!(
@@ -504,11 +503,7 @@ fn bad_inputs_are_errors() {
         None,
         Some(vec![v(10), v(11)])
     ))));
-    assert!(is_views(barlow.loss(&views(
-        vec![v(0), v(1), v(2)],
-        None,
-        None
-    ))));
+    assert!(is_views(barlow.loss(&views(vec![v(0)], None, None))));
     // Missing or miscounted target / predictions.
     assert!(is_views(mveb.loss(&views(vec![v(0), v(1)], None, None))));
     assert!(is_views(mveb.loss(&views(
@@ -517,6 +512,12 @@ fn bad_inputs_are_errors() {
         Some(vec![v(10)])
     ))));
     assert!(is_views(simsiam.loss(&views(vec![v(0), v(1)], None, None))));
+    // One prediction per view, local views included.
+    assert!(is_views(simsiam.loss(&views(
+        vec![v(0), v(1), v(2)],
+        Some(vec![v(20), v(21)]),
+        None
+    ))));
     assert!(is_views(byol.loss(&views(
         vec![v(0), v(1)],
         None,
@@ -548,4 +549,98 @@ fn bad_inputs_are_errors() {
         bad_momentum.init(),
         Err(ModelError::InvalidConfig(_))
     ));
+}
+
+/// The baselines with local views (and with the 2 global views alone) against the float64 NumPy
+/// values of `reference/scripts/ssl_multicrop_numpy.py`, through the objectives and the pure
+/// functions; gradients reach every view's prediction (SimSiam, BYOL) or projection (Barlow
+/// Twins).
+#[test]
+fn baselines_with_local_views_match_the_numpy_reference() {
+    let reference: serde_json::Value =
+        serde_json::from_str(include_str!("../reference/ssl_multicrop.json")).expect("json");
+    let device = device();
+    let simsiam = SslObjectiveConfig::SimSiam(SimSiamConfig {})
+        .init()
+        .unwrap();
+    let byol = SslObjectiveConfig::Byol(ByolConfig::default())
+        .init()
+        .unwrap();
+    let barlow = SslObjectiveConfig::BarlowTwins(BarlowTwinsConfig::default())
+        .init()
+        .unwrap();
+    let cases = reference["cases"].as_array().expect("cases");
+    assert_eq!(cases.len(), 3);
+    for case in cases {
+        let count = case["views"].as_u64().expect("views") as usize;
+        let value = |pointer: &str| {
+            case.pointer(pointer)
+                .and_then(|v| v.as_f64())
+                .expect(pointer)
+        };
+        let online: Vec<Tensor<2>> = (0..count)
+            .map(|v| view(v, &device).require_grad())
+            .collect();
+        let predictions: Vec<Tensor<2>> = (20..20 + count)
+            .map(|v| view(v, &device).require_grad())
+            .collect();
+        let target: Vec<Tensor<2>> = (10..12).map(|v| view(v, &device)).collect();
+        let views = SslViews {
+            online: online.clone(),
+            predictions: Some(predictions.clone()),
+            target: Some(target.clone()),
+        };
+        let what = |name: &str| format!("{name} with {count} views");
+
+        let out = simsiam.loss(&views).unwrap();
+        assert_close(
+            &what("simsiam"),
+            term(&out, "loss"),
+            value("/simsiam"),
+            1e-9,
+        );
+        let pure = simsiam_loss(&online, &predictions).unwrap();
+        assert_close(
+            &what("simsiam_loss"),
+            host(pure.loss)[0],
+            value("/simsiam"),
+            1e-9,
+        );
+        let grads = out.loss.backward();
+        assert!(predictions.iter().all(|p| p.grad(&grads).is_some()));
+
+        let out = byol.loss(&views).unwrap();
+        assert_close(&what("byol"), term(&out, "loss"), value("/byol"), 1e-9);
+        let pure = byol_loss(&predictions, [target[0].clone(), target[1].clone()]).unwrap();
+        assert_close(&what("byol_loss"), host(pure.loss)[0], value("/byol"), 1e-9);
+
+        let out = barlow.loss(&views).unwrap();
+        let bt = "/barlow_twins_lambda_0.0051";
+        for name in ["on_diagonal", "off_diagonal", "loss"] {
+            let expected = value(&format!("{bt}/{name}"));
+            assert_close(&what(name), term(&out, name), expected, 1e-9);
+        }
+        let pure = barlow_twins_loss(&online, 0.0051).unwrap();
+        assert_close(
+            &what("barlow_twins_loss"),
+            host(pure.loss)[0],
+            value(&format!("{bt}/loss")),
+            1e-9,
+        );
+        let grads = out.loss.backward();
+        assert!(online.iter().all(|z| z.grad(&grads).is_some()));
+    }
+}
+
+/// The multi-crop pairs: each global view against every other view, nothing else.
+#[test]
+fn cross_view_pairs_put_each_global_view_against_every_other_view() {
+    assert_eq!(
+        cross_view_pairs(2).collect::<Vec<_>>(),
+        vec![(0, 1), (1, 0)]
+    );
+    assert_eq!(
+        cross_view_pairs(4).collect::<Vec<_>>(),
+        vec![(0, 1), (0, 2), (0, 3), (1, 0), (1, 2), (1, 3)]
+    );
 }

@@ -51,6 +51,6 @@ pub use head::{HiddenLayer, MlpHead, MlpHeadConfig};
 pub use network::{SslNetwork, SslNetworkConfig, ViewBatching, ViewEmbeddings};
 pub use objectives::{
     BarlowTwinsConfig, ByolConfig, LocalScoreSupport, MvebConfig, ScoreSupport, SimSiamConfig,
-    SslMethod, SslObjective, SslObjectiveConfig, SslViews, barlow_twins_loss, byol_loss, mveb_loss,
-    simsiam_loss,
+    SslMethod, SslObjective, SslObjectiveConfig, SslViews, barlow_twins_loss, byol_loss,
+    cross_view_pairs, mveb_loss, simsiam_loss,
 };

@@ -377,16 +377,6 @@ impl SslTrainConfig {
         toml::to_string_pretty(self).map_err(|e| TrainError::Config(e.to_string()))
     }
 
-    /// The views a step generates: all of them for methods that use local views, else only
-    /// the two global ones.
-    pub fn effective_augmentation(&self) -> MultiCropConfig {
-        let mut views = self.augmentation.clone();
-        if !self.objective.uses_local_views() {
-            views.num_local_views = 0;
-        }
-        views
-    }
-
     /// The peak learning rate `base_lr × batch / 256`.
     pub fn peak_learning_rate(&self) -> f64 {
         crate::optim::scaled_learning_rate(self.optimizer.base_lr, self.batch_size)

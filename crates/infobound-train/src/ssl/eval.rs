@@ -492,7 +492,7 @@ fn write_retrieval(
 fn write_views(trainer: &SslTrainer, path: &std::path::Path) -> Result<(), TrainError> {
     let config = trainer.config();
     let data = trainer.data();
-    let augmenter = MultiCropAugmenter::new(config.effective_augmentation())?;
+    let augmenter = MultiCropAugmenter::new(config.augmentation.clone())?;
     let indices: Vec<usize> = (0..data.train().len().min(VIEW_EXAMPLES)).collect();
     let images = data.train().images(&indices)?;
     let views = augmenter.augment(&images, config.seed, 0)?;

@@ -195,7 +195,7 @@ impl Replica<'_> {
             features,
             projections: online,
         } = self.online.embed_views(images, self.batching)?;
-        let predictions = self.online.predict_views(&online[..2], self.batching)?;
+        let predictions = self.online.predict_views(&online, self.batching)?;
         let target = match self.target {
             Some(t) => Some(
                 t.embed_views(globals, self.batching)?

@@ -26,7 +26,7 @@ pub fn write_ssl_report(run: &RunDir) -> Result<std::path::PathBuf, TrainError> 
             });
         }
     };
-    let views = config.effective_augmentation();
+    let views = config.augmentation.clone();
     let mut md = format!(
         "# Run `{}`\n\n{} self-supervised training, seed {}, {} steps of batch {}, {} views \
          ({} global at {} px, {} local at {} px), peak learning rate {:.4}.\n\n",

@@ -115,7 +115,7 @@ impl SslTrainer {
                 "the dataset needs training and test images".into(),
             ));
         }
-        let augmenter = MultiCropAugmenter::new(config.effective_augmentation())?;
+        let augmenter = MultiCropAugmenter::new(config.augmentation.clone())?;
         let inference_device = devices[0].clone();
         let devices: Vec<Device> = devices.iter().map(|d| d.clone().autodiff()).collect();
         let device = devices[0].clone();
@@ -802,8 +802,7 @@ mod tests {
         );
     }
 
-    /// A four-image step of the preset `name` at 16 px with narrow heads; MVEB keeps two
-    /// local views.
+    /// A four-image step of the preset `name` at 16 px with narrow heads and two local views.
     fn tiny_method_config(name: &str) -> SslTrainConfig {
         let mut config = SslTrainConfig::preset(name).expect("preset");
         let base = tiny_config();
@@ -868,8 +867,7 @@ mod tests {
                     ImageBatch::new(v.shape(), pixels).expect("same shape")
                 })
                 .collect();
-            let uses_local = trainer.config.objective.uses_local_views();
-            assert_eq!(views.len(), if uses_local { 4 } else { 2 }, "{name}");
+            assert_eq!(views.len(), 4, "{name}");
             // The stem convolution's per-channel batch means of every view, before the step.
             let stem = trainer.online.valid().backbone.stem.conv;
             let means: Vec<Vec<f32>> = views
@@ -898,7 +896,7 @@ mod tests {
                 .expect("step");
             let momentum = trainer.online.backbone.stem.norm.momentum as f32;
             let per_view = vec![1; views.len()];
-            let concatenated = if uses_local { vec![2, 2] } else { vec![2] };
+            let concatenated = vec![2, 2];
             let (online_groups, alternative_groups, target_groups) = match batching {
                 ViewBatching::PerView => (per_view, concatenated, vec![1, 1]),
                 ViewBatching::Concatenated => (concatenated, per_view, vec![2]),

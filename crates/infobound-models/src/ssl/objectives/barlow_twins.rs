@@ -1,11 +1,12 @@
 //! Barlow Twins (Zbontar, Jing, Misra, LeCun, Deny, ICML 2021): with z^1, z^2 standardised
 //! along the batch and `C = (z^1)ᵀ z^2 / B`,
-//! `L = Σ_i (1 − C_ii)² + λ Σ_{i≠j} C_ij²`.
+//! `L = Σ_i (1 − C_ii)² + λ Σ_{i≠j} C_ij²`; local views join as (global, local) pairs
+//! ([`barlow_twins_loss`]).
 
 use burn::tensor::Tensor;
 use serde::{Deserialize, Serialize};
 
-use super::{ScoreSupport, SslMethod, SslViews, non_negative};
+use super::{ScoreSupport, SslMethod, SslViews, check_view_counts, non_negative};
 use crate::loss::detached;
 use crate::{LossOutput, ModelError};
 
@@ -35,32 +36,58 @@ impl Default for BarlowTwinsConfig {
     }
 }
 
-/// Barlow Twins loss `Σ_i (1 − C_ii)² + λ Σ_{i≠j} C_ij²` with `C = (z̃^1)ᵀ z̃^2 / B` on the
-/// batch-standardised projections z̃.
+/// Barlow Twins loss `Σ_i (1 − C_ii)² + λ Σ_{i≠j} C_ij²` with `C = (z̃^a)ᵀ z̃^b / B` on the
+/// batch-standardised projections z̃, averaged over the view pairs (a, b): the global pair
+/// (1, 2) and, for V > 2 views, every (global, local) pair. With the 2 global views this is the
+/// paper's loss (Zbontar et al. 2021, eq. 1); the mean over (global, local) pairs is our choice
+/// (neither the official code nor solo-learn defines multi-crop Barlow Twins).
 ///
 /// # Shapes
-/// - `online`: the online projections `[z^1, z^2]`, each `[B, d]`
+/// - `online`: the online projections of V ≥ 2 views, the 2 global ones first, each `[B, d]`
 ///
-/// Terms: `on_diagonal`, `off_diagonal` (unweighted).
-pub fn barlow_twins_loss(online: [Tensor<2>; 2], lambda: f64) -> LossOutput {
-    let [z1, z2] = online;
-    let [batch, _] = z1.dims();
-    let scale = 1.0 / batch as f64;
-    let z1 = standardise(z1);
-    let z2 = standardise(z2);
-    // C_ii = Σ_b z1_bi z2_bi / B directly, so the off-diagonal sum needs no identity mask.
-    let diagonal = (z1.clone() * z2.clone()).sum_dim(0).mul_scalar(scale);
-    let correlation = z1.transpose().matmul(z2).mul_scalar(scale);
-    let on_diagonal = diagonal.clone().neg().add_scalar(1.0).square().sum();
-    let off_diagonal = correlation.square().sum() - diagonal.square().sum();
+/// Terms: `on_diagonal`, `off_diagonal` (unweighted, averaged over the pairs).
+///
+/// # Errors
+/// [`ModelError::Views`] for fewer than 2 views.
+pub fn barlow_twins_loss(online: &[Tensor<2>], lambda: f64) -> Result<LossOutput, ModelError> {
+    check_view_counts("barlow_twins", online.len(), None)?;
+    let z: Vec<Tensor<2>> = online.iter().cloned().map(standardise).collect();
+    let pairs: Vec<(usize, usize)> = std::iter::once((0, 1))
+        .chain((0..2).flat_map(|g| (2..z.len()).map(move |l| (g, l))))
+        .collect();
+    let weight = 1.0 / pairs.len() as f64;
+    let mut sums: Option<(Tensor<1>, Tensor<1>)> = None;
+    for (a, b) in pairs {
+        let (on, off) = correlation_terms(z[a].clone(), z[b].clone());
+        sums = Some(match sums {
+            Some((on_sum, off_sum)) => (on_sum + on, off_sum + off),
+            None => (on, off),
+        });
+    }
+    let (on_diagonal, off_diagonal) =
+        sums.ok_or_else(|| ModelError::Views("barlow_twins needs a view pair".into()))?;
+    let on_diagonal = on_diagonal.mul_scalar(weight);
+    let off_diagonal = off_diagonal.mul_scalar(weight);
     let loss = on_diagonal.clone() + off_diagonal.clone().mul_scalar(lambda);
-    LossOutput::new(
+    Ok(LossOutput::new(
         loss,
         vec![
             ("on_diagonal", detached(&on_diagonal)),
             ("off_diagonal", detached(&off_diagonal)),
         ],
-    )
+    ))
+}
+
+/// `(Σ_i (1 − C_ii)², Σ_{i≠j} C_ij²)` of two standardised `[B, d]` views.
+fn correlation_terms(z1: Tensor<2>, z2: Tensor<2>) -> (Tensor<1>, Tensor<1>) {
+    let [batch, _] = z1.dims();
+    let scale = 1.0 / batch as f64;
+    // C_ii = Σ_b z1_bi z2_bi / B directly, so the off-diagonal sum needs no identity mask.
+    let diagonal = (z1.clone() * z2.clone()).sum_dim(0).mul_scalar(scale);
+    let correlation = z1.transpose().matmul(z2).mul_scalar(scale);
+    let on_diagonal = diagonal.clone().neg().add_scalar(1.0).square().sum();
+    let off_diagonal = correlation.square().sum() - diagonal.square().sum();
+    (on_diagonal, off_diagonal)
 }
 
 impl SslMethod for BarlowTwinsConfig {
@@ -80,10 +107,7 @@ impl SslMethod for BarlowTwinsConfig {
         views: &SslViews,
         _support: &dyn ScoreSupport,
     ) -> Result<LossOutput, ModelError> {
-        let output = barlow_twins_loss(
-            [views.online[0].clone(), views.online[1].clone()],
-            self.lambda,
-        );
+        let output = barlow_twins_loss(&views.online, self.lambda)?;
         Ok(LossOutput::new(
             output.loss.mul_scalar(self.loss_scale),
             output.terms,

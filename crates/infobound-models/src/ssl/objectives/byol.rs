@@ -1,12 +1,14 @@
 //! BYOL (Grill et al., "Bootstrap Your Own Latent", NeurIPS 2020):
 //! `L = mean_i [(2 − 2 cos(p_i^1, t_i^2)) + (2 − 2 cos(p_i^2, t_i^1))]`, with p the online
-//! predictions and t the (constant) target-network projections.
+//! predictions and t the (constant) target-network projections; local views join as in
+//! solo-learn ([`byol_loss`]).
 
 use burn::tensor::Tensor;
 use serde::{Deserialize, Serialize};
 
 use super::{
-    ScoreSupport, SslMethod, SslViews, l2_normalize, mean_inner, required, unit_interval,
+    ScoreSupport, SslMethod, SslViews, check_view_counts, cross_view_pairs, l2_normalize,
+    mean_inner, required, unit_interval,
 };
 use crate::{LossOutput, ModelError};
 
@@ -26,18 +28,34 @@ impl Default for ByolConfig {
     }
 }
 
-/// BYOL loss `mean_i [(2 − 2 cos(p_i^1, sg(t_i^2))) + (2 − 2 cos(p_i^2, sg(t_i^1)))]`.
+/// BYOL loss summed over the multi-crop pairs (g, v) of [`cross_view_pairs`]:
+/// `L = Σ_(g,v) mean_i (2 − 2 cos(p_i^v, sg(t_i^g)))`. With the 2 global views this is the
+/// paper's symmetrised loss (Grill et al. 2020, eq. 2 + its symmetric term); the sum over all
+/// pairs with local views is solo-learn's (vturrisi/solo-learn@9187ea3 `solo/methods/byol.py`,
+/// `neg_cos_sim += byol_loss_func(P[v2], Z_momentum[v1])`).
 ///
 /// # Shapes
-/// - `predictions`: the online predictor outputs `[p^1, p^2]`, each `[B, d]`
-/// - `target`: the target-network projections `[t^1, t^2]`, each `[B, d]` (detached here)
+/// - `predictions`: the online predictor outputs of V ≥ 2 views, the 2 global ones first, each
+///   `[B, d]`
+/// - `target`: the target-network projections `[t^1, t^2]` of the global views, each `[B, d]`
+///   (detached here)
 ///
 /// No terms besides the loss.
-pub fn byol_loss(predictions: [Tensor<2>; 2], target: [Tensor<2>; 2]) -> LossOutput {
-    let [p1, p2] = predictions.map(l2_normalize);
-    let [t1, t2] = target.map(|t| l2_normalize(t.detach()));
-    let cosines = mean_inner(p1, t2) + mean_inner(p2, t1);
-    LossOutput::new(cosines.mul_scalar(-2.0).add_scalar(4.0), Vec::new())
+///
+/// # Errors
+/// [`ModelError::Views`] for fewer than 2 predictions.
+pub fn byol_loss(predictions: &[Tensor<2>], target: [Tensor<2>; 2]) -> Result<LossOutput, ModelError> {
+    check_view_counts("byol", predictions.len(), None)?;
+    let p: Vec<Tensor<2>> = predictions.iter().cloned().map(l2_normalize).collect();
+    let t = target.map(|t| l2_normalize(t.detach()));
+    let pairs: Vec<(usize, usize)> = cross_view_pairs(predictions.len()).collect();
+    let cosines = pairs
+        .iter()
+        .map(|&(g, v)| mean_inner(p[v].clone(), t[g].clone()))
+        .reduce(|a, b| a + b)
+        .ok_or_else(|| ModelError::Views("byol needs a view pair".into()))?;
+    let loss = cosines.mul_scalar(-2.0).add_scalar(2.0 * pairs.len() as f64);
+    Ok(LossOutput::new(loss, Vec::new()))
 }
 
 impl SslMethod for ByolConfig {
@@ -63,8 +81,8 @@ impl SslMethod for ByolConfig {
         _support: &dyn ScoreSupport,
     ) -> Result<LossOutput, ModelError> {
         let shape = views.online[0].dims();
-        let predictions = required("predictions", &views.predictions, shape)?;
-        let target = required("target", &views.target, shape)?;
-        Ok(byol_loss(predictions.clone(), target.clone()))
+        let predictions = required("predictions", &views.predictions, views.online.len(), shape)?;
+        let target = required("target", &views.target, 2, shape)?;
+        byol_loss(predictions, [target[0].clone(), target[1].clone()])
     }
 }

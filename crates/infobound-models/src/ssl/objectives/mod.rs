@@ -34,18 +34,13 @@ pub trait SslMethod {
         false
     }
 
-    /// Whether the method consumes local (small-crop) views besides the two global ones.
-    fn uses_local_views(&self) -> bool {
-        false
-    }
-
     /// The base EMA momentum of the target network, for [`crate::ssl::cosine_momentum`].
     fn base_momentum(&self) -> Option<f64> {
         None
     }
 
-    /// The loss of one batch (views already checked: 2 online views, or ≥ 2 for methods with
-    /// local views, all of one shape). `support` supplies the samples of a score estimator
+    /// The loss of one batch (views already checked: ≥ 2 online views, the 2 global ones
+    /// first, then the local ones, all of one shape). `support` supplies the samples of a score estimator
     /// under data-parallel training; methods without one ignore it.
     ///
     /// # Errors
@@ -85,11 +80,6 @@ impl SslObjectiveConfig {
         self.method().uses_predictor()
     }
 
-    /// Whether the method consumes local (small-crop) views besides the two global ones.
-    pub fn uses_local_views(&self) -> bool {
-        self.method().uses_local_views()
-    }
-
     /// The base EMA momentum of the target network, for [`crate::ssl::cosine_momentum`].
     pub fn base_momentum(&self) -> Option<f64> {
         self.method().base_momentum()
@@ -119,7 +109,7 @@ pub struct SslObjective {
 pub struct SslViews {
     /// Online projector outputs of all V views, the 2 global views first; not normalised.
     pub online: Vec<Tensor<2>>,
-    /// Predictor outputs of the 2 global views (SimSiam, BYOL).
+    /// Predictor outputs of all V views, in the order of `online` (SimSiam, BYOL).
     pub predictions: Option<Vec<Tensor<2>>>,
     /// Target-network projector outputs of the 2 global views (MVEB, BYOL). Treated as
     /// constants: the objectives detach them.
@@ -158,24 +148,14 @@ impl SslObjective {
     }
 }
 
-/// Checks the online views: exactly 2 (≥ 2 for MVEB), all of one shape; returns that shape.
+/// Checks the online views: at least the 2 global ones, all of one shape; returns that shape.
 fn check_online(
     config: &SslObjectiveConfig,
     online: &[Tensor<2>],
 ) -> Result<[usize; 2], ModelError> {
-    let count_ok = if config.uses_local_views() {
-        online.len() >= 2
-    } else {
-        online.len() == 2
-    };
-    if !count_ok {
-        let expected = if config.uses_local_views() {
-            "at least 2"
-        } else {
-            "exactly 2"
-        };
+    if online.len() < 2 {
         return Err(ModelError::Views(format!(
-            "{} takes {expected} online views, got {}",
+            "{} takes at least the 2 global online views, got {}",
             config.name(),
             online.len()
         )));
@@ -192,22 +172,24 @@ fn check_online(
     Ok(shape)
 }
 
-/// Returns the two global-view tensors of `name`, checking presence, count and shape.
+/// Returns the `count` tensors of `name` (predictions of every view, target projections of the
+/// 2 global views), checking presence, count and shape.
 pub(crate) fn required<'a>(
     name: &str,
     tensors: &'a Option<Vec<Tensor<2>>>,
+    count: usize,
     shape: [usize; 2],
-) -> Result<&'a [Tensor<2>; 2], ModelError> {
+) -> Result<&'a [Tensor<2>], ModelError> {
     let tensors = tensors
         .as_ref()
         .ok_or_else(|| ModelError::Views(format!("this objective needs the {name} outputs")))?;
-    let pair: &[Tensor<2>; 2] = tensors.as_slice().try_into().map_err(|_| {
-        ModelError::Views(format!(
-            "{name} must hold the 2 global views, got {}",
+    if tensors.len() != count {
+        return Err(ModelError::Views(format!(
+            "{name} must hold {count} views, got {}",
             tensors.len()
-        ))
-    })?;
-    for (index, tensor) in pair.iter().enumerate() {
+        )));
+    }
+    for (index, tensor) in tensors.iter().enumerate() {
         if tensor.dims() != shape {
             return Err(ModelError::Shape(format!(
                 "{name} view {index} is {:?}, online views are {shape:?}",
@@ -215,7 +197,35 @@ pub(crate) fn required<'a>(
             )));
         }
     }
-    Ok(pair)
+    Ok(tensors)
+}
+
+/// The multi-crop pairs `(g, v)` of a batch of `views` views: each global view g ∈ {0, 1} as
+/// the target of every other view v ≠ g, solo-learn's convention for methods with a predictor
+/// (vturrisi/solo-learn@9187ea3 `solo/methods/byol.py`: `for v1 in range(num_large_crops):
+/// for v2 in np.delete(range(num_crops), v1)`). With 2 views: (0, 1), (1, 0).
+pub fn cross_view_pairs(views: usize) -> impl Iterator<Item = (usize, usize)> {
+    (0..2.min(views)).flat_map(move |g| (0..views).filter(move |&v| v != g).map(move |v| (g, v)))
+}
+
+/// Checks that a pure loss got the 2 global views and, for `per_view` (name, count), one
+/// tensor per view.
+pub(crate) fn check_view_counts(
+    loss: &str,
+    views: usize,
+    per_view: Option<(&str, usize)>,
+) -> Result<(), ModelError> {
+    if views < 2 {
+        return Err(ModelError::Views(format!(
+            "{loss} needs the 2 global views, got {views}"
+        )));
+    }
+    match per_view {
+        Some((name, count)) if count != views => Err(ModelError::Views(format!(
+            "{loss} needs one {name} per view: {views} views, {count} {name}"
+        ))),
+        _ => Ok(()),
+    }
 }
 
 /// Row-wise L2 normalisation `x / max(‖x‖, 1e-12)` (PyTorch's `F.normalize`).

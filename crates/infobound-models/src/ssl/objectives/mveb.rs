@@ -127,20 +127,16 @@ impl SslMethod for MvebConfig {
         true
     }
 
-    fn uses_local_views(&self) -> bool {
-        true
-    }
-
     fn base_momentum(&self) -> Option<f64> {
         Some(self.base_momentum)
     }
 
     fn loss(&self, views: &SslViews, support: &dyn ScoreSupport) -> Result<LossOutput, ModelError> {
         let shape = views.online[0].dims();
-        let target = required("target", &views.target, shape)?;
+        let target = required("target", &views.target, 2, shape)?;
         mveb_loss(
             &views.online,
-            target.clone(),
+            [target[0].clone(), target[1].clone()],
             &VmfScoreEstimator::new(self.score)?,
             self.entropy_weight,
             support,

@@ -1,11 +1,15 @@
 //! SimSiam (Chen & He, "Exploring Simple Siamese Representation Learning", CVPR 2021):
 //! `L = −½ [mean_i cos(p_i^1, sg(z_i^2)) + mean_i cos(p_i^2, sg(z_i^1))]`, with z the online
-//! projections and p the predictor outputs.
+//! projections and p the predictor outputs; local views join as predictions of the global
+//! views' projections ([`simsiam_loss`]).
 
 use burn::tensor::Tensor;
 use serde::{Deserialize, Serialize};
 
-use super::{ScoreSupport, SslMethod, SslViews, l2_normalize, mean_inner, required};
+use super::{
+    ScoreSupport, SslMethod, SslViews, check_view_counts, cross_view_pairs, l2_normalize,
+    mean_inner, required,
+};
 use crate::{LossOutput, ModelError};
 
 /// SimSiam has no loss hyper-parameters.
@@ -13,18 +17,42 @@ use crate::{LossOutput, ModelError};
 #[serde(deny_unknown_fields)]
 pub struct SimSiamConfig {}
 
-/// SimSiam loss `−½ [mean_i cos(p_i^1, sg(z_i^2)) + mean_i cos(p_i^2, sg(z_i^1))]`.
+/// SimSiam loss over the multi-crop pairs (g, v) of [`cross_view_pairs`]:
+/// `L = −(1/P) Σ_(g,v) mean_i cos(p_i^v, sg(z_i^g))`, P the number of pairs. With the 2 global
+/// views this is the paper's `−½ [cos(p^1, sg z^2) + cos(p^2, sg z^1)]` (Chen & He 2021,
+/// Algorithm 1); the mean over pairs for local views is our choice (solo-learn's SimSiam takes
+/// two views only).
 ///
 /// # Shapes
-/// - `online`: the online projections `[z^1, z^2]`, each `[B, d]`
-/// - `predictions`: the predictor outputs `[p^1, p^2]`, each `[B, d]`
+/// - `online`: the online projections of V ≥ 2 views, the 2 global ones first, each `[B, d]`
+/// - `predictions`: the predictor outputs of the same V views, each `[B, d]`
 ///
 /// No terms besides the loss.
-pub fn simsiam_loss(online: [Tensor<2>; 2], predictions: [Tensor<2>; 2]) -> LossOutput {
-    let [p1, p2] = predictions.map(l2_normalize);
-    let [z1, z2] = online.map(|z| l2_normalize(z.detach()));
-    let loss = (mean_inner(p1, z2) + mean_inner(p2, z1)).mul_scalar(-0.5);
-    LossOutput::new(loss, Vec::new())
+///
+/// # Errors
+/// [`ModelError::Views`] for fewer than 2 views or a prediction count that is not V.
+pub fn simsiam_loss(
+    online: &[Tensor<2>],
+    predictions: &[Tensor<2>],
+) -> Result<LossOutput, ModelError> {
+    check_view_counts(
+        "simsiam",
+        online.len(),
+        Some(("prediction", predictions.len())),
+    )?;
+    let p: Vec<Tensor<2>> = predictions.iter().cloned().map(l2_normalize).collect();
+    let z: Vec<Tensor<2>> = online[..2]
+        .iter()
+        .map(|z| l2_normalize(z.clone().detach()))
+        .collect();
+    let pairs: Vec<(usize, usize)> = cross_view_pairs(online.len()).collect();
+    let cosines = pairs
+        .iter()
+        .map(|&(g, v)| mean_inner(p[v].clone(), z[g].clone()))
+        .reduce(|a, b| a + b)
+        .ok_or_else(|| ModelError::Views("simsiam needs a view pair".into()))?;
+    let loss = cosines.mul_scalar(-1.0 / pairs.len() as f64);
+    Ok(LossOutput::new(loss, Vec::new()))
 }
 
 impl SslMethod for SimSiamConfig {
@@ -42,10 +70,7 @@ impl SslMethod for SimSiamConfig {
         _support: &dyn ScoreSupport,
     ) -> Result<LossOutput, ModelError> {
         let shape = views.online[0].dims();
-        let predictions = required("predictions", &views.predictions, shape)?;
-        Ok(simsiam_loss(
-            [views.online[0].clone(), views.online[1].clone()],
-            predictions.clone(),
-        ))
+        let predictions = required("predictions", &views.predictions, views.online.len(), shape)?;
+        simsiam_loss(&views.online, predictions)
     }
 }
