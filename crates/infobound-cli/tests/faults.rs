@@ -142,6 +142,8 @@ struct PackTensor {
     header: String,
     param_id: Option<u64>,
     digest: (u64, usize),
+    /// Whether every value is finite (float tensors; true for the others).
+    finite: bool,
 }
 
 fn digest(bytes: &[u8]) -> (u64, usize) {
@@ -187,9 +189,48 @@ fn read_burnpack(path: &Path) -> Result<Vec<PackTensor>, String> {
                 _ => None,
             },
             digest: digest(data),
+            finite: all_finite(&format!("{:?}", entry.get("dtype")), data),
         });
     }
     Ok(out)
+}
+
+/// Whether the little-endian `data` of a tensor of `dtype` (the CBOR entry, printed) holds only
+/// finite values; tensors of other than F32 / F64 count as finite.
+fn all_finite(dtype: &str, data: &[u8]) -> bool {
+    if dtype.contains("F32") {
+        data.chunks_exact(4)
+            .all(|b| f32::from_le_bytes(b.try_into().unwrap()).is_finite())
+    } else if dtype.contains("F64") {
+        data.chunks_exact(8)
+            .all(|b| f64::from_le_bytes(b.try_into().unwrap()).is_finite())
+    } else {
+        true
+    }
+}
+
+/// The tensors of a checkpoint's `.bpk` files that hold a non-finite value, as `file:tensor`.
+fn non_finite_tensors(checkpoint: &Path) -> Vec<String> {
+    let mut found = Vec::new();
+    let mut float_tensors = 0;
+    for entry in std::fs::read_dir(checkpoint).unwrap().flatten() {
+        let path = entry.path();
+        if path.extension().is_none_or(|e| e != "bpk") {
+            continue;
+        }
+        for t in read_burnpack(&path).unwrap() {
+            float_tensors += usize::from(t.header.contains("F32") || t.header.contains("F64"));
+            if !t.finite {
+                found.push(format!("{}:{}", path.display(), t.name));
+            }
+        }
+    }
+    assert!(
+        float_tensors > 0,
+        "{}: no float tensor",
+        checkpoint.display()
+    );
+    found
 }
 
 /// What a checkpoint holds, independent of parameter ids: `state.json` and, per `.bpk` file,
@@ -1043,13 +1084,12 @@ fn a_vae_run_survives_kills_a_damaged_checkpoint_and_a_full_disk() {
 /// A NaN in one step's input (the driver's `INFOBOUND_FAULT_NAN_AT_STEP` hook): the guard
 /// skips that step and puts back the parameters of before it. Had a NaN reached the
 /// parameters, every later step would be non-finite too and the run would end `Diverged`
-/// after 20 of them (steps 4–23 of 30); it must instead finish with exactly one skipped step,
-/// finite losses after it, and every checkpoint matching its manifest.
-#[test]
-fn a_nan_in_a_batch_is_skipped_and_never_reaches_the_parameters() {
-    let scratch = tempfile::tempdir().unwrap();
-    let family = vae_family(scratch.path());
-    let run = scratch.path().join("poisoned");
+/// after 20 of them; it must instead finish with exactly one skipped step, finite losses
+/// after it, every checkpoint matching its manifest and holding finite tensors only — batch
+/// norm's running statistics included, which the poisoned forward updates in place (SSL) and
+/// a training-mode loss never reads, so only the checkpoint shows them.
+fn nan_in_a_batch(family: &Family, scratch: &Path) {
+    let run = scratch.join("poisoned");
     let mut args = vec!["train".to_string()];
     args.extend(family.fresh.iter().cloned());
     args.extend(["--out".into(), run.to_str().unwrap().into()]);
@@ -1063,12 +1103,16 @@ fn a_nan_in_a_batch_is_skipped_and_never_reaches_the_parameters() {
         String::from_utf8_lossy(&out.stderr)
     );
     let rows = log_rows(&run);
-    let last = rows.last().expect("a logged row");
+    let last = rows
+        .iter()
+        .rev()
+        .find(|r| r["loss"].is_number())
+        .expect("a logged row");
     assert_eq!(last["step"].as_u64(), Some(family.steps as u64), "{last}");
     assert_eq!(last["skipped_steps"].as_u64(), Some(1), "{last}");
     for row in rows
         .iter()
-        .filter(|r| r["step"].as_u64().is_some_and(|s| s > 4))
+        .filter(|r| r["step"].as_u64().is_some_and(|s| s > 4) && r["loss"].is_number())
     {
         let loss = row["loss"].as_f64().unwrap_or(f64::NAN);
         assert!(loss.is_finite(), "{row}");
@@ -1077,7 +1121,21 @@ fn a_nan_in_a_batch_is_skipped_and_never_reaches_the_parameters() {
     assert!(!kept.is_empty());
     for (_, checkpoint) in kept {
         assert!(manifest_holds(&checkpoint), "{}", checkpoint.display());
+        let poisoned = non_finite_tensors(&checkpoint);
+        assert!(poisoned.is_empty(), "non-finite tensors: {poisoned:?}");
     }
+}
+
+#[test]
+fn a_nan_in_a_vae_batch_is_skipped_and_never_reaches_the_parameters() {
+    let scratch = tempfile::tempdir().unwrap();
+    nan_in_a_batch(&vae_family(scratch.path()), scratch.path());
+}
+
+#[test]
+fn a_nan_in_an_ssl_batch_is_skipped_and_never_reaches_parameters_or_batch_norm_statistics() {
+    let scratch = tempfile::tempdir().unwrap();
+    nan_in_a_batch(&ssl_family(false), scratch.path());
 }
 
 #[test]

@@ -19,7 +19,9 @@ use burn::tensor::{Device, Int, Tensor, TensorData};
 use indicatif::ProgressBar;
 use infobound_data::ImageBatch;
 use infobound_data::augment::MultiCropAugmenter;
+use infobound_estimators::EstimatorError;
 use infobound_metrics::{CodeMatrix, CollapseConfig, collapse_diagnostics};
+use infobound_models::ModelError;
 use infobound_models::ssl::{
     LocalScoreSupport, SslNetwork, SslObjective, cosine_momentum, ema_update,
 };
@@ -306,6 +308,14 @@ impl SslTrainer {
         if let (Some(m), Some(target)) = (momentum, self.target.take()) {
             self.target = Some(ema_update(target, &self.online, m)?.no_grad());
         }
+        // Batch norm's running statistics sit behind handles that a module clone shares and
+        // that the forward updates in place; `train()` gives the copies new handles (Burn
+        // 0.22 `RunningState::train`) without a host read, so a step on non-finite input can
+        // put the statistics back.
+        let statistics = (
+            self.online.clone().train(),
+            self.target.clone().map(Module::train),
+        );
         let replicas = if self.config.data_parallel.replicas == 1 {
             let replica = Replica {
                 online: &self.online,
@@ -314,7 +324,9 @@ impl SslTrainer {
                 device: &self.devices[0],
                 batching: self.config.network.view_batching,
             };
-            vec![replica.forward_backward(views, &LocalScoreSupport, None)?]
+            replica
+                .forward_backward(views, &LocalScoreSupport, None)
+                .map(|output| vec![output])
         } else {
             replica_steps(
                 &ReplicaNetworks {
@@ -326,7 +338,21 @@ impl SslTrainer {
                 &self.devices,
                 &self.config.data_parallel,
                 views,
-            )?
+            )
+        };
+        let replicas = match replicas {
+            Ok(replicas) => replicas,
+            // The score estimator refuses non-finite input before any loss exists: the step
+            // is non-finite, as one whose loss is.
+            Err(TrainError::Model(ModelError::Estimator(EstimatorError::NonFinite { .. }))) => {
+                self.restore_statistics(statistics);
+                return Ok(SslStepReport {
+                    terms: vec![("loss".into(), f64::NAN)],
+                    outcome: StepOutcome::NonFinite,
+                    embeddings: None,
+                });
+            }
+            Err(e) => return Err(e),
         };
         let main = self.devices[0].clone();
         let gather = |pick: fn(&ReplicaOutput) -> Tensor<2>| {
@@ -378,17 +404,25 @@ impl SslTrainer {
         terms.push(("probe_loss".into(), values[width + 1]));
         terms.push(("probe_accuracy".into(), values[width + 2]));
         let outcome = step_outcome(loss, grad_norm);
-        if outcome == StepOutcome::NonFinite {
-            (self.probe, self.probe_optimizer) = probe_before;
-        }
         if outcome != StepOutcome::Applied {
             (self.online, self.optimizer) = before;
+        }
+        if outcome == StepOutcome::NonFinite {
+            (self.probe, self.probe_optimizer) = probe_before;
+            self.restore_statistics(statistics);
         }
         Ok(SslStepReport {
             terms,
             outcome,
             embeddings,
         })
+    }
+
+    /// Puts back the online and target networks (parameters and batch-norm running
+    /// statistics) copied before a step's forward.
+    fn restore_statistics(&mut self, (online, target): (SslNetwork, Option<SslNetwork>)) {
+        self.online = online;
+        self.target = target.map(Module::no_grad);
     }
 
     /// Applies the replicas' gradients to the online network at the step's learning rate.
