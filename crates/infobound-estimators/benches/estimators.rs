@@ -12,8 +12,8 @@ use std::time::Duration;
 use burn::prelude::*;
 use criterion::{BenchmarkId, Criterion, criterion_group, criterion_main};
 use infobound_estimators::{
-    TcAlgorithm, TcEstimator, VmfScoreConfig, VmfScoreEstimator, kl_decomposition_with, spd_solve,
-    spd_solve_tensor_ops,
+    ScoreSolver, TcAlgorithm, TcEstimator, VmfScoreConfig, VmfScoreEstimator,
+    kl_decomposition_with, spd_solve, spd_solve_tensor_ops,
 };
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
@@ -130,6 +130,25 @@ fn vmf_score(c: &mut Criterion) {
                 black_box(estimate.score.into_data())
             })
         });
+    }
+    // The device path on the same CPU device (no host round trip; what a GPU step runs),
+    // whose cost here is the tensor-op Cholesky's per-row launches.
+    let on_device = VmfScoreEstimator::new(VmfScoreConfig {
+        solver: ScoreSolver::DeviceF64,
+        ..VmfScoreConfig::default()
+    })
+    .expect("valid");
+    for (batch, dim) in [(256, 256)] {
+        let z = unit_rows(batch, dim, 7, &device);
+        group.bench_function(
+            BenchmarkId::from_parameter(format!("device_f64_{batch}x{dim}")),
+            |b| {
+                b.iter(|| {
+                    let estimate = on_device.estimate(z.clone()).expect("valid");
+                    black_box(estimate.score.into_data())
+                })
+            },
+        );
     }
     group.finish();
 }

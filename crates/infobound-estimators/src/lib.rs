@@ -53,8 +53,8 @@ pub use error::EstimatorError;
 pub use gaussian::{kl_to_standard_normal, log_normal_diag, log_standard_normal, logsumexp};
 pub use linalg::{spd_solve, spd_solve_tensor_ops};
 pub use score::{
-    RbfSteinConfig, RbfSteinEstimator, ScoreEstimate, VmfScoreConfig, VmfScoreEstimator,
-    VmfScoreVariant,
+    RbfSteinConfig, RbfSteinEstimator, ScoreEstimate, ScoreSolver, VmfScoreConfig,
+    VmfScoreEstimator, VmfScoreVariant,
 };
 pub use total_correlation::{
     KlDecomposition, KlDecompositionValues, MssLayout, TcAlgorithm, TcEstimator, kl_decomposition,

@@ -101,11 +101,31 @@ pub fn spd_solve_tensor_ops(
     matrix: Tensor<2>,
     rhs: Tensor<2>,
 ) -> Result<Tensor<2>, EstimatorError> {
-    let [n, m] = rhs.dims();
+    let [n, _] = rhs.dims();
     validate::same_shape("matrix", &matrix, [n, n])?;
     validate::all_finite("matrix", &matrix)?;
     validate::all_finite("rhs", &rhs)?;
-    let factor = cholesky_tensor_ops(matrix)?;
+    let factor = cholesky_tensor_ops(matrix);
+    // A non-positive pivot shows up as NaN (√ of a negative) or ∞ (division by √0); checking
+    // once at the end avoids a device synchronisation per column.
+    if validate::all_finite("cholesky factor", &factor).is_err() {
+        return Err(EstimatorError::NotPositiveDefinite { size: n });
+    }
+    Ok(triangular_solves(&factor, rhs))
+}
+
+/// [`spd_solve_tensor_ops`] without any check or host read: a non-finite input or a failed
+/// factorisation gives a non-finite solution. `matrix` is `[n, n]`, `rhs` `[n, m]` (the caller
+/// guarantees the shapes).
+pub(crate) fn spd_solve_tensor_ops_unchecked(matrix: Tensor<2>, rhs: Tensor<2>) -> Tensor<2> {
+    let factor = cholesky_tensor_ops(matrix);
+    triangular_solves(&factor, rhs)
+}
+
+/// `X` with `L Lᵀ X = R` for the lower-triangular `factor` L, by forward and back substitution
+/// row by row.
+fn triangular_solves(factor: &Tensor<2>, rhs: Tensor<2>) -> Tensor<2> {
+    let [n, m] = rhs.dims();
     let options = (&rhs.device(), rhs.dtype());
 
     let mut forward = Tensor::<2>::zeros([n, m], options);
@@ -122,7 +142,7 @@ pub fn spd_solve_tensor_ops(
         forward = forward.slice_assign(s![i..i + 1, ..], row / pivot);
     }
 
-    let upper = factor.transpose();
+    let upper = factor.clone().transpose();
     let mut solution = Tensor::<2>::zeros([n, m], options);
     for i in (0..n).rev() {
         let mut row = forward.clone().slice(s![i..i + 1, ..]);
@@ -136,11 +156,11 @@ pub fn spd_solve_tensor_ops(
         let pivot = upper.clone().slice(s![i..i + 1, i..i + 1]);
         solution = solution.slice_assign(s![i..i + 1, ..], row / pivot);
     }
-    Ok(solution)
+    solution
 }
 
-/// Lower Cholesky factor with tensor ops; fails on the first non-positive pivot.
-fn cholesky_tensor_ops(matrix: Tensor<2>) -> Result<Tensor<2>, EstimatorError> {
+/// Lower Cholesky factor with tensor ops; a non-positive pivot leaves NaN or ∞ in it.
+fn cholesky_tensor_ops(matrix: Tensor<2>) -> Tensor<2> {
     let [n, _] = matrix.dims();
     let mut factor = Tensor::<2>::zeros([n, n], (&matrix.device(), matrix.dtype()));
     for j in 0..n {
@@ -156,12 +176,7 @@ fn cholesky_tensor_ops(matrix: Tensor<2>) -> Result<Tensor<2>, EstimatorError> {
         let pivot = column.clone().slice(s![0..1, ..]);
         factor = factor.slice_assign(s![j.., j..j + 1], column / pivot.sqrt());
     }
-    // A non-positive pivot shows up as NaN (√ of a negative) or ∞ (division by √0); checking
-    // once at the end avoids a device synchronisation per column.
-    if validate::all_finite("cholesky factor", &factor).is_err() {
-        return Err(EstimatorError::NotPositiveDefinite { size: n });
-    }
-    Ok(factor)
+    factor
 }
 
 /// The k-th largest of `values` (1-based k, i.e. index k − 1 of the descending sort), found with

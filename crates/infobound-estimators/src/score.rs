@@ -33,7 +33,7 @@ use faer::{Mat, Side};
 use serde::{Deserialize, Serialize};
 
 use crate::EstimatorError;
-use crate::linalg::kth_largest;
+use crate::linalg::{kth_largest, spd_solve_tensor_ops_unchecked};
 use crate::validate;
 
 /// How far a row norm of z may stray from 1 before the vMF estimators refuse it.
@@ -53,6 +53,34 @@ pub enum VmfScoreVariant {
     SphereStein,
 }
 
+/// Where the vMF-kernel score estimator computes once it has Z.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ScoreSolver {
+    /// Z is read to the host and everything after runs there in f64 (`faer` Gram matrix,
+    /// selection of the width, kernel, Cholesky solve): the accurate path, with the input
+    /// checks (finite, unit-norm rows) and a device→host→device round trip per call. The
+    /// default, and what MVEB's released code computes (in its tensors' dtype).
+    #[default]
+    Host,
+    /// Everything with Burn tensor ops on Z's device, in f64 (Z is cast on the device, the
+    /// score cast back to Z's dtype): the Gram matrix by a matmul, the width by a device sort
+    /// of the B² distances, the kernel, and a Cholesky factorisation and triangular solves
+    /// written with tensor ops ([`crate::spd_solve_tensor_ops`], without its finiteness
+    /// checks). Nothing is read back, so a GPU training step never waits on the host here; in
+    /// exchange nothing is checked: non-finite or non-unit input, or a failed factorisation,
+    /// gives a non-finite score, which a training loop's non-finite guard sees in the loss.
+    /// Agrees with [`ScoreSolver::Host`] to the reference tests' tolerances. Needs a backend
+    /// with f64 (flex, ndarray, cuda; not wgpu).
+    DeviceF64,
+    /// As [`ScoreSolver::DeviceF64`] in Z's own dtype, for backends without f64. In f32 the
+    /// kernel matrix's rounding is amplified by its condition number: fine on well-conditioned
+    /// batches (max relative error ≲ 5e-3 on the reference batches) but wrong where the width
+    /// is clamped (the width-clamped reference batch: relative error 2.9; the host path's
+    /// f64 Gram matrix is what keeps that case at 1.1e-2).
+    DeviceInputDtype,
+}
+
 /// Configuration of the vMF-kernel score estimator; the defaults are MVEB's.
 #[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
 #[serde(default)]
@@ -65,6 +93,8 @@ pub struct VmfScoreConfig {
     pub fixed_width: Option<f64>,
     /// Which Stein identity to use (MVEB: [`VmfScoreVariant::Mveb`]).
     pub variant: VmfScoreVariant,
+    /// Where to compute ([`ScoreSolver::Host`] unless chosen; our option, not MVEB's).
+    pub solver: ScoreSolver,
 }
 
 impl Default for VmfScoreConfig {
@@ -74,6 +104,7 @@ impl Default for VmfScoreConfig {
             min_width: 0.1,
             fixed_width: None,
             variant: VmfScoreVariant::Mveb,
+            solver: ScoreSolver::Host,
         }
     }
 }
@@ -83,11 +114,20 @@ impl Default for VmfScoreConfig {
 pub struct ScoreEstimate {
     /// S, `[B, d]`: S_i ≈ ∇_z log q(z) at z_i. A constant (outside any autodiff graph).
     pub score: Tensor<2>,
-    /// The kernel width actually used (τ for vMF, σ for RBF), for logging.
-    pub kernel_width: f64,
+    /// The kernel width actually used (τ for vMF, σ for RBF), `[1]`, for logging: a tensor so
+    /// that the device paths ([`ScoreSolver::DeviceF64`]) need no host read.
+    pub kernel_width: Tensor<1>,
 }
 
 impl ScoreEstimate {
+    /// The kernel width read back to the host.
+    ///
+    /// # Errors
+    /// [`EstimatorError`] if the backend cannot read the tensor back.
+    pub fn kernel_width_value(&self) -> Result<f64, EstimatorError> {
+        Ok(self.kernel_width.clone().try_into_vec_as::<f64>()?[0])
+    }
+
     /// MVEB's entropy surrogate `mean_i ⟨−sg(S_i), z_i⟩` (Wen et al., TPAMI 2024): with the
     /// score held constant its gradient with respect to z_i is `−S_i / B`, the gradient of the
     /// differential entropy H(z) = −E log q(z). Its value is not an entropy. Pass the same `z`
@@ -161,6 +201,18 @@ impl VmfScoreEstimator {
     /// differs from 1 by more than 1e-3, [`EstimatorError::NotPositiveDefinite`] if the solve
     /// fails.
     pub fn estimate(&self, z: Tensor<2>) -> Result<ScoreEstimate, EstimatorError> {
+        match self.config.solver {
+            ScoreSolver::Host => {}
+            ScoreSolver::DeviceF64 => {
+                let dtype = z.dtype();
+                let estimate = self.estimate_on_device(z.cast(burn::tensor::DType::F64))?;
+                return Ok(ScoreEstimate {
+                    score: estimate.score.cast(dtype),
+                    kernel_width: estimate.kernel_width.cast(dtype),
+                });
+            }
+            ScoreSolver::DeviceInputDtype => return self.estimate_on_device(z),
+        }
         let samples = HostSamples::read(z)?;
         let (b, d) = (samples.batch, samples.dim);
         for i in 0..b {
@@ -191,6 +243,50 @@ impl VmfScoreEstimator {
         });
         let mixing = SteinMixing { diagonal, dense };
         samples.finish(&kernel, &mixing, self.config.eta, width)
+    }
+
+    /// The steps of [`Self::estimate`] with tensor ops on Z's device, in Z's dtype
+    /// ([`ScoreSolver::DeviceF64`], [`ScoreSolver::DeviceInputDtype`]).
+    fn estimate_on_device(&self, z: Tensor<2>) -> Result<ScoreEstimate, EstimatorError> {
+        let [b, d] = z.dims();
+        validate::batch_at_least(b, 2)?;
+        if d == 0 {
+            return Err(EstimatorError::ShapeMismatch {
+                what: "z (needs at least one column)",
+                expected: vec![b, 1],
+                found: vec![b, 0],
+            });
+        }
+        let options = (&z.device(), z.dtype());
+        let z = z.detach();
+        let gram = z.clone().matmul(z.clone().transpose());
+        let width: Tensor<1> = match self.config.fixed_width {
+            Some(width) => Tensor::full([1], width, options),
+            None => {
+                // The ⌊B²/2⌋-th largest of the B² distances (1-based), as the host selection.
+                let k = b * b / 2;
+                let distances = gram.clone().neg().add_scalar(1.0).reshape([b * b]);
+                distances
+                    .sort_descending(0)
+                    .slice(s![k - 1..k])
+                    .clamp_min(self.config.min_width)
+            }
+        };
+        let width_2d = width.clone().reshape([1, 1]);
+        let kernel = (gram.clone() / width_2d.clone()).exp();
+        let row_sums = kernel.clone().sum_dim(1) / width_2d.clone();
+        let mut stein = z.clone() * row_sums;
+        if self.config.variant == VmfScoreVariant::SphereStein {
+            let dense = kernel.clone() * (gram / width_2d).add_scalar(d as f64 - 1.0);
+            stein = stein - dense.matmul(z);
+        }
+        let identity = Tensor::<2>::eye(b, options.0).cast(options.1);
+        let ridged = kernel + identity.mul_scalar(self.config.eta);
+        let solution = spd_solve_tensor_ops_unchecked(ridged, stein);
+        Ok(ScoreEstimate {
+            score: solution.neg(),
+            kernel_width: width,
+        })
     }
 }
 
@@ -380,7 +476,7 @@ impl HostSamples {
         let score: Vec<f64> = (0..b * d).map(|ij| -solution[(ij / d, ij % d)]).collect();
         Ok(ScoreEstimate {
             score: Tensor::from_data(TensorData::new(score, [b, d]), (&self.device, self.dtype)),
-            kernel_width: width,
+            kernel_width: Tensor::full([1], width, (&self.device, self.dtype)),
         })
     }
 }

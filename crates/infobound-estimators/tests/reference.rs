@@ -6,7 +6,7 @@ mod common;
 use burn::tensor::DType;
 use common::{assert_close, host, load_reference, matrix, max_rel_error, scalar, tensor2, vector};
 use infobound_estimators::{
-    MssLayout, TcEstimator, VmfScoreConfig, VmfScoreEstimator, kl_decomposition,
+    MssLayout, ScoreSolver, TcEstimator, VmfScoreConfig, VmfScoreEstimator, kl_decomposition,
     kl_to_standard_normal, log_normal_diag, mss_log_importance_weights,
 };
 
@@ -115,8 +115,30 @@ fn score_tolerance(name: &str, dtype: DType) -> f64 {
     }
 }
 
+/// Tolerance of the device paths: [`ScoreSolver::DeviceF64`] computes what the host path does
+/// (f64 from the input's values); [`ScoreSolver::DeviceInputDtype`] in f32 carries the f32
+/// kernel matrix's rounding (≲ 5e-3 on the well-conditioned batches) and is documented as
+/// wrong on the width-clamped one (`None`: not compared).
+fn device_score_tolerance(solver: ScoreSolver, name: &str, dtype: DType) -> Option<f64> {
+    match (solver, name.contains("width_clamped"), dtype) {
+        (ScoreSolver::DeviceInputDtype, true, DType::F32) => None,
+        (ScoreSolver::DeviceInputDtype, false, DType::F32) => Some(5e-3),
+        _ => Some(score_tolerance(name, dtype)),
+    }
+}
+
 #[test]
 fn vmf_score_matches_reference() {
+    vmf_score_reference(ScoreSolver::Host);
+}
+
+#[test]
+fn vmf_score_on_the_device_matches_reference() {
+    vmf_score_reference(ScoreSolver::DeviceF64);
+    vmf_score_reference(ScoreSolver::DeviceInputDtype);
+}
+
+fn vmf_score_reference(solver: ScoreSolver) {
     let cases = load_reference("vmf_score.json");
     let device = common::device();
     for case in cases.as_array().expect("cases") {
@@ -124,6 +146,7 @@ fn vmf_score_matches_reference() {
         let estimator = VmfScoreEstimator::new(VmfScoreConfig {
             eta: case["eta"].as_f64().expect("eta"),
             min_width: case["min_width"].as_f64().expect("min_width"),
+            solver,
             ..VmfScoreConfig::default()
         })
         .expect("valid config");
@@ -138,13 +161,15 @@ fn vmf_score_matches_reference() {
         let score_scale = expected_score.iter().fold(0.0f64, |m, v| m.max(v.abs()));
 
         for dtype in [DType::F32, DType::F64] {
-            let rtol = score_tolerance(name, dtype);
+            let Some(rtol) = device_score_tolerance(solver, name, dtype) else {
+                continue;
+            };
             let z = tensor2(&rows, dtype, &device);
             let estimate = estimator.estimate(z.clone()).expect("valid input");
             let width_tol = if dtype == DType::F32 { 1e-6 } else { 1e-12 };
             assert_close(
                 &format!("{name} {dtype:?} width"),
-                &[estimate.kernel_width],
+                &[estimate.kernel_width_value().expect("width")],
                 &[expected_width],
                 width_tol,
                 width_tol,

@@ -18,7 +18,7 @@ use super::{
     ScoreSupport, SslMethod, SslViews, l2_normalize, mean_inner, non_negative, required,
     unit_interval,
 };
-use crate::loss::{detached, host_term};
+use crate::loss::detached;
 use crate::{LossOutput, ModelError};
 
 /// MVEB hyper-parameters; the defaults are the paper's.
@@ -84,12 +84,15 @@ pub fn mveb_loss(
     let alignment = alignment.mul_scalar(1.0 / views);
 
     let mut entropy: Option<Tensor<1>> = None;
-    let mut width_sum = 0.0;
+    let mut width_sum: Option<Tensor<1>> = None;
     for (index, view) in z.iter().enumerate() {
         let [rows, _] = view.dims();
         let (samples, first_row) = support.samples(index, view.clone().detach())?;
         let estimate = estimator.estimate(samples)?;
-        width_sum += estimate.kernel_width;
+        width_sum = Some(match width_sum {
+            Some(sum) => sum + estimate.kernel_width.clone(),
+            None => estimate.kernel_width.clone(),
+        });
         let local = ScoreEstimate {
             score: estimate.score.narrow(0, first_row, rows),
             kernel_width: estimate.kernel_width,
@@ -103,14 +106,16 @@ pub fn mveb_loss(
     let entropy = entropy
         .ok_or_else(|| ModelError::Views("MVEB needs at least one view".into()))?
         .mul_scalar(1.0 / views);
-    let device = alignment.device();
+    let width = width_sum
+        .ok_or_else(|| ModelError::Views("MVEB needs at least one view".into()))?
+        .mul_scalar(1.0 / views);
     let loss = -alignment.clone() - entropy.clone().mul_scalar(entropy_weight);
     Ok(LossOutput::new(
         loss,
         vec![
             ("alignment", detached(&alignment)),
             ("entropy_surrogate", detached(&entropy)),
-            ("kernel_width", host_term(width_sum / views, &device)),
+            ("kernel_width", detached(&width)),
         ],
     ))
 }
