@@ -13,7 +13,8 @@
 //! entropy of the embeddings with the surrogate `mean_i ⟨−sg(S_i), z_i⟩`, whose gradient with
 //! respect to z_i is −S_i / B ([`ScoreEstimate::entropy_surrogate`]).
 //!
-//! **Where it runs.** Everything after reading Z is done on the host in f64: the Gram matrix
+//! **Where it runs.** By default ([`ScoreSolver::Host`]) everything after reading Z is done on
+//! the host in f64: the Gram matrix
 //! Z Zᵀ (`faer` matmul), the width (`select_nth_unstable` over the B² values), the kernel, the
 //! Stein term and the ridge solve (f64 Cholesky, as in [`crate::spd_solve`]). The Gram matrix is
 //! formed in f64 even for f32 samples because its rounding is amplified by the condition number
@@ -21,6 +22,9 @@
 //! Gram matrix gave a score with relative error 2.9, the f64 one 1.1e-2 — which is the floor set
 //! by rounding z itself to f32 (the f64 estimate of the f32-rounded samples differs from the f64
 //! reference by that much). On well-conditioned batches the f32 error is ≲ 6e-5 (reference tests).
+//! [`ScoreSolver::DeviceF64`] runs the same steps with tensor ops on Z's device in f64 and
+//! reads nothing back (for GPU training steps); [`ScoreSolver::DeviceInputDtype`] does so in Z's
+//! dtype, for backends without f64.
 //!
 //! **Cost** (flex CPU, f32 input, medians of `cargo bench … --bench estimators -- --quick` on a
 //! shared 2-core machine, load average ≈ 5.7): (B, d) = (128, 2048) 9.6 ms, (256, 256) 5.9 ms,
