@@ -594,7 +594,8 @@ macro_rules! ssl_study_row {
 /// The fair SSL comparison (issue #19): every method with its published optimiser recipe
 /// (MVEB's own; Barlow Twins' 1-D learning rate and loss scale, SimSiam's SGD, BYOL's CIFAR
 /// momentum), each with the two global views alone and with the same two local crops, per-view
-/// batch norm, five seeds; MVEB's λ = 0 ablation. Warm-ups keep each recipe's proportion of the
+/// batch norm, five seeds; MVEB's λ = 0 ablation; Barlow Twins at the quickstart budget with
+/// its published recipe and with MVEB's LARS. Warm-ups keep each recipe's proportion of the
 /// schedule (MVEB, BYOL 10 %; Barlow Twins 1 %; SimSiam none).
 const SSL_STUDY: Study = Study {
     title: "Fair SSL study (`cargo xtask study --ssl`)",
@@ -602,7 +603,8 @@ const SSL_STUDY: Study = Study {
             batch 64, 500 steps (32,000 images; half the quickstart presets' budget), per-view \
             forwards; configs/{mveb_quickstart,simsiam_published_quickstart,\
             byol_published_quickstart,barlow_twins_published_quickstart}.toml with the --set of \
-            each row (`_global`: no local views; `_local`: two 16 px local views, MVEB's)",
+            each row (`_global`: no local views; `_local`: two 16 px local views, MVEB's); the \
+            `_1000` rows are the presets unchanged (1,000 steps)",
     methods: &[
         (
             "mveb",
@@ -663,6 +665,27 @@ const SSL_STUDY: Study = Study {
                 "objective.entropy_weight=0.0"
             ),
         ),
+        // Barlow Twins at the quickstart budget (1,000 steps, the presets unchanged): its
+        // published recipe, and MVEB's LARS recipe that gave the below-untrained result of
+        // the earlier study.
+        (
+            "barlow_twins_1000",
+            &[
+                "--preset",
+                "barlow_twins_published_quickstart",
+                "--set",
+                "monitor_every=1000",
+            ],
+        ),
+        (
+            "barlow_twins_mveb_lars_1000",
+            &[
+                "--preset",
+                "barlow_twins_quickstart",
+                "--set",
+                "monitor_every=1000",
+            ],
+        ),
     ],
     runs: "runs/ssl-study-v2",
     archive: "docs/ssl-study/runs",
@@ -694,6 +717,11 @@ const SSL_STUDY: Study = Study {
             "MVEB's entropy term (λ = 0.01 vs 0)",
             "mveb",
             &["mveb", "mveb_lambda0"],
+        ),
+        (
+            "Barlow Twins at the quickstart budget (1,000 steps): published recipe vs MVEB's LARS",
+            "barlow_twins_1000",
+            &["barlow_twins_1000", "barlow_twins_mveb_lars_1000"],
         ),
     ],
     floors: true,
