@@ -63,6 +63,8 @@ enum Command {
     /// configuration columns, labelled `KEY=VALUE,KEY=VALUE` in the order given (strings bare,
     /// numbers as in the JSON output, e.g. 0.5, 3.0, 1e-6; empty where a run lacks the key), e.g.
     /// --group-by objective.kind,objective.alpha gives objective.kind=alpha_tcvae,objective.alpha=0.5.
+    /// --baseline takes such a label; its numbers compare by value (objective.alpha=0 names
+    /// objective.alpha=0.0).
     ///
     /// --baseline GROUP: after each grouped table that contains GROUP (a folder group, or a
     /// --group-by label), a second table "Welch's t-test against GROUP" with, per other group and

@@ -526,13 +526,17 @@ fn group_by_groups_by_config_values_and_tests_against_a_label() {
         "--group-by",
         "objective.alpha",
         "--baseline",
-        "objective.alpha=0.25",
+        "objective.alpha=0.250",
         "--format",
         "json",
     ];
     args.extend(runs.iter().map(String::as_str));
     let doc = json(&args);
     assert_eq!(doc["grouping"], "config");
+    assert_eq!(
+        doc["baseline"], "objective.alpha=0.25",
+        "0.250 names the group of 0.25"
+    );
     assert_eq!(doc["group_by"], serde_json::json!(["objective.alpha"]));
     let groups = doc["groups"].as_array().expect("groups");
     let names: Vec<&str> = groups

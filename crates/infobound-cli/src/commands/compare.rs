@@ -22,7 +22,8 @@
 //! `--group-by KEY,...`: a run's group is the label `KEY=VALUE,KEY=VALUE` of its values of the
 //! given configuration columns, in the order given; VALUE is the cell text (strings bare, numbers
 //! in shortest round-trip form such as `0.5`, `3.0` or `1e-6`, arrays as JSON), empty where
-//! the run has no such key. `--baseline` names a group in the same form.
+//! the run has no such key. `--baseline` names a group in the same form, numbers compared by
+//! value (`objective.alpha=0` names the group `objective.alpha=0.0`).
 //!
 //! # JSON document (`--format json`)
 //!
@@ -921,6 +922,43 @@ fn group_labels(tables: &[Table]) -> Vec<&str> {
     names
 }
 
+/// The values of a `--group-by` label in the order of `keys`, or `None` when `label` is not
+/// `KEY=VALUE,...` over exactly these keys (a value may itself hold commas, e.g. an array).
+fn label_values<'a>(label: &'a str, keys: &[String]) -> Option<Vec<&'a str>> {
+    let mut rest = label;
+    let mut values = Vec::with_capacity(keys.len());
+    for (i, key) in keys.iter().enumerate() {
+        rest = rest.strip_prefix(key.as_str())?.strip_prefix('=')?;
+        let end = match keys.get(i + 1) {
+            Some(next) => rest.find(&format!(",{next}="))?,
+            None => rest.len(),
+        };
+        values.push(&rest[..end]);
+        rest = rest[end..].strip_prefix(',').unwrap_or(&rest[end..]);
+    }
+    Some(values)
+}
+
+/// The group label `baseline` names among `labels`: itself, or under `--group-by` the label
+/// whose values equal it value by value, numbers compared as numbers (so that
+/// `objective.alpha=0` names `objective.alpha=0.0`).
+fn resolve_baseline<'a>(baseline: &str, keys: &[String], labels: &[&'a str]) -> Option<&'a str> {
+    if let Some(label) = labels.iter().find(|l| **l == baseline) {
+        return Some(label);
+    }
+    if keys.is_empty() {
+        return None;
+    }
+    let wanted = label_values(baseline, keys)?;
+    let same = |a: &str, b: &str| {
+        a == b || matches!((a.parse::<f64>(), b.parse::<f64>()), (Ok(x), Ok(y)) if x == y)
+    };
+    labels.iter().copied().find(|label| {
+        label_values(label, keys)
+            .is_some_and(|values| values.iter().zip(&wanted).all(|(a, b)| same(a, b)))
+    })
+}
+
 /// Reads every run (`open` gives a folder's run, its family's columns and its resolved
 /// configuration) and renders the tables; a run folder without metrics.json is left out and
 /// listed in [`CompareOutput::skipped`].
@@ -984,16 +1022,31 @@ pub(crate) fn compare_runs(
             });
         }
     }
-    if let Some(baseline) = options.baseline
-        && !tables
-            .iter()
-            .any(|t| t.runs.iter().any(|r| r.group == baseline))
-    {
-        return Err(CliError::Usage(format!(
-            "--baseline {baseline}: no such group among the runs (groups: {})",
-            group_labels(&tables).join(", ")
-        )));
-    }
+    let baseline = match options.baseline {
+        None => None,
+        Some(baseline) => {
+            let labels = group_labels(&tables);
+            let group_by = match options.grouping {
+                Grouping::Config(keys) => keys,
+                Grouping::None | Grouping::Folder => &[],
+            };
+            match resolve_baseline(baseline, group_by, &labels) {
+                Some(label) => Some(label.to_string()),
+                None => {
+                    return Err(CliError::Usage(format!(
+                        "--baseline {baseline}: no such group among the runs (groups: {})",
+                        labels.join(", ")
+                    )));
+                }
+            }
+        }
+    };
+    // The baseline as the group label it names (`objective.alpha=0` → `objective.alpha=0.0`).
+    let options = &CompareOptions {
+        format: options.format,
+        grouping: options.grouping,
+        baseline: baseline.as_deref(),
+    };
     let format = match options.format {
         CompareFormat::Json => {
             return Ok(CompareOutput {
@@ -1167,6 +1220,38 @@ mod tests {
         assert_eq!(
             config_label(&run, &keys),
             "objective.kind=beta_vae,objective.alpha=,objective.beta=4.0"
+        );
+    }
+
+    #[test]
+    fn a_baseline_label_matches_numbers_by_value() {
+        let keys = ["objective.kind", "objective.scale"].map(String::from);
+        let labels = [
+            "objective.kind=mveb,objective.scale=[0.05,0.4]",
+            "objective.kind=byol,objective.scale=0.0",
+        ];
+        assert_eq!(
+            label_values(labels[0], &keys),
+            Some(vec!["mveb", "[0.05,0.4]"])
+        );
+        assert_eq!(
+            resolve_baseline("objective.kind=byol,objective.scale=0", &keys, &labels),
+            Some(labels[1])
+        );
+        assert_eq!(resolve_baseline(labels[0], &keys, &labels), Some(labels[0]));
+        assert_eq!(
+            resolve_baseline("objective.kind=byol,objective.scale=1", &keys, &labels),
+            None
+        );
+        assert_eq!(
+            resolve_baseline("objective.kind=byol", &keys, &labels),
+            None
+        );
+        assert_eq!(resolve_baseline("byol", &[], &["byol"]), Some("byol"));
+        assert_eq!(
+            resolve_baseline("0", &[], &["0.0"]),
+            None,
+            "folder groups are names"
         );
     }
 
