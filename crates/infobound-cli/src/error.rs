@@ -18,6 +18,28 @@ pub enum CliError {
     /// Training, evaluation or reporting failed.
     #[error(transparent)]
     Train(#[from] infobound_train::TrainError),
+    /// A run file (metrics.json, the resolved configuration) could not be parsed or encoded.
+    #[error("{path}: {message}")]
+    RunFile {
+        /// File involved.
+        path: std::path::PathBuf,
+        /// What the parser or encoder reported.
+        message: String,
+    },
+    /// `infobound compare --group-by` named a configuration key that no compared run has.
+    #[error("--group-by {key}: no compared run has this configuration key (keys: {known})")]
+    UnknownConfigKey {
+        /// The key asked for.
+        key: String,
+        /// The configuration keys of the compared runs, comma-separated.
+        known: String,
+    },
+    /// `infobound compare` found no run folder with a metrics.json.
+    #[error("none of the {folders} run folder(s) has a metrics.json yet: nothing to compare")]
+    NoFinishedRuns {
+        /// Number of run folders given (all skipped).
+        folders: usize,
+    },
     /// A file could not be read or written.
     #[error("{path}: {source}")]
     Io {

@@ -5,11 +5,11 @@
 use std::path::{Path, PathBuf};
 
 use burn::tensor::Device;
-use clap::Args;
+use clap::{ArgGroup, Args};
 use infobound_backend::{BackendSpec, DEVICE_ENV_VAR, probe_device};
 use infobound_train::{RunConfig, RunDir};
 
-use super::compare::{CompareColumns, CompareFormat, CompareOptions, compare_runs};
+use super::compare::{CompareColumns, CompareFormat, CompareOptions, Grouping, compare_runs};
 use super::{ssl, vae};
 use crate::error::CliError;
 
@@ -124,18 +124,23 @@ pub struct ReportArgs {
 
 /// `infobound compare` (the long help is on `Command::Compare` in main.rs).
 #[derive(Debug, Args)]
+#[command(group(ArgGroup::new("grouping").args(["grouped", "group_by"])))]
 pub struct CompareArgs {
-    /// Run folders with a metrics.json.
+    /// Run folders (a run folder without metrics.json yet is skipped with a warning).
     #[arg(required = true)]
     pub runs: Vec<PathBuf>,
-    /// Output format.
+    /// Output format (json: one document for pandas, see the long help).
     #[arg(long, value_enum, default_value_t = CompareFormat::Text)]
     pub format: CompareFormat,
     /// One row per group of seeds (folder name without `-seed<digits>`): mean ± sd and n.
     #[arg(long)]
     pub grouped: bool,
-    /// Welch's t-test of every group against this one (needs --grouped).
-    #[arg(long, value_name = "GROUP", requires = "grouped")]
+    /// One row per distinct value of these configuration columns (e.g.
+    /// objective.kind,objective.alpha); the group label is `KEY=VALUE,KEY=VALUE`.
+    #[arg(long, value_name = "KEY[,KEY...]", value_delimiter = ',')]
+    pub group_by: Vec<String>,
+    /// Welch's t-test of every group against this one (needs --grouped or --group-by).
+    #[arg(long, value_name = "GROUP", requires = "grouping")]
     pub baseline: Option<String>,
 }
 
@@ -238,21 +243,50 @@ pub fn report(args: ReportArgs) -> Result<(), CliError> {
     Ok(())
 }
 
-/// `infobound compare`: one table per family, runs (or groups) in the order given.
+/// `infobound compare`: one table per family, runs (or groups) in the order given; a run folder
+/// without metrics.json is named in a warning on stderr and left out.
 pub fn compare(args: CompareArgs) -> Result<(), CliError> {
+    let grouping = if !args.group_by.is_empty() {
+        Grouping::Config(&args.group_by)
+    } else if args.grouped {
+        Grouping::Folder
+    } else {
+        Grouping::None
+    };
     let options = CompareOptions {
         format: args.format,
-        grouped: args.grouped,
+        grouping,
         baseline: args.baseline.as_deref(),
     };
-    let text = compare_runs(
+    let output = compare_runs(
         &args.runs,
         |dir| {
-            let (run, family) = open_run(dir)?;
-            Ok((run, family.compare_columns()))
+            let run = RunDir::new(dir);
+            let config = RunConfig::from_run(&run)?;
+            // The resolved configuration as written to a new run's config.toml (defaults filled
+            // in, legacy keys migrated), read back as plain values: numbers exactly as in TOML.
+            let resolved: serde_json::Value =
+                toml::from_str(&config.to_toml()?).map_err(|e| CliError::RunFile {
+                    path: run.config(),
+                    message: format!("resolved configuration: {e}"),
+                })?;
+            Ok((run, family(config).compare_columns(), resolved))
         },
         &options,
     )?;
-    print!("{text}");
+    for dir in &output.skipped {
+        eprintln!(
+            "warning: skipped {}: no metrics.json yet (still training?)",
+            dir.display()
+        );
+    }
+    if !output.skipped.is_empty() {
+        eprintln!(
+            "warning: {} of {} run folders skipped",
+            output.skipped.len(),
+            args.runs.len()
+        );
+    }
+    print!("{}", output.text);
     Ok(())
 }
