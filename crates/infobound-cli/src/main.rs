@@ -48,7 +48,8 @@ enum Command {
     /// error.
     ///
     /// Configuration columns, from each run's resolved config.toml: seed, steps, batch_size,
-    /// optimizer.learning_rate (VAE) or optimizer.base_lr (self-supervised), and every
+    /// optimizer.learning_rate (VAE) or optimizer.base_lr (self-supervised),
+    /// augmentation.num_local_views (self-supervised), and every
     /// [objective] value as objective.<key> (nested tables dotted: objective.capacity_schedule.kind).
     /// CSV and JSON get all of them (in CSV after the metric columns). Text and Markdown get only
     /// those whose value differs between two rows that both have the key (with grouping: groups

@@ -205,9 +205,12 @@ fn group_name(dir: &Path) -> String {
     name
 }
 
+/// The config column of the SSL views' local crop count.
+const LOCAL_VIEWS_KEY: &str = "augmentation.num_local_views";
+
 /// The configuration columns of a resolved configuration (see the module documentation), in
-/// a fixed order: `seed`, `steps`, `batch_size`, the learning rate, `objective.kind`, then the
-/// other objective keys.
+/// a fixed order: `seed`, `steps`, `batch_size`, the learning rate, the SSL local crop count,
+/// `objective.kind`, then the other objective keys.
 fn config_columns(config: &Value) -> Vec<(String, Value)> {
     let mut columns = Vec::new();
     for key in TOP_LEVEL_KEYS {
@@ -221,6 +224,11 @@ fn config_columns(config: &Value) -> Vec<(String, Value)> {
                 push_leaf(format!("optimizer.{key}"), value, &mut columns);
             }
         }
+    }
+    // The SSL studies' one data-side difference between rows: how many local crops a step
+    // draws.
+    if let Some(views) = config.pointer("/augmentation/num_local_views") {
+        push_leaf(LOCAL_VIEWS_KEY.to_string(), views, &mut columns);
     }
     if let Some(objective) = config.get("objective") {
         if let Some(kind) = objective.get("kind") {
