@@ -222,8 +222,10 @@ pub const HPARAMS_SESSION_START_TAG: &str = "_hparams_/session_start_info";
 /// The CRC-32C of `data`, masked as TFRecord stores it ("it is problematic to compute the CRC
 /// of a string that contains embedded CRCs": `tensorflow/core/lib/hash/crc32c.h`, `Mask`).
 pub fn masked_crc32c(data: &[u8]) -> u32 {
-    let crc = crc32c::crc32c(data);
-    ((crc >> 15) | (crc << 17)).wrapping_add(0xa282_ead8)
+    // (crc >> 15) | (crc << 17) is a rotation right by 15 bits.
+    crc32c::crc32c(data)
+        .rotate_right(15)
+        .wrapping_add(0xa282_ead8)
 }
 
 /// Size and TensorBoard colour space of a PNG, from its IHDR chunk (PNG specification, W3C
@@ -549,13 +551,12 @@ mod tests {
     }
 
     /// The CRC-32C check value of "123456789" is 0xE3069283 (Castagnoli; the catalogue of
-    /// parametrised CRC algorithms, CRC-32/ISCSI), masked by hand with the TFRecord formula.
+    /// parametrised CRC algorithms, CRC-32/ISCSI); masked with the TFRecord formula in Python,
+    /// `((c >> 15 | c << 17) & 0xffffffff) + 0xa282ead8 & 0xffffffff`, it is 0xC78AB0E5.
     #[test]
     fn masked_crc_matches_the_check_value() {
-        let crc: u32 = 0xE306_9283;
-        let masked = ((crc >> 15) | (crc << 17)).wrapping_add(0xa282_ead8);
-        assert_eq!(crc32c::crc32c(b"123456789"), crc);
-        assert_eq!(masked_crc32c(b"123456789"), masked);
+        assert_eq!(crc32c::crc32c(b"123456789"), 0xE306_9283);
+        assert_eq!(masked_crc32c(b"123456789"), 0xC78A_B0E5);
     }
 
     #[test]

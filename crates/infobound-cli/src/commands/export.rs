@@ -42,11 +42,19 @@ pub enum ExportFormat {
     ///
     /// One file `events.out.tfevents.<time>.<host>.infobound` per run, in RUN/tensorboard/ or,
     /// with --out DIR, in DIR/<run folder name>/ (so that `tensorboard --logdir DIR` lists the
-    /// runs by name). An earlier export's file in that folder is replaced. Contents:
-    /// train_log.jsonl numbers as scalars `train/<key>` at their steps; metrics.json numbers as
-    /// `eval/<json/pointer/path>` at the final step; config.toml as HParams and as text `config`;
-    /// every *.png of the run as image `images/<name>`. Open with `tensorboard --logdir DIR`;
-    /// `wandb sync DIR/<run>` imports the same files into Weights & Biases.
+    /// runs by name); an earlier export's file in that folder is replaced.
+    ///
+    /// Contents: train_log.jsonl numbers as scalars `train/<key>` at their steps; metrics.json
+    /// numbers as `eval/<json/pointer/path>` at the final step (metrics.json's `step`);
+    /// config.toml as hyper-parameters (HParams tab) and as text `config`; every *.png of the
+    /// run folder as image `images/<name>`.
+    ///
+    /// A malformed train_log.jsonl line, a missing train_log.jsonl or metrics.json and a .png
+    /// that is not a PNG are skipped with a warning on stderr; a folder without a readable
+    /// config.toml is an error.
+    ///
+    /// Open with `tensorboard --logdir DIR`; `wandb sync DIR/<run>` imports the files into
+    /// Weights & Biases.
     Tensorboard(TensorboardArgs),
 }
 
