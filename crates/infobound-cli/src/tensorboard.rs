@@ -8,9 +8,9 @@
 //! masked_crc32c(x) = ((c >> 15) | (c << 17)) + 0xa282ead8,  c = CRC-32C(x)   (wrapping u32)
 //! ```
 //!
-//! (TensorFlow `tensorflow/core/lib/io/record_writer.cc` and `tensorflow/core/lib/hash/crc32c.h`;
-//! TensorBoard's own reader `tensorboard/summary/writer/record_writer.py`, repo
-//! tensorflow/tensorboard). The first event of a file carries `file_version = "brain.Event:2"`.
+//! (repo tensorflow/tensorboard: `tensorboard/summary/writer/record_writer.py` for the framing,
+//! `masked_crc32c` of `tensorboard/compat/tensorflow_stub/pywrap_tensorflow.py` for the mask).
+//! The first event of a file carries `file_version = "brain.Event:2"`.
 //!
 //! The messages below are the few fields of TensorBoard's protobuf definitions that this writer
 //! sets, with the field numbers of (repo tensorflow/tensorboard):
@@ -20,7 +20,10 @@
 //! `tensorboard/compat/proto/tensor_shape.proto` (`TensorShapeProto`),
 //! `tensorboard/plugins/hparams/plugin_data.proto` (`HParamsPluginData`, `SessionStartInfo`), and
 //! of `google.protobuf.Value` (repo protocolbuffers/protobuf, `src/google/protobuf/struct.proto`).
-//! Enum fields (`dtype`, `data_class`) are declared `int32`, their wire encoding.
+//! Enum fields (`dtype`, `data_class`) are declared `int32`, their wire encoding. Besides
+//! TensorBoard's reader (`tests/cli_tensorboard.rs`), TensorBoard 2.21's server was checked by
+//! hand on an exported SSL run: scalars, images, text and the HParams session table load with
+//! both its Python and its Rust (`--load_fast`) data loader.
 
 use std::collections::BTreeMap;
 use std::fs::File;
@@ -219,8 +222,8 @@ const DATA_CLASS_TENSOR: i32 = 2;
 /// (`SESSION_START_INFO_TAG` of `tensorboard/plugins/hparams/metadata.py`).
 pub const HPARAMS_SESSION_START_TAG: &str = "_hparams_/session_start_info";
 
-/// The CRC-32C of `data`, masked as TFRecord stores it ("it is problematic to compute the CRC
-/// of a string that contains embedded CRCs": `tensorflow/core/lib/hash/crc32c.h`, `Mask`).
+/// The CRC-32C of `data`, masked as TFRecord stores it (`masked_crc32c` of
+/// `tensorboard/compat/tensorflow_stub/pywrap_tensorflow.py`, repo tensorflow/tensorboard).
 pub fn masked_crc32c(data: &[u8]) -> u32 {
     // (crc >> 15) | (crc << 17) is a rotation right by 15 bits.
     crc32c::crc32c(data)
