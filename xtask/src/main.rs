@@ -48,7 +48,9 @@ fn main() -> ExitCode {
                  package         cargo package of every crate; every embedded file inside its\n\
                  \x20               crate and in the packaged list (part of `ci`)\n\
                  python          builds the Python package into a venv in the target directory\n\
-                 \x20               (maturin develop) and runs its pytest suite (part of `ci`)\n\
+                 \x20               (maturin develop) and runs its pytest suite, then the\n\
+                 \x20               TensorBoard export test with TensorBoard's own reader\n\
+                 \x20               (part of `ci`)\n\
                  faults [--kills 20] [--seed 1] [--ssl-exact]\n\
                  \x20               fault injection against real training runs (VAE and SSL):\n\
                  \x20               kill -9, aborts inside checkpoint writes, damaged checkpoints,\n\
@@ -200,9 +202,10 @@ fn ci(full: bool) -> Result<(), String> {
 }
 
 /// The Python package `infobound` (crates/infobound-py): builds it with maturin (dev profile)
-/// into a venv kept in the cargo target directory, and runs its pytest suite. Needs `python3`
-/// with `venv` (Debian: `python3-venv`; `.ci/run` installs it) and PyPI for maturin, numpy,
-/// pytest and scikit-learn (the live comparisons); a second run reuses the venv.
+/// into a venv kept in the cargo target directory, and runs its pytest suite; then the
+/// `cli_tensorboard` test with that venv's `tensorboard` required. Needs `python3` with `venv`
+/// (Debian: `python3-venv`; `.ci/run` installs it) and PyPI for maturin, numpy, pytest and
+/// scikit-learn (the live comparisons) and tensorboard; a second run reuses the venv.
 fn python_tests() -> Result<(), String> {
     let root = workspace_root();
     let target = std::env::var_os("CARGO_TARGET_DIR")
@@ -230,6 +233,8 @@ fn python_tests() -> Result<(), String> {
             "numpy",
             "pytest",
             "scikit-learn",
+            // TensorBoard's own event-file reader for `infobound export tensorboard`'s test.
+            "tensorboard",
         ],
         &[],
     )?;
@@ -247,6 +252,17 @@ fn python_tests() -> Result<(), String> {
         &python_str,
         &["-m", "pytest", "-q", "crates/infobound-py/tests"],
         &[],
+    )?;
+    // The event files of `infobound export tensorboard` read by TensorBoard itself. The test
+    // skips where it finds no Python with `tensorboard`; INFOBOUND_REQUIRE_TENSORBOARD makes
+    // that a failure here, so CI cannot pass without having run it.
+    run(
+        "cargo",
+        &["test", "-p", "infobound-cli", "--test", "cli_tensorboard"],
+        &[
+            ("INFOBOUND_TENSORBOARD_PYTHON", &python_str),
+            ("INFOBOUND_REQUIRE_TENSORBOARD", "1"),
+        ],
     )
 }
 

@@ -48,4 +48,20 @@ pub enum CliError {
         /// Underlying error.
         source: std::io::Error,
     },
+    /// A run file (config.toml, metrics.json) cannot be parsed.
+    #[error("{}: {reason}", path.display())]
+    Parse {
+        /// File involved.
+        path: std::path::PathBuf,
+        /// What is wrong.
+        reason: String,
+    },
+    /// Bytes meant as a PNG image are not a PNG file.
+    #[error("{name}: {reason}")]
+    Png {
+        /// The image's file or tag.
+        name: String,
+        /// What is wrong.
+        reason: String,
+    },
 }

@@ -6,6 +6,7 @@ use clap::{Parser, Subcommand};
 
 mod commands;
 mod error;
+mod tensorboard;
 
 use error::CliError;
 
@@ -86,6 +87,9 @@ enum Command {
     Compare(commands::runs::CompareArgs),
     /// Re-run the kNN and linear probes of a self-supervised run from its newest checkpoint.
     Probe(commands::runs::ProbeArgs),
+    /// Export runs to other tools' formats: `export tensorboard RUN... [--out DIR]` writes
+    /// TensorBoard event files (scalars, eval metrics, config as HParams, PNG grids).
+    Export(commands::export::ExportArgs),
 }
 
 fn run(cli: Cli) -> Result<(), CliError> {
@@ -99,6 +103,7 @@ fn run(cli: Cli) -> Result<(), CliError> {
         Command::Report(args) => commands::runs::report(args),
         Command::Compare(args) => commands::runs::compare(args),
         Command::Probe(args) => commands::runs::probe(args),
+        Command::Export(args) => commands::export::run(args),
     }
 }
 

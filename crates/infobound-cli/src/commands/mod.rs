@@ -3,6 +3,7 @@
 pub mod compare;
 pub mod datasets;
 pub mod devices;
+pub mod export;
 pub mod metrics;
 pub mod runs;
 pub mod ssl;
