@@ -60,6 +60,10 @@ fn launch(var: impl Fn(&str) -> Option<String>) -> Launch {
 pub struct MpiCollective {
     rank: usize,
     world_size: usize,
+    /// The send copies of the all-reduces, kept between calls so that a gradient-sized buffer
+    /// is allocated (and its pages faulted in) once rather than per step.
+    send_f32: Vec<f32>,
+    send_f64: Vec<f64>,
     /// Dropped last: finalises MPI.
     _universe: Universe,
 }
@@ -117,6 +121,8 @@ impl MpiCollective {
         Ok(Some(Self {
             rank,
             world_size,
+            send_f32: Vec::new(),
+            send_f64: Vec::new(),
             _universe: universe,
         }))
     }
@@ -135,18 +141,21 @@ impl MpiCollective {
         agree(self.rank, operation, &table)
     }
 
+    /// `MPI_Allreduce` with `MPI_SUM` of `values` after the agreement; `send` is the kept
+    /// buffer for the send copy (rsmpi has no safe `MPI_IN_PLACE`; the copy is small beside the
+    /// exchange, see examples/allreduce_bench.rs).
     fn all_reduce_sum<T: Equivalence + Copy>(
-        &mut self,
+        &self,
         operation: Operation,
+        send: &mut Vec<T>,
         values: &mut [T],
     ) -> Result<(), CollectiveError> {
         self.agree(operation, 0, values.len())?;
         if values.is_empty() {
             return Ok(());
         }
-        // rsmpi has no safe `MPI_IN_PLACE`: reduce from a copy (one memcpy of the buffer, small
-        // beside the exchange, see examples/allreduce_bench.rs).
-        let send = values.to_vec();
+        send.clear();
+        send.extend_from_slice(values);
         world().all_reduce_into(&send[..], values, SystemOperation::sum());
         Ok(())
     }
@@ -190,11 +199,17 @@ impl Collective for MpiCollective {
     }
 
     fn all_reduce_sum_f32(&mut self, values: &mut [f32]) -> Result<(), CollectiveError> {
-        self.all_reduce_sum(Operation::AllReduceSumF32, values)
+        let mut send = std::mem::take(&mut self.send_f32);
+        let result = self.all_reduce_sum(Operation::AllReduceSumF32, &mut send, values);
+        self.send_f32 = send;
+        result
     }
 
     fn all_reduce_sum_f64(&mut self, values: &mut [f64]) -> Result<(), CollectiveError> {
-        self.all_reduce_sum(Operation::AllReduceSumF64, values)
+        let mut send = std::mem::take(&mut self.send_f64);
+        let result = self.all_reduce_sum(Operation::AllReduceSumF64, &mut send, values);
+        self.send_f64 = send;
+        result
     }
 
     fn all_gather_f32(&mut self, values: &[f32]) -> Result<Vec<f32>, CollectiveError> {
