@@ -276,6 +276,13 @@ mod tests {
         );
     }
 
+    /// A trainer may move its collective into the thread that runs the steps.
+    #[test]
+    fn mpi_collective_is_send() {
+        fn send<T: Send>() {}
+        send::<MpiCollective>();
+    }
+
     #[test]
     fn init_outside_a_launcher_is_none() {
         // `cargo test` is not started by mpirun (the CI and tests/mpirun.rs run it directly).
