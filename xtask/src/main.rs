@@ -36,7 +36,7 @@ fn main() -> ExitCode {
                 "usage: cargo xtask <command>\n\n\
                  ci [--full]     fmt check, clippy -D warnings, tests (flex), package, the Python\n\
                  \x20               package's pytest (maturin develop into a venv); --full adds\n\
-                 \x20               the ndarray, wgpu (lavapipe smoke test), cuda and hdf5 builds\n\
+                 \x20               the ndarray, wgpu (lavapipe smoke test), cuda, hdf5 and mpi builds\n\
                  bench [--quick] [--only vae,ssl,tc,mveb,metrics]\n\
                  \x20               criterion benches + the PyTorch reference in the same run, with\n\
                  \x20               the time ratio per workload: target/bench-summary.json and\n\
@@ -195,6 +195,30 @@ fn ci(full: bool) -> Result<(), String> {
         run(
             "cargo",
             &["test", "-p", "infobound-data", "--features", "hdf5"],
+            &[],
+        )?;
+        // The collectives of data-parallel training under a real `mpirun` (2 and 3 ranks over
+        // TCP on the loopback interface). Links the system's Open MPI; rsmpi's bindgen needs
+        // libclang (apt-get install openmpi-bin libopenmpi-dev libclang-dev). Out of the default
+        // job: its cold build (bindgen and its dependencies) exceeds the 3-minute budget here.
+        run(
+            "cargo",
+            &[
+                "clippy",
+                "-p",
+                "infobound-collective",
+                "--features",
+                "mpi",
+                "--all-targets",
+                "--",
+                "-D",
+                "warnings",
+            ],
+            &[],
+        )?;
+        run(
+            "cargo",
+            &["test", "-p", "infobound-collective", "--features", "mpi"],
             &[],
         )?;
     }

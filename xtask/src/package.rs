@@ -8,8 +8,9 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 
 /// The crates users pick one by one (the binary crate packages too, as a check).
-const CRATES: [&str; 9] = [
+const CRATES: [&str; 10] = [
     "infobound-backend",
+    "infobound-collective",
     "infobound-estimators",
     "infobound-data",
     "infobound-metrics",
