@@ -411,10 +411,13 @@ fn bench(quick: bool, only: Option<&str>) -> Result<(), String> {
 const MEMORY_NOTE: &str = "peak MiB, infobound: the most heap bytes live during one step after \
     warm-up, minus those live before the workload was built (parameters, optimiser state, inputs \
     and the step's temporaries; bytes asked of the allocator, from a counting wrapper around \
-    mimalloc in the bench binary). PyTorch: the process's peak resident set (VmHWM) while the \
+    mimalloc in the bench binary; what the process allocates on first use and keeps, ≈ 200 MiB \
+    on flex, is left out by throwaway steps before the first baseline and printed on stderr). \
+    PyTorch: the process's peak resident set (VmHWM) while the \
     workload was built, warmed up and timed, minus its resident set after `import torch` \
-    (pages, so it also counts allocator slack and code paged in; memory that glibc kept from an \
-    earlier workload of the same section counts again). Each PyTorch section runs in its own \
+    (pages, so it also counts allocator slack and libraries paged in on first use, in the \
+    section's first workload; memory that glibc kept from an earlier workload of the same section \
+    counts again): an upper bound. Each PyTorch section runs in its own \
     process.\n\n";
 
 /// A figure in MiB with one decimal, or `-` when it was not measured.
@@ -1414,6 +1417,34 @@ mod tests {
         let error = read_bench_memory(&path).unwrap_err();
         assert!(error.contains("line 1"), "{error}");
         std::fs::remove_dir_all(&dir).unwrap();
+    }
+
+    /// The live PyTorch path of `cargo xtask bench --only vae_more`: the script's `vae_more`
+    /// section through [`torch_reference`] (minutes; needs the torch interpreter of
+    /// [`torch_reference`] and ../shared/bench): every workload maps to a bench of our
+    /// `vae_more` group and carries its peak resident set.
+    #[test]
+    #[ignore = "runs PyTorch for minutes"]
+    fn torch_vae_more_records_map_and_carry_peak_memory() {
+        let records = torch_reference("vae_more");
+        let workloads: Vec<(String, f64)> = records
+            .iter()
+            .filter_map(|r| Some((matching_bench(r)?, r[TORCH_PEAK_FIELD].as_f64()?)))
+            .collect();
+        eprintln!("{workloads:?}");
+        let mut names: Vec<&str> = workloads.iter().map(|(n, _)| n.as_str()).collect();
+        names.sort_unstable();
+        assert_eq!(
+            names,
+            [
+                "vae_more/alpha_tcvae_burgess/3ch_b64",
+                "vae_more/alpha_tcvae_spatial_broadcast/3ch_b64",
+                "vae_more/factor_vae/1ch_b64",
+                "vae_more/factor_vae/3ch_b64",
+            ],
+            "{records:?}"
+        );
+        assert!(workloads.iter().all(|(_, mib)| *mib > 0.0), "{workloads:?}");
     }
 
     /// The mechanism of [`torch_section`], on this process: VmHWM rises by what a touched
