@@ -2,8 +2,10 @@
 //! `cargo xtask study [--seeds 0,1,2,3,4]`, `cargo xtask package`, `cargo xtask python`,
 //! `cargo xtask faults [--kills N] [--seed S]`.
 
+use std::collections::HashMap;
+use std::io::BufRead;
 use std::path::{Path, PathBuf};
-use std::process::{Command, ExitCode};
+use std::process::{Command, ExitCode, Stdio};
 use std::time::Instant;
 
 mod package;
@@ -37,10 +39,10 @@ fn main() -> ExitCode {
                  ci [--full]     fmt check, clippy -D warnings, tests (flex), package, the Python\n\
                  \x20               package's pytest (maturin develop into a venv); --full adds\n\
                  \x20               the ndarray, wgpu (lavapipe smoke test), cuda, hdf5 and mpi builds\n\
-                 bench [--quick] [--only vae,ssl,tc,mveb,metrics]\n\
+                 bench [--quick] [--only vae,vae_more,ssl,tc,mveb,metrics]\n\
                  \x20               criterion benches + the PyTorch reference in the same run, with\n\
-                 \x20               the time ratio per workload: target/bench-summary.json and\n\
-                 \x20               docs/bench-latest.md\n\
+                 \x20               the time ratio and the peak memory per workload:\n\
+                 \x20               target/bench-summary.json and docs/bench-latest.md\n\
                  study [--ssl] [--seeds 0,1,2,3,4] [--table-only]\n\
                  \x20               α-TCVAE study v2 (configs/study/*.toml) over seeds, resumable;\n\
                  \x20               tables of `infobound compare` with Welch tests: docs/study-v2.md;\n\
@@ -292,8 +294,9 @@ fn python_tests() -> Result<(), String> {
 
 /// Benchmark areas: the criterion group that measures ours and the PyTorch section that measures
 /// the same workload in `../shared/bench/torch_reference.py`.
-const AREAS: [(&str, &str, &str); 5] = [
+const AREAS: [(&str, &str, &str); 6] = [
     ("vae", "vae_step", "vae"),
+    ("vae_more", "vae_more", "vae_more"),
     ("ssl", "ssl_step", "ssl"),
     ("tc", "total_correlation", "tc"),
     ("mveb", "vmf_score", "mveb"),
@@ -307,7 +310,10 @@ const AREAS: [(&str, &str, &str); 5] = [
 /// Runs the criterion benches (bench profile: everything at opt-level 3, as PyTorch's own
 /// kernels are compiled; our crates run ≈ 5–10 % slower in the dev profile that `cargo test`
 /// uses), then the PyTorch reference in the same run if a torch interpreter is available, and
-/// writes every median with the ratio ours / PyTorch where the workloads are the same.
+/// writes every median with the ratio ours / PyTorch where the workloads are the same, and the
+/// peak memory of each workload: ours from the bench binaries' counting allocator
+/// ([`read_bench_memory`]), PyTorch's from the peak resident set of its process
+/// ([`torch_section`]).
 fn bench(quick: bool, only: Option<&str>) -> Result<(), String> {
     let areas: Vec<&(&str, &str, &str)> = match only {
         Some(names) => names
@@ -333,18 +339,28 @@ fn bench(quick: bool, only: Option<&str>) -> Result<(), String> {
     if only.is_some() && !filter.is_empty() {
         args.push(&filter);
     }
-    let mut envs = Vec::new();
+    let root = workspace_root();
+    let target = std::env::var_os("CARGO_TARGET_DIR")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| root.join("target"));
+    // The bench binaries append one line per measured bench: start from an empty file.
+    let memory_file = target.join("bench-memory.jsonl");
+    match std::fs::remove_file(&memory_file) {
+        Err(e) if e.kind() != std::io::ErrorKind::NotFound => {
+            return Err(format!("{}: {e}", memory_file.display()));
+        }
+        _ => {}
+    }
+    let memory_path = memory_file.to_string_lossy().into_owned();
+    let mut envs = vec![("INFOBOUND_BENCH_MEMORY", memory_path.as_str())];
     if quick {
         envs.push(("INFOBOUND_BENCH_QUICK", "1"));
     }
     // Criterion keeps every earlier result under target/criterion: only this run's count.
     let started = std::time::SystemTime::now();
     run("cargo", &args, &envs)?;
-    let root = workspace_root();
+    let memory = read_bench_memory(&memory_file)?;
     let mut rows = Vec::new();
-    let target = std::env::var_os("CARGO_TARGET_DIR")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| root.join("target"));
     let criterion = target.join("criterion");
     collect_criterion(&criterion, &criterion, started, &mut rows);
     rows.sort_by(|a, b| a.0.cmp(&b.0));
@@ -354,7 +370,7 @@ fn bench(quick: bool, only: Option<&str>) -> Result<(), String> {
         .collect::<Vec<_>>()
         .join(",");
     let torch = torch_reference(&sections);
-    let ratios = ratios(&rows, &torch);
+    let ratios = ratios(&rows, &memory, &torch);
     let load = std::fs::read_to_string("/proc/loadavg").unwrap_or_default();
     let commit = Command::new("git")
         .args(["rev-parse", "--short", "HEAD"])
@@ -365,11 +381,14 @@ fn bench(quick: bool, only: Option<&str>) -> Result<(), String> {
     let summary = serde_json::json!({
         "commit": commit,
         "loadavg": load.trim(),
-        "infobound": rows.iter().map(|(name, ms)| serde_json::json!({"bench": name, "median_ms": ms})).collect::<Vec<_>>(),
+        "infobound": rows.iter().map(|(name, ms)| serde_json::json!({
+            "bench": name, "median_ms": ms, "peak_mib": memory.get(name),
+        })).collect::<Vec<_>>(),
         "pytorch": torch,
         "ratios": ratios.iter().map(|r| serde_json::json!({
             "workload": r.workload, "infobound_bench": r.ours, "infobound_ms": r.ours_ms,
             "pytorch_ms": r.torch_ms, "ratio": r.ours_ms / r.torch_ms,
+            "infobound_peak_mib": r.ours_peak_mib, "pytorch_peak_mib": r.torch_peak_mib,
         })).collect::<Vec<_>>(),
     });
     let text = serde_json::to_string_pretty(&summary).map_err(|e| e.to_string())?;
@@ -378,27 +397,39 @@ fn bench(quick: bool, only: Option<&str>) -> Result<(), String> {
         "# Latest `cargo xtask bench`\n\ncommit {commit}, load average {} (1, 5, 15 min)\n\n",
         load.trim()
     );
+    md.push_str(MEMORY_NOTE);
     if !ratios.is_empty() {
         md.push_str(
             "## Same workload, same run: infobound vs PyTorch CPU\n\n\
-             ratio = infobound median / PyTorch median (< 1: infobound is faster)\n\n\
-             | workload | infobound bench | infobound ms | PyTorch ms | ratio |\n|---|---|---|---|---|\n",
+             ratio = infobound median / PyTorch median (< 1: infobound is faster)\n\n",
+        );
+        md.push_str(
+            "| workload | infobound bench | infobound ms | PyTorch ms | ratio | \
+             infobound peak MiB | PyTorch peak MiB |\n|---|---|---|---|---|---|---|\n",
         );
         for r in &ratios {
             md.push_str(&format!(
-                "| {} | {} | {:.2} | {:.2} | {:.2} |\n",
+                "| {} | {} | {:.2} | {:.2} | {:.2} | {} | {} |\n",
                 r.workload,
                 r.ours,
                 r.ours_ms,
                 r.torch_ms,
-                r.ours_ms / r.torch_ms
+                r.ours_ms / r.torch_ms,
+                mib(r.ours_peak_mib),
+                mib(r.torch_peak_mib),
             ));
         }
         md.push('\n');
     }
-    md.push_str("## Every infobound median\n\n| bench | median ms |\n|---|---|\n");
+    md.push_str(
+        "## Every infobound median\n\npeak MiB: - for benches whose binary has no counting \
+         allocator\n\n| bench | median ms | peak MiB |\n|---|---|---|\n",
+    );
     for (name, ms) in &rows {
-        md.push_str(&format!("| {name} | {ms:.3} |\n"));
+        md.push_str(&format!(
+            "| {name} | {ms:.3} | {} |\n",
+            mib(memory.get(name).copied())
+        ));
     }
     if !torch.is_empty() {
         md.push_str("\n## PyTorch CPU, same run (raw records)\n\n```\n");
@@ -416,12 +447,34 @@ fn bench(quick: bool, only: Option<&str>) -> Result<(), String> {
     Ok(())
 }
 
+/// What the `peak MiB` columns of docs/bench-latest.md measure.
+const MEMORY_NOTE: &str = "peak MiB, infobound: the most heap bytes live during one step after \
+    warm-up, minus those live before the workload was built (parameters, optimiser state, inputs \
+    and the step's temporaries; bytes asked of the allocator, from a counting wrapper around \
+    mimalloc in the bench binary; what the process allocates on first use and keeps, ≈ 200 MiB \
+    on flex, is left out by throwaway steps before the first baseline and printed on stderr). \
+    PyTorch: the process's peak resident set (VmHWM) while the \
+    workload was built, warmed up and timed, minus its resident set after `import torch` \
+    (pages, so it also counts allocator slack and libraries paged in on first use, in the \
+    section's first workload; memory that glibc kept from an earlier workload of the same section \
+    counts again): an upper bound. Each PyTorch section runs in its own \
+    process.\n\n";
+
+/// A figure in MiB with one decimal, or `-` when it was not measured.
+fn mib(value: Option<f64>) -> String {
+    value.map_or_else(|| "-".into(), |v| format!("{v:.1}"))
+}
+
 /// One workload measured by both sides.
 struct Ratio {
     workload: String,
     ours: String,
     ours_ms: f64,
     torch_ms: f64,
+    /// Our peak heap (MiB), if the bench binary reported it.
+    ours_peak_mib: Option<f64>,
+    /// PyTorch's peak resident set above its baseline (MiB), if /proc gave it.
+    torch_peak_mib: Option<f64>,
 }
 
 /// The criterion bench that runs the same workload as a PyTorch record, by the naming of
@@ -455,11 +508,36 @@ fn matching_bench(torch: &serde_json::Value) -> Option<String> {
             let batch = torch["batch"].as_u64()?;
             Some(format!("ssl_step/mveb_2views_resnet18cifar/b{batch}"))
         }
+        // Torch's `bench_vae_more`: the same networks, losses, optimisers and inputs as our
+        // `vae_more` group (crates/infobound-models/benches/vae_step.rs).
+        "factorvae_train_step" if case.starts_with("burgess_") => {
+            let channels = torch["channels"].as_u64()?;
+            let batch = torch["batch"].as_u64()?;
+            Some(format!("vae_more/factor_vae/{channels}ch_b{batch}"))
+        }
+        "alpha_tcvae_train_step" => {
+            let networks = if case.starts_with("burgess_") {
+                "burgess"
+            } else if case.starts_with("spatial_broadcast_") {
+                "spatial_broadcast"
+            } else {
+                return None;
+            };
+            let channels = torch["channels"].as_u64()?;
+            let batch = torch["batch"].as_u64()?;
+            Some(format!(
+                "vae_more/alpha_tcvae_{networks}/{channels}ch_b{batch}"
+            ))
+        }
         _ => None,
     }
 }
 
-fn ratios(rows: &[(String, f64)], torch: &[serde_json::Value]) -> Vec<Ratio> {
+fn ratios(
+    rows: &[(String, f64)],
+    memory: &HashMap<String, f64>,
+    torch: &[serde_json::Value],
+) -> Vec<Ratio> {
     torch
         .iter()
         .filter_map(|record| {
@@ -468,6 +546,8 @@ fn ratios(rows: &[(String, f64)], torch: &[serde_json::Value]) -> Vec<Ratio> {
             let torch_ms = record["ms_median"].as_f64()?;
             Some(Ratio {
                 workload: format!("{}/{}", record["bench"].as_str()?, record["case"].as_str()?),
+                ours_peak_mib: memory.get(&ours).copied(),
+                torch_peak_mib: record[TORCH_PEAK_FIELD].as_f64(),
                 ours,
                 ours_ms: *ours_ms,
                 torch_ms,
@@ -1055,8 +1135,44 @@ fn collect_criterion(
     }
 }
 
+/// Peak heap per bench (MiB) from the lines that the bench binaries append to `path` (module
+/// docs of crates/infobound-models/benches/peak_memory/mod.rs: `{"bench", "peak_bytes", …}`);
+/// empty when no bench wrote any.
+///
+/// # Errors
+/// A line that is not such a record.
+fn read_bench_memory(path: &Path) -> Result<HashMap<String, f64>, String> {
+    let text = match std::fs::read_to_string(path) {
+        Ok(text) => text,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(HashMap::new()),
+        Err(e) => return Err(format!("{}: {e}", path.display())),
+    };
+    text.lines()
+        .enumerate()
+        .map(|(i, line)| {
+            let record: serde_json::Value = serde_json::from_str(line)
+                .map_err(|e| format!("{} line {}: {e}", path.display(), i + 1))?;
+            match (record["bench"].as_str(), record["peak_bytes"].as_u64()) {
+                (Some(bench), Some(bytes)) => {
+                    Ok((bench.to_string(), bytes as f64 / (1024.0 * 1024.0)))
+                }
+                _ => Err(format!(
+                    "{} line {}: expected {{\"bench\": …, \"peak_bytes\": …}}, got {line}",
+                    path.display(),
+                    i + 1
+                )),
+            }
+        })
+        .collect()
+}
+
+/// The field that [`torch_section`] adds to each PyTorch record: its peak resident set above
+/// the interpreter's (MiB).
+const TORCH_PEAK_FIELD: &str = "xtask_peak_rss_mib";
+
 /// Runs `../shared/bench/torch_reference.py` with the interpreter in `INFOBOUND_TORCH_PYTHON`
-/// or `$HOME/torch-cpu-venv/bin/python`; returns its JSON lines, or nothing if neither exists.
+/// or `$HOME/torch-cpu-venv/bin/python`, one process per section ([`torch_section`]); returns
+/// its JSON lines (the first `env` record only), or nothing if neither interpreter exists.
 /// Always with the script's own repeat counts: its `--quick` (one warm-up, two repeats) put the
 /// first VAE workload at 121.8 ms against 58.8 ms measured properly, which no ratio survives.
 fn torch_reference(sections: &str) -> Vec<serde_json::Value> {
@@ -1074,18 +1190,95 @@ fn torch_reference(sections: &str) -> Vec<serde_json::Value> {
         eprintln!("xtask: {} not found; skipping PyTorch", script.display());
         return Vec::new();
     }
-    let mut cmd = Command::new(python);
-    cmd.arg(&script).args(["--sections", sections]);
-    match cmd.output() {
-        Ok(out) => String::from_utf8_lossy(&out.stdout)
-            .lines()
-            .filter_map(|l| serde_json::from_str(l).ok())
-            .collect(),
-        Err(e) => {
-            eprintln!("xtask: torch reference failed to start: {e}");
-            Vec::new()
+    let mut records: Vec<serde_json::Value> = Vec::new();
+    for section in sections.split(',') {
+        match torch_section(&python, &script, section) {
+            Ok(section_records) => {
+                let have_env = records.iter().any(|r| r["bench"] == "env");
+                records.extend(
+                    section_records
+                        .into_iter()
+                        .filter(|r| !(have_env && r["bench"] == "env")),
+                );
+            }
+            Err(e) => eprintln!("xtask: PyTorch section {section}: {e}"),
         }
     }
+    records
+}
+
+/// One section of the torch script in a process of its own (memory that one section's
+/// workloads leave with the allocator is not counted in another's). The script prints its
+/// `env` record after `import torch`, then one record per workload when that workload's
+/// timing ends; at each line this reads the process's VmHWM and VmRSS in /proc/<pid>/status
+/// and restarts VmHWM (`echo 5 > /proc/<pid>/clear_refs`, Linux ≥ 4.0), so each workload
+/// record gets [`TORCH_PEAK_FIELD`] = (VmHWM since the previous record − VmRSS at the `env`
+/// record) / 1024 (MiB). The script runs on while a line is read, so a workload's first
+/// allocations can count towards the record before it; without /proc the field is left out.
+///
+/// # Errors
+/// The interpreter cannot be started or its output read.
+fn torch_section(
+    python: &str,
+    script: &Path,
+    section: &str,
+) -> Result<Vec<serde_json::Value>, String> {
+    let mut child = Command::new(python)
+        .arg(script)
+        .args(["--sections", section])
+        .stdout(Stdio::piped())
+        .spawn()
+        .map_err(|e| format!("{python} did not start: {e}"))?;
+    let pid = child.id();
+    let stdout = child
+        .stdout
+        .take()
+        .ok_or_else(|| format!("{python}: no stdout"))?;
+    let mut baseline_kib: Option<u64> = None;
+    let mut records = Vec::new();
+    for line in std::io::BufReader::new(stdout).lines() {
+        let line = line.map_err(|e| format!("{python}: reading its output: {e}"))?;
+        let Ok(mut record) = serde_json::from_str::<serde_json::Value>(&line) else {
+            continue;
+        };
+        let hwm_kib = proc_status_kib(pid, "VmHWM");
+        if record["bench"] == "env" {
+            baseline_kib = proc_status_kib(pid, "VmRSS");
+        } else if let (Some(hwm), Some(baseline), Some(fields)) =
+            (hwm_kib, baseline_kib, record.as_object_mut())
+        {
+            fields.insert(
+                TORCH_PEAK_FIELD.into(),
+                serde_json::json!(
+                    (hwm.saturating_sub(baseline) as f64 / 1024.0 * 10.0).round() / 10.0
+                ),
+            );
+        }
+        // Without the reset the next record's peak would be this one's.
+        if std::fs::write(format!("/proc/{pid}/clear_refs"), "5").is_err() {
+            baseline_kib = None;
+        }
+        records.push(record);
+    }
+    let status = child
+        .wait()
+        .map_err(|e| format!("{python}: waiting for it: {e}"))?;
+    if !status.success() {
+        eprintln!("xtask: PyTorch section {section} ended with {status}");
+    }
+    Ok(records)
+}
+
+/// A `kB` field (`VmHWM`, `VmRSS`) of /proc/<pid>/status, if the system has it.
+fn proc_status_kib(pid: u32, field: &str) -> Option<u64> {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
+    status
+        .lines()
+        .find_map(|l| l.strip_prefix(field)?.strip_prefix(':'))?
+        .split_whitespace()
+        .next()?
+        .parse()
+        .ok()
 }
 
 /// Markers around the generated part of docs/reliability.md.
@@ -1228,4 +1421,121 @@ fn write_atomic(path: &Path, text: &str) -> Result<(), String> {
     let tmp = path.with_extension("tmp");
     std::fs::write(&tmp, text).map_err(|e| format!("{}: {e}", tmp.display()))?;
     std::fs::rename(&tmp, path).map_err(|e| format!("{}: {e}", path.display()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn vae_more_records_map_to_the_vae_more_group() {
+        let record = |bench: &str, case: &str, channels: u64| serde_json::json!({"bench": bench, "case": case, "batch": 64, "channels": channels});
+        let cases = [
+            (
+                record("factorvae_train_step", "burgess_1ch_bernoulli_b64", 1),
+                Some("vae_more/factor_vae/1ch_b64"),
+            ),
+            (
+                record("factorvae_train_step", "burgess_3ch_gaussian_b64", 3),
+                Some("vae_more/factor_vae/3ch_b64"),
+            ),
+            (
+                record("alpha_tcvae_train_step", "burgess_3ch_b64", 3),
+                Some("vae_more/alpha_tcvae_burgess/3ch_b64"),
+            ),
+            (
+                record("alpha_tcvae_train_step", "spatial_broadcast_3ch_b64", 3),
+                Some("vae_more/alpha_tcvae_spatial_broadcast/3ch_b64"),
+            ),
+            (record("alpha_tcvae_train_step", "other_3ch_b64", 3), None),
+        ];
+        for (torch, ours) in cases {
+            assert_eq!(matching_bench(&torch).as_deref(), ours, "{torch}");
+        }
+    }
+
+    #[test]
+    fn ratios_carry_both_peaks() {
+        let rows = vec![("vae_more/factor_vae/1ch_b64".to_string(), 90.0)];
+        let memory = HashMap::from([("vae_more/factor_vae/1ch_b64".to_string(), 12.5)]);
+        let torch = vec![serde_json::json!({
+            "bench": "factorvae_train_step", "case": "burgess_1ch_bernoulli_b64", "batch": 64,
+            "channels": 1, "ms_median": 180.0, TORCH_PEAK_FIELD: 40.0,
+        })];
+        let ratios = ratios(&rows, &memory, &torch);
+        assert_eq!(ratios.len(), 1);
+        assert_eq!(ratios[0].ours_ms / ratios[0].torch_ms, 0.5);
+        assert_eq!(ratios[0].ours_peak_mib, Some(12.5));
+        assert_eq!(ratios[0].torch_peak_mib, Some(40.0));
+    }
+
+    #[test]
+    fn bench_memory_lines_are_read_and_bad_lines_rejected() {
+        let dir = std::env::temp_dir().join(format!("xtask-memory-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let path = dir.join("bench-memory.jsonl");
+        assert!(read_bench_memory(&path).unwrap().is_empty());
+        std::fs::write(
+            &path,
+            "{\"bench\": \"a/b/c\", \"peak_bytes\": 3145728, \"resident_bytes\": 1, \"step_bytes\": 2}\n",
+        )
+        .unwrap();
+        assert_eq!(read_bench_memory(&path).unwrap()["a/b/c"], 3.0);
+        std::fs::write(&path, "{\"bench\": \"a/b/c\"}\n").unwrap();
+        let error = read_bench_memory(&path).unwrap_err();
+        assert!(error.contains("line 1"), "{error}");
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+
+    /// The live PyTorch path of `cargo xtask bench --only vae_more`: the script's `vae_more`
+    /// section through [`torch_reference`] (minutes; needs the torch interpreter of
+    /// [`torch_reference`] and ../shared/bench): every workload maps to a bench of our
+    /// `vae_more` group and carries its peak resident set.
+    #[test]
+    #[ignore = "runs PyTorch for minutes"]
+    fn torch_vae_more_records_map_and_carry_peak_memory() {
+        let records = torch_reference("vae_more");
+        let workloads: Vec<(String, f64)> = records
+            .iter()
+            .filter_map(|r| Some((matching_bench(r)?, r[TORCH_PEAK_FIELD].as_f64()?)))
+            .collect();
+        eprintln!("{workloads:?}");
+        let mut names: Vec<&str> = workloads.iter().map(|(n, _)| n.as_str()).collect();
+        names.sort_unstable();
+        assert_eq!(
+            names,
+            [
+                "vae_more/alpha_tcvae_burgess/3ch_b64",
+                "vae_more/alpha_tcvae_spatial_broadcast/3ch_b64",
+                "vae_more/factor_vae/1ch_b64",
+                "vae_more/factor_vae/3ch_b64",
+            ],
+            "{records:?}"
+        );
+        assert!(workloads.iter().all(|(_, mib)| *mib > 0.0), "{workloads:?}");
+    }
+
+    /// The mechanism of [`torch_section`], on this process: VmHWM rises by what a touched
+    /// allocation adds, and `5` in clear_refs brings it back once that memory is freed.
+    #[test]
+    #[cfg(target_os = "linux")]
+    fn proc_peak_rises_and_restarts() {
+        const MIB: u64 = 1024;
+        let pid = std::process::id();
+        let before = proc_status_kib(pid, "VmHWM").expect("Linux /proc");
+        let block = vec![1u8; 64 << 20];
+        let during = proc_status_kib(pid, "VmHWM").expect("Linux /proc");
+        assert!(
+            during >= before + 60 * MIB,
+            "VmHWM {before} kB, then {during} kB"
+        );
+        drop(std::hint::black_box(block));
+        std::fs::write(format!("/proc/{pid}/clear_refs"), "5").expect("clear_refs");
+        let after = proc_status_kib(pid, "VmHWM").expect("Linux /proc");
+        assert!(
+            after + 60 * MIB <= during,
+            "VmHWM {during} kB, after the reset {after} kB"
+        );
+        assert_eq!(proc_status_kib(pid, "NoSuchField"), None);
+    }
 }

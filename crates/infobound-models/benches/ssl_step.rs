@@ -11,9 +11,12 @@
 //! MVEB's alignment `½[⟨z¹, t²⟩ + ⟨z², t¹⟩]` with `t = z` is the reference's `⟨z¹, z²⟩`; the
 //! objective detaches its target, which changes the gradient values but not the work done.
 //! The backend comes from `INFOBOUND_DEVICE` (default flex); `INFOBOUND_BENCH_QUICK` skips
-//! batch 128.
+//! batch 128. Each bench also reports its peak heap memory ([`peak_memory`]; the baseline is
+//! taken before the network is built, so the multi-crop rows also count the two-view inputs).
 // criterion_group! generates an undocumented `pub fn benches`.
 #![allow(missing_docs)]
+
+mod peak_memory;
 
 use std::time::Duration;
 
@@ -28,9 +31,10 @@ use infobound_models::ssl::{
     BackboneConfig, MlpHeadConfig, SslNetwork, SslNetworkConfig, SslObjective, SslObjectiveConfig,
     SslViews,
 };
+use peak_memory::{CountingAllocator, record_step};
 
 #[global_allocator]
-static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
+static GLOBAL: CountingAllocator = CountingAllocator::new();
 
 fn device() -> Device {
     let name = std::env::var("INFOBOUND_DEVICE").unwrap_or_else(|_| "flex".into());
@@ -82,23 +86,44 @@ fn ssl_step(c: &mut Criterion) {
         ("resnet18cifar", BackboneConfig::resnet18_cifar()),
         ("narrow16", BackboneConfig::narrow_resnet_cifar(16)),
     ];
+    let network = |backbone: &BackboneConfig| SslNetworkConfig {
+        projector: MlpHeadConfig::byol_projector(backbone.feature_dim(), 2048, 2048),
+        backbone: backbone.clone(),
+        predictor: None,
+        layers: LayerImplementation::default(),
+        view_batching: infobound_models::ssl::ViewBatching::PerView,
+    };
+    let sgd = || {
+        SgdConfig::new()
+            .with_momentum(Some(MomentumConfig::new().with_momentum(0.9)))
+            .with_weight_decay(Some(WeightDecayConfig::new(5e-4)))
+            .init()
+    };
+    // One throwaway ResNet-18 step: what the process allocates on first use and keeps would
+    // otherwise count in whichever bench runs first (`peak_memory` module docs).
+    {
+        let before = GLOBAL.live();
+        let net = network(&backbones[0].1)
+            .init(&device)
+            .expect("valid network");
+        let views = [32, 32].map(|side| {
+            Tensor::<4>::random([64, 3, side, side], Distribution::Normal(0.0, 1.0), &device)
+        });
+        drop(step(net, &mut sgd(), &objective, &views));
+        eprintln!(
+            "peak memory: {:.1} MiB kept by the process after a throwaway step (in no bench's \
+             figure)",
+            GLOBAL.live().saturating_sub(before) as f64 / (1024.0 * 1024.0)
+        );
+    }
     for batch in [64usize, 128] {
         if quick && batch == 128 {
             continue;
         }
         for (name, backbone) in &backbones {
-            let config = SslNetworkConfig {
-                projector: MlpHeadConfig::byol_projector(backbone.feature_dim(), 2048, 2048),
-                backbone: backbone.clone(),
-                predictor: None,
-                layers: LayerImplementation::default(),
-                view_batching: infobound_models::ssl::ViewBatching::PerView,
-            };
-            let mut net = config.init(&device).expect("valid network");
-            let mut optimizer = SgdConfig::new()
-                .with_momentum(Some(MomentumConfig::new().with_momentum(0.9)))
-                .with_weight_decay(Some(WeightDecayConfig::new(5e-4)))
-                .init();
+            let baseline = GLOBAL.live();
+            let mut net = network(backbone).init(&device).expect("valid network");
+            let mut optimizer = sgd();
             let view = |side: usize| {
                 Tensor::<4>::random(
                     [batch, 3, side, side],
@@ -108,20 +133,30 @@ fn ssl_step(c: &mut Criterion) {
             };
             let two_views = [view(32), view(32)];
             let id = BenchmarkId::new(format!("mveb_2views_{name}"), format!("b{batch}"));
+            let mut ran = false;
             group.bench_function(id, |b| {
+                ran = true;
                 b.iter(|| {
                     let (updated, loss) = step(net.clone(), &mut optimizer, &objective, &two_views);
                     net = updated;
                     loss
                 })
             });
+            if ran {
+                let id = format!("ssl_step/mveb_2views_{name}/b{batch}");
+                record_step(&GLOBAL, &id, baseline, || {
+                    net = step(net.clone(), &mut optimizer, &objective, &two_views).0;
+                });
+            }
             // Multi-crop (Caron et al. 2020) as configs/mveb_cifar10.toml draws it: 2 × 32 px global
             // and 6 × 16 px local views; no PyTorch workload to compare with.
             if batch == 64 {
                 let multi_crop: Vec<Tensor<4>> =
                     (0..8).map(|v| view(if v < 2 { 32 } else { 16 })).collect();
                 let id = BenchmarkId::new(format!("mveb_multicrop_2x32_6x16_{name}"), "b64");
+                let mut ran = false;
                 group.bench_function(id, |b| {
+                    ran = true;
                     b.iter(|| {
                         let (updated, loss) =
                             step(net.clone(), &mut optimizer, &objective, &multi_crop);
@@ -129,6 +164,12 @@ fn ssl_step(c: &mut Criterion) {
                         loss
                     })
                 });
+                if ran {
+                    let id = format!("ssl_step/mveb_multicrop_2x32_6x16_{name}/b64");
+                    record_step(&GLOBAL, &id, baseline, || {
+                        net = step(net.clone(), &mut optimizer, &objective, &multi_crop).0;
+                    });
+                }
             }
         }
     }
