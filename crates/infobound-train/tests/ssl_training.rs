@@ -253,22 +253,28 @@ fn the_target_equals_the_online_network_at_step_0_and_lags_it_after_steps() {
     );
 }
 
+/// A method without a target network (SimSiam) trains on the views the configuration asks
+/// for: the two global views alone, or with the local crops (issue #19: every method takes
+/// the same local crops when they are configured).
 #[test]
-fn methods_without_local_views_or_target_train_on_two_views() {
+fn methods_without_target_train_on_the_configured_views() {
     let device = device();
-    let mut config = tiny_config(2);
-    config.objective = SslObjectiveConfig::SimSiam(Default::default());
-    config.network.projector = MlpHeadConfig::simsiam_projector(32, 32);
-    config.network.predictor = Some(MlpHeadConfig::predictor(32, 8));
-    let data = tiny_data(&config);
-    let mut trainer = SslTrainer::with_data(config, &device, data).expect("builds");
-    assert!(trainer.target().is_none());
-    let (views, labels) = trainer.batch(0).expect("batch");
-    assert_eq!(views.len(), 2);
-    let report = trainer.train_step(0, &views, &labels, true).expect("steps");
-    assert!(report.term("momentum").is_none());
-    assert!(report.embeddings.is_some());
-    assert!(report.terms.iter().all(|(_, v)| v.is_finite()));
+    for local_views in [0, 2] {
+        let mut config = tiny_config(2);
+        config.augmentation.num_local_views = local_views;
+        config.objective = SslObjectiveConfig::SimSiam(Default::default());
+        config.network.projector = MlpHeadConfig::simsiam_projector(32, 32);
+        config.network.predictor = Some(MlpHeadConfig::predictor(32, 8));
+        let data = tiny_data(&config);
+        let mut trainer = SslTrainer::with_data(config, &device, data).expect("builds");
+        assert!(trainer.target().is_none());
+        let (views, labels) = trainer.batch(0).expect("batch");
+        assert_eq!(views.len(), 2 + local_views);
+        let report = trainer.train_step(0, &views, &labels, true).expect("steps");
+        assert!(report.term("momentum").is_none());
+        assert!(report.embeddings.is_some());
+        assert!(report.terms.iter().all(|(_, v)| v.is_finite()));
+    }
 }
 
 #[test]
