@@ -253,14 +253,7 @@ impl VmfScoreEstimator {
     /// ([`ScoreSolver::DeviceF64`], [`ScoreSolver::DeviceInputDtype`]).
     fn estimate_on_device(&self, z: Tensor<2>) -> Result<ScoreEstimate, EstimatorError> {
         let [b, d] = z.dims();
-        validate::batch_at_least(b, 2)?;
-        if d == 0 {
-            return Err(EstimatorError::ShapeMismatch {
-                what: "z (needs at least one column)",
-                expected: vec![b, 1],
-                found: vec![b, 0],
-            });
-        }
+        check_sample_shape(b, d)?;
         let options = (&z.device(), z.dtype());
         let z = z.detach();
         let gram = z.clone().matmul(z.clone().transpose());
@@ -411,18 +404,24 @@ struct HostSamples {
     dtype: burn::tensor::DType,
 }
 
+/// A batch of samples `[B, d]` the estimators accept: B ≥ 2 rows, d ≥ 1 columns.
+fn check_sample_shape(batch: usize, dim: usize) -> Result<(), EstimatorError> {
+    validate::batch_at_least(batch, 2)?;
+    if dim == 0 {
+        return Err(EstimatorError::ShapeMismatch {
+            what: "z (needs at least one column)",
+            expected: vec![batch, 1],
+            found: vec![batch, 0],
+        });
+    }
+    Ok(())
+}
+
 impl HostSamples {
     /// Validates `z` (`[B ≥ 2, d ≥ 1]`, finite), reads it to the host and forms Z Zᵀ in f64.
     fn read(z: Tensor<2>) -> Result<Self, EstimatorError> {
         let [batch, dim] = z.dims();
-        validate::batch_at_least(batch, 2)?;
-        if dim == 0 {
-            return Err(EstimatorError::ShapeMismatch {
-                what: "z (needs at least one column)",
-                expected: vec![batch, 1],
-                found: vec![batch, 0],
-            });
-        }
+        check_sample_shape(batch, dim)?;
         let device = z.device();
         let dtype = z.dtype();
         let z = z.detach().try_into_vec_as::<f64>()?;
