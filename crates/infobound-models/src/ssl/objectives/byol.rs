@@ -6,10 +6,7 @@
 use burn::tensor::Tensor;
 use serde::{Deserialize, Serialize};
 
-use super::{
-    ScoreSupport, SslMethod, SslViews, check_view_counts, cross_view_pairs, l2_normalize,
-    mean_inner, required, unit_interval,
-};
+use super::{ScoreSupport, SslMethod, SslViews, check_view_counts, cross_view_cosines, required, unit_interval};
 use crate::{LossOutput, ModelError};
 
 /// BYOL hyper-parameters.
@@ -28,7 +25,7 @@ impl Default for ByolConfig {
     }
 }
 
-/// BYOL loss summed over the multi-crop pairs (g, v) of [`cross_view_pairs`]:
+/// BYOL loss summed over the multi-crop pairs (g, v) of [`cross_view_pairs`](super::cross_view_pairs):
 /// `L = Σ_(g,v) mean_i (2 − 2 cos(p_i^v, sg(t_i^g)))`. With the 2 global views this is the
 /// paper's symmetrised loss (Grill et al. 2020, eq. 2 + its symmetric term); the sum over all
 /// pairs with local views is solo-learn's (vturrisi/solo-learn@9187ea3 `solo/methods/byol.py`,
@@ -46,15 +43,8 @@ impl Default for ByolConfig {
 /// [`ModelError::Views`] for fewer than 2 predictions.
 pub fn byol_loss(predictions: &[Tensor<2>], target: [Tensor<2>; 2]) -> Result<LossOutput, ModelError> {
     check_view_counts("byol", predictions.len(), None)?;
-    let p: Vec<Tensor<2>> = predictions.iter().cloned().map(l2_normalize).collect();
-    let t = target.map(|t| l2_normalize(t.detach()));
-    let pairs: Vec<(usize, usize)> = cross_view_pairs(predictions.len()).collect();
-    let cosines = pairs
-        .iter()
-        .map(|&(g, v)| mean_inner(p[v].clone(), t[g].clone()))
-        .reduce(|a, b| a + b)
-        .ok_or_else(|| ModelError::Views("byol needs a view pair".into()))?;
-    let loss = cosines.mul_scalar(-2.0).add_scalar(2.0 * pairs.len() as f64);
+    let (cosines, pairs) = cross_view_cosines("byol", predictions, target.map(Tensor::detach))?;
+    let loss = cosines.mul_scalar(-2.0).add_scalar(2.0 * pairs as f64);
     Ok(LossOutput::new(loss, Vec::new()))
 }
 

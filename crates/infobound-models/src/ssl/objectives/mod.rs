@@ -208,6 +208,24 @@ pub fn cross_view_pairs(views: usize) -> impl Iterator<Item = (usize, usize)> {
     (0..2.min(views)).flat_map(move |g| (0..views).filter(move |&v| v != g).map(move |v| (g, v)))
 }
 
+/// `(Σ_(g,v) mean_i cos(p_i^v, t_i^g), P)` over the P [`cross_view_pairs`] of `predictions`
+/// (one per view) against `targets` (the 2 global views, already detached by the caller).
+pub(crate) fn cross_view_cosines(
+    loss: &str,
+    predictions: &[Tensor<2>],
+    targets: [Tensor<2>; 2],
+) -> Result<(Tensor<1>, usize), ModelError> {
+    let p: Vec<Tensor<2>> = predictions.iter().cloned().map(l2_normalize).collect();
+    let t = targets.map(l2_normalize);
+    let pairs: Vec<(usize, usize)> = cross_view_pairs(predictions.len()).collect();
+    let sum = pairs
+        .iter()
+        .map(|&(g, v)| mean_inner(p[v].clone(), t[g].clone()))
+        .reduce(|a, b| a + b)
+        .ok_or_else(|| ModelError::Views(format!("{loss} needs a view pair")))?;
+    Ok((sum, pairs.len()))
+}
+
 /// Checks that a pure loss got the 2 global views and, for `per_view` (name, count), one
 /// tensor per view.
 pub(crate) fn check_view_counts(

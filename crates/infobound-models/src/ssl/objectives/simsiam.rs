@@ -6,10 +6,7 @@
 use burn::tensor::Tensor;
 use serde::{Deserialize, Serialize};
 
-use super::{
-    ScoreSupport, SslMethod, SslViews, check_view_counts, cross_view_pairs, l2_normalize,
-    mean_inner, required,
-};
+use super::{ScoreSupport, SslMethod, SslViews, check_view_counts, cross_view_cosines, required};
 use crate::{LossOutput, ModelError};
 
 /// SimSiam has no loss hyper-parameters.
@@ -17,7 +14,7 @@ use crate::{LossOutput, ModelError};
 #[serde(deny_unknown_fields)]
 pub struct SimSiamConfig {}
 
-/// SimSiam loss over the multi-crop pairs (g, v) of [`cross_view_pairs`]:
+/// SimSiam loss over the multi-crop pairs (g, v) of [`cross_view_pairs`](super::cross_view_pairs):
 /// `L = −(1/P) Σ_(g,v) mean_i cos(p_i^v, sg(z_i^g))`, P the number of pairs. With the 2 global
 /// views this is the paper's `−½ [cos(p^1, sg z^2) + cos(p^2, sg z^1)]` (Chen & He 2021,
 /// Algorithm 1); the mean over pairs for local views is our choice (solo-learn's SimSiam takes
@@ -40,18 +37,9 @@ pub fn simsiam_loss(
         online.len(),
         Some(("prediction", predictions.len())),
     )?;
-    let p: Vec<Tensor<2>> = predictions.iter().cloned().map(l2_normalize).collect();
-    let z: Vec<Tensor<2>> = online[..2]
-        .iter()
-        .map(|z| l2_normalize(z.clone().detach()))
-        .collect();
-    let pairs: Vec<(usize, usize)> = cross_view_pairs(online.len()).collect();
-    let cosines = pairs
-        .iter()
-        .map(|&(g, v)| mean_inner(p[v].clone(), z[g].clone()))
-        .reduce(|a, b| a + b)
-        .ok_or_else(|| ModelError::Views("simsiam needs a view pair".into()))?;
-    let loss = cosines.mul_scalar(-1.0 / pairs.len() as f64);
+    let targets = [online[0].clone().detach(), online[1].clone().detach()];
+    let (cosines, pairs) = cross_view_cosines("simsiam", predictions, targets)?;
+    let loss = cosines.mul_scalar(-1.0 / pairs as f64);
     Ok(LossOutput::new(loss, Vec::new()))
 }
 
