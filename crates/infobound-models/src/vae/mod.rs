@@ -259,7 +259,7 @@ impl Vae {
 }
 
 impl Likelihood {
-    /// Per-sample negative log-likelihood (up to constants) [B]: see the variant docs; computed
+    /// Per-sample negative log-likelihood (up to constants) `[B]`: see the variant docs; computed
     /// by `layers` (pass the VAE's [`Vae::layers`]).
     ///
     /// # Errors

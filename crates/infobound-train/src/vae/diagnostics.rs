@@ -5,7 +5,7 @@
 use serde::{Deserialize, Serialize};
 
 /// Variance of μ_k over the data above which latent k counts as active (Burda, Grosse &
-/// Salakhutdinov 2016, "Importance Weighted Autoencoders", § 5.2: A_u = Cov_x(E_q[u]) > 10⁻²).
+/// Salakhutdinov 2016, "Importance Weighted Autoencoders", § 5.2: `A_u = Cov_x(E_q[u])` > 10⁻²).
 pub const ACTIVITY_THRESHOLD: f64 = 1e-2;
 
 /// The posterior of a sample of n images, per latent and summarised.
