@@ -181,15 +181,16 @@ fn read_burnpack(path: &Path) -> Result<Vec<PackTensor>, String> {
         let data = bytes
             .get(range)
             .ok_or(format!("burnpack: {name} out of file"))?;
+        let dtype = format!("{:?}", entry.get("dtype"));
         out.push(PackTensor {
             name: name.clone(),
-            header: format!("{:?} {:?}", entry.get("dtype"), entry.get("shape")),
+            finite: all_finite(&dtype, data),
+            header: format!("{dtype} {:?}", entry.get("shape")),
             param_id: match entry.get("param_id") {
                 Some(Cbor::Uint(id)) => Some(*id),
                 _ => None,
             },
             digest: digest(data),
-            finite: all_finite(&format!("{:?}", entry.get("dtype")), data),
         });
     }
     Ok(out)
