@@ -28,8 +28,8 @@ pub use run::{
 };
 pub use vae::{
     EvalConfig, EvalReport, GradientSkipConfig, HeadlineScores, OptimizerConfig, PlateauConfig,
-    TrainConfig, VaeTrainer, encode_means, evaluate, scored_codes, train_run, traversal_codes,
-    write_report,
+    TrainConfig, VaeDataParallelConfig, VaeTrainer, encode_means, evaluate, scored_codes,
+    train_run, traversal_codes, write_report,
 };
 
 /// The crate README's example, compiled and run as a doc test.

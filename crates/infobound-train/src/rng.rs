@@ -24,6 +24,20 @@ pub fn step_rng(seed: u64, step: usize, stream: Stream) -> ChaCha8Rng {
     rng
 }
 
+/// The generator for `stream` at `step` for the data-parallel shard `shard` of the step's
+/// batch: shard 0 draws what [`step_rng`] draws (a run of one replica is unchanged), shard g > 0
+/// an independent stream of its own, so every shard's draws depend on (seed, step, shard) only
+/// and not on which process computes it.
+pub fn shard_rng(seed: u64, step: usize, stream: Stream, shard: usize) -> ChaCha8Rng {
+    let mut rng = step_rng(seed, step, stream);
+    if shard > 0 {
+        // Stream ids 1..=3 are the run's own; shards take ids above 2^8 (`stream + 256·g`).
+        rng.set_stream(stream as u64 + ((shard as u64) << 8));
+        rng.set_word_pos((step as u128) << 16);
+    }
+    rng
+}
+
 /// `n` standard normal samples (Box–Muller on the step's noise stream).
 pub fn standard_normal(rng: &mut ChaCha8Rng, n: usize) -> Vec<f32> {
     use rand::Rng;

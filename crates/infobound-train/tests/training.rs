@@ -210,3 +210,61 @@ fn every_preset_parses_validates_and_round_trips() {
     );
     assert!(TrainConfig::from_toml("unknown_key = 3").is_err());
 }
+
+/// A configuration whose Adam step is plain gradient descent at rate lr / ε = 1e-5 (ε = 1e6 ≫
+/// √v̂, for gradients far below 1e6): Adam's
+/// usual step, lr · m̂ / (√v̂ + ε) with a tiny ε, is ±lr for every gradient entry, so entries
+/// that are zero up to rounding would flip sign between two equal computations summed in
+/// another order, and hide whether the gradients agree.
+fn linear_adam(objective: Option<ObjectiveConfig>) -> TrainConfig {
+    let mut config = tiny(objective);
+    config.optimizer.learning_rate = 10.0;
+    config.optimizer.epsilon = 1e6;
+    config.gradient_skip = None;
+    config
+}
+
+/// β-VAE's loss is a batch mean of per-image terms, so two shards of four images whose
+/// gradients are averaged (`data_parallel.replicas = 2`, one after the other in this process;
+/// the same as two MPI ranks) take the step the whole batch of eight takes — up to the order of
+/// float additions.
+#[test]
+fn vae_replicas_of_a_per_image_objective_take_the_whole_batch_step() {
+    let dir = tempfile::tempdir().unwrap();
+    let device = Device::flex();
+    let beta_vae = Some(ObjectiveConfig::BetaVae(Default::default()));
+    let whole = RunDir::new(dir.path().join("whole"));
+    train_run(
+        linear_adam(beta_vae.clone()),
+        &device,
+        &whole,
+        options(false),
+    )
+    .unwrap();
+    let sharded = RunDir::new(dir.path().join("sharded"));
+    let mut config = linear_adam(beta_vae);
+    config.data_parallel.replicas = 2;
+    train_run(config, &device, &sharded, options(false)).unwrap();
+    let (a, b) = (checkpoint_values(&whole), checkpoint_values(&sharded));
+    assert_eq!(a.len(), b.len());
+    let scale = a.iter().fold(0f32, |m, v| m.max(v.abs()));
+    let max_diff = a
+        .iter()
+        .zip(&b)
+        .fold(0f32, |m, (x, y)| m.max((x - y).abs()));
+    assert!(
+        max_diff <= 1e-5 * scale,
+        "replicas moved the parameters by {max_diff} (largest |w| {scale})"
+    );
+}
+
+#[test]
+fn vae_replicas_must_split_the_batch_into_shards_of_two() {
+    let mut config = tiny(None);
+    config.data_parallel.replicas = 3;
+    assert!(matches!(config.validate(), Err(TrainError::Config(_))));
+    config.data_parallel.replicas = 8;
+    assert!(matches!(config.validate(), Err(TrainError::Config(_))));
+    config.data_parallel.replicas = 4;
+    config.validate().unwrap();
+}

@@ -186,6 +186,28 @@ fn open_run(dir: &Path) -> Result<(RunDir, Box<dyn FamilyCommands>), CliError> {
     Ok((run, family(config)))
 }
 
+/// The processes of this job: with the cargo feature `mpi`, under an MPI launcher (`mpirun`,
+/// `srun`) with more than one rank, the ranks of `MPI_COMM_WORLD`; otherwise one process.
+/// MPI is initialised here, once per process.
+pub(crate) fn job_ranks() -> Result<infobound_train::run::Ranks, CliError> {
+    #[cfg(feature = "mpi")]
+    if let Some(mpi) = infobound_collective::MpiCollective::init()
+        .map_err(|e| CliError::Usage(format!("cannot start MPI: {e}")))?
+    {
+        return Ok(infobound_train::run::Ranks::new(Box::new(mpi)));
+    }
+    Ok(infobound_train::run::Ranks::single())
+}
+
+/// ", N MPI ranks" for a job of several processes, nothing for one.
+pub(crate) fn ranks_note(world: usize) -> String {
+    if world > 1 {
+        format!(" × {world} MPI ranks")
+    } else {
+        String::new()
+    }
+}
+
 /// `infobound train`.
 pub fn train(args: TrainArgs) -> Result<(), CliError> {
     let (mut config, resumed) = match (&args.resume, &args.preset, &args.config) {

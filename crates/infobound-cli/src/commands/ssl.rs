@@ -4,7 +4,7 @@ use std::path::PathBuf;
 use std::sync::Arc;
 
 use burn::tensor::Device;
-use infobound_train::run::{check_run_folder, run_training_locked};
+use infobound_train::run::{check_run_folder, follow_training, run_training_locked};
 use infobound_train::ssl::{
     SslData, SslEvalReport, SslTrainConfig, SslTrainer, evaluate_ssl, probe, write_ssl_report,
 };
@@ -13,7 +13,7 @@ use infobound_train::{
 };
 
 use super::compare::{CompareColumn, CompareColumns};
-use super::runs::{EvalArgs, FamilyCommands, ProbeArgs, TrainArgs, TraverseArgs};
+use super::runs::{EvalArgs, FamilyCommands, ProbeArgs, TrainArgs, TraverseArgs, ranks_note};
 use crate::error::CliError;
 
 /// A self-supervised run's commands, for its resolved configuration.
@@ -43,23 +43,32 @@ impl FamilyCommands for SslCommands {
         config.data_parallel.check_device_count(devices.len())?;
         // Loads the data and builds the networks: a bad file or value stops here.
         let data = Arc::new(SslData::load(&config.dataset, &config.labels)?);
-        let trainer = SslTrainer::with_devices(config.clone(), &devices, data)?;
-        // The run folder's lock is the first byte written, held through evaluation and report.
-        let lock = RunLock::acquire(run.root())?;
-        check_run_folder(run, resume)?;
-        eprintln!(
-            "infobound: training {} ({} steps, batch {}, {} replica(s)) on {spec} into {}",
-            config.objective.name(),
-            config.steps,
-            config.batch_size,
-            config.data_parallel.replicas,
-            run.root().display()
-        );
-        Environment::capture(&spec, &devices[0]).write(run)?;
+        let ranks = super::runs::job_ranks()?;
+        let world = ranks.world_size();
+        let mut trainer =
+            SslTrainer::with_devices(config.clone(), &devices, data)?.with_ranks(ranks)?;
         let options = TrainOptions {
             resume,
             progress: !args.quiet,
         };
+        if !RunFamily::ranks(&mut trainer).is_root() {
+            // The other ranks of an MPI job train beside rank 0 and write nothing.
+            follow_training(trainer, run, options)?;
+            return Ok(());
+        }
+        // The run folder's lock is the first byte written, held through evaluation and report.
+        let lock = RunLock::acquire(run.root())?;
+        check_run_folder(run, resume)?;
+        eprintln!(
+            "infobound: training {} ({} steps, batch {}, {} replica(s)) on {spec}{} into {}",
+            config.objective.name(),
+            config.steps,
+            config.batch_size,
+            config.data_parallel.replicas,
+            ranks_note(world),
+            run.root().display()
+        );
+        Environment::capture(&spec, &devices[0]).write(run)?;
         let (trainer, summary) = run_training_locked(trainer, run, &lock, options)?;
         eprintln!(
             "infobound: {} steps ({} skipped) at {:.2} steps/s in {:.1} s, final loss {:.4}",

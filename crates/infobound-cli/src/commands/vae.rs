@@ -5,15 +5,15 @@ use std::path::PathBuf;
 use burn::tensor::{Device, Tensor, TensorData};
 use infobound_data::save_png_grid;
 use infobound_metrics::{codes_to_npy_bytes, factors_to_npy_bytes};
-use infobound_train::run::{check_run_folder, run_training_locked};
+use infobound_train::run::{check_run_folder, follow_training, run_training_locked};
 use infobound_train::{
-    Environment, EvalReport, RunDir, RunLock, TrainConfig, TrainOptions, VaeTrainer,
+    Environment, EvalReport, RunDir, RunFamily, RunLock, TrainConfig, TrainOptions, VaeTrainer,
     latest_checkpoint, scored_codes, write_atomic, write_loss_svg, write_report,
 };
 use rand::SeedableRng;
 
 use super::compare::{CompareColumn, CompareColumns};
-use super::runs::{EvalArgs, FamilyCommands, ProbeArgs, TrainArgs, TraverseArgs};
+use super::runs::{EvalArgs, FamilyCommands, ProbeArgs, TrainArgs, TraverseArgs, ranks_note};
 use crate::error::CliError;
 
 /// A VAE run's commands, for its resolved configuration.
@@ -62,23 +62,31 @@ impl FamilyCommands for VaeCommands {
         let (spec, device) = args.device.resolve()?;
         let config = &self.0;
         // Opens the dataset and builds the networks: a bad file or value stops here.
-        let trainer = VaeTrainer::new(config.clone(), &device)?;
-        // The run folder's lock is the first byte written, held through evaluation and report.
-        let lock = RunLock::acquire(run.root())?;
-        check_run_folder(run, resume)?;
-        eprintln!(
-            "infobound: training {} on {} ({} steps, batch {}) on {spec} into {}",
-            config.objective.name(),
-            config.dataset.name(),
-            config.steps,
-            config.batch_size,
-            run.root().display()
-        );
-        Environment::capture(&spec.to_string(), &device).write(run)?;
+        let ranks = super::runs::job_ranks()?;
+        let world = ranks.world_size();
+        let mut trainer = VaeTrainer::new(config.clone(), &device)?.with_ranks(ranks)?;
         let options = TrainOptions {
             resume,
             progress: !args.quiet,
         };
+        if !RunFamily::ranks(&mut trainer).is_root() {
+            // The other ranks of an MPI job train beside rank 0 and write nothing.
+            follow_training(trainer, run, options)?;
+            return Ok(());
+        }
+        // The run folder's lock is the first byte written, held through evaluation and report.
+        let lock = RunLock::acquire(run.root())?;
+        check_run_folder(run, resume)?;
+        eprintln!(
+            "infobound: training {} on {} ({} steps, batch {}) on {spec}{} into {}",
+            config.objective.name(),
+            config.dataset.name(),
+            config.steps,
+            config.batch_size,
+            ranks_note(world),
+            run.root().display()
+        );
+        Environment::capture(&spec.to_string(), &device).write(run)?;
         let (trainer, summary) = run_training_locked(trainer, run, &lock, options)?;
         eprintln!(
             "infobound: {} steps ({} skipped) at {:.2} steps/s, final loss {:.4}",

@@ -10,6 +10,7 @@ use std::time::Instant;
 use indicatif::ProgressBar;
 use serde::Serialize;
 
+use super::Ranks;
 use super::RunDir;
 use super::checkpoint::{TrainerState, resume_checkpoint};
 use super::fsutil::write_atomic;
@@ -106,6 +107,25 @@ pub trait RunFamily {
     /// Counters saved with every checkpoint.
     fn state(&self) -> &TrainerState;
 
+    /// The processes of the job this trainer belongs to ([`Ranks::single`] outside MPI).
+    fn ranks(&mut self) -> &mut Ranks;
+
+    /// Gives every rank rank 0's weights (called once every rank has built or restored its
+    /// trainer, before the first step).
+    ///
+    /// # Errors
+    /// [`TrainError::DataParallel`] if the exchange fails.
+    fn broadcast_weights(&mut self) -> Result<(), TrainError>;
+
+    /// Called on every rank before each checkpoint: averages over the ranks what each holds
+    /// differently (batch-norm running statistics), so that rank 0 saves the job's state.
+    ///
+    /// # Errors
+    /// [`TrainError::DataParallel`] if the exchange fails.
+    fn synchronise(&mut self) -> Result<(), TrainError> {
+        Ok(())
+    }
+
     /// Mutable counters.
     fn state_mut(&mut self) -> &mut TrainerState;
 
@@ -119,7 +139,8 @@ pub trait RunFamily {
     /// Any [`TrainError`] that makes the run stop.
     fn train_step(&mut self, step: usize, batch: Self::Batch) -> Result<StepRecord, TrainError>;
 
-    /// Work after each step (diagnostics, monitors); `state().step` is already advanced.
+    /// Work after each step (diagnostics, monitors); `state().step` is already advanced. Called
+    /// on every rank; only rank 0's `log` writes.
     ///
     /// # Errors
     /// Any [`TrainError`] that makes the run stop.
@@ -130,14 +151,14 @@ pub trait RunFamily {
     /// Called with the interval statistics before each log line (e.g. a plateau scheduler).
     fn after_interval(&mut self, _interval: &IntervalStats) {}
 
-    /// Writes a checkpoint of the current state into `run`.
+    /// Writes a checkpoint of the current state into `run` (called on rank 0 only).
     ///
     /// # Errors
     /// [`TrainError::Checkpoint`] / [`TrainError::Io`].
     fn checkpoint(&self, run: &RunDir) -> Result<(), TrainError>;
 
-    /// Writes the step-0 weights into `run.initial()` (called once, before a fresh run's first
-    /// step): evaluation scores them as the untrained floor instead of re-drawing them.
+    /// Writes the step-0 weights into `run.initial()` (called once, on rank 0, before a fresh
+    /// run's first step): evaluation scores them as the untrained floor instead of re-drawing them.
     ///
     /// # Errors
     /// [`TrainError::Checkpoint`] / [`TrainError::Io`].
@@ -157,7 +178,8 @@ pub trait RunFamily {
 }
 
 /// Trains `family` until its step budget, logging to `run`'s `train_log.jsonl` and
-/// checkpointing on its cadence.
+/// checkpointing on its cadence. In a job of several ranks every rank runs this loop and only
+/// rank 0 writes the log, the progress bar and the checkpoints.
 ///
 /// # Errors
 /// The first error of a step, the log, a checkpoint, or [`TrainError::Diverged`].
@@ -170,8 +192,13 @@ pub fn train_loop<F: RunFamily>(
     let settings = family.settings();
     let start_step = family.state().step;
     let total = settings.steps;
-    let mut log = TrainLog::open(run, start_step)?;
-    let bar = progress_bar(options.progress, start_step, total);
+    let root = family.ranks().is_root();
+    let mut log = if root {
+        TrainLog::open(run, start_step)?
+    } else {
+        TrainLog::discard()
+    };
+    let bar = progress_bar(options.progress && root, start_step, total);
     let batches = prefetch(start_step, total, family.batch_maker());
     let mut interval = IntervalStats::default();
     let mut last = IntervalStats::default();
@@ -218,7 +245,10 @@ pub fn train_loop<F: RunFamily>(
             interval_started = Instant::now();
         }
         if due(family.state().step, settings.checkpoint_every, total) {
-            family.checkpoint(run)?;
+            family.synchronise()?;
+            if root {
+                family.checkpoint(run)?;
+            }
         }
     }
     bar.finish_and_clear();
@@ -257,28 +287,93 @@ pub fn run_training<F: RunFamily>(
 }
 
 /// As [`run_training`], for a caller that already holds the run folder's `lock` (the CLI
-/// keeps it through evaluation and the report).
+/// keeps it through evaluation and the report). In a data-parallel job this is rank 0's call;
+/// the other ranks call [`follow_training`].
 ///
 /// # Errors
 /// [`TrainError::RunDir`] for a fresh run into a used folder or a resume of a folder without
 /// a run (invalid checkpoints are moved aside and named on stderr), then anything
 /// [`train_loop`] returns.
 pub fn run_training_locked<F: RunFamily>(
-    mut family: F,
+    family: F,
     run: &RunDir,
     _lock: &RunLock,
     options: TrainOptions,
 ) -> Result<(F, TrainSummary), TrainError> {
-    check_run_folder(run, options.resume)?;
-    let checkpoint = if options.resume {
-        resume_checkpoint(&run.checkpoints())?
+    train_ranks(family, run, options)
+}
+
+/// A rank other than 0 of a data-parallel job: trains in step with rank 0 — from the
+/// checkpoint rank 0 resumes (read from the shared run folder) and with rank 0's weights —
+/// and writes nothing.
+///
+/// # Errors
+/// [`TrainError::DataParallel`] if rank 0 could not start the run or an exchange fails, then
+/// anything [`train_loop`] returns.
+pub fn follow_training<F: RunFamily>(
+    mut family: F,
+    run: &RunDir,
+    options: TrainOptions,
+) -> Result<(F, TrainSummary), TrainError> {
+    if family.ranks().is_root() {
+        return Err(TrainError::DataParallel(
+            "rank 0 trains with run_training_locked, holding the run folder's lock".into(),
+        ));
+    }
+    train_ranks(family, run, options)
+}
+
+/// The start of a run on every rank: rank 0 checks the folder and picks the checkpoint to
+/// resume (moving invalid ones aside) and tells the others, which restore the same one;
+/// everyone then takes rank 0's weights, and rank 0 writes `config.toml` and trains.
+fn train_ranks<F: RunFamily>(
+    mut family: F,
+    run: &RunDir,
+    options: TrainOptions,
+) -> Result<(F, TrainSummary), TrainError> {
+    let root = family.ranks().is_root();
+    let mut start = if root {
+        check_run_folder(run, options.resume).and_then(|()| {
+            if options.resume {
+                resume_checkpoint(&run.checkpoints())
+            } else {
+                Ok(None)
+            }
+        })
     } else {
-        None
+        Ok(None)
     };
-    match checkpoint {
+    if family.ranks().is_distributed() {
+        // Rank 0's verdict travels as text: "ok" and the checkpoint path (empty for none), or
+        // "error" and the message, so that no rank waits for a start that will not come.
+        let verdict = root.then(|| match &start {
+            Ok(checkpoint) => format!(
+                "ok\n{}",
+                checkpoint
+                    .as_ref()
+                    .map(|c| c.to_string_lossy().into_owned())
+                    .unwrap_or_default()
+            ),
+            Err(e) => format!("error\n{e}"),
+        });
+        let agreed = family.ranks().broadcast_text(verdict)?;
+        if !root {
+            start = match agreed.split_once('\n') {
+                Some(("ok", "")) => Ok(None),
+                Some(("ok", path)) => Ok(Some(std::path::PathBuf::from(path))),
+                Some((_, message)) => Err(TrainError::DataParallel(format!(
+                    "rank 0 could not start the run: {message}"
+                ))),
+                None => Err(TrainError::DataParallel(format!(
+                    "rank 0 sent an unreadable start: {agreed:?}"
+                ))),
+            };
+        }
+    }
+    match start? {
         Some(checkpoint) => family.restore(&checkpoint)?,
         None => {
-            if options.resume {
+            if options.resume && root {
                 // A run killed before its first checkpoint: everything is drawn from the
                 // configuration and (seed, step), so starting again from step 0 is the resume.
                 eprintln!(
@@ -286,12 +381,18 @@ pub fn run_training_locked<F: RunFamily>(
                     run.root().display()
                 );
             }
-            family.save_initial(run)?;
+            if root {
+                family.save_initial(run)?;
+            }
         }
     }
-    // A resume may extend the step budget (`--steps`); config.toml records what ran.
-    write_atomic(&run.config(), family.config_toml()?.as_bytes())?;
+    family.broadcast_weights()?;
+    if root {
+        // A resume may extend the step budget (`--steps`); config.toml records what ran.
+        write_atomic(&run.config(), family.config_toml()?.as_bytes())?;
+    }
     let summary = train_loop(&mut family, run, options)?;
+    family.ranks().finish();
     Ok((family, summary))
 }
 

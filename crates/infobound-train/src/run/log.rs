@@ -50,8 +50,8 @@ fn truncate_log(path: &Path, step: usize) -> Result<(), TrainError> {
 /// (from before a resume) are dropped first. Every line is flushed as it is written, so a killed
 /// run loses none.
 pub struct TrainLog {
-    file: std::fs::File,
-    path: std::path::PathBuf,
+    /// `None` on the ranks of a data-parallel job other than rank 0, which write nothing.
+    file: Option<(std::fs::File, std::path::PathBuf)>,
 }
 
 impl TrainLog {
@@ -64,14 +64,24 @@ impl TrainLog {
             .append(true)
             .open(&path)
             .map_err(|e| TrainError::io(&path, e))?;
-        Ok(Self { file, path })
+        Ok(Self {
+            file: Some((file, path)),
+        })
+    }
+
+    /// A log that drops every line: the log of a rank other than 0 in a data-parallel job.
+    pub fn discard() -> Self {
+        Self { file: None }
     }
 
     /// Appends one JSON line.
     pub fn write(&mut self, line: &impl std::fmt::Display) -> Result<(), TrainError> {
-        writeln!(self.file, "{line}")
-            .and_then(|()| self.file.flush())
-            .map_err(|e| TrainError::io(&self.path, e))
+        let Some((file, path)) = &mut self.file else {
+            return Ok(());
+        };
+        writeln!(file, "{line}")
+            .and_then(|()| file.flush())
+            .map_err(|e| TrainError::io(&*path, e))
     }
 
     /// Appends one row `{"step": step, name: value, ...}` (non-finite values as `null`).

@@ -12,6 +12,7 @@ mod interval;
 pub mod lock;
 mod log;
 mod prefetch;
+mod ranks;
 mod report;
 mod run_dir;
 mod step;
@@ -23,13 +24,15 @@ pub use checkpoint::{
 pub use config::{Family, RunConfig, apply_override};
 pub use driver::{
     FAULT_NAN_AT_STEP_ENV, LoopSettings, PoisonableBatch, RunFamily, TrainOptions, TrainSummary,
-    check_run_folder, run_training, run_training_locked, train_loop,
+    check_run_folder, follow_training, run_training, run_training_locked, train_loop,
 };
 pub use fsutil::{write_atomic, write_json_atomic};
 pub use interval::IntervalStats;
 pub use lock::RunLock;
 pub use log::{TrainLog, due, insert_number, progress_bar};
 pub use prefetch::prefetch;
+pub use ranks::Ranks;
+pub(crate) use ranks::{Reduction, build_seeded, materialise, shard};
 pub use report::{Environment, format_log_values, last_log_values, read_log, write_loss_svg};
 pub use run_dir::RunDir;
 pub use step::{NonFinitePolicy, StepOutcome, StepRecord, read_back};

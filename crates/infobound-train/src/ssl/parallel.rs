@@ -14,6 +14,8 @@ use burn::module::Module;
 use burn::optim::GradientsParams;
 use burn::tensor::{Device, Tensor};
 use infobound_data::{ImageBatch, images_to_tensor};
+
+use crate::run::{Ranks, shard};
 use infobound_models::ModelError;
 use infobound_models::ssl::{
     LocalScoreSupport, ScoreSupport, SslNetwork, SslObjective, SslViews, ViewBatching,
@@ -23,40 +25,36 @@ use infobound_models::ssl::{
 use super::config::{DataParallelConfig, EntropySupport};
 use crate::TrainError;
 
-/// Images `[replica·n, (replica + 1)·n)` of `batch`, with `n = len / replicas`.
-pub(crate) fn shard(
-    batch: &ImageBatch,
-    replica: usize,
-    replicas: usize,
-) -> Result<ImageBatch, TrainError> {
-    let per_replica = batch.len() / replicas;
-    let image_len = batch.shape().numel();
-    let start = replica * per_replica * image_len;
-    let pixels = batch.pixels()[start..start + per_replica * image_len].to_vec();
-    Ok(ImageBatch::new(batch.shape(), pixels)?)
-}
-
 /// What the replicas of one step have posted so far.
 #[derive(Default)]
 struct Posted {
     /// Detached unit embeddings by (view, replica).
     samples: BTreeMap<(usize, usize), Tensor<2>>,
+    /// Every rank's embeddings of a view, in rank order, once all-gathered (jobs of several
+    /// ranks only).
+    across_ranks: BTreeMap<usize, Tensor<2>>,
     /// Set when a replica failed: the others stop waiting.
     failure: Option<String>,
 }
 
 /// The rendezvous of one data-parallel step: replica r posts its embeddings of view v and
-/// receives every replica's, in replica order.
-pub(crate) struct EmbeddingExchange {
+/// receives every replica's, in replica order — this process's replicas, and in a job of
+/// several ranks every rank's after them in rank order (global replica order).
+pub(crate) struct EmbeddingExchange<'r> {
     replicas: usize,
+    /// The job's other ranks: the replica that completes a view all-gathers its process's
+    /// embeddings of the view across them, while the others wait. Every rank goes through the
+    /// views in the same order, so the ranks' all-gathers pair up.
+    ranks: Option<Mutex<&'r mut Ranks>>,
     posted: Mutex<Posted>,
     changed: Condvar,
 }
 
-impl EmbeddingExchange {
-    pub(crate) fn new(replicas: usize) -> Self {
+impl<'r> EmbeddingExchange<'r> {
+    pub(crate) fn new(replicas: usize, ranks: Option<&'r mut Ranks>) -> Self {
         Self {
             replicas,
+            ranks: ranks.map(Mutex::new),
             posted: Mutex::new(Posted::default()),
             changed: Condvar::new(),
         }
@@ -93,8 +91,43 @@ impl EmbeddingExchange {
         loop {
             // Completeness first: a replica that fails after posting its last view has already
             // given the others everything they wait for.
-            if posted.samples.range((view, 0)..(view + 1, 0)).count() == self.replicas {
+            let complete = posted.samples.range((view, 0)..(view + 1, 0)).count() == self.replicas;
+            if complete && self.ranks.is_none() {
                 break;
+            }
+            if complete && posted.across_ranks.contains_key(&view) {
+                break;
+            }
+            if complete && let Some(ranks) = &self.ranks {
+                // This replica completed the view: it all-gathers for the process, holding the
+                // lock, so no other replica starts a second exchange of the same view.
+                let mine: Vec<Tensor<2>> = posted
+                    .samples
+                    .range((view, 0)..(view + 1, 0))
+                    .map(|(_, s)| s.clone().to_device(&device))
+                    .collect();
+                let gathered = ranks
+                    .lock()
+                    .map_err(|_| {
+                        ModelError::DataParallel("a replica panicked during an all-gather".into())
+                    })
+                    .and_then(|mut ranks| {
+                        ranks
+                            .all_gather_rows(Tensor::cat(mine, 0))
+                            .map_err(|e| ModelError::DataParallel(e.to_string()))
+                    });
+                match gathered {
+                    Ok(all) => {
+                        posted.across_ranks.insert(view, all);
+                        self.changed.notify_all();
+                        break;
+                    }
+                    Err(e) => {
+                        posted.failure.get_or_insert_with(|| e.to_string());
+                        self.changed.notify_all();
+                        return Err(e);
+                    }
+                }
             }
             if let Some(failure) = &posted.failure {
                 return Err(ModelError::DataParallel(failure.clone()));
@@ -105,24 +138,35 @@ impl EmbeddingExchange {
                 .map_err(|_| ModelError::DataParallel("a replica panicked while waiting".into()))?;
         }
         let mut first_row = 0;
+        let mut rows_here = 0;
         let mut parts = Vec::with_capacity(self.replicas);
         for ((_, from), samples) in posted.samples.range((view, 0)..(view + 1, 0)) {
             if *from < replica {
                 first_row += samples.dims()[0];
             }
+            rows_here += samples.dims()[0];
             parts.push(samples.clone().to_device(&device));
         }
-        Ok((Tensor::cat(parts, 0), first_row))
+        match (&self.ranks, posted.across_ranks.get(&view)) {
+            (Some(ranks), Some(all)) => {
+                let rank = ranks
+                    .lock()
+                    .map_err(|_| ModelError::DataParallel("a replica panicked".into()))?
+                    .rank();
+                Ok((all.clone().to_device(&device), rank * rows_here + first_row))
+            }
+            _ => Ok((Tensor::cat(parts, 0), first_row)),
+        }
     }
 }
 
 /// Replica `replica`'s view of an [`EmbeddingExchange`], as MVEB's [`ScoreSupport`].
-pub(crate) struct GatheredScoreSupport<'a> {
-    pub(crate) exchange: &'a EmbeddingExchange,
+pub(crate) struct GatheredScoreSupport<'a, 'r> {
+    pub(crate) exchange: &'a EmbeddingExchange<'r>,
     pub(crate) replica: usize,
 }
 
-impl ScoreSupport for GatheredScoreSupport<'_> {
+impl ScoreSupport for GatheredScoreSupport<'_, '_> {
     fn samples(&self, view: usize, local: Tensor<2>) -> Result<(Tensor<2>, usize), ModelError> {
         self.exchange.gather(view, self.replica, local)
     }
@@ -130,13 +174,13 @@ impl ScoreSupport for GatheredScoreSupport<'_> {
 
 /// Marks a replica failed unless it finished: a replica that returns early (error or panic)
 /// must not leave the others waiting for its embeddings.
-pub(crate) struct FailOnDrop<'a> {
-    pub(crate) exchange: &'a EmbeddingExchange,
+pub(crate) struct FailOnDrop<'a, 'r> {
+    pub(crate) exchange: &'a EmbeddingExchange<'r>,
     pub(crate) replica: usize,
     pub(crate) finished: bool,
 }
 
-impl Drop for FailOnDrop<'_> {
+impl Drop for FailOnDrop<'_, '_> {
     fn drop(&mut self) {
         if !self.finished {
             self.exchange
@@ -248,19 +292,37 @@ pub(super) struct ReplicaNetworks<'a> {
     pub(super) batching: ViewBatching,
 }
 
-/// Forward and backward of every replica on its shard, one thread per replica.
+/// Where this process's replicas sit among the job's: global replicas `first..first +
+/// replicas` of `shards`.
+pub(super) struct Placement {
+    /// The global index of this process's first replica (`rank × replicas`).
+    pub(super) first: usize,
+    /// Replicas in the whole job (`world size × replicas`).
+    pub(super) shards: usize,
+}
+
+/// Forward and backward of every replica of this process on its shard, one thread per
+/// replica; with gathered score samples in a job of several ranks, the replicas' embeddings
+/// are all-gathered across `ranks`.
 pub(super) fn replica_steps(
     networks: &ReplicaNetworks<'_>,
     devices: &[Device],
     parallel: &DataParallelConfig,
     views: &[ImageBatch],
+    placement: &Placement,
+    ranks: Option<&mut Ranks>,
 ) -> Result<Vec<ReplicaOutput>, TrainError> {
     let count = parallel.replicas;
     let gathered = parallel.entropy_support == EntropySupport::Gathered;
     let shards = (0..count)
-        .map(|r| views.iter().map(|v| shard(v, r, count)).collect())
+        .map(|r| {
+            views
+                .iter()
+                .map(|v| shard(v, placement.first + r, placement.shards))
+                .collect()
+        })
         .collect::<Result<Vec<Vec<ImageBatch>>, TrainError>>()?;
-    let exchange = EmbeddingExchange::new(count);
+    let exchange = EmbeddingExchange::new(count, ranks.filter(|_| gathered));
     let outputs = std::thread::scope(|scope| {
         let handles: Vec<_> = shards
             .iter()
@@ -332,7 +394,7 @@ mod tests {
     #[test]
     fn every_replica_receives_all_samples_in_replica_order() {
         let device = Device::default();
-        let exchange = EmbeddingExchange::new(3);
+        let exchange = EmbeddingExchange::new(3, None);
         let results: Vec<(Vec<f32>, usize)> = std::thread::scope(|scope| {
             let handles: Vec<_> = (0..3)
                 .rev()
@@ -364,7 +426,7 @@ mod tests {
     #[test]
     fn a_failed_replica_releases_the_waiting_ones() {
         let device = Device::default();
-        let exchange = EmbeddingExchange::new(2);
+        let exchange = EmbeddingExchange::new(2, None);
         let outcome = std::thread::scope(|scope| {
             let waiting = scope.spawn(|| {
                 GatheredScoreSupport {
@@ -384,22 +446,5 @@ mod tests {
         });
         let message = outcome.expect_err("must not wait forever").to_string();
         assert!(message.contains("replica 1 failed"), "{message}");
-    }
-
-    #[test]
-    fn shards_are_contiguous_and_cover_the_batch() {
-        let shape = infobound_data::ObservationShape {
-            channels: 1,
-            height: 1,
-            width: 2,
-        };
-        let batch = ImageBatch::new(shape, (0..8).map(|v| v as f32).collect()).expect("batch");
-        let parts: Vec<Vec<f32>> = (0..2)
-            .map(|r| shard(&batch, r, 2).expect("shard").into_pixels())
-            .collect();
-        assert_eq!(
-            parts,
-            vec![vec![0.0, 1.0, 2.0, 3.0], vec![4.0, 5.0, 6.0, 7.0]]
-        );
     }
 }

@@ -26,18 +26,19 @@ use infobound_models::ssl::{
     LocalScoreSupport, SslNetwork, SslObjective, cosine_momentum, ema_update,
 };
 
+use super::config::EntropySupport;
 use super::config::{SslOptimizerMethod, SslTrainConfig};
 use super::data::{SslData, sample_indices};
 use super::eval::{FeatureExtractor, knn_monitor};
-use super::parallel::{Replica, ReplicaNetworks, ReplicaOutput, replica_steps};
+use super::parallel::{Placement, Replica, ReplicaNetworks, ReplicaOutput, replica_steps};
 use super::probe::{OnlineProbe, accuracy};
 use crate::TrainError;
 use crate::optim::{LarsConfig, WarmupCosineSchedule, squared_gradient_norm};
 use crate::rng::{Stream, step_rng};
 use crate::run::{
-    LoopSettings, RunDir, RunFamily, SaveModule, StepOutcome, StepRecord, TrainLog, TrainOptions,
-    TrainSummary, TrainerState, load_module, load_optimizer, load_state, read_back, run_training,
-    save_checkpoint,
+    LoopSettings, Ranks, Reduction, RunDir, RunFamily, SaveModule, StepOutcome, StepRecord,
+    TrainLog, TrainOptions, TrainSummary, TrainerState, build_seeded, load_module, load_optimizer,
+    load_state, materialise, read_back, run_training, save_checkpoint, shard,
 };
 
 /// Networks, optimisers and counters of a self-supervised run, on one device or data-parallel
@@ -60,6 +61,8 @@ pub struct SslTrainer {
     state: TrainerState,
     /// The last step's embeddings of the global views, when its diagnostics are due.
     pending_embeddings: Option<(CodeMatrix, CodeMatrix)>,
+    /// The processes of the job ([`Ranks::single`] unless [`SslTrainer::with_ranks`]).
+    ranks: Ranks,
 }
 
 /// What one step produced, for the log.
@@ -121,16 +124,34 @@ impl SslTrainer {
         let inference_device = devices[0].clone();
         let devices: Vec<Device> = devices.iter().map(|d| d.clone().autodiff()).collect();
         let device = devices[0].clone();
-        device.seed(config.seed);
-        let online = config.network.init(&device)?;
-        // The target starts as a copy of the online parameters with batch-norm statistics of
-        // its own; it tracks no gradients but normalises with batch statistics, as the released
-        // code's target in train mode.
-        let target = if config.objective.uses_target_network() {
-            Some(config.network.init_target(&online, &device)?)
-        } else {
-            None
-        };
+        let (online, target, probe) = build_seeded(
+            &device,
+            config.seed,
+            || {
+                let online = config.network.init(&device)?;
+                // The target starts as a copy of the online parameters with batch-norm
+                // statistics of its own; it tracks no gradients but normalises with batch
+                // statistics, as the released code's target in train mode.
+                let target = if config.objective.uses_target_network() {
+                    Some(config.network.init_target(&online, &device)?)
+                } else {
+                    None
+                };
+                let probe = OnlineProbe::new(
+                    config.network.backbone.feature_dim(),
+                    data.num_classes(),
+                    &device,
+                );
+                Ok((online, target, probe))
+            },
+            |(online, target, probe)| {
+                materialise(online);
+                if let Some(target) = target {
+                    materialise(target);
+                }
+                materialise(probe);
+            },
+        )?;
         let objective = config.objective.init()?;
         let optimizer = encoder_optimizer(&config.optimizer.method)?;
         let schedule = WarmupCosineSchedule::new(
@@ -139,11 +160,6 @@ impl SslTrainer {
             config.steps,
         )?
         .with_cosine_span(config.optimizer.cosine_span);
-        let probe = OnlineProbe::new(
-            config.network.backbone.feature_dim(),
-            data.num_classes(),
-            &device,
-        );
         let probe_optimizer = AdamConfig::new().init();
         let state = TrainerState {
             step: 0,
@@ -167,7 +183,31 @@ impl SslTrainer {
             probe_optimizer,
             state,
             pending_embeddings: None,
+            ranks: Ranks::single(),
         })
+    }
+
+    /// Makes this trainer one rank of a data-parallel job: each rank runs
+    /// `data_parallel.replicas` replicas of the job's `replicas × world size`, on its shards of
+    /// every step's batch; gradients, logged values and the online probe's gradients are
+    /// averaged over the ranks in one all-reduce per step, gathered score samples are
+    /// all-gathered, and batch-norm running statistics are averaged before every checkpoint.
+    ///
+    /// # Errors
+    /// [`TrainError::DataParallel`] unless `batch_size` splits into `replicas × world size`
+    /// equal shards.
+    pub fn with_ranks(mut self, ranks: Ranks) -> Result<Self, TrainError> {
+        let shards = self.config.data_parallel.replicas * ranks.world_size();
+        if !self.config.batch_size.is_multiple_of(shards) {
+            return Err(TrainError::DataParallel(format!(
+                "batch_size {} does not split into {} ranks × {} replicas",
+                self.config.batch_size,
+                ranks.world_size(),
+                self.config.data_parallel.replicas
+            )));
+        }
+        self.ranks = ranks;
+        Ok(self)
     }
 
     /// Restores networks, optimiser moments and counters from a checkpoint folder.
@@ -316,7 +356,25 @@ impl SslTrainer {
             self.online.clone().train(),
             self.target.clone().map(Module::train),
         );
-        let replicas = if self.config.data_parallel.replicas == 1 {
+        let local = self.config.data_parallel.replicas;
+        let shards = local * self.ranks.world_size();
+        let placement = Placement {
+            first: self.ranks.rank() * local,
+            shards,
+        };
+        let gathered_across_ranks = self.ranks.is_distributed()
+            && self.config.data_parallel.entropy_support == EntropySupport::Gathered;
+        let replicas = if local == 1 && !gathered_across_ranks {
+            let sharded: Vec<ImageBatch>;
+            let views = if shards == 1 {
+                views
+            } else {
+                sharded = views
+                    .iter()
+                    .map(|v| shard(v, placement.first, shards))
+                    .collect::<Result<_, _>>()?;
+                &sharded
+            };
             let replica = Replica {
                 online: &self.online,
                 target: self.target.as_ref(),
@@ -338,13 +396,23 @@ impl SslTrainer {
                 &self.devices,
                 &self.config.data_parallel,
                 views,
+                &placement,
+                Some(&mut self.ranks),
             )
         };
         let replicas = match replicas {
-            Ok(replicas) => replicas,
+            Ok(replicas) => Some(replicas),
             // The score estimator refuses non-finite input before any loss exists: the step
             // is non-finite, as one whose loss is.
-            Err(TrainError::Model(ModelError::Estimator(EstimatorError::NonFinite { .. }))) => {
+            Err(TrainError::Model(ModelError::Estimator(EstimatorError::NonFinite { .. }))) => None,
+            Err(e) => return Err(e),
+        };
+        // Every rank takes the same decision: a non-finite input on any rank skips the step on
+        // all of them.
+        let finite_everywhere = self.ranks.all_ok(replicas.is_some())?;
+        let replicas = match replicas {
+            Some(replicas) if finite_everywhere => replicas,
+            _ => {
                 self.restore_statistics(statistics);
                 return Ok(SslStepReport {
                     terms: vec![("loss".into(), f64::NAN)],
@@ -352,8 +420,9 @@ impl SslTrainer {
                     embeddings: None,
                 });
             }
-            Err(e) => return Err(e),
         };
+        let rows = views[0].len() / shards;
+        let labels = &labels[placement.first * rows..(placement.first + local) * rows];
         let main = self.devices[0].clone();
         let gather = |pick: fn(&ReplicaOutput) -> Tensor<2>| {
             Tensor::cat(
@@ -363,13 +432,17 @@ impl SslTrainer {
         };
         let features = gather(|r| r.features.clone());
         let embeddings = if wants_embeddings {
-            let z1 = gather(|r| r.embeddings[0].clone());
-            let z2 = gather(|r| r.embeddings[1].clone());
+            let z1 = self
+                .ranks
+                .all_gather_rows(gather(|r| r.embeddings[0].clone()))?;
+            let z2 = self
+                .ranks
+                .all_gather_rows(gather(|r| r.embeddings[1].clone()))?;
             Some((to_codes(z1)?, to_codes(z2)?))
         } else {
             None
         };
-        // The replicas' loss and terms averaged on the main device; their Σ‖g‖² summed.
+        // The replicas' loss and terms averaged on the main device.
         let names = replicas[0].names.clone();
         let width = names.len();
         let mean_values = Tensor::cat(
@@ -381,20 +454,48 @@ impl SslTrainer {
         )
         .mean_dim(0)
         .reshape([width]);
-        let squared_norm = replicas
-            .iter()
-            .filter_map(|r| squared_gradient_norm(&self.online, &r.grads))
-            .map(|n| n.to_device(&main))
-            .reduce(|a, b| a + b)
-            .unwrap_or_else(|| Tensor::zeros([1], &main));
         let before = (self.online.clone(), self.optimizer.clone());
         let probe_before = (self.probe.clone(), self.probe_optimizer.clone());
-        self.apply_gradients(replicas.into_iter().map(|r| (r.grads, r.device)).collect());
-        let (probe_loss, probe_accuracy) = self.probe_step(features, labels);
-        let values = read_back(Tensor::cat(
-            vec![mean_values, squared_norm, probe_loss, probe_accuracy],
-            0,
-        ))?;
+        // What is read back: [loss, terms…, Σ‖g‖², probe loss, probe accuracy].
+        let values = if self.ranks.is_distributed() {
+            // One all-reduce averages the ranks' values and gradients (encoder and probe).
+            let (probe_loss, probe_accuracy, probe_grads) = self.probe_gradients(features, labels);
+            let mut reduction = Reduction::default();
+            let range = reduction.push_values(Tensor::cat(
+                vec![mean_values, probe_loss, probe_accuracy],
+                0,
+            ));
+            let grads: Vec<&GradientsParams> = replicas.iter().map(|r| &r.grads).collect();
+            let slots = reduction.push_gradients(&self.online, &grads, &main);
+            let probe_slots = reduction.push_gradients(&self.probe, &[&probe_grads], &main);
+            let buffer = self.ranks.mean(reduction)?;
+            let mut host: Vec<f64> = buffer[range].iter().map(|&v| f64::from(v)).collect();
+            host.insert(width, slots.squared_norm(&buffer));
+            let grads = slots.gradients(&self.online, &buffer, &main);
+            let lr = self.schedule.learning_rate(self.state.step);
+            self.online = self.optimizer.step(lr, self.online.clone(), grads);
+            let probe_grads = probe_slots.gradients(&self.probe, &buffer, &main);
+            self.probe = self.probe_optimizer.step(
+                self.config.monitor.probe_learning_rate,
+                self.probe.clone(),
+                probe_grads,
+            );
+            host
+        } else {
+            // The replicas' Σ‖g‖² summed.
+            let squared_norm = replicas
+                .iter()
+                .filter_map(|r| squared_gradient_norm(&self.online, &r.grads))
+                .map(|n| n.to_device(&main))
+                .reduce(|a, b| a + b)
+                .unwrap_or_else(|| Tensor::zeros([1], &main));
+            self.apply_gradients(replicas.into_iter().map(|r| (r.grads, r.device)).collect());
+            let (probe_loss, probe_accuracy) = self.probe_step(features, labels);
+            read_back(Tensor::cat(
+                vec![mean_values, squared_norm, probe_loss, probe_accuracy],
+                0,
+            ))?
+        };
         let (loss, grad_norm) = (values[0], values[width].sqrt());
         let mut terms: Vec<(String, f64)> = names.into_iter().zip(values.iter().copied()).collect();
         if let Some(m) = momentum {
@@ -439,9 +540,13 @@ impl SslTrainer {
         };
     }
 
-    /// One Adam step of the online probe on detached features; returns its cross-entropy and
-    /// its accuracy on this batch before the step, as `[1]` device tensors.
-    fn probe_step(&mut self, features: Tensor<2>, labels: &[usize]) -> (Tensor<1>, Tensor<1>) {
+    /// The online probe's cross-entropy on detached features, its accuracy on this batch
+    /// (before the probe's step), as `[1]` device tensors, and its gradients.
+    fn probe_gradients(
+        &self,
+        features: Tensor<2>,
+        labels: &[usize],
+    ) -> (Tensor<1>, Tensor<1>, GradientsParams) {
         let targets = Tensor::<1, Int>::from_data(
             TensorData::new(
                 labels.iter().map(|&l| l as i64).collect::<Vec<_>>(),
@@ -456,12 +561,19 @@ impl SslTrainer {
             .forward(logits, targets);
         let value = loss.clone().detach();
         let grads = GradientsParams::from_grads(loss.backward(), &self.probe);
+        (value, batch_accuracy, grads)
+    }
+
+    /// One Adam step of the online probe on detached features; returns its cross-entropy and
+    /// its accuracy on this batch before the step, as `[1]` device tensors.
+    fn probe_step(&mut self, features: Tensor<2>, labels: &[usize]) -> (Tensor<1>, Tensor<1>) {
+        let (loss, batch_accuracy, grads) = self.probe_gradients(features, labels);
         self.probe = self.probe_optimizer.step(
             self.config.monitor.probe_learning_rate,
             self.probe.clone(),
             grads,
         );
-        (value, batch_accuracy)
+        (loss, batch_accuracy)
     }
 }
 
@@ -565,6 +677,30 @@ impl RunFamily for SslTrainer {
         &mut self.state
     }
 
+    fn ranks(&mut self) -> &mut Ranks {
+        &mut self.ranks
+    }
+
+    fn broadcast_weights(&mut self) -> Result<(), TrainError> {
+        self.online = self.ranks.broadcast_module(self.online.clone())?;
+        if let Some(target) = self.target.take() {
+            self.target = Some(self.ranks.broadcast_module(target)?.no_grad());
+        }
+        self.probe = self.ranks.broadcast_module(self.probe.clone())?;
+        Ok(())
+    }
+
+    /// Averages the online and target networks over the ranks: their weights are equal, and
+    /// their batch-norm running statistics, which each rank updates from its own shards,
+    /// become the job's.
+    fn synchronise(&mut self) -> Result<(), TrainError> {
+        self.online = self.ranks.average_module(self.online.clone())?;
+        if let Some(target) = self.target.take() {
+            self.target = Some(self.ranks.average_module(target)?.no_grad());
+        }
+        Ok(())
+    }
+
     /// The views and labels of step t, from (seed, t) alone.
     fn batch_maker(&self) -> Box<dyn Fn(usize) -> Result<StepBatch, TrainError> + Send> {
         let data = Arc::clone(&self.data);
@@ -589,7 +725,10 @@ impl RunFamily for SslTrainer {
     fn after_step(&mut self, log: &mut TrainLog, bar: &ProgressBar) -> Result<(), TrainError> {
         let step = self.state.step;
         self.state.learning_rate = self.schedule.learning_rate(step);
-        if let Some((z1, z2)) = self.pending_embeddings.take() {
+        let root = self.ranks.is_root();
+        if let Some((z1, z2)) = self.pending_embeddings.take()
+            && root
+        {
             let d = collapse_diagnostics(&z1, Some(&z2), &CollapseConfig::default())?;
             let mut row = vec![
                 ("embedding_effective_rank", d.effective_rank),
@@ -602,9 +741,13 @@ impl RunFamily for SslTrainer {
         }
         let monitor_every = self.config.monitor_every;
         if monitor_every > 0 && step.is_multiple_of(monitor_every) {
-            let knn = knn_monitor(&self.feature_extractor(), &self.data, &self.config)?;
-            log.write_row(step, &[("knn_accuracy", knn.accuracy)])?;
-            bar.println(format!("step {step}: kNN accuracy {:.4}", knn.accuracy));
+            // The monitor reads the batch-norm running statistics: the job's, not rank 0's.
+            self.synchronise()?;
+            if root {
+                let knn = knn_monitor(&self.feature_extractor(), &self.data, &self.config)?;
+                log.write_row(step, &[("knn_accuracy", knn.accuracy)])?;
+                bar.println(format!("step {step}: kNN accuracy {:.4}", knn.accuracy));
+            }
         }
         Ok(())
     }
@@ -657,7 +800,7 @@ mod tests {
     use infobound_models::ssl::{BackboneConfig, MlpHeadConfig, ViewBatching};
 
     use super::*;
-    use crate::ssl::parallel::shard;
+    use crate::run::shard;
     use crate::ssl::{EntropySupport, LabelledSplitConfig};
     use burn::optim::GradientsAccumulator;
     use infobound_data::DatasetSource;

@@ -175,6 +175,29 @@ pub struct TrainConfig {
     pub max_consecutive_nonfinite: usize,
     /// Evaluation.
     pub eval: EvalConfig,
+    /// Data parallelism: the batch split into shards whose gradients are averaged.
+    #[serde(default)]
+    pub data_parallel: VaeDataParallelConfig,
+}
+
+/// Synchronous data parallelism for the VAE family: every step splits the batch into
+/// `replicas` equal, contiguous shards; each shard's loss is computed on its own — the
+/// total-correlation estimators see the shard's codes, with the shard's size as batch size, as
+/// every GPU does under PyTorch's DistributedDataParallel — and the update uses the mean of the
+/// shards' gradients. In one process the shards run one after the other (gradient
+/// accumulation); in an MPI job of N ranks each rank runs `replicas` shards of
+/// `N · replicas`. One replica (the default) is the plain step on the whole batch.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct VaeDataParallelConfig {
+    /// Shards per process; `batch_size` must be a multiple of `replicas × ranks`.
+    pub replicas: usize,
+}
+
+impl Default for VaeDataParallelConfig {
+    fn default() -> Self {
+        Self { replicas: 1 }
+    }
 }
 
 impl Default for TrainConfig {
@@ -194,6 +217,7 @@ impl Default for TrainConfig {
             checkpoint_every: 5_000,
             max_consecutive_nonfinite: 20,
             eval: EvalConfig::default(),
+            data_parallel: VaeDataParallelConfig::default(),
         }
     }
 }
@@ -272,6 +296,17 @@ impl TrainConfig {
         for name in &self.eval.metrics {
             name.parse::<infobound_metrics::MetricName>()
                 .map_err(|e| TrainError::Config(format!("eval.metrics: {e}")))?;
+        }
+        let replicas = self.data_parallel.replicas;
+        if replicas == 0
+            || !self.batch_size.is_multiple_of(replicas)
+            || self.batch_size / replicas < 2
+        {
+            return Err(TrainError::Config(format!(
+                "data_parallel.replicas = {replicas} must be positive and split batch_size = {} \
+                 into shards of at least 2",
+                self.batch_size
+            )));
         }
         self.objective.validate(self.model.latent_dim)?;
         Ok(())

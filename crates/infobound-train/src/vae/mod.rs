@@ -6,7 +6,10 @@ mod eval;
 mod report;
 mod trainer;
 
-pub use config::{EvalConfig, GradientSkipConfig, OptimizerConfig, PlateauConfig, TrainConfig};
+pub use config::{
+    EvalConfig, GradientSkipConfig, OptimizerConfig, PlateauConfig, TrainConfig,
+    VaeDataParallelConfig,
+};
 pub use diagnostics::{
     ACTIVITY_THRESHOLD, LatentDiagnostics, authors_traversal_offsets, latent_diagnostics,
     posterior_traversal_codes,

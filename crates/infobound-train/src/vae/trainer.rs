@@ -1,13 +1,16 @@
 //! The VAE family's trainer: one [`RunFamily`] for every VAE objective.
 //!
 //! One step t: draw the batch and the reparameterisation noise from (seed, t); forward; loss;
-//! backward; the optimiser step (and FactorVAE's discriminator step); then one read of every
-//! logged value back to the host. A non-finite loss or gradient, or the α-TCVAE authors'
+//! backward — per shard when the step is data-parallel (`data_parallel.replicas` in this
+//! process, and the other ranks' shards in an MPI job, whose gradients and values are averaged
+//! in one all-reduce); the optimiser step (and FactorVAE's discriminator step); then one read
+//! of every logged value back to the host. A non-finite loss or gradient, or the α-TCVAE authors'
 //! gradient-skip rule, puts back the parameters and optimiser state from before the step.
 
 use std::sync::Arc;
 
-use burn::optim::{AdamConfig, GradientsParams, ModuleOptimizer};
+use burn::module::Module;
+use burn::optim::{AdamConfig, GradientsAccumulator, GradientsParams, ModuleOptimizer};
 use burn::tensor::{Device, Tensor, TensorData};
 use infobound_data::{GroundTruthDataset, ImageBatch, images_to_tensor};
 use infobound_estimators::EstimatorError;
@@ -15,11 +18,11 @@ use infobound_models::objectives::{Discriminator, permute_dims};
 use infobound_models::{ModelError, ObjectiveConfig, StepContext, Vae};
 
 use crate::optim::squared_gradient_norm;
-use crate::rng::{Stream, standard_normal, step_rng};
+use crate::rng::{Stream, shard_rng, standard_normal, step_rng};
 use crate::run::{
-    LoopSettings, RunDir, RunFamily, SaveModule, StepOutcome, StepRecord, TrainOptions,
-    TrainSummary, TrainerState, load_module, load_optimizer, load_state, read_back, run_training,
-    save_checkpoint,
+    LoopSettings, Ranks, Reduction, RunDir, RunFamily, SaveModule, StepOutcome, StepRecord,
+    TrainOptions, TrainSummary, TrainerState, build_seeded, load_module, load_optimizer,
+    load_state, materialise, read_back, run_training, save_checkpoint, shard,
 };
 use crate::{TrainConfig, TrainError};
 
@@ -32,6 +35,7 @@ pub struct VaeTrainer {
     optimizer: ModuleOptimizer,
     discriminator: Option<(Discriminator, ModuleOptimizer)>,
     state: TrainerState,
+    ranks: Ranks,
 }
 
 impl VaeTrainer {
@@ -55,18 +59,35 @@ impl VaeTrainer {
             )));
         }
         let device = device.clone().autodiff();
-        device.seed(config.seed);
-        let vae = config.model.init(&device)?;
+        let (vae, discriminator) = build_seeded(
+            &device,
+            config.seed,
+            || {
+                let vae = config.model.init(&device)?;
+                let discriminator = match &config.objective {
+                    ObjectiveConfig::FactorVae(c) => {
+                        Some(c.discriminator(config.model.latent_dim, config.model.layers, &device))
+                    }
+                    _ => None,
+                };
+                Ok((vae, discriminator))
+            },
+            |(vae, discriminator)| {
+                materialise(vae);
+                if let Some(d) = discriminator {
+                    materialise(d);
+                }
+            },
+        )?;
         let optimizer = adam(&config);
-        let discriminator = match &config.objective {
-            // Kim & Mnih 2018 § 4 / disentanglement_lib `factor_vae.gin`: Adam β = (0.5, 0.9)
-            // for the discriminator.
-            ObjectiveConfig::FactorVae(c) => Some((
-                c.discriminator(config.model.latent_dim, config.model.layers, &device),
+        // Kim & Mnih 2018 § 4 / disentanglement_lib `factor_vae.gin`: Adam β = (0.5, 0.9) for
+        // the discriminator.
+        let discriminator = discriminator.map(|d| {
+            (
+                d,
                 AdamConfig::new().with_beta_1(0.5).with_beta_2(0.9).init(),
-            )),
-            _ => None,
-        };
+            )
+        });
         let state = TrainerState {
             step: 0,
             learning_rate: config.optimizer.learning_rate,
@@ -82,6 +103,7 @@ impl VaeTrainer {
             optimizer,
             discriminator,
             state,
+            ranks: Ranks::single(),
         })
     }
 
@@ -136,6 +158,136 @@ impl VaeTrainer {
             }
         }
     }
+
+    /// Forward, loss and backward of one shard (global index `shard`) of step `step`'s batch,
+    /// with the loss scaled by `1 / replicas` when the process runs several shards, and
+    /// FactorVAE's discriminator loss and gradients on the shard's codes.
+    fn shard_step(
+        &self,
+        step: usize,
+        shard: usize,
+        images: &ImageBatch,
+        eps: Vec<f32>,
+    ) -> Result<ShardOutput, ModelError> {
+        let x = images_to_tensor(images, &self.device);
+        let [b, _, _, _] = x.dims();
+        let eps = Tensor::<2>::from_data(
+            TensorData::new(eps, [b, self.config.model.latent_dim]),
+            &self.device,
+        );
+        let forward = self.vae.forward(x, eps)?;
+        let context = StepContext {
+            step,
+            batch_size: b,
+            dataset_size: self.dataset.factor_space().len(),
+        };
+        let output = self.config.objective.vae_loss(
+            &forward,
+            self.config.model.likelihood,
+            &context,
+            self.discriminator.as_ref().map(|(d, _)| d),
+        )?;
+        let names = std::iter::once("loss")
+            .chain(output.terms.iter().map(|(name, _)| *name))
+            .map(str::to_string)
+            .collect();
+        let replicas = self.config.data_parallel.replicas;
+        let scale = |loss: Tensor<1>| {
+            if replicas == 1 {
+                loss
+            } else {
+                loss.mul_scalar(1.0 / replicas as f64)
+            }
+        };
+        let values = output.packed();
+        let grads = GradientsParams::from_grads(scale(output.loss).backward(), &self.vae);
+        let discriminator = match (&self.config.objective, &self.discriminator) {
+            (ObjectiveConfig::FactorVae(_), Some((d, _))) => {
+                let z = forward.z.detach();
+                let mut rng = shard_rng(self.config.seed, step, Stream::Permutation, shard);
+                let z_perm = permute_dims(z.clone(), &mut rng)?;
+                let d_loss = d.loss(z, z_perm)?;
+                let value = d_loss.clone().detach();
+                Some((
+                    value,
+                    GradientsParams::from_grads(scale(d_loss).backward(), d),
+                ))
+            }
+            _ => None,
+        };
+        Ok(ShardOutput {
+            names,
+            has_skip_statistic: output.gradient_skip_statistic.is_some(),
+            values,
+            grads,
+            discriminator,
+        })
+    }
+
+    /// Makes this trainer one rank of a data-parallel job (see
+    /// [`VaeDataParallelConfig`](crate::VaeDataParallelConfig)).
+    ///
+    /// # Errors
+    /// [`TrainError::DataParallel`] unless `batch_size` splits into `replicas × world size`
+    /// shards of at least two images.
+    pub fn with_ranks(mut self, ranks: Ranks) -> Result<Self, TrainError> {
+        let shards = self.config.data_parallel.replicas * ranks.world_size();
+        if !self.config.batch_size.is_multiple_of(shards) || self.config.batch_size / shards < 2 {
+            return Err(TrainError::DataParallel(format!(
+                "batch_size {} does not split into {} ranks × {} replicas of at least 2 images",
+                self.config.batch_size,
+                ranks.world_size(),
+                self.config.data_parallel.replicas
+            )));
+        }
+        self.ranks = ranks;
+        Ok(self)
+    }
+}
+
+/// What one shard of a step produced.
+struct ShardOutput {
+    /// `loss` then the objective's terms.
+    names: Vec<String>,
+    /// Whether `values` ends with the gradient-skip statistic.
+    has_skip_statistic: bool,
+    /// [loss, terms…, skip statistic?], detached.
+    values: Tensor<1>,
+    /// The encoder/decoder gradients of the (scaled) shard loss.
+    grads: GradientsParams,
+    /// FactorVAE: the discriminator's loss (detached) and gradients.
+    discriminator: Option<(Tensor<1>, GradientsParams)>,
+}
+
+/// A step's values: still on the device (one process: read after the optimiser step), or
+/// already on the host (several ranks: they came back with the gradients' all-reduce).
+enum StepValues {
+    Device(Box<Tensor<1>>),
+    Host(Vec<f64>),
+}
+
+/// The mean of the shards' `[n]` value vectors (the vector itself for one shard).
+fn mean_over_shards(mut parts: Vec<Tensor<1>>) -> Tensor<1> {
+    if parts.len() == 1 {
+        return parts.remove(0);
+    }
+    let (count, width) = (parts.len(), parts[0].dims()[0]);
+    Tensor::cat(parts, 0)
+        .reshape([count, width])
+        .mean_dim(0)
+        .reshape([width])
+}
+
+/// The sum of the shards' gradients of `module` (the gradients themselves for one shard).
+fn sum_gradients<M: Module>(module: &M, mut grads: Vec<GradientsParams>) -> GradientsParams {
+    if grads.len() == 1 {
+        return grads.remove(0);
+    }
+    let mut accumulator = GradientsAccumulator::new();
+    for g in grads {
+        accumulator.accumulate(module, g);
+    }
+    accumulator.grads()
 }
 
 impl RunFamily for VaeTrainer {
@@ -158,6 +310,18 @@ impl RunFamily for VaeTrainer {
         &mut self.state
     }
 
+    fn ranks(&mut self) -> &mut Ranks {
+        &mut self.ranks
+    }
+
+    fn broadcast_weights(&mut self) -> Result<(), TrainError> {
+        self.vae = self.ranks.broadcast_module(self.vae.clone())?;
+        if let Some((d, o)) = self.discriminator.take() {
+            self.discriminator = Some((self.ranks.broadcast_module(d)?, o));
+        }
+        Ok(())
+    }
+
     /// The batch of step t: `batch_size` images drawn from (seed, t).
     fn batch_maker(&self) -> Box<dyn Fn(usize) -> Result<ImageBatch, TrainError> + Send> {
         let dataset = Arc::clone(&self.dataset);
@@ -172,45 +336,102 @@ impl RunFamily for VaeTrainer {
     }
 
     fn train_step(&mut self, step: usize, batch: ImageBatch) -> Result<StepRecord, TrainError> {
-        let x = images_to_tensor(&batch, &self.device);
-        let [b, _, _, _] = x.dims();
+        let local = self.config.data_parallel.replicas;
+        let shards = local * self.ranks.world_size();
+        let first = self.ranks.rank() * local;
         let k = self.config.model.latent_dim;
-        let eps = standard_normal(&mut step_rng(self.config.seed, step, Stream::Noise), b * k);
-        let eps = Tensor::<2>::from_data(TensorData::new(eps, [b, k]), &self.device);
-        let forward = self.vae.forward(x, eps)?;
-        let context = StepContext {
-            step,
-            batch_size: b,
-            dataset_size: self.dataset.factor_space().len(),
-        };
-        let output = match self.config.objective.vae_loss(
-            &forward,
-            self.config.model.likelihood,
-            &context,
-            self.discriminator.as_ref().map(|(d, _)| d),
-        ) {
-            Ok(output) => output,
-            // The total-correlation estimators check their inputs: non-finite codes (a NaN in
-            // the batch) are a non-finite step, skipped like a non-finite loss, before any
-            // update was computed.
-            Err(ModelError::Estimator(EstimatorError::NonFinite { .. })) => {
-                return Ok(StepRecord {
-                    terms: vec![("loss".into(), f64::NAN)],
-                    outcome: StepOutcome::NonFinite,
-                });
-            }
-            Err(e) => return Err(e.into()),
-        };
-        let mut names: Vec<String> = std::iter::once("loss")
-            .chain(output.terms.iter().map(|(name, _)| *name))
-            .map(str::to_string)
-            .collect();
-        let mut packed = vec![output.packed()];
-        let grads = GradientsParams::from_grads(output.loss.backward(), &self.vae);
-        packed.push(
-            squared_gradient_norm(&self.vae, &grads)
-                .unwrap_or_else(|| Tensor::zeros([1], &self.device)),
+        // The whole batch's noise, so that shard g gets the rows a one-replica step would.
+        let noise = standard_normal(
+            &mut step_rng(self.config.seed, step, Stream::Noise),
+            batch.len() * k,
         );
+        let rows = batch.len() / shards;
+        let mut outputs = Vec::with_capacity(local);
+        for global in first..first + local {
+            let images = if shards == 1 {
+                batch.clone()
+            } else {
+                shard(&batch, global, shards)?
+            };
+            let eps = noise[global * rows * k..(global + 1) * rows * k].to_vec();
+            match self.shard_step(step, global, &images, eps) {
+                Ok(output) => outputs.push(output),
+                // The total-correlation estimators check their inputs: non-finite codes (a NaN
+                // in the batch) are a non-finite step, skipped like a non-finite loss, before
+                // any update was computed.
+                Err(ModelError::Estimator(EstimatorError::NonFinite { .. })) => break,
+                Err(e) => return Err(e.into()),
+            }
+        }
+        // Every rank takes the same decision: a shard that failed softly on any rank skips
+        // the step on all of them.
+        if !self.ranks.all_ok(outputs.len() == local)? {
+            return Ok(StepRecord {
+                terms: vec![("loss".into(), f64::NAN)],
+                outcome: StepOutcome::NonFinite,
+            });
+        }
+        let mut names = outputs[0].names.clone();
+        let has_skip_statistic = outputs[0].has_skip_statistic;
+        let mut values = mean_over_shards(outputs.iter().map(|o| o.values.clone()).collect());
+        if self.discriminator.is_some() {
+            let losses = outputs
+                .iter()
+                .filter_map(|o| o.discriminator.as_ref().map(|d| d.0.clone()))
+                .collect();
+            values = Tensor::cat(vec![values, mean_over_shards(losses)], 0);
+        }
+        let (vae_grads, discriminator_grads): (Vec<_>, Vec<_>) = outputs
+            .into_iter()
+            .map(|o| (o.grads, o.discriminator.map(|d| d.1)))
+            .unzip();
+        let discriminator_grads: Vec<GradientsParams> =
+            discriminator_grads.into_iter().flatten().collect();
+        // `values` is [loss, terms…, skip statistic?, discriminator loss?]; what is read back
+        // has Σ‖g‖² inserted before the discriminator loss.
+        let width = names.len() + usize::from(has_skip_statistic);
+        let (grads, discriminator_grads, values) = if self.ranks.is_distributed() {
+            let mut reduction = Reduction::default();
+            let range = reduction.push_values(values);
+            let slots = reduction.push_gradients(
+                &self.vae,
+                &vae_grads.iter().collect::<Vec<_>>(),
+                &self.device,
+            );
+            let discriminator_slots = self.discriminator.as_ref().map(|(d, _)| {
+                reduction.push_gradients(
+                    d,
+                    &discriminator_grads.iter().collect::<Vec<_>>(),
+                    &self.device,
+                )
+            });
+            let buffer = self.ranks.mean(reduction)?;
+            let mut host: Vec<f64> = buffer[range].iter().map(|&v| f64::from(v)).collect();
+            host.insert(width, slots.squared_norm(&buffer));
+            let grads = slots.gradients(&self.vae, &buffer, &self.device);
+            let discriminator_grads = match (&self.discriminator, discriminator_slots) {
+                (Some((d, _)), Some(slots)) => Some(slots.gradients(d, &buffer, &self.device)),
+                _ => None,
+            };
+            (grads, discriminator_grads, StepValues::Host(host))
+        } else {
+            let grads = sum_gradients(&self.vae, vae_grads);
+            let discriminator_grads = self
+                .discriminator
+                .as_ref()
+                .map(|(d, _)| sum_gradients(d, discriminator_grads));
+            let norm = squared_gradient_norm(&self.vae, &grads)
+                .unwrap_or_else(|| Tensor::zeros([1], &self.device));
+            let packed = Tensor::cat(
+                vec![values.clone().slice(0..width), norm, values.slice(width..)],
+                0,
+            );
+            (
+                grads,
+                discriminator_grads,
+                StepValues::Device(Box::new(packed)),
+            )
+        };
         // The update is applied now and put back below if the step's values ask for it: the
         // step's values then come back to the host in one read, after the optimiser step.
         let before = (self.vae.clone(), self.optimizer.clone());
@@ -218,28 +439,22 @@ impl RunFamily for VaeTrainer {
             .optimizer
             .step(self.state.learning_rate, self.vae.clone(), grads);
         let discriminator_before = self.discriminator.clone();
-        if let (ObjectiveConfig::FactorVae(c), Some((d, _))) =
-            (&self.config.objective, self.discriminator.as_ref())
-        {
-            // The loss is computed from a borrow, so that an error leaves the trainer with its
-            // discriminator; it is taken out only for the optimiser step, which cannot fail.
-            let z = forward.z.detach();
-            let mut rng = step_rng(self.config.seed, step, Stream::Permutation);
-            let z_perm = permute_dims(z.clone(), &mut rng)?;
-            let d_loss = d.loss(z, z_perm)?;
-            packed.push(d_loss.clone().detach());
-            let d_grads = GradientsParams::from_grads(d_loss.backward(), d);
-            if let Some((d, mut o)) = self.discriminator.take() {
-                let d = o.step(c.discriminator_lr, d, d_grads);
-                self.discriminator = Some((d, o));
-            }
+        if let (ObjectiveConfig::FactorVae(c), Some(d_grads), Some((d, mut o))) = (
+            &self.config.objective,
+            discriminator_grads,
+            self.discriminator.take(),
+        ) {
+            let d = o.step(c.discriminator_lr, d, d_grads);
+            self.discriminator = Some((d, o));
         }
-        let values = read_back(Tensor::cat(packed, 0))?;
-        let has_skip_statistic = output.gradient_skip_statistic.is_some();
+        let values = match values {
+            StepValues::Host(values) => values,
+            StepValues::Device(packed) => read_back(*packed)?,
+        };
         let loss = values[0];
         let term_count = names.len();
         let skip_statistic = has_skip_statistic.then(|| values[term_count]);
-        let grad_norm = values[term_count + usize::from(has_skip_statistic)].sqrt();
+        let grad_norm = values[width].sqrt();
         let mut terms: Vec<(String, f64)> = names.drain(..).zip(values.iter().copied()).collect();
         terms.push(("grad_norm".into(), grad_norm));
         if self.discriminator.is_some() {
