@@ -56,6 +56,18 @@ pub enum ExportFormat {
     /// Open with `tensorboard --logdir DIR`; `wandb sync DIR/<run>` imports the files into
     /// Weights & Biases.
     Tensorboard(TensorboardArgs),
+    /// Write a run's network as a safetensors file with the key names of the equivalent PyTorch
+    /// module, from the run's newest checkpoint.
+    ///
+    /// VAE runs (Burgess networks): encoder and decoder under `encoder.model.{0,2,4,6,9,11}.*`
+    /// and `decoder.model.{0,2,5,7,9,11}.*`, disent's EncoderConv64 / DecoderConv64 (with
+    /// padding 1 in the encoder; μ is the first half of `encoder.model.11`'s output, log σ² the
+    /// second). Self-supervised runs: the backbone with torchvision's ResNet keys (`conv1`,
+    /// `bn1`, `layer1.0.conv1`, ..., `downsample.0`/`.1`; no `fc`; the CIFAR stem is a 3×3
+    /// stride-1 padding-1 conv without max-pool). Batch norms carry their running statistics but
+    /// no `num_batches_tracked` (PyTorch fills it in on load). In PyTorch:
+    /// `model.load_state_dict(safetensors.torch.load_file(FILE), strict=True)`.
+    Weights(super::weights::ExportWeightsArgs),
 }
 
 /// `infobound export tensorboard`.
@@ -73,6 +85,7 @@ pub struct TensorboardArgs {
 pub fn run(args: ExportArgs) -> Result<(), CliError> {
     match args.format {
         ExportFormat::Tensorboard(args) => tensorboard(&args),
+        ExportFormat::Weights(args) => super::weights::export(&args),
     }
 }
 

@@ -8,3 +8,4 @@ pub mod metrics;
 pub mod runs;
 pub mod ssl;
 pub mod vae;
+pub mod weights;
