@@ -230,31 +230,50 @@ fn import_vae_case(python: &Path, extra: &[&str]) {
     args.extend_from_slice(extra);
     script(python, &args);
     let device = Device::flex();
-    let vae = import_vae(
-        vae_config().init(&device).expect("valid"),
-        &vae_config(),
-        &WeightsSource::new(&weights).expect("format"),
-    )
-    .expect("import");
-    let zeros = VaeProbe {
-        x: param(Tensor::zeros([3, 1, 64, 64], &device)),
-        z: param(Tensor::zeros([3, 10], &device)),
-        mu: param(Tensor::zeros([3, 10], &device)),
-        logvar: param(Tensor::zeros([3, 10], &device)),
-        logits: param(Tensor::zeros([3, 1, 64, 64], &device)),
-    };
-    let reference = load(zeros, &probe);
-    let (mu, logvar) = vae.encode(reference.x.val()).expect("fits");
-    let logits = vae.decode_logits(reference.z.val()).expect("fits");
-    let diffs = [
-        ("mu", max_abs_diff(mu, reference.mu.val())),
-        ("logvar", max_abs_diff(logvar, reference.logvar.val())),
-        ("logits", max_abs_diff(logits, reference.logits.val())),
-    ];
-    eprintln!("imported VAE vs NumPy: {diffs:?}");
-    for (name, diff) in diffs {
-        assert!(diff <= TOLERANCE, "{name}: max |difference| {diff}");
+    for source in sources(&weights, extra) {
+        let vae = import_vae(
+            vae_config().init(&device).expect("valid"),
+            &vae_config(),
+            &source,
+        )
+        .expect("import");
+        let zeros = VaeProbe {
+            x: param(Tensor::zeros([3, 1, 64, 64], &device)),
+            z: param(Tensor::zeros([3, 10], &device)),
+            mu: param(Tensor::zeros([3, 10], &device)),
+            logvar: param(Tensor::zeros([3, 10], &device)),
+            logits: param(Tensor::zeros([3, 1, 64, 64], &device)),
+        };
+        let reference = load(zeros, &probe);
+        let (mu, logvar) = vae.encode(reference.x.val()).expect("fits");
+        let logits = vae.decode_logits(reference.z.val()).expect("fits");
+        let diffs = [
+            ("mu", max_abs_diff(mu, reference.mu.val())),
+            ("logvar", max_abs_diff(logvar, reference.logvar.val())),
+            ("logits", max_abs_diff(logits, reference.logits.val())),
+        ];
+        eprintln!(
+            "imported VAE ({}) vs NumPy: {diffs:?}",
+            source.path.display()
+        );
+        for (name, diff) in diffs {
+            assert!(diff <= TOLERANCE, "{name}: max |difference| {diff}");
+        }
     }
+}
+
+/// The safetensors file, and with `--torch` also the Lightning-style `.pt` checkpoint the script
+/// writes beside it (read by burn-store's `PytorchStore` under `state_dict`, prefix `net.`).
+fn sources(weights: &Path, extra: &[&str]) -> Vec<WeightsSource> {
+    let mut sources = vec![WeightsSource::new(weights).expect("format")];
+    if extra.contains(&"--torch") {
+        sources.push(WeightsSource {
+            prefix: "net.".into(),
+            top_level_key: Some("state_dict".into()),
+            ..WeightsSource::new(weights.with_extension("pt")).expect("format")
+        });
+    }
+    sources
 }
 
 /// A ResNet state dict made in Python (with `num_batches_tracked`), imported here.
@@ -281,23 +300,28 @@ fn import_resnet_case(python: &Path, extra: &[&str]) {
     script(python, &args);
     let device = Device::flex();
     let config = resnet_config();
-    let backbone = import_backbone(
-        config
-            .init(LayerImplementation::default(), &device)
-            .expect("valid"),
-        &config,
-        &WeightsSource::new(&weights).expect("format"),
-    )
-    .expect("import");
-    let zeros = ResnetProbe {
-        x: param(Tensor::zeros([3, 3, 32, 32], &device)),
-        features: param(Tensor::zeros([3, 32], &device)),
-    };
-    let reference = load(zeros, &probe);
-    let features = backbone.forward(reference.x.val()).expect("fits");
-    let diff = max_abs_diff(features, reference.features.val());
-    eprintln!("imported ResNet vs NumPy: features {diff}");
-    assert!(diff <= TOLERANCE, "features: max |difference| {diff}");
+    for source in sources(&weights, extra) {
+        let backbone = import_backbone(
+            config
+                .init(LayerImplementation::default(), &device)
+                .expect("valid"),
+            &config,
+            &source,
+        )
+        .expect("import");
+        let zeros = ResnetProbe {
+            x: param(Tensor::zeros([3, 3, 32, 32], &device)),
+            features: param(Tensor::zeros([3, 32], &device)),
+        };
+        let reference = load(zeros, &probe);
+        let features = backbone.forward(reference.x.val()).expect("fits");
+        let diff = max_abs_diff(features, reference.features.val());
+        eprintln!(
+            "imported ResNet ({}) vs NumPy: features {diff}",
+            source.path.display()
+        );
+        assert!(diff <= TOLERANCE, "features: max |difference| {diff}");
+    }
 }
 
 #[test]

@@ -7,6 +7,9 @@ with --torch, the same networks as torch.nn modules loaded with load_state_dict(
     roundtrip.py make-vae WEIGHTS PROBE --channels C --latent K --seed S [--torch]
     roundtrip.py make-resnet WEIGHTS PROBE --in-channels C --width W --layers 2,2,2,2 --seed S [--torch]
 
+make-* with --torch also writes the state dict as a Lightning-style torch.save checkpoint
+(WEIGHTS with suffix .pt, keys under "state_dict" with the prefix "net."), for PytorchStore.
+
 check-*: PROBE (written by the Rust test) holds the inputs and infobound's outputs; the outputs
 are recomputed here from WEIGHTS and compared. make-*: random weights with PyTorch's keys
 (batch norms with their `num_batches_tracked`, which infobound ignores) and random inputs go to
@@ -290,6 +293,15 @@ def as_float32(sd):
     return {k: (v.astype(np.float32) if v.dtype.kind == "f" else v) for k, v in sd.items()}
 
 
+def save_lightning_checkpoint(sd, weights):
+    """The same state dict as a PyTorch Lightning checkpoint would hold it: a torch.save pickle
+    `{"state_dict": {"net." + key: tensor}, "epoch": 3}`, next to WEIGHTS with suffix .pt."""
+    import torch
+
+    tensors = {"net." + k: torch.from_numpy(np.ascontiguousarray(v)) for k, v in sd.items()}
+    torch.save({"state_dict": tensors, "epoch": 3}, weights.rsplit(".", 1)[0] + ".pt")
+
+
 def contiguous(arrays):
     """safetensors.numpy.save_file writes an array's buffer as it lies in memory: NumPy results
     such as a mean over axes can be Fortran-ordered, so make every array C-ordered first."""
@@ -325,6 +337,8 @@ def main():
             sd = as_float32(random_resnet(rng, args.in_channels, args.width, depths))
             probe = {"x": rng.normal(0, 1, (3, args.in_channels, 32, 32)).astype(np.float32)}
         save_file(contiguous(sd), args.weights)
+        if args.torch:
+            save_lightning_checkpoint(sd, args.weights)
     else:
         sd = load_file(args.weights)
         probe = load_file(args.probe)
