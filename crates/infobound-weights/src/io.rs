@@ -125,7 +125,7 @@ pub fn export_backbone(
         BackboneConfig::ResNetCifar { .. } => "resnet_cifar",
         BackboneConfig::ResNet50 { .. } => "resnet50",
     };
-    export(backbone, &backbone_key_map(config)?, path, network)
+    export(backbone, &backbone_key_map(config), path, network)
 }
 
 /// `vae` with every encoder and decoder parameter read from `source`, a state dict with the
@@ -158,7 +158,7 @@ pub fn import_backbone(
     config: &BackboneConfig,
     source: &WeightsSource,
 ) -> Result<Backbone, WeightsError> {
-    import(backbone, &backbone_key_map(config)?, source)
+    import(backbone, &backbone_key_map(config), source)
 }
 
 /// Every tensor of `module` under its PyTorch key, with its PyTorch shape.

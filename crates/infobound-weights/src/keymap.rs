@@ -156,11 +156,7 @@ pub fn vae_key_map(config: &VaeConfig) -> Result<KeyMap, WeightsError> {
 /// written (Burn's `BatchNorm` keeps none; PyTorch's `_NormBase._load_from_state_dict` fills a
 /// missing one in, so `load_state_dict(strict=True)` accepts the file) and are ignored on
 /// import.
-///
-/// # Errors
-/// [`WeightsError::UnsupportedNetwork`] never today; kept so that a future backbone without a
-/// torchvision counterpart is refused, not mislabelled.
-pub fn backbone_key_map(config: &BackboneConfig) -> Result<KeyMap, WeightsError> {
+pub fn backbone_key_map(config: &BackboneConfig) -> KeyMap {
     let (depths, bottleneck) = match config {
         BackboneConfig::ResNetCifar { layers, .. } => (*layers, false),
         BackboneConfig::ResNet50 { .. } => ([3, 4, 6, 3], true),
@@ -194,5 +190,5 @@ pub fn backbone_key_map(config: &BackboneConfig) -> Result<KeyMap, WeightsError>
             block += 1;
         }
     }
-    Ok(KeyMap { pairs })
+    KeyMap { pairs }
 }

@@ -167,7 +167,7 @@ fn backbone_round_trip_carries_running_statistics() {
 #[test]
 fn resnet50_keys_are_torchvisions() {
     let config = BackboneConfig::resnet50();
-    let map = backbone_key_map(&config).expect("map");
+    let map = backbone_key_map(&config);
     let torch: Vec<&str> = map.pairs().iter().map(|(_, t)| t.as_str()).collect();
     for key in [
         "conv1.",
