@@ -127,7 +127,7 @@ fn tensorboard(args: &TensorboardArgs) -> Result<(), CliError> {
 
 /// This machine's name for event file names (TensorFlow's convention
 /// `events.out.tfevents.<time>.<host>`), reduced to characters safe in a file name.
-fn host_name() -> String {
+pub(crate) fn host_name() -> String {
     let name = std::fs::read_to_string("/proc/sys/kernel/hostname")
         .ok()
         .or_else(|| std::env::var("HOSTNAME").ok())
@@ -153,9 +153,46 @@ fn read_text(path: &Path) -> Result<String, CliError> {
 }
 
 /// One `train_log.jsonl` row: its step and its numbers.
-struct LogRow {
-    step: i64,
-    values: Vec<(String, f64)>,
+pub(crate) struct LogRow {
+    /// The row's `step`.
+    pub(crate) step: i64,
+    /// Every other key with a number.
+    pub(crate) values: Vec<(String, f64)>,
+}
+
+/// The row of the log line `line`, if it is a JSON object with a non-negative integer `step`.
+pub(crate) fn parse_log_row(line: &str) -> Option<LogRow> {
+    let value = serde_json::from_str::<Value>(line).ok()?;
+    let object = value.as_object()?;
+    let step = i64::try_from(object.get("step")?.as_u64()?).ok()?;
+    let values = object
+        .iter()
+        .filter(|(key, _)| key.as_str() != "step")
+        .filter_map(|(key, value)| Some((key.clone(), value.as_f64()?)))
+        .collect();
+    Some(LogRow { step, values })
+}
+
+/// The finite `values` that fit TensorBoard's `f32` scalars, tagged `<prefix><key>`; counts the
+/// finite ones outside the `f32` range in `out_of_range`.
+pub(crate) fn scalar_values(
+    prefix: &str,
+    values: &[(String, f64)],
+    out_of_range: &mut usize,
+) -> Vec<(String, f32)> {
+    values
+        .iter()
+        .filter(|(_, v)| v.is_finite())
+        .filter_map(|(key, v)| {
+            let single = *v as f32;
+            if single.is_finite() {
+                Some((format!("{prefix}{key}"), single))
+            } else {
+                *out_of_range += 1;
+                None
+            }
+        })
+        .collect()
 }
 
 /// The rows of `path`; unreadable lines are skipped with a warning, a missing file is a warning
@@ -174,17 +211,7 @@ fn read_train_log(path: &Path) -> Result<Vec<LogRow>, CliError> {
         if line.trim().is_empty() {
             continue;
         }
-        let row = serde_json::from_str::<Value>(line).ok().and_then(|v| {
-            let object = v.as_object()?;
-            let step = i64::try_from(object.get("step")?.as_u64()?).ok()?;
-            let values = object
-                .iter()
-                .filter(|(key, _)| key.as_str() != "step")
-                .filter_map(|(key, value)| Some((key.clone(), value.as_f64()?)))
-                .collect();
-            Some(LogRow { step, values })
-        });
-        match row {
+        match parse_log_row(line) {
             Some(row) => rows.push(row),
             None => eprintln!(
                 "warning: {}:{}: skipped (not a JSON object with a non-negative integer step)",
@@ -332,28 +359,19 @@ fn export_run(dir: &Path, out: &Path) -> Result<PathBuf, CliError> {
     writer.add_text("config", 0, &code_block(&config_text, "toml"))?;
 
     let mut out_of_range = 0usize;
-    let mut scalars = |prefix: &str, values: &[(String, f64)]| {
-        values
-            .iter()
-            .filter(|(_, v)| v.is_finite())
-            .filter_map(|(key, v)| {
-                let single = *v as f32;
-                if single.is_finite() {
-                    Some((format!("{prefix}{key}"), single))
-                } else {
-                    out_of_range += 1;
-                    None
-                }
-            })
-            .collect::<Vec<_>>()
-    };
     for row in &log {
-        writer.add_scalars(row.step, &scalars("train/", &row.values))?;
+        writer.add_scalars(
+            row.step,
+            &scalar_values("train/", &row.values, &mut out_of_range),
+        )?;
     }
     if let Some(metrics) = &metrics {
         let mut leaves = Vec::new();
         numeric_leaves(metrics, "", &mut leaves);
-        writer.add_scalars(final_step, &scalars("eval", &leaves))?;
+        writer.add_scalars(
+            final_step,
+            &scalar_values("eval", &leaves, &mut out_of_range),
+        )?;
     }
     if out_of_range > 0 {
         eprintln!(

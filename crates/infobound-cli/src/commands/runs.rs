@@ -83,6 +83,12 @@ pub struct TrainArgs {
     /// Hide the progress bar.
     #[arg(long)]
     pub quiet: bool,
+    /// Write the logged scalars to a TensorBoard event file as training goes
+    /// (RUN/tensorboard/live/; `tensorboard --logdir RUN/tensorboard`). The file is appended to
+    /// and flushed per log row, not written atomically; `infobound export tensorboard RUN` adds
+    /// the evaluation, configuration and images afterwards.
+    #[arg(long)]
+    pub tensorboard: bool,
     #[command(flatten)]
     pub device: DeviceArgs,
 }

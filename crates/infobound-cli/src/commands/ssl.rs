@@ -13,6 +13,7 @@ use infobound_train::{
 };
 
 use super::compare::{CompareColumn, CompareColumns};
+use super::live::LiveTensorboard;
 use super::runs::{EvalArgs, FamilyCommands, ProbeArgs, TrainArgs, TraverseArgs};
 use super::weights::{ImportRecord, write_imported_run};
 use crate::error::CliError;
@@ -62,7 +63,14 @@ impl FamilyCommands for SslCommands {
             resume,
             progress: !args.quiet,
         };
+        let live = args
+            .tensorboard
+            .then(|| LiveTensorboard::start_session(run, resume))
+            .transpose()?;
         let (trainer, summary) = run_training_locked(trainer, run, &lock, options)?;
+        if let Some(live) = live {
+            live.finish()?;
+        }
         eprintln!(
             "infobound: {} steps ({} skipped) at {:.2} steps/s in {:.1} s, final loss {:.4}",
             summary.steps,

@@ -14,6 +14,7 @@ use infobound_weights::{ExportSummary, WeightsSource, export_vae, import_vae};
 use rand::SeedableRng;
 
 use super::compare::{CompareColumn, CompareColumns};
+use super::live::LiveTensorboard;
 use super::runs::{EvalArgs, FamilyCommands, ProbeArgs, TrainArgs, TraverseArgs};
 use super::weights::{ImportRecord, write_imported_run};
 use crate::error::CliError;
@@ -81,7 +82,14 @@ impl FamilyCommands for VaeCommands {
             resume,
             progress: !args.quiet,
         };
+        let live = args
+            .tensorboard
+            .then(|| LiveTensorboard::start_session(run, resume))
+            .transpose()?;
         let (trainer, summary) = run_training_locked(trainer, run, &lock, options)?;
+        if let Some(live) = live {
+            live.finish()?;
+        }
         eprintln!(
             "infobound: {} steps ({} skipped) at {:.2} steps/s, final loss {:.4}",
             summary.steps, summary.skipped_steps, summary.steps_per_second, summary.final_loss
