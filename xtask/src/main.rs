@@ -51,7 +51,8 @@ fn main() -> ExitCode {
                  \x20               crate and in the packaged list (part of `ci`)\n\
                  python          builds the Python package into a venv in the target directory\n\
                  \x20               (maturin develop) and runs its pytest suite, then the\n\
-                 \x20               TensorBoard export test with TensorBoard's own reader\n\
+                 \x20               TensorBoard export test with TensorBoard's own reader and\n\
+                 \x20               the weights round trip with `safetensors` and NumPy\n\
                  \x20               (part of `ci`)\n\
                  faults [--kills 20] [--seed 1] [--ssl-exact]\n\
                  \x20               fault injection against real training runs (VAE and SSL):\n\
@@ -229,9 +230,11 @@ fn ci(full: bool) -> Result<(), String> {
 
 /// The Python package `infobound` (crates/infobound-py): builds it with maturin (dev profile)
 /// into a venv kept in the cargo target directory, and runs its pytest suite; then the
-/// `cli_tensorboard` test with that venv's `tensorboard` required. Needs `python3` with `venv`
+/// `cli_tensorboard` test with that venv's `tensorboard` required, and `infobound-weights`'
+/// `python_roundtrip` test with its `safetensors` required. Needs `python3` with `venv`
 /// (Debian: `python3-venv`; `.ci/run` installs it) and PyPI for maturin, numpy, pytest and
-/// scikit-learn (the live comparisons) and tensorboard; a second run reuses the venv.
+/// scikit-learn (the live comparisons), tensorboard and safetensors; a second run reuses the
+/// venv.
 fn python_tests() -> Result<(), String> {
     let root = workspace_root();
     let target = std::env::var_os("CARGO_TARGET_DIR")
@@ -261,6 +264,9 @@ fn python_tests() -> Result<(), String> {
             "scikit-learn",
             // TensorBoard's own event-file reader for `infobound export tensorboard`'s test.
             "tensorboard",
+            // The reader of `infobound-weights`' round-trip test (a NumPy forward pass of the
+            // exported networks; no torch, too heavy for CI).
+            "safetensors",
         ],
         &[],
     )?;
@@ -288,6 +294,23 @@ fn python_tests() -> Result<(), String> {
         &[
             ("INFOBOUND_TENSORBOARD_PYTHON", &python_str),
             ("INFOBOUND_REQUIRE_TENSORBOARD", "1"),
+        ],
+    )?;
+    // Exported weights read by the `safetensors` package into a NumPy forward pass of the same
+    // networks, and state dicts written there imported by us; INFOBOUND_REQUIRE_WEIGHTS_PYTHON
+    // turns the test's skip (no Python with numpy and safetensors) into a failure.
+    run(
+        "cargo",
+        &[
+            "test",
+            "-p",
+            "infobound-weights",
+            "--test",
+            "python_roundtrip",
+        ],
+        &[
+            ("INFOBOUND_WEIGHTS_PYTHON", &python_str),
+            ("INFOBOUND_REQUIRE_WEIGHTS_PYTHON", "1"),
         ],
     )
 }

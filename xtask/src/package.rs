@@ -8,7 +8,7 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 
 /// The crates users pick one by one (the binary crate packages too, as a check).
-const CRATES: [&str; 10] = [
+const CRATES: [&str; 11] = [
     "infobound-backend",
     "infobound-collective",
     "infobound-estimators",
@@ -17,6 +17,7 @@ const CRATES: [&str; 10] = [
     "infobound-kernels",
     "infobound-models",
     "infobound-train",
+    "infobound-weights",
     "infobound-cli",
     "infobound-py",
 ];

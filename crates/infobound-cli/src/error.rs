@@ -40,6 +40,9 @@ pub enum CliError {
         /// Number of run folders given (all skipped).
         folders: usize,
     },
+    /// Weights could not be exported or imported.
+    #[error(transparent)]
+    Weights(#[from] infobound_weights::WeightsError),
     /// A file could not be read or written.
     #[error("{path}: {source}")]
     Io {

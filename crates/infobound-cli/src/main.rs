@@ -88,8 +88,13 @@ enum Command {
     /// Re-run the kNN and linear probes of a self-supervised run from its newest checkpoint.
     Probe(commands::runs::ProbeArgs),
     /// Export runs to other tools' formats: `export tensorboard RUN... [--out DIR]` writes
-    /// TensorBoard event files (scalars, eval metrics, config as HParams, PNG grids).
+    /// TensorBoard event files (scalars, eval metrics, config as HParams, PNG grids);
+    /// `export weights RUN --out FILE.safetensors` the network with PyTorch's key names.
     Export(commands::export::ExportArgs),
+    /// Import a model trained elsewhere: `import weights FILE --preset NAME --out RUN` makes a
+    /// run folder from a PyTorch state dict (.safetensors, .pt) that `eval`, `traverse` and
+    /// `probe` score.
+    Import(commands::weights::ImportArgs),
 }
 
 fn run(cli: Cli) -> Result<(), CliError> {
@@ -104,6 +109,7 @@ fn run(cli: Cli) -> Result<(), CliError> {
         Command::Compare(args) => commands::runs::compare(args),
         Command::Probe(args) => commands::runs::probe(args),
         Command::Export(args) => commands::export::run(args),
+        Command::Import(args) => commands::weights::import(args),
     }
 }
 

@@ -291,14 +291,19 @@ pub fn now_secs() -> f64 {
         .map_or(0.0, |d| d.as_secs_f64())
 }
 
-/// Writes one TensorBoard event file atomically: events go to a hidden temporary file in the
-/// target's folder (a name without `tfevents`, so a watching TensorBoard ignores it), which
-/// [`EventWriter::finish`] renames onto the target. Dropped unfinished, the writer removes its
-/// temporary file and leaves no event file.
+/// Writes one TensorBoard event file. Made by [`EventWriter::create`], atomically: events go to
+/// a hidden temporary file in the target's folder (a name without `tfevents`, so a watching
+/// TensorBoard ignores it), which [`EventWriter::finish`] renames onto the target; dropped
+/// unfinished, the writer removes its temporary file and leaves no event file. Made by
+/// [`EventWriter::create_live`], the events go straight into the target, which TensorBoard reads
+/// as it grows: an append-only file cannot be renamed into place, so a crash leaves the events
+/// written so far (each [`EventWriter::flush`]ed record is whole; TensorBoard's reader stops at
+/// a truncated last record).
 pub struct EventWriter {
     path: PathBuf,
     temp: PathBuf,
     file: Option<BufWriter<File>>,
+    live: bool,
 }
 
 impl EventWriter {
@@ -309,6 +314,20 @@ impl EventWriter {
     pub fn create(path: &Path) -> Result<Self, CliError> {
         let folder = path.parent().unwrap_or(Path::new("."));
         let temp = folder.join(format!(".infobound-events-{}.tmp", std::process::id()));
+        Self::start(path, temp, false)
+    }
+
+    /// Starts the live event file `path` (its folder must exist), written in place.
+    ///
+    /// # Errors
+    /// [`CliError::Io`] if the file cannot be created or written.
+    pub fn create_live(path: &Path) -> Result<Self, CliError> {
+        let mut writer = Self::start(path, path.to_path_buf(), true)?;
+        writer.flush()?;
+        Ok(writer)
+    }
+
+    fn start(path: &Path, temp: PathBuf, live: bool) -> Result<Self, CliError> {
         let file = File::create(&temp).map_err(|source| CliError::Io {
             path: temp.clone(),
             source,
@@ -317,6 +336,7 @@ impl EventWriter {
             path: path.to_path_buf(),
             temp,
             file: Some(BufWriter::new(file)),
+            live,
         };
         writer.write_event(&Event {
             wall_time: now_secs(),
@@ -346,6 +366,20 @@ impl EventWriter {
             .and_then(|()| file.write_all(&data))
             .and_then(|()| file.write_all(&masked_crc32c(&data).to_le_bytes()))
             .map_err(io)
+    }
+
+    /// Hands every record written so far to the operating system, so that a reader sees it.
+    ///
+    /// # Errors
+    /// [`CliError::Io`] if the file cannot be written.
+    pub fn flush(&mut self) -> Result<(), CliError> {
+        match self.file.as_mut() {
+            Some(file) => file.flush().map_err(|source| CliError::Io {
+                path: self.temp.clone(),
+                source,
+            }),
+            None => Ok(()),
+        }
     }
 
     /// Appends one summary event of `values` at `step`.
@@ -474,7 +508,8 @@ impl EventWriter {
         )
     }
 
-    /// Flushes and syncs the temporary file and renames it onto the target path.
+    /// Flushes and syncs the temporary file and renames it onto the target path (a live file:
+    /// flushes and syncs it).
     ///
     /// # Errors
     /// [`CliError::Io`] if the file cannot be flushed, synced or renamed.
@@ -489,14 +524,17 @@ impl EventWriter {
                 .map_err(|e| io(&self.temp, e.into_error()))?;
             file.sync_all().map_err(|e| io(&self.temp, e))?;
         }
-        std::fs::rename(&self.temp, &self.path).map_err(|e| io(&self.path, e))?;
+        if !self.live {
+            std::fs::rename(&self.temp, &self.path).map_err(|e| io(&self.path, e))?;
+        }
         Ok(self.path.clone())
     }
 }
 
 impl Drop for EventWriter {
     fn drop(&mut self) {
-        if self.file.take().is_some() {
+        // A live file keeps what it holds: its readers have seen it already.
+        if self.file.take().is_some() && !self.live {
             // Unfinished (an error on the way): no partial event file is left behind. A failed
             // removal leaves only a hidden temporary file, so its error is not worth a panic.
             let _ = std::fs::remove_file(&self.temp);

@@ -322,3 +322,86 @@ fn tensorboards_reader_reads_back_every_scalar_image_text_and_hparam() {
         serde_json::json!(["_hparams_/session_start_info"])
     );
 }
+
+#[test]
+fn train_tensorboard_writes_the_logged_scalars_as_training_goes() {
+    let Some(python) = tensorboard_python() else {
+        assert!(
+            std::env::var_os("INFOBOUND_REQUIRE_TENSORBOARD").is_none(),
+            "INFOBOUND_REQUIRE_TENSORBOARD is set but no Python with `tensorboard` was found"
+        );
+        eprintln!("SKIPPED: no Python with `tensorboard`");
+        return;
+    };
+    let dir = tempfile::tempdir().expect("tempdir");
+    let config = dir.path().join("tiny.toml");
+    std::fs::write(&config, TINY).expect("config");
+    let run = dir.path().join("run");
+    let out = infobound(&[
+        "train",
+        "--config",
+        config.to_str().expect("utf-8"),
+        "--out",
+        run.to_str().expect("utf-8"),
+        "--quiet",
+        "--no-eval",
+        "--tensorboard",
+    ]);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{stderr}");
+    assert!(stderr.contains("tensorboard/live"), "{stderr}");
+    let live = run.join("tensorboard").join("live");
+    let files = event_files(&live);
+    assert_eq!(files.len(), 1, "{files:?}");
+    assert!(files[0].to_string_lossy().ends_with(".infobound-live"));
+
+    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/tensorboard_read.py");
+    let out = Command::new(&python)
+        .arg(&script)
+        .arg(&live)
+        .output()
+        .expect("python runs");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let read: Value = serde_json::from_slice(&out.stdout).expect("reader JSON");
+
+    // Every number of every log row, at its step, and nothing else.
+    let mut expected: BTreeMap<String, Vec<(i64, f32)>> = BTreeMap::new();
+    let log = std::fs::read_to_string(run.join("train_log.jsonl")).expect("log");
+    for line in log.lines() {
+        let row: Value = serde_json::from_str(line).expect("row");
+        let step = row["step"].as_i64().expect("step");
+        for (key, value) in row.as_object().expect("object") {
+            if let (false, Some(v)) = (key == "step", value.as_f64()) {
+                expected
+                    .entry(format!("train/{key}"))
+                    .or_default()
+                    .push((step, v as f32));
+            }
+        }
+    }
+    assert!(expected.contains_key("train/loss"), "{expected:?}");
+    let got: BTreeMap<String, Vec<(i64, f32)>> = read["scalars"]
+        .as_object()
+        .expect("scalars")
+        .iter()
+        .map(|(tag, events)| {
+            let events = events
+                .as_array()
+                .expect("events")
+                .iter()
+                .map(|e| {
+                    (
+                        e[0].as_i64().expect("step"),
+                        e[1].as_f64().expect("value") as f32,
+                    )
+                })
+                .collect();
+            (tag.clone(), events)
+        })
+        .collect();
+    assert_eq!(got, expected);
+}

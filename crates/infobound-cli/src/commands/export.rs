@@ -56,6 +56,18 @@ pub enum ExportFormat {
     /// Open with `tensorboard --logdir DIR`; `wandb sync DIR/<run>` imports the files into
     /// Weights & Biases.
     Tensorboard(TensorboardArgs),
+    /// Write a run's network as a safetensors file with the key names of the equivalent PyTorch
+    /// module, from the run's newest checkpoint.
+    ///
+    /// VAE runs (Burgess networks): encoder and decoder under `encoder.model.{0,2,4,6,9,11}.*`
+    /// and `decoder.model.{0,2,5,7,9,11}.*`, disent's EncoderConv64 / DecoderConv64 (with
+    /// padding 1 in the encoder; μ is the first half of `encoder.model.11`'s output, log σ² the
+    /// second). Self-supervised runs: the backbone with torchvision's ResNet keys (`conv1`,
+    /// `bn1`, `layer1.0.conv1`, ..., `downsample.0`/`.1`; no `fc`; the CIFAR stem is a 3×3
+    /// stride-1 padding-1 conv without max-pool). Batch norms carry their running statistics but
+    /// no `num_batches_tracked` (PyTorch fills it in on load). In PyTorch:
+    /// `model.load_state_dict(safetensors.torch.load_file(FILE), strict=True)`.
+    Weights(super::weights::ExportWeightsArgs),
 }
 
 /// `infobound export tensorboard`.
@@ -73,6 +85,7 @@ pub struct TensorboardArgs {
 pub fn run(args: ExportArgs) -> Result<(), CliError> {
     match args.format {
         ExportFormat::Tensorboard(args) => tensorboard(&args),
+        ExportFormat::Weights(args) => super::weights::export(&args),
     }
 }
 
@@ -114,7 +127,7 @@ fn tensorboard(args: &TensorboardArgs) -> Result<(), CliError> {
 
 /// This machine's name for event file names (TensorFlow's convention
 /// `events.out.tfevents.<time>.<host>`), reduced to characters safe in a file name.
-fn host_name() -> String {
+pub(crate) fn host_name() -> String {
     let name = std::fs::read_to_string("/proc/sys/kernel/hostname")
         .ok()
         .or_else(|| std::env::var("HOSTNAME").ok())
@@ -140,9 +153,46 @@ fn read_text(path: &Path) -> Result<String, CliError> {
 }
 
 /// One `train_log.jsonl` row: its step and its numbers.
-struct LogRow {
-    step: i64,
-    values: Vec<(String, f64)>,
+pub(crate) struct LogRow {
+    /// The row's `step`.
+    pub(crate) step: i64,
+    /// Every other key with a number.
+    pub(crate) values: Vec<(String, f64)>,
+}
+
+/// The row of the log line `line`, if it is a JSON object with a non-negative integer `step`.
+pub(crate) fn parse_log_row(line: &str) -> Option<LogRow> {
+    let value = serde_json::from_str::<Value>(line).ok()?;
+    let object = value.as_object()?;
+    let step = i64::try_from(object.get("step")?.as_u64()?).ok()?;
+    let values = object
+        .iter()
+        .filter(|(key, _)| key.as_str() != "step")
+        .filter_map(|(key, value)| Some((key.clone(), value.as_f64()?)))
+        .collect();
+    Some(LogRow { step, values })
+}
+
+/// The finite `values` that fit TensorBoard's `f32` scalars, tagged `<prefix><key>`; counts the
+/// finite ones outside the `f32` range in `out_of_range`.
+pub(crate) fn scalar_values(
+    prefix: &str,
+    values: &[(String, f64)],
+    out_of_range: &mut usize,
+) -> Vec<(String, f32)> {
+    values
+        .iter()
+        .filter(|(_, v)| v.is_finite())
+        .filter_map(|(key, v)| {
+            let single = *v as f32;
+            if single.is_finite() {
+                Some((format!("{prefix}{key}"), single))
+            } else {
+                *out_of_range += 1;
+                None
+            }
+        })
+        .collect()
 }
 
 /// The rows of `path`; unreadable lines are skipped with a warning, a missing file is a warning
@@ -161,17 +211,7 @@ fn read_train_log(path: &Path) -> Result<Vec<LogRow>, CliError> {
         if line.trim().is_empty() {
             continue;
         }
-        let row = serde_json::from_str::<Value>(line).ok().and_then(|v| {
-            let object = v.as_object()?;
-            let step = i64::try_from(object.get("step")?.as_u64()?).ok()?;
-            let values = object
-                .iter()
-                .filter(|(key, _)| key.as_str() != "step")
-                .filter_map(|(key, value)| Some((key.clone(), value.as_f64()?)))
-                .collect();
-            Some(LogRow { step, values })
-        });
-        match row {
+        match parse_log_row(line) {
             Some(row) => rows.push(row),
             None => eprintln!(
                 "warning: {}:{}: skipped (not a JSON object with a non-negative integer step)",
@@ -319,28 +359,19 @@ fn export_run(dir: &Path, out: &Path) -> Result<PathBuf, CliError> {
     writer.add_text("config", 0, &code_block(&config_text, "toml"))?;
 
     let mut out_of_range = 0usize;
-    let mut scalars = |prefix: &str, values: &[(String, f64)]| {
-        values
-            .iter()
-            .filter(|(_, v)| v.is_finite())
-            .filter_map(|(key, v)| {
-                let single = *v as f32;
-                if single.is_finite() {
-                    Some((format!("{prefix}{key}"), single))
-                } else {
-                    out_of_range += 1;
-                    None
-                }
-            })
-            .collect::<Vec<_>>()
-    };
     for row in &log {
-        writer.add_scalars(row.step, &scalars("train/", &row.values))?;
+        writer.add_scalars(
+            row.step,
+            &scalar_values("train/", &row.values, &mut out_of_range),
+        )?;
     }
     if let Some(metrics) = &metrics {
         let mut leaves = Vec::new();
         numeric_leaves(metrics, "", &mut leaves);
-        writer.add_scalars(final_step, &scalars("eval", &leaves))?;
+        writer.add_scalars(
+            final_step,
+            &scalar_values("eval", &leaves, &mut out_of_range),
+        )?;
     }
     if out_of_range > 0 {
         eprintln!(

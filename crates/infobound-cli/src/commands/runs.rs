@@ -8,8 +8,10 @@ use burn::tensor::Device;
 use clap::{ArgGroup, Args};
 use infobound_backend::{BackendSpec, DEVICE_ENV_VAR, probe_device};
 use infobound_train::{RunConfig, RunDir};
+use infobound_weights::{ExportSummary, WeightsSource};
 
 use super::compare::{CompareColumns, CompareFormat, CompareOptions, Grouping, compare_runs};
+use super::weights::ImportRecord;
 use super::{ssl, vae};
 use crate::error::CliError;
 
@@ -81,6 +83,12 @@ pub struct TrainArgs {
     /// Hide the progress bar.
     #[arg(long)]
     pub quiet: bool,
+    /// Write the logged scalars to a TensorBoard event file as training goes
+    /// (RUN/tensorboard/live/; `tensorboard --logdir RUN/tensorboard`). The file is appended to
+    /// and flushed per log row, not written atomically; `infobound export tensorboard RUN` adds
+    /// the evaluation, configuration and images afterwards.
+    #[arg(long)]
+    pub tensorboard: bool,
     #[command(flatten)]
     pub device: DeviceArgs,
 }
@@ -169,6 +177,23 @@ pub(crate) trait FamilyCommands {
     fn report(&self, run: &RunDir) -> Result<PathBuf, CliError>;
     /// This family's columns in `infobound compare` and the run's objective or method.
     fn compare_columns(&self) -> CompareColumns;
+    /// Writes the network of `run`'s newest checkpoint (VAE: encoder and decoder; SSL: the
+    /// backbone) to `out` with PyTorch's key names.
+    fn export_weights(
+        &self,
+        run: &RunDir,
+        out: &Path,
+        device: &Device,
+    ) -> Result<ExportSummary, CliError>;
+    /// Creates the run folder `run` with `source`'s weights as its step-0 checkpoint
+    /// ([`super::weights::write_imported_run`]).
+    fn import_weights(
+        &self,
+        source: &WeightsSource,
+        record: &ImportRecord<'_>,
+        run: &RunDir,
+        device: &Device,
+    ) -> Result<(), CliError>;
 }
 
 /// The commands of the family `config` belongs to.
@@ -180,7 +205,7 @@ pub(crate) fn family(config: RunConfig) -> Box<dyn FamilyCommands> {
 }
 
 /// The run folder `dir` with its configuration and family.
-fn open_run(dir: &Path) -> Result<(RunDir, Box<dyn FamilyCommands>), CliError> {
+pub(crate) fn open_run(dir: &Path) -> Result<(RunDir, Box<dyn FamilyCommands>), CliError> {
     let run = RunDir::new(dir);
     let config = RunConfig::from_run(&run)?;
     Ok((run, family(config)))

@@ -1,6 +1,6 @@
 //! The self-supervised family's run commands (MVEB, SimSiam, BYOL, Barlow Twins).
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use burn::tensor::Device;
@@ -13,8 +13,11 @@ use infobound_train::{
 };
 
 use super::compare::{CompareColumn, CompareColumns};
+use super::live::LiveTensorboard;
 use super::runs::{EvalArgs, FamilyCommands, ProbeArgs, TrainArgs, TraverseArgs, ranks_note};
+use super::weights::{ImportRecord, write_imported_run};
 use crate::error::CliError;
+use infobound_weights::{ExportSummary, WeightsSource, export_backbone, import_backbone};
 
 /// A self-supervised run's commands, for its resolved configuration.
 pub(crate) struct SslCommands(pub SslTrainConfig);
@@ -69,7 +72,14 @@ impl FamilyCommands for SslCommands {
             run.root().display()
         );
         Environment::capture(&spec, &devices[0]).write(run)?;
+        let live = args
+            .tensorboard
+            .then(|| LiveTensorboard::start_session(run, resume))
+            .transpose()?;
         let (trainer, summary) = run_training_locked(trainer, run, &lock, options)?;
+        if let Some(live) = live {
+            live.finish()?;
+        }
         eprintln!(
             "infobound: {} steps ({} skipped) at {:.2} steps/s in {:.1} s, final loss {:.4}",
             summary.steps,
@@ -136,6 +146,38 @@ impl FamilyCommands for SslCommands {
     fn report(&self, run: &RunDir) -> Result<PathBuf, CliError> {
         write_loss_svg(run)?;
         Ok(write_ssl_report(run)?)
+    }
+
+    fn export_weights(
+        &self,
+        run: &RunDir,
+        out: &Path,
+        device: &Device,
+    ) -> Result<ExportSummary, CliError> {
+        let trainer = self.load_trained(run, device)?;
+        Ok(export_backbone(
+            &trainer.online().backbone,
+            &self.0.network.backbone,
+            out,
+        )?)
+    }
+
+    fn import_weights(
+        &self,
+        source: &WeightsSource,
+        record: &ImportRecord<'_>,
+        run: &RunDir,
+        device: &Device,
+    ) -> Result<(), CliError> {
+        let mut trainer = SslTrainer::new(self.0.clone(), device)?;
+        let imported = import_backbone(
+            trainer.online().backbone.clone(),
+            &self.0.network.backbone,
+            source,
+        )?;
+        write_imported_run(&mut trainer, run, record, |trainer| {
+            Ok(trainer.replace_backbone(imported)?)
+        })
     }
 
     fn compare_columns(&self) -> CompareColumns {

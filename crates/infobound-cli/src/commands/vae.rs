@@ -1,6 +1,6 @@
 //! The VAE family's run commands.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 use burn::tensor::{Device, Tensor, TensorData};
 use infobound_data::save_png_grid;
@@ -10,10 +10,13 @@ use infobound_train::{
     Environment, EvalReport, RunDir, RunFamily, RunLock, TrainConfig, TrainOptions, VaeTrainer,
     latest_checkpoint, scored_codes, write_atomic, write_loss_svg, write_report,
 };
+use infobound_weights::{ExportSummary, WeightsSource, export_vae, import_vae};
 use rand::SeedableRng;
 
 use super::compare::{CompareColumn, CompareColumns};
+use super::live::LiveTensorboard;
 use super::runs::{EvalArgs, FamilyCommands, ProbeArgs, TrainArgs, TraverseArgs, ranks_note};
+use super::weights::{ImportRecord, write_imported_run};
 use crate::error::CliError;
 
 /// A VAE run's commands, for its resolved configuration.
@@ -87,7 +90,14 @@ impl FamilyCommands for VaeCommands {
             run.root().display()
         );
         Environment::capture(&spec.to_string(), &device).write(run)?;
+        let live = args
+            .tensorboard
+            .then(|| LiveTensorboard::start_session(run, resume))
+            .transpose()?;
         let (trainer, summary) = run_training_locked(trainer, run, &lock, options)?;
+        if let Some(live) = live {
+            live.finish()?;
+        }
         eprintln!(
             "infobound: {} steps ({} skipped) at {:.2} steps/s, final loss {:.4}",
             summary.steps, summary.skipped_steps, summary.steps_per_second, summary.final_loss
@@ -171,6 +181,31 @@ impl FamilyCommands for VaeCommands {
     fn report(&self, run: &RunDir) -> Result<PathBuf, CliError> {
         write_loss_svg(run)?;
         Ok(write_report(run)?)
+    }
+
+    fn export_weights(
+        &self,
+        run: &RunDir,
+        out: &Path,
+        device: &Device,
+    ) -> Result<ExportSummary, CliError> {
+        let trainer = self.load_trained(run, device)?;
+        Ok(export_vae(trainer.vae(), &self.0.model, out)?)
+    }
+
+    fn import_weights(
+        &self,
+        source: &WeightsSource,
+        record: &ImportRecord<'_>,
+        run: &RunDir,
+        device: &Device,
+    ) -> Result<(), CliError> {
+        let mut trainer = VaeTrainer::new(self.0.clone(), device)?;
+        let imported = import_vae(trainer.vae().clone(), &self.0.model, source)?;
+        write_imported_run(&mut trainer, run, record, |trainer| {
+            trainer.replace_vae(imported);
+            Ok(())
+        })
     }
 
     fn compare_columns(&self) -> CompareColumns {

@@ -23,7 +23,7 @@ use infobound_estimators::EstimatorError;
 use infobound_metrics::{CodeMatrix, CollapseConfig, collapse_diagnostics};
 use infobound_models::ModelError;
 use infobound_models::ssl::{
-    LocalScoreSupport, SslNetwork, SslObjective, cosine_momentum, ema_update,
+    Backbone, LocalScoreSupport, SslNetwork, SslObjective, cosine_momentum, ema_update,
 };
 
 use super::config::EntropySupport;
@@ -240,6 +240,26 @@ impl SslTrainer {
             }
             None => Ok(false),
         }
+    }
+
+    /// Replaces the online network's backbone by `backbone`, e.g. weights trained elsewhere and
+    /// read by `infobound-weights` into a clone of the online backbone (so that they live on this
+    /// trainer's device); a target network is made again from the online network as at step 0
+    /// (a copy of its parameters with batch-norm statistics of its own). The projector,
+    /// predictor, probe, optimiser state and counters are kept.
+    ///
+    /// # Errors
+    /// [`TrainError::Model`] if the target network cannot be made.
+    pub fn replace_backbone(&mut self, backbone: Backbone) -> Result<(), TrainError> {
+        self.online.backbone = backbone;
+        if self.target.is_some() {
+            self.target = Some(
+                self.config
+                    .network
+                    .init_target(&self.online, &self.devices[0])?,
+            );
+        }
+        Ok(())
     }
 
     /// The configuration.

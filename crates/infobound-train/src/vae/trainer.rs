@@ -124,6 +124,13 @@ impl VaeTrainer {
         &self.vae
     }
 
+    /// Replaces the model by `vae`, e.g. weights trained elsewhere and read by
+    /// `infobound-weights` into a clone of [`Self::vae`] (so that they live on this trainer's
+    /// device); the optimiser state and counters are kept.
+    pub fn replace_vae(&mut self, vae: Vae) {
+        self.vae = vae;
+    }
+
     /// The dataset being trained on.
     pub fn dataset(&self) -> &Arc<dyn GroundTruthDataset> {
         &self.dataset
