@@ -189,8 +189,8 @@ impl SslTrainer {
 
     /// Makes this trainer one rank of a data-parallel job: each rank runs
     /// `data_parallel.replicas` replicas of the job's `replicas × world size`, on its shards of
-    /// every step's batch; gradients, logged values and the online probe's gradients are
-    /// averaged over the ranks in one all-reduce per step, gathered score samples are
+    /// every step's batch; gradients and logged values are averaged over the ranks in one
+    /// all-reduce per step, gathered score samples and the online probe's features are
     /// all-gathered, and batch-norm running statistics are averaged before every checkpoint.
     ///
     /// # Errors
@@ -441,8 +441,6 @@ impl SslTrainer {
                 });
             }
         };
-        let rows = views[0].len() / shards;
-        let labels = &labels[placement.first * rows..(placement.first + local) * rows];
         let main = self.devices[0].clone();
         let gather = |pick: fn(&ReplicaOutput) -> Tensor<2>| {
             Tensor::cat(
@@ -478,8 +476,12 @@ impl SslTrainer {
         let probe_before = (self.probe.clone(), self.probe_optimizer.clone());
         // What is read back: [loss, terms…, Σ‖g‖², probe loss, probe accuracy].
         let values = if self.ranks.is_distributed() {
-            // One all-reduce averages the ranks' values and gradients (encoder and probe).
-            let (probe_loss, probe_accuracy, probe_grads) = self.probe_gradients(features, labels);
+            // The online probe learns from every rank's features (a few numbers per image,
+            // all-gathered) with every label, so each rank takes the same probe step as a
+            // single process on the whole batch — its batch norm included. One all-reduce then
+            // averages the ranks' values and encoder gradients.
+            let features = self.ranks.all_gather_rows(features)?;
+            let (probe_loss, probe_accuracy) = self.probe_step(features, labels);
             let mut reduction = Reduction::default();
             let range = reduction.push_values(Tensor::cat(
                 vec![mean_values, probe_loss, probe_accuracy],
@@ -487,19 +489,12 @@ impl SslTrainer {
             ));
             let grads: Vec<&GradientsParams> = replicas.iter().map(|r| &r.grads).collect();
             let slots = reduction.push_gradients(&self.online, &grads, &main);
-            let probe_slots = reduction.push_gradients(&self.probe, &[&probe_grads], &main);
             let buffer = self.ranks.mean(reduction)?;
             let mut host: Vec<f64> = buffer[range].iter().map(|&v| f64::from(v)).collect();
             host.insert(width, slots.squared_norm(&buffer));
             let grads = slots.gradients(&self.online, &buffer, &main);
             let lr = self.schedule.learning_rate(self.state.step);
             self.online = self.optimizer.step(lr, self.online.clone(), grads);
-            let probe_grads = probe_slots.gradients(&self.probe, &buffer, &main);
-            self.probe = self.probe_optimizer.step(
-                self.config.monitor.probe_learning_rate,
-                self.probe.clone(),
-                probe_grads,
-            );
             host
         } else {
             // The replicas' Σ‖g‖² summed.
@@ -560,13 +555,9 @@ impl SslTrainer {
         };
     }
 
-    /// The online probe's cross-entropy on detached features, its accuracy on this batch
-    /// (before the probe's step), as `[1]` device tensors, and its gradients.
-    fn probe_gradients(
-        &self,
-        features: Tensor<2>,
-        labels: &[usize],
-    ) -> (Tensor<1>, Tensor<1>, GradientsParams) {
+    /// One Adam step of the online probe on detached features; returns its cross-entropy and
+    /// its accuracy on this batch before the step, as `[1]` device tensors.
+    fn probe_step(&mut self, features: Tensor<2>, labels: &[usize]) -> (Tensor<1>, Tensor<1>) {
         let targets = Tensor::<1, Int>::from_data(
             TensorData::new(
                 labels.iter().map(|&l| l as i64).collect::<Vec<_>>(),
@@ -581,19 +572,12 @@ impl SslTrainer {
             .forward(logits, targets);
         let value = loss.clone().detach();
         let grads = GradientsParams::from_grads(loss.backward(), &self.probe);
-        (value, batch_accuracy, grads)
-    }
-
-    /// One Adam step of the online probe on detached features; returns its cross-entropy and
-    /// its accuracy on this batch before the step, as `[1]` device tensors.
-    fn probe_step(&mut self, features: Tensor<2>, labels: &[usize]) -> (Tensor<1>, Tensor<1>) {
-        let (loss, batch_accuracy, grads) = self.probe_gradients(features, labels);
         self.probe = self.probe_optimizer.step(
             self.config.monitor.probe_learning_rate,
             self.probe.clone(),
             grads,
         );
-        (loss, batch_accuracy)
+        (value, batch_accuracy)
     }
 }
 
