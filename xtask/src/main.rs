@@ -32,13 +32,14 @@ fn main() -> ExitCode {
         ),
         Some("fmt") => run("cargo", &["fmt", "--all"], &[]),
         Some("package") => package::package(&workspace_root()),
-        Some("python") => python_tests(),
+        Some("python") => mpi_features().and_then(|features| python_tests(&features)),
         _ => {
             eprintln!(
                 "usage: cargo xtask <command>\n\n\
                  ci [--full]     fmt check, clippy -D warnings, tests (flex), package, the Python\n\
                  \x20               package's pytest (maturin develop into a venv); --full adds\n\
-                 \x20               the ndarray, wgpu (lavapipe smoke test), cuda, hdf5 and mpi builds\n\
+                 \x20               the ndarray, wgpu (lavapipe smoke test), cuda and hdf5 builds;\n\
+                 \x20               with Open MPI installed, the tests include the mpirun ones\n\
                  bench [--quick] [--only vae,vae_more,ssl,tc,mveb,metrics]\n\
                  \x20               criterion benches + the PyTorch reference in the same run, with\n\
                  \x20               the time ratio and the peak memory per workload:\n\
@@ -108,25 +109,65 @@ pub(crate) fn run(program: &str, args: &[&str], envs: &[(&str, &str)]) -> Result
     }
 }
 
+/// Whether to build and run data parallelism over MPI (the CLI's `mpi` feature): where Open
+/// MPI's compiler wrapper and launcher are installed, or where `INFOBOUND_REQUIRE_MPI` is set
+/// (`.ci/run` installs Open MPI and sets it, so CI cannot skip the MPI tests silently).
+fn mpi_wanted() -> Result<bool, String> {
+    let found = ["mpicc", "mpirun"].iter().all(|tool| {
+        Command::new(tool)
+            .arg("--version")
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .status()
+            .is_ok_and(|s| s.success())
+    });
+    let required = std::env::var_os("INFOBOUND_REQUIRE_MPI").is_some();
+    match (found, required) {
+        (true, _) => Ok(true),
+        (false, true) => Err(
+            "INFOBOUND_REQUIRE_MPI is set but Open MPI is not installed \
+             (apt-get install openmpi-bin libopenmpi-dev libclang-dev)"
+                .into(),
+        ),
+        (false, false) => {
+            eprintln!(
+                "xtask: Open MPI not found (mpicc, mpirun): the MPI data-parallel tests are \
+                 skipped; apt-get install openmpi-bin libopenmpi-dev libclang-dev to run them"
+            );
+            Ok(false)
+        }
+    }
+}
+
+/// The cargo features of the test build: the CLI's `mpi` where [`mpi_wanted`].
+fn mpi_features() -> Result<Vec<&'static str>, String> {
+    Ok(if mpi_wanted()? {
+        vec!["--features", "infobound-cli/mpi"]
+    } else {
+        Vec::new()
+    })
+}
+
 /// The CI gate. The default job compiles one CPU backend (flex) only: Burn is slow to build on
-/// two cores, and every extra backend rebuilds the whole Burn stack.
+/// two cores, and every extra backend rebuilds the whole Burn stack. Where Open MPI is
+/// installed the workspace is built and tested with the CLI's `mpi` feature (one feature set
+/// for clippy and the tests, so Burn is built once), which adds the `mpirun` tests of
+/// `infobound-collective` and `infobound-cli` (`cli_mpi`).
 fn ci(full: bool) -> Result<(), String> {
     run("cargo", &["fmt", "--all", "--", "--check"], &[])?;
-    run(
-        "cargo",
-        &[
-            "clippy",
-            "--workspace",
-            "--all-targets",
-            "--",
-            "-D",
-            "warnings",
-        ],
-        &[],
-    )?;
-    run("cargo", &["test", "--workspace", "--no-fail-fast"], &[])?;
+    let features = mpi_features()?;
+    let features = features.as_slice();
+    let clippy = [
+        &["clippy", "--workspace", "--all-targets"][..],
+        features,
+        &["--", "-D", "warnings"],
+    ]
+    .concat();
+    run("cargo", &clippy, &[])?;
+    let test = [&["test", "--workspace", "--no-fail-fast"][..], features].concat();
+    run("cargo", &test, &[])?;
     package::package(&workspace_root())?;
-    python_tests()?;
+    python_tests(features)?;
     if full {
         run(
             "cargo",
@@ -200,30 +241,6 @@ fn ci(full: bool) -> Result<(), String> {
             &["test", "-p", "infobound-data", "--features", "hdf5"],
             &[],
         )?;
-        // The collectives of data-parallel training under a real `mpirun` (2 and 3 ranks over
-        // TCP on the loopback interface). Links the system's Open MPI; rsmpi's bindgen needs
-        // libclang (apt-get install openmpi-bin libopenmpi-dev libclang-dev). Out of the default
-        // job: its cold build (bindgen and its dependencies) exceeds the 3-minute budget here.
-        run(
-            "cargo",
-            &[
-                "clippy",
-                "-p",
-                "infobound-collective",
-                "--features",
-                "mpi",
-                "--all-targets",
-                "--",
-                "-D",
-                "warnings",
-            ],
-            &[],
-        )?;
-        run(
-            "cargo",
-            &["test", "-p", "infobound-collective", "--features", "mpi"],
-            &[],
-        )?;
     }
     Ok(())
 }
@@ -235,7 +252,7 @@ fn ci(full: bool) -> Result<(), String> {
 /// (Debian: `python3-venv`; `.ci/run` installs it) and PyPI for maturin, numpy, pytest and
 /// scikit-learn (the live comparisons), tensorboard and safetensors; a second run reuses the
 /// venv.
-fn python_tests() -> Result<(), String> {
+fn python_tests(features: &[&str]) -> Result<(), String> {
     let root = workspace_root();
     let target = std::env::var_os("CARGO_TARGET_DIR")
         .map(PathBuf::from)
@@ -288,9 +305,16 @@ fn python_tests() -> Result<(), String> {
     // The event files of `infobound export tensorboard` read by TensorBoard itself. The test
     // skips where it finds no Python with `tensorboard`; INFOBOUND_REQUIRE_TENSORBOARD makes
     // that a failure here, so CI cannot pass without having run it.
+    // `--workspace` and `features`: the feature set of `ci`'s test build, so nothing is
+    // rebuilt for these two test targets.
+    let tensorboard_test = [
+        &["test", "--workspace", "--test", "cli_tensorboard"][..],
+        features,
+    ]
+    .concat();
     run(
         "cargo",
-        &["test", "-p", "infobound-cli", "--test", "cli_tensorboard"],
+        &tensorboard_test,
         &[
             ("INFOBOUND_TENSORBOARD_PYTHON", &python_str),
             ("INFOBOUND_REQUIRE_TENSORBOARD", "1"),
@@ -299,15 +323,14 @@ fn python_tests() -> Result<(), String> {
     // Exported weights read by the `safetensors` package into a NumPy forward pass of the same
     // networks, and state dicts written there imported by us; INFOBOUND_REQUIRE_WEIGHTS_PYTHON
     // turns the test's skip (no Python with numpy and safetensors) into a failure.
+    let roundtrip_test = [
+        &["test", "--workspace", "--test", "python_roundtrip"][..],
+        features,
+    ]
+    .concat();
     run(
         "cargo",
-        &[
-            "test",
-            "-p",
-            "infobound-weights",
-            "--test",
-            "python_roundtrip",
-        ],
+        &roundtrip_test,
         &[
             ("INFOBOUND_WEIGHTS_PYTHON", &python_str),
             ("INFOBOUND_REQUIRE_WEIGHTS_PYTHON", "1"),
