@@ -305,12 +305,11 @@ impl<T: Real> Mixture<T> {
         self.normaliser[at] - T::of(0.5) * (self.precision[at] * d) * d
     }
 
-    /// Rows of samples per parallel task of a pass over `(i, j, k)`, at least
-    /// [`TASK_TERMS`] terms each.
+    /// Rows of samples per parallel task of a pass over `(i, j, k)`: the batch split evenly
+    /// into as many tasks as there are [`TASK_TERMS`] terms in it.
     fn rows_per_task(&self) -> usize {
-        TASK_TERMS
-            .div_ceil(self.batch * self.latent)
-            .clamp(1, self.batch)
+        let terms = self.batch * self.batch * self.latent;
+        self.batch.div_ceil(terms.div_ceil(TASK_TERMS))
     }
 }
 
