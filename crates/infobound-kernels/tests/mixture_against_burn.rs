@@ -244,3 +244,39 @@ fn mismatched_operands_are_refused() {
         Err(KernelError::Shape(_))
     ));
 }
+
+/// On a gradient-checkpointing device (Burn's `Balanced` strategy, which may recompute the
+/// memory-bound ops around the kernel in the backward pass) the gradients equal those of the
+/// plain autodiff device bit for bit: the kernel's backward reads only what its forward saved.
+#[test]
+fn checkpointed_autodiff_equals_the_plain_autodiff_path() {
+    let (batch, latent) = (203, 10);
+    let values = inputs(batch, latent, DType::F32, &Device::flex()).map(host);
+    let gradients = |device: &Device, weights: &MixtureLogWeights| -> Vec<Vec<f64>> {
+        let [z, mu, logvar] = values
+            .clone()
+            .map(|v| leaf(v, [batch, latent], DType::F32, device).require_grad());
+        // Element-wise ops before the kernel, which the checkpointing strategy may recompute.
+        let d = gaussian_mixture_log_densities(
+            z.clone().mul_scalar(1.5),
+            mu.clone().tanh(),
+            logvar.clone().mul_scalar(0.5),
+            weights,
+        )
+        .expect("valid operands");
+        let loss = (d.mixture - d.product_of_marginals).sum() + d.own.mul_scalar(0.3).sum();
+        let grads = loss.backward();
+        [z, mu, logvar]
+            .iter()
+            .map(|t| host(t.grad(&grads).expect("gradient")))
+            .collect()
+    };
+    for weights in weight_choices(batch) {
+        let plain = gradients(&Device::flex().autodiff(), &weights);
+        let checkpointed = gradients(
+            &Device::flex().autodiff().gradient_checkpointing(),
+            &weights,
+        );
+        assert_eq!(plain, checkpointed, "{weights:?}");
+    }
+}
