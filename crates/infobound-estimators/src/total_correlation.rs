@@ -16,8 +16,9 @@
 //! more under autodiff) holds B²K values — 4·B²·K bytes in f32, i.e. 268 MB at B = 1024,
 //! K = 64. With the default `flex-kernels` feature, [`TcAlgorithm::Auto`] computes the same
 //! terms on the flex backend with `infobound_kernels::gaussian_mixture_log_densities`, which
-//! streams over the posteriors forward and backward in O(B·K) memory (O(B²) for the MSS
-//! weight matrix); every other backend keeps the tensor ops.
+//! streams over the posteriors forward and backward in O(B·K + B²) memory (the B² for the MSS
+//! weight matrix and, under autodiff, the responsibilities that the backward reuses); every
+//! other backend keeps the tensor ops.
 
 use burn::prelude::*;
 use serde::{Deserialize, Serialize};

@@ -18,9 +18,13 @@
 //! over `j` in vector lanes: a row of `B` log-densities is formed, reduced by a two-pass
 //! logsumexp (maximum, then the sum of exponentials) and added to the joint row, whose
 //! logsumexp closes the sample. Memory: `O(B·K)` for the outputs, the saved per-dimension
-//! logsumexps and the transposed parameters, plus two rows of `B` per thread; the backward
-//! recomputes `ℓ` and holds `O(B·K)` gradient accumulators per row block (a fixed number of
-//! blocks, so the summation order — and the result — does not depend on the thread count).
+//! logsumexps and the transposed parameters, plus two rows of `B` per thread; under autodiff
+//! also the `B × B` log responsibilities `log p_ij` of the joint logsumexp, so that the
+//! backward recomputes only `ℓ` per dimension (not the joint rows). The backward holds
+//! `O(B·K)` gradient accumulators per row block; the blocks are fixed by `B` and `K` (at most
+//! `ROW_BLOCKS`), so the summation order — and the result — does not depend on the thread
+//! count. The loops run under pulp's run-time dispatch (AVX2 where the CPU has it), and a
+//! batch with fewer than `TASK_TERMS` terms `(i, j, k)` stays on the calling thread.
 //!
 //! The backward uses `∂ℓ_ijk/∂z_ik = −P_jk d_ijk`, `∂ℓ_ijk/∂μ_jk = P_jk d_ijk` and
 //! `∂ℓ_ijk/∂v_jk = ½ (P_jk d_ijk² − 1)` with `d_ijk = z_ik − μ_jk`, `P_jk = e^{−v_jk}`; the
@@ -33,7 +37,6 @@ use std::marker::PhantomData;
 use std::ops::{Add, AddAssign, Mul, Sub};
 use std::sync::Arc;
 
-use burn::backend::autodiff::NodeId;
 use burn::backend::autodiff::checkpoint::base::Checkpointer;
 use burn::backend::autodiff::checkpoint::strategy::{
     BalancedCheckpointing, CheckpointStrategy, NoCheckpointing,
@@ -45,7 +48,7 @@ use burn::backend::{
     Autodiff, DispatchKindConversion, DispatchTensor, Flex, GradientCheckpointingStrategy,
 };
 use burn::tensor::{DType, Tensor, TensorData};
-use pulp::Arch;
+use pulp::{Arch, Simd, WithSimd};
 use rayon::prelude::*;
 
 use crate::KernelError;
@@ -57,9 +60,16 @@ const LN_2PI: f64 = 1.837_877_066_409_345_5;
 /// Vector lanes of the reductions over `j` (eight `f32` fill an AVX register).
 const LANES: usize = 8;
 
-/// Row blocks of the backward, each with its own `μ`/`log σ²` gradient accumulators: enough
-/// to keep 16 threads busy, few enough that the accumulators stay `O(B·K)` (our choice).
+/// Most row blocks of the backward, each with its own `μ`/`log σ²` gradient accumulators:
+/// enough to keep 16 threads busy, few enough that the accumulators stay `O(B·K)` (our
+/// choice).
 const ROW_BLOCKS: usize = 16;
+
+/// Fewest terms `(i, j, k)` per parallel task: handing a task to another thread costs
+/// microseconds (tens on a busy machine), the time of ≈ 10⁵ vectorised terms, so a batch
+/// with `B²K` below this runs on the calling thread (our choice; at `K = 10` batches up to
+/// `B ≈ 114`).
+const TASK_TERMS: usize = 1 << 17;
 
 /// The log-weights `w_ij` of the mixture components.
 #[derive(Debug, Clone, PartialEq)]
@@ -178,7 +188,10 @@ impl Real for f64 {
 /// `e^x` for `f32` with only operations that vectorise: `x = k·ln 2 + r` with `k` rounded to
 /// nearest by adding and subtracting 1.5·2²³ (exact for |x·log₂e| < 2²²; `x` is clamped to
 /// `[−87, 88]`), so neither a float→int conversion nor a library call is needed; `e^r` by the
-/// same Cephes polynomial as the pixel likelihood's exponential (relative error ≈ 2e-7).
+/// same Cephes polynomial as the pixel likelihood's exponential (relative error ≈ 2e-7),
+/// evaluated with fused multiply-adds: one instruction each under the dispatched AVX2 + FMA
+/// (≈ 15 % off both passes), libm's `fmaf` on baseline x86-64 (slow, but the same correctly
+/// rounded result, so the values do not depend on the instruction set).
 #[inline(always)]
 fn exp_f32(x: f32) -> f32 {
     const ROUND: f32 = 12_582_912.0;
@@ -186,13 +199,13 @@ fn exp_f32(x: f32) -> f32 {
     let shifted = x * std::f32::consts::LOG2_E + ROUND;
     let kf = shifted - ROUND;
     let r = x - kf * 0.693_359_4 + kf * 2.121_944_4e-4;
-    let p = 1.987_569_1e-4;
-    let p = p * r + 1.398_199_9e-3;
-    let p = p * r + 8.333_452e-3;
-    let p = p * r + 4.166_579_6e-2;
-    let p = p * r + 0.166_666_65;
-    let p = p * r + 0.5;
-    let y = p * r * r + r + 1.0;
+    let p = 1.987_569_1e-4f32;
+    let p = p.mul_add(r, 1.398_199_9e-3);
+    let p = p.mul_add(r, 8.333_452e-3);
+    let p = p.mul_add(r, 4.166_579_6e-2);
+    let p = p.mul_add(r, 0.166_666_65);
+    let p = p.mul_add(r, 0.5);
+    let y = (p * r).mul_add(r, r) + 1.0;
     // The low mantissa bits of `shifted` hold k + 2²² in two's complement.
     let k = shifted.to_bits().wrapping_sub(ROUND.to_bits());
     y * f32::from_bits(k.wrapping_add(127) << 23)
@@ -224,6 +237,14 @@ struct Mixture<T> {
     uniform: bool,
     /// The uniform log-weight (zero for a matrix), added after the logsumexps.
     offset: f64,
+}
+
+/// `(μ_·k, P_·k, c_·k)`: the parameters of one latent dimension over all posteriors `j`.
+#[derive(Clone, Copy)]
+struct Dimension<'a, T> {
+    mean: &'a [T],
+    precision: &'a [T],
+    normaliser: &'a [T],
 }
 
 impl<T: Real> Mixture<T> {
@@ -270,100 +291,214 @@ impl<T: Real> Mixture<T> {
         }
     }
 
-    /// `(μ_·k, P_·k, c_·k)`, the parameters of latent dimension `k` over all posteriors.
-    fn dimension(&self, k: usize) -> (&[T], &[T], &[T]) {
+    fn dimension(&self, k: usize) -> Dimension<'_, T> {
         let range = k * self.batch..(k + 1) * self.batch;
-        (
-            &self.mean[range.clone()],
-            &self.precision[range.clone()],
-            &self.normaliser[range],
-        )
-    }
-}
-
-/// `out_j = c_j − ½ P_j (z − μ_j)²`: the log-densities of `z` under every posterior.
-#[inline(always)]
-fn log_densities<T: Real>(z: T, (mean, precision, normaliser): (&[T], &[T], &[T]), out: &mut [T]) {
-    let half = T::of(0.5);
-    for (((out, &m), &p), &c) in out.iter_mut().zip(mean).zip(precision).zip(normaliser) {
-        let d = z - m;
-        *out = c - half * p * d * d;
-    }
-}
-
-/// `log Σ_j e^{x_j}` as `m + log Σ_j e^{x_j − m}`, `m = max_j x_j`, in vector lanes.
-#[inline(always)]
-fn logsumexp<T: Real>(x: &[T]) -> T {
-    let mut lanes = [T::NEG_INFINITY; LANES];
-    let chunks = x.chunks_exact(LANES);
-    let tail = chunks.remainder();
-    for chunk in chunks {
-        for (lane, &v) in lanes.iter_mut().zip(chunk) {
-            *lane = if v > *lane { v } else { *lane };
+        Dimension {
+            mean: &self.mean[range.clone()],
+            precision: &self.precision[range.clone()],
+            normaliser: &self.normaliser[range],
         }
     }
-    let max = tail
-        .iter()
-        .chain(&lanes)
-        .fold(T::NEG_INFINITY, |m, &v| if v > m { v } else { m });
-    let mut sums = [T::ZERO; LANES];
-    let chunks = x.chunks_exact(LANES);
+
+    /// `ℓ_ijk = c_jk − ½ P_jk (z_ik − μ_jk)²` for one `(j, k)`, as every pass computes it.
+    #[inline(always)]
+    fn log_density(&self, z: T, j: usize, k: usize) -> T {
+        let at = k * self.batch + j;
+        let d = z - self.mean[at];
+        self.normaliser[at] - T::of(0.5) * (self.precision[at] * d) * d
+    }
+
+    /// Rows of samples per parallel task of a pass over `(i, j, k)`: the batch split evenly
+    /// into as many tasks as there are [`TASK_TERMS`] terms in it.
+    fn rows_per_task(&self) -> usize {
+        let terms = self.batch * self.batch * self.latent;
+        self.batch.div_ceil(terms.div_ceil(TASK_TERMS))
+    }
+}
+
+/// The larger of two values (the lanes' `max`; inputs are never NaN for finite operands).
+#[inline(always)]
+fn larger<T: Real>(a: T, b: T) -> T {
+    if b > a { b } else { a }
+}
+
+/// One latent dimension of the forward for sample `i` (`z = z_ik`), in one pass over `j`:
+/// `row_j = ℓ_ijk + w_ij`, `joint_j += ℓ_ijk`. An element-wise loop with no reduction in it,
+/// so that the compiler vectorises it.
+#[inline(always)]
+fn densities_row<T: Real>(
+    z: T,
+    dimension: Dimension<'_, T>,
+    weights: &[T],
+    joint: &mut [T],
+    row: &mut [T],
+) {
+    let half = T::of(0.5);
+    for (((((row, joint), &m), &p), &c), &w) in row
+        .iter_mut()
+        .zip(joint)
+        .zip(dimension.mean)
+        .zip(dimension.precision)
+        .zip(dimension.normaliser)
+        .zip(weights)
+    {
+        let d = z - m;
+        let l = c - half * (p * d) * d;
+        *joint += l;
+        *row = l + w;
+    }
+}
+
+/// `max_j x_j` in vector lanes.
+#[inline(always)]
+fn maximum<T: Real>(x: &[T]) -> T {
+    let mut lanes = [T::NEG_INFINITY; LANES];
+    let (chunks, tail) = x.as_chunks::<LANES>();
     for chunk in chunks {
-        for (sum, &v) in sums.iter_mut().zip(chunk) {
-            *sum += (v - max).exp_fast();
+        for lane in 0..LANES {
+            lanes[lane] = larger(lanes[lane], chunk[lane]);
+        }
+    }
+    lanes
+        .iter()
+        .chain(tail)
+        .fold(T::NEG_INFINITY, |m, &v| larger(m, v))
+}
+
+/// `log Σ_j e^{x_j}` as `m + log Σ_j e^{x_j − m}` for `m = max_j x_j`, in vector lanes.
+#[inline(always)]
+fn logsumexp_from<T: Real>(x: &[T], max: T) -> T {
+    let mut lanes = [T::ZERO; LANES];
+    let (chunks, tail) = x.as_chunks::<LANES>();
+    for chunk in chunks {
+        for lane in 0..LANES {
+            lanes[lane] += (chunk[lane] - max).exp_fast();
         }
     }
     let sum = tail.iter().fold(T::ZERO, |s, &v| s + (v - max).exp_fast())
-        + sums.iter().fold(T::ZERO, |s, &v| s + v);
+        + lanes.iter().fold(T::ZERO, |s, &v| s + v);
     max + sum.ln()
 }
 
-/// The forward pass: `[3, B]` rows (own, mixture, product) and the per-dimension logsumexps
-/// `lse_ik` (without the uniform offset) that the backward reuses.
+/// `Σ_j x_j` in fixed vector lanes (the order does not depend on the instruction set).
+#[inline(always)]
+fn lane_sum<T: Real>(x: &[T]) -> T {
+    let mut lanes = [T::ZERO; LANES];
+    let (chunks, tail) = x.as_chunks::<LANES>();
+    for chunk in chunks {
+        for lane in 0..LANES {
+            lanes[lane] += chunk[lane];
+        }
+    }
+    let tail = tail.iter().fold(T::ZERO, |s, &v| s + v);
+    lanes.iter().fold(tail, |s, &v| s + v)
+}
+
+/// The forward pass: `[3, B]` rows (own, mixture, product), the per-dimension logsumexps
+/// `lse_ik` (without the uniform offset) and, for the backward, the log responsibilities
+/// `log p_ij` (`B × B`, empty if not asked for).
 struct Forward<T> {
     rows: Vec<T>,
     per_dimension: Vec<T>,
+    log_responsibilities: Vec<T>,
 }
 
-fn forward<T: Real>(mixture: &Mixture<T>, z: &[T]) -> Forward<T> {
+/// The forward for a run of samples `first..` (each output holds that run's rows), under
+/// pulp's run-time dispatch: `with_simd` and the helpers it calls are `#[inline(always)]`,
+/// so that the loops over `j` compile with the dispatched instruction set (a closure body
+/// that the compiler leaves out of line runs the baseline x86-64 code).
+struct ForwardRows<'a, T> {
+    mixture: &'a Mixture<T>,
+    z: &'a [T],
+    first: usize,
+    own: &'a mut [T],
+    joint: &'a mut [T],
+    product: &'a mut [T],
+    per_dimension: &'a mut [T],
+    /// `[rows, B]` log responsibilities to fill, or `None` if the backward will not run.
+    log_responsibilities: Option<&'a mut [T]>,
+}
+
+impl<T: Real> WithSimd for ForwardRows<'_, T> {
+    type Output = ();
+
+    #[inline(always)]
+    fn with_simd<S: Simd>(self, _simd: S) {
+        let mixture = self.mixture;
+        let (batch, latent) = (mixture.batch, mixture.latent);
+        let mut row = vec![T::ZERO; batch];
+        let mut scratch = Vec::new();
+        let mut log_responsibilities = self.log_responsibilities;
+        let save = log_responsibilities.is_some();
+        for (local, z_i) in self.z.chunks_exact(latent).enumerate() {
+            let i = self.first + local;
+            let weights = mixture.weights_of(i);
+            let joint = match log_responsibilities.as_deref_mut() {
+                Some(rows) => &mut rows[local * batch..(local + 1) * batch],
+                None => {
+                    scratch.resize(batch, T::ZERO);
+                    &mut scratch[..]
+                }
+            };
+            joint.copy_from_slice(weights);
+            let lse = &mut self.per_dimension[local * latent..(local + 1) * latent];
+            let mut own = T::ZERO;
+            let mut product = 0.0;
+            for (k, (&z_ik, lse)) in z_i.iter().zip(lse.iter_mut()).enumerate() {
+                own += mixture.log_density(z_ik, i, k);
+                densities_row(z_ik, mixture.dimension(k), weights, joint, &mut row);
+                *lse = logsumexp_from(&row, maximum(&row));
+                product += lse.to_f64() + mixture.offset;
+            }
+            let log_mixture = logsumexp_from(joint, maximum(joint));
+            if save {
+                for value in joint.iter_mut() {
+                    *value = *value - log_mixture;
+                }
+            }
+            self.own[local] = own;
+            self.joint[local] = T::of(log_mixture.to_f64() + mixture.offset);
+            self.product[local] = T::of(product);
+        }
+    }
+}
+
+/// The forward over all samples, in parallel tasks of [`Mixture::rows_per_task`] samples;
+/// `save` also keeps the log responsibilities for the backward.
+fn forward<T: Real>(mixture: &Mixture<T>, z: &[T], save: bool) -> Forward<T> {
     let (batch, latent) = (mixture.batch, mixture.latent);
+    let rows = mixture.rows_per_task();
     let mut own = vec![T::ZERO; batch];
     let mut joint = vec![T::ZERO; batch];
     let mut product = vec![T::ZERO; batch];
     let mut per_dimension = vec![T::ZERO; batch * latent];
-    let offset = mixture.offset;
-    per_dimension
-        .par_chunks_mut(latent)
-        .zip(
-            own.par_iter_mut()
-                .zip(joint.par_iter_mut())
-                .zip(product.par_iter_mut()),
-        )
+    let mut log_responsibilities = vec![T::ZERO; if save { batch * batch } else { 0 }];
+    let saved: Vec<Option<&mut [T]>> = if save {
+        log_responsibilities
+            .chunks_mut(rows * batch)
+            .map(Some)
+            .collect()
+    } else {
+        (0..batch.div_ceil(rows)).map(|_| None).collect()
+    };
+    own.par_chunks_mut(rows)
+        .zip(joint.par_chunks_mut(rows))
+        .zip(product.par_chunks_mut(rows))
+        .zip(per_dimension.par_chunks_mut(rows * latent))
+        .zip(z.par_chunks(rows * latent))
+        .zip(saved)
         .enumerate()
-        .for_each_init(
-            || (vec![T::ZERO; batch], vec![T::ZERO; batch]),
-            |(row, joint_row), (i, (lse, ((own, joint), product)))| {
-                let weights = mixture.weights_of(i);
-                let z_i = &z[i * latent..(i + 1) * latent];
-                Arch::new().dispatch(|| {
-                    joint_row.copy_from_slice(weights);
-                    let mut own_sum = T::ZERO;
-                    let mut product_sum = 0.0;
-                    for (k, (&z_ik, lse)) in z_i.iter().zip(lse.iter_mut()).enumerate() {
-                        log_densities(z_ik, mixture.dimension(k), row);
-                        own_sum += row[i];
-                        for ((joint, value), &w) in
-                            joint_row.iter_mut().zip(row.iter_mut()).zip(weights)
-                        {
-                            *joint += *value;
-                            *value += w;
-                        }
-                        *lse = logsumexp(row);
-                        product_sum += lse.to_f64() + offset;
-                    }
-                    *own = own_sum;
-                    *joint = T::of(logsumexp(joint_row).to_f64() + offset);
-                    *product = T::of(product_sum);
+        .for_each(
+            |(task, (((((own, joint), product), per_dimension), z), log_responsibilities))| {
+                Arch::new().dispatch(ForwardRows {
+                    mixture,
+                    z,
+                    first: task * rows,
+                    own,
+                    joint,
+                    product,
+                    per_dimension,
+                    log_responsibilities,
                 });
             },
         );
@@ -373,140 +508,160 @@ fn forward<T: Real>(mixture: &Mixture<T>, z: &[T]) -> Forward<T> {
     Forward {
         rows,
         per_dimension,
+        log_responsibilities,
     }
 }
 
-/// The operands of one latent dimension of the backward: the posteriors' parameters over `j`,
-/// sample `i`'s log-weights and its mixture coefficients `g_i p_ij`.
-struct Parameters<'a, T> {
-    mean: &'a [T],
-    precision: &'a [T],
-    normaliser: &'a [T],
-    weights: &'a [T],
-    coefficient: &'a [T],
-}
-
-/// `(c_j P_j d_j, c_j (½ P_j d_j² − ½))` of posterior `j` (see [`accumulate`]).
-#[inline(always)]
-fn term<T: Real>(z: T, h: T, lse: T, parameters: &Parameters<'_, T>, j: usize) -> (T, T) {
-    let half = T::of(0.5);
-    let d = z - parameters.mean[j];
-    let pd = parameters.precision[j] * d;
-    let l = parameters.normaliser[j] - half * pd * d;
-    let weight = parameters.coefficient[j] + h * (l + parameters.weights[j] - lse).exp_fast();
-    (weight * pd, weight * (half * pd * d - half))
+/// What the backward reuses from the forward: the posteriors, the samples `[B, K]`, the
+/// per-dimension logsumexps `lse_ik` `[B, K]` and the log responsibilities `log p_ij`
+/// `[B, B]`.
+#[derive(Debug)]
+struct Saved<T> {
+    mixture: Mixture<T>,
+    z: Vec<T>,
+    per_dimension: Vec<T>,
+    log_responsibilities: Vec<T>,
 }
 
 /// Adds `c_j P_j d_j` and `c_j (½ P_j d_j² − ½)` (`c_j = g_i p_ij + h_i r_ijk`) to the
-/// `μ`/`log σ²` gradients of every posterior `j`, and returns `Σ_j c_j P_j d_j` in lanes (the
-/// negated `z` gradient). The lanes are fixed-size arrays so that the loop vectorises.
+/// `μ`/`log σ²` gradients of every posterior `j` for one `(i, k)`, and returns
+/// `Σ_j c_j P_j d_j` (the negated `z_ik` gradient). The terms go through `scratch` so that the
+/// loop over `j` is element-wise (which the compiler vectorises) and the sum is taken in
+/// fixed lanes after it.
 #[inline(always)]
+#[expect(
+    clippy::too_many_arguments,
+    reason = "the operands of one inlined inner loop"
+)]
 fn accumulate<T: Real>(
     z: T,
     h: T,
     lse: T,
-    parameters: &Parameters<'_, T>,
+    dimension: Dimension<'_, T>,
+    weights: &[T],
+    coefficient: &[T],
     mean_grad: &mut [T],
     logvar_grad: &mut [T],
-) -> [T; LANES] {
-    let mut lanes = [T::ZERO; LANES];
-    let full = mean_grad.len() / LANES * LANES;
-    for start in (0..full).step_by(LANES) {
-        let mean_lanes: &mut [T; LANES] = (&mut mean_grad[start..start + LANES])
-            .try_into()
-            .expect("a full chunk");
-        let logvar_lanes: &mut [T; LANES] = (&mut logvar_grad[start..start + LANES])
-            .try_into()
-            .expect("a full chunk");
-        for lane in 0..LANES {
-            let (dm, dv) = term(z, h, lse, parameters, start + lane);
-            lanes[lane] += dm;
-            mean_lanes[lane] += dm;
-            logvar_lanes[lane] += dv;
+    scratch: &mut [T],
+) -> T {
+    let half = T::of(0.5);
+    for (((((((mean_grad, logvar_grad), scratch), &m), &p), &c), &w), &coefficient) in mean_grad
+        .iter_mut()
+        .zip(logvar_grad)
+        .zip(scratch.iter_mut())
+        .zip(dimension.mean)
+        .zip(dimension.precision)
+        .zip(dimension.normaliser)
+        .zip(weights)
+        .zip(coefficient)
+    {
+        let d = z - m;
+        let pd = p * d;
+        let l = c - half * pd * d;
+        let weight = coefficient + h * (l + w - lse).exp_fast();
+        let dm = weight * pd;
+        *scratch = dm;
+        *mean_grad += dm;
+        *logvar_grad += weight * (half * pd * d - half);
+    }
+    lane_sum(scratch)
+}
+
+/// One block of rows of the backward (samples `first..`), under pulp's dispatch like
+/// [`ForwardRows`]: fills the block's `z` gradients and adds its contributions to its own
+/// `μ`/`log σ²` accumulators (`[K, B]`).
+struct BackwardRows<'a, T> {
+    saved: &'a Saved<T>,
+    g_mixture: &'a [T],
+    g_product: &'a [T],
+    first: usize,
+    z_grad: &'a mut [T],
+    mean_grad: &'a mut [T],
+    logvar_grad: &'a mut [T],
+}
+
+impl<T: Real> WithSimd for BackwardRows<'_, T> {
+    type Output = ();
+
+    #[inline(always)]
+    fn with_simd<S: Simd>(self, _simd: S) {
+        let saved = self.saved;
+        let mixture = &saved.mixture;
+        let (batch, latent) = (mixture.batch, mixture.latent);
+        let mut coefficient = vec![T::ZERO; batch];
+        let mut scratch = vec![T::ZERO; batch];
+        for (local, z_grad) in self.z_grad.chunks_exact_mut(latent).enumerate() {
+            let i = self.first + local;
+            let (g, h) = (self.g_mixture[local], self.g_product[local]);
+            let weights = mixture.weights_of(i);
+            let rows = i * latent..(i + 1) * latent;
+            let (z_i, lse) = (&saved.z[rows.clone()], &saved.per_dimension[rows]);
+            // g_i p_ij, the mixture's share of every posterior's coefficient.
+            let log_p = &saved.log_responsibilities[i * batch..(i + 1) * batch];
+            for (c, &log_p) in coefficient.iter_mut().zip(log_p) {
+                *c = g * log_p.exp_fast();
+            }
+            for (k, ((&z_ik, &lse_k), z_grad)) in z_i.iter().zip(lse).zip(z_grad).enumerate() {
+                let range = k * batch..(k + 1) * batch;
+                let sum = accumulate(
+                    z_ik,
+                    h,
+                    lse_k,
+                    mixture.dimension(k),
+                    weights,
+                    &coefficient,
+                    &mut self.mean_grad[range.clone()],
+                    &mut self.logvar_grad[range],
+                    &mut scratch,
+                );
+                *z_grad = T::ZERO - sum;
+            }
         }
     }
-    for j in full..mean_grad.len() {
-        let (dm, dv) = term(z, h, lse, parameters, j);
-        lanes[0] += dm;
-        mean_grad[j] += dm;
-        logvar_grad[j] += dv;
-    }
-    lanes
 }
 
 /// Gradients with respect to `(z, μ, log σ²)`, each `[B, K]`, for the upstream gradient
-/// `grad` of the `[3, B]` rows.
-fn backward<T: Real>(
-    mixture: &Mixture<T>,
-    z: &[T],
-    rows: &[T],
-    per_dimension: &[T],
-    grad: &[T],
-) -> [Vec<T>; 3] {
+/// `grad` of the `[3, B]` rows. The rows are split into blocks by the amount of work
+/// (`B²K` / [`TASK_TERMS`], at most [`ROW_BLOCKS`]), each with its own `μ`/`log σ²`
+/// accumulators summed in block order, so that the result does not depend on the number of
+/// threads.
+fn backward<T: Real>(saved: &Saved<T>, grad: &[T]) -> [Vec<T>; 3] {
+    let mixture = &saved.mixture;
     let (batch, latent) = (mixture.batch, mixture.latent);
     let (g_own, rest) = grad.split_at(batch);
     let (g_mixture, g_product) = rest.split_at(batch);
-    let mixture_values = &rows[batch..2 * batch];
-    let block = batch.div_ceil(ROW_BLOCKS.min(batch));
+    let block = mixture.rows_per_task().max(batch.div_ceil(ROW_BLOCKS));
+    let blocks = batch.div_ceil(block);
     let mut z_grad = vec![T::ZERO; batch * latent];
-    let half = T::of(0.5);
-    let parts: Vec<(Vec<T>, Vec<T>)> = z_grad
+    let mut accumulators = vec![T::ZERO; blocks * 2 * batch * latent];
+    z_grad
         .par_chunks_mut(block * latent)
+        .zip(accumulators.par_chunks_mut(2 * batch * latent))
+        .zip(g_mixture.par_chunks(block).zip(g_product.par_chunks(block)))
         .enumerate()
-        .map(|(b, z_grad)| {
-            let mut mean_grad = vec![T::ZERO; batch * latent];
-            let mut logvar_grad = vec![T::ZERO; batch * latent];
-            let (mut row, mut coefficient) = (vec![T::ZERO; batch], vec![T::ZERO; batch]);
-            for (local, z_grad) in z_grad.chunks_mut(latent).enumerate() {
-                let i = b * block + local;
-                let weights = mixture.weights_of(i);
-                let z_i = &z[i * latent..(i + 1) * latent];
-                let lse = &per_dimension[i * latent..(i + 1) * latent];
-                let shift = T::of(mixture_values[i].to_f64() - mixture.offset);
-                let (g, h) = (g_mixture[i], g_product[i]);
-                Arch::new().dispatch(|| {
-                    // g_i p_ij from the joint log-densities.
-                    coefficient.copy_from_slice(weights);
-                    for (k, &z_ik) in z_i.iter().enumerate() {
-                        log_densities(z_ik, mixture.dimension(k), &mut row);
-                        for (c, &l) in coefficient.iter_mut().zip(row.iter()) {
-                            *c += l;
-                        }
-                    }
-                    for c in coefficient.iter_mut() {
-                        *c = g * (*c - shift).exp_fast();
-                    }
-                    for (k, (&z_ik, &lse_k)) in z_i.iter().zip(lse).enumerate() {
-                        let (mean, precision, normaliser) = mixture.dimension(k);
-                        let range = k * batch..(k + 1) * batch;
-                        let parameters = Parameters {
-                            mean,
-                            precision,
-                            normaliser,
-                            weights,
-                            coefficient: &coefficient,
-                        };
-                        let (mean_grad, logvar_grad) =
-                            (&mut mean_grad[range.clone()], &mut logvar_grad[range]);
-                        let lanes = accumulate(z_ik, h, lse_k, &parameters, mean_grad, logvar_grad);
-                        z_grad[k] = T::ZERO - lanes.iter().fold(T::ZERO, |s, &v| s + v);
-                    }
-                });
-            }
-            (mean_grad, logvar_grad)
-        })
-        .collect();
-    let mut mean_grad = vec![T::ZERO; batch * latent];
-    let mut logvar_grad = vec![T::ZERO; batch * latent];
-    for (mean_part, logvar_part) in &parts {
-        for (total, &part) in mean_grad.iter_mut().zip(mean_part) {
-            *total += part;
-        }
-        for (total, &part) in logvar_grad.iter_mut().zip(logvar_part) {
-            *total += part;
+        .for_each(|(b, ((z_grad, accumulator), (g_mixture, g_product)))| {
+            let (mean_grad, logvar_grad) = accumulator.split_at_mut(batch * latent);
+            Arch::new().dispatch(BackwardRows {
+                saved,
+                g_mixture,
+                g_product,
+                first: b * block,
+                z_grad,
+                mean_grad,
+                logvar_grad,
+            });
+        });
+    let mut parts = accumulators.chunks_exact(2 * batch * latent);
+    let mut totals = parts.next().map(<[T]>::to_vec).unwrap_or_default();
+    for part in parts {
+        for (total, &value) in totals.iter_mut().zip(part) {
+            *total += value;
         }
     }
+    let (mean_grad, logvar_grad) = totals.split_at(batch * latent);
     // Back to [B, K], plus the own-posterior term `u_i ℓ_iik`.
+    let half = T::of(0.5);
+    let z = &saved.z;
     let mut mu_grad = vec![T::ZERO; batch * latent];
     let mut lv_grad = vec![T::ZERO; batch * latent];
     for (i, &u) in g_own.iter().enumerate() {
@@ -524,11 +679,8 @@ fn backward<T: Real>(
 
 #[derive(Debug, Clone)]
 struct MixtureState<T> {
-    nodes: [NodeId; 3],
-    weights: Arc<MixtureLogWeights>,
+    saved: Arc<Saved<T>>,
     dims: [usize; 2],
-    rows: Arc<Vec<T>>,
-    per_dimension: Arc<Vec<T>>,
 }
 
 /// Backward of [`gaussian_mixture_log_densities`]: parents `[z, μ, log σ²]`.
@@ -542,15 +694,11 @@ impl<T: Real> Backward<Flex, 3> for MixtureBackward<T> {
         self,
         ops: Ops<Self::State, 3>,
         grads: &mut Gradients,
-        checkpointer: &mut Checkpointer,
+        _checkpointer: &mut Checkpointer,
     ) {
         let grad = host::<T>(grads.consume::<Flex>(&ops.node)).expect(VALIDATED);
         let state = ops.state;
-        let [z, mu, logvar] = state.nodes.map(|node| {
-            host::<T>(checkpointer.retrieve_node_output::<FlexTensor>(node)).expect(VALIDATED)
-        });
-        let mixture = Mixture::new(&mu, &logvar, state.dims, &state.weights);
-        let gradients = backward(&mixture, &z, &state.rows, &state.per_dimension, &grad);
+        let gradients = backward(&state.saved, &grad);
         for (parent, gradient) in ops.parents.into_iter().zip(gradients) {
             if let Some(node) = parent {
                 grads.register::<Flex>(node.id, T::flex(gradient, state.dims));
@@ -581,10 +729,6 @@ where
         weights,
     );
     let z_values = host::<T>(z.primitive().clone())?;
-    let Forward {
-        rows,
-        per_dimension,
-    } = forward(&mixture, &z_values);
     let output = |rows: Vec<T>| T::flex(rows, [3, dims[0]]);
     let nodes = [z.node(), mu.node(), logvar.node()];
     let result = match MixtureBackward::<T>(PhantomData)
@@ -592,21 +736,25 @@ where
         .compute_bound()
         .stateful()
     {
-        OpsKind::Tracked(mut prep) => {
+        OpsKind::Tracked(prep) => {
+            let Forward {
+                rows,
+                per_dimension,
+                log_responsibilities,
+            } = forward(&mixture, &z_values, true);
+            let saved = Saved {
+                mixture,
+                z: z_values,
+                per_dimension,
+                log_responsibilities,
+            };
             let state = MixtureState {
-                nodes: [
-                    prep.checkpoint(&z),
-                    prep.checkpoint(&mu),
-                    prep.checkpoint(&logvar),
-                ],
-                weights: Arc::new(weights.clone()),
+                saved: Arc::new(saved),
                 dims,
-                rows: Arc::new(rows.clone()),
-                per_dimension: Arc::new(per_dimension),
             };
             prep.finish(state, output(rows))
         }
-        OpsKind::UnTracked(prep) => prep.finish(output(rows)),
+        OpsKind::UnTracked(prep) => prep.finish(output(forward(&mixture, &z_values, false).rows)),
     };
     Ok(Tensor::from_primitive::<Autodiff<Flex, C>>(result))
 }
@@ -624,7 +772,7 @@ fn mixture_flex<T: Real>(
         dims,
         weights,
     );
-    let Forward { rows, .. } = forward(&mixture, &host::<T>(flex_primitive(z)?)?);
+    let Forward { rows, .. } = forward(&mixture, &host::<T>(flex_primitive(z)?)?, false);
     Ok(Tensor::from_primitive::<Flex>(T::flex(rows, [3, dims[0]])))
 }
 
@@ -685,7 +833,8 @@ fn mixture_route(operands: [&Tensor<2>; 3]) -> (Route, DType) {
 ///
 /// On flex with `f32` or `f64` operands the forward pass and the gradients with respect to all
 /// three operands stream over the posteriors without forming the `B × B × K` array of
-/// log-densities (`O(B·K)` memory besides a few rows of `B` per thread); any other backend or
+/// log-densities (`O(B·K)` memory besides a few rows of `B` per thread, and `B × B`
+/// responsibilities kept for the backward when the operands are tracked); any other backend or
 /// dtype materialises it with Burn's tensor ops, so the result is the same function
 /// everywhere. In `f32` the kernels' exponential has ≈ 2e-7 relative error.
 ///

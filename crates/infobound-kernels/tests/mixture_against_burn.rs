@@ -127,7 +127,9 @@ fn evaluate(fused: bool, operands: &[Tensor<2>; 3], weights: &MixtureLogWeights)
 fn fused_values_and_gradients_match_the_materialised_definition() {
     let device = Device::flex().autodiff();
     for (dtype, tolerance) in [(DType::F32, 1e-5), (DType::F64, 1e-11)] {
-        for batch in [2, 3, 17, 64] {
+        // B = 203, K = 10 (412k terms) splits both passes into several parallel tasks and
+        // the backward into several accumulator blocks, the last one short.
+        for batch in [2, 3, 17, 64, 203] {
             for latent in [1, 10] {
                 let operands = inputs(batch, latent, dtype, &device);
                 for weights in weight_choices(batch) {
@@ -208,18 +210,21 @@ fn fused_f64_gradients_match_finite_differences() {
 #[test]
 fn forward_only_flex_equals_the_autodiff_path() {
     let tracked_device = Device::flex().autodiff();
-    let operands = inputs(9, 4, DType::F32, &tracked_device);
-    for weights in weight_choices(9) {
-        let [z, mu, logvar] = operands
-            .clone()
-            .map(|t| leaf(host(t), [9, 4], DType::F32, &Device::flex()));
-        let plain = gaussian_mixture_log_densities(z, mu, logvar, &weights).expect("valid");
-        let tracked = evaluate(true, &operands, &weights);
-        let plain: Vec<f64> = [plain.own, plain.mixture, plain.product_of_marginals]
-            .into_iter()
-            .flat_map(host)
-            .collect();
-        assert_eq!(plain, tracked[0]);
+    // One task, and (B = 203, K = 10) several.
+    for shape in [[9, 4], [203, 10]] {
+        let operands = inputs(shape[0], shape[1], DType::F32, &tracked_device);
+        for weights in weight_choices(shape[0]) {
+            let [z, mu, logvar] = operands
+                .clone()
+                .map(|t| leaf(host(t), shape, DType::F32, &Device::flex()));
+            let plain = gaussian_mixture_log_densities(z, mu, logvar, &weights).expect("valid");
+            let tracked = evaluate(true, &operands, &weights);
+            let plain: Vec<f64> = [plain.own, plain.mixture, plain.product_of_marginals]
+                .into_iter()
+                .flat_map(host)
+                .collect();
+            assert_eq!(plain, tracked[0]);
+        }
     }
 }
 
@@ -238,4 +243,40 @@ fn mismatched_operands_are_refused() {
         gaussian_mixture_log_densities(a.clone(), a.clone(), a, &short),
         Err(KernelError::Shape(_))
     ));
+}
+
+/// On a gradient-checkpointing device (Burn's `Balanced` strategy, which may recompute the
+/// memory-bound ops around the kernel in the backward pass) the gradients equal those of the
+/// plain autodiff device bit for bit: the kernel's backward reads only what its forward saved.
+#[test]
+fn checkpointed_autodiff_equals_the_plain_autodiff_path() {
+    let (batch, latent) = (203, 10);
+    let values = inputs(batch, latent, DType::F32, &Device::flex()).map(host);
+    let gradients = |device: &Device, weights: &MixtureLogWeights| -> Vec<Vec<f64>> {
+        let [z, mu, logvar] = values
+            .clone()
+            .map(|v| leaf(v, [batch, latent], DType::F32, device).require_grad());
+        // Element-wise ops before the kernel, which the checkpointing strategy may recompute.
+        let d = gaussian_mixture_log_densities(
+            z.clone().mul_scalar(1.5),
+            mu.clone().tanh(),
+            logvar.clone().mul_scalar(0.5),
+            weights,
+        )
+        .expect("valid operands");
+        let loss = (d.mixture - d.product_of_marginals).sum() + d.own.mul_scalar(0.3).sum();
+        let grads = loss.backward();
+        [z, mu, logvar]
+            .iter()
+            .map(|t| host(t.grad(&grads).expect("gradient")))
+            .collect()
+    };
+    for weights in weight_choices(batch) {
+        let plain = gradients(&Device::flex().autodiff(), &weights);
+        let checkpointed = gradients(
+            &Device::flex().autodiff().gradient_checkpointing(),
+            &weights,
+        );
+        assert_eq!(plain, checkpointed, "{weights:?}");
+    }
 }
