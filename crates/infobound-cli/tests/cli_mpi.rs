@@ -132,13 +132,13 @@ kind = "beta_tcvae"
     args
 }
 
-/// `mveb_quickstart` shrunk to 16 px, batch 12 and a 4-wide network, with `support` score
-/// samples over `replicas` replicas per process.
-fn ssl_args(out: &Path, replicas: usize, support: &str) -> Vec<String> {
+/// `preset` (`mveb_quickstart`, `barlow_twins_quickstart`) shrunk to 16 px, batch 12 and a
+/// 4-wide network, with `support` samples over `replicas` replicas per process.
+fn ssl_args(preset: &str, out: &Path, replicas: usize, support: &str) -> Vec<String> {
     let mut args = strings(&[
         "train",
         "--preset",
-        "mveb_quickstart",
+        preset,
         "--steps",
         "6",
         "--quiet",
@@ -300,16 +300,22 @@ fn vae_ranks_end_where_the_in_process_replicas_end() {
 #[test]
 fn ssl_ranks_end_where_the_in_process_replicas_end() {
     let dir = tempfile::tempdir().unwrap();
-    for (ranks, support) in [(2, "gathered"), (3, "per_replica"), (3, "gathered")] {
-        let replicas = dir.path().join(format!("replicas{ranks}{support}"));
-        let job = dir.path().join(format!("ranks{ranks}{support}"));
-        train(1, &ssl_args(&replicas, ranks, support));
-        train(ranks, &ssl_args(&job, 1, support));
-        assert_same_parameters(&replicas, &job, &format!("MVEB {support}, {ranks} ranks"));
+    for (preset, ranks, support) in [
+        ("mveb_quickstart", 2, "gathered"),
+        ("mveb_quickstart", 3, "per_replica"),
+        ("mveb_quickstart", 3, "gathered"),
+        // The whole batch's cross-correlation across the ranks.
+        ("barlow_twins_quickstart", 2, "gathered"),
+    ] {
+        let replicas = dir.path().join(format!("replicas{ranks}{support}{preset}"));
+        let job = dir.path().join(format!("ranks{ranks}{support}{preset}"));
+        train(1, &ssl_args(preset, &replicas, ranks, support));
+        train(ranks, &ssl_args(preset, &job, 1, support));
+        assert_same_parameters(&replicas, &job, &format!("{preset} {support}, {ranks} ranks"));
     }
     // Gathered samples change the estimate, so the runs above did exchange embeddings.
-    let per_replica = dir.path().join("ranks3per_replica");
-    let gathered = dir.path().join("ranks3gathered");
+    let per_replica = dir.path().join("ranks3per_replicamveb_quickstart");
+    let gathered = dir.path().join("ranks3gatheredmveb_quickstart");
     assert!(relative_differences(&per_replica, &gathered).0 > 1e-4);
 }
 

@@ -309,6 +309,82 @@ fn mveb_shards_with_gathered_samples_reproduce_the_whole_batch_gradient() {
     );
 }
 
+/// Barlow Twins with gathered projections: two shards' gradients, each of half the loss as a
+/// two-replica step weights them, are the whole batch's gradient (the paper's code all-reduces
+/// the cross-correlation); per-shard projections give another gradient.
+#[test]
+fn barlow_twins_shards_with_gathered_projections_reproduce_the_whole_batch_gradient() {
+    let device = device();
+    let objective = SslObjectiveConfig::BarlowTwins(Default::default())
+        .init()
+        .unwrap();
+    let whole: Vec<Tensor<2>> = (0..3).map(|v| view(v, &device).require_grad()).collect();
+    let views = |online: Vec<Tensor<2>>| SslViews {
+        online,
+        predictions: None,
+        target: None,
+    };
+    let out = objective.loss(&views(whole.clone())).unwrap();
+    let whole_loss = host(out.loss.clone().reshape([1]))[0];
+    let grads = out.loss.backward();
+    let expected: Vec<f64> = whole
+        .iter()
+        .flat_map(|z| host(z.grad(&grads).unwrap()))
+        .collect();
+    let half = BATCH / 2;
+    let shard_gradients = |gathered: bool| -> Vec<f64> {
+        let mut rows = vec![Vec::new(); 3];
+        for shard in 0..2 {
+            let leaves: Vec<Tensor<2>> = (0..3)
+                .map(|v| {
+                    view(v, &device)
+                        .narrow(0, shard * half, half)
+                        .require_grad()
+                })
+                .collect();
+            let support = WholeBatchSupport {
+                views: (0..3).map(|v| view(v, &device)).collect(),
+                first_row: shard * half,
+            };
+            let support: &dyn ScoreSupport = if gathered {
+                &support
+            } else {
+                &LocalScoreSupport
+            };
+            let out = objective
+                .loss_with_support(&views(leaves.clone()), support)
+                .unwrap();
+            if gathered {
+                let value = host(out.loss.clone().reshape([1]))[0];
+                assert!((value - whole_loss).abs() <= 1e-12 * whole_loss.abs());
+            }
+            let grads = out.loss.mul_scalar(0.5).backward();
+            for (v, leaf) in leaves.iter().enumerate() {
+                rows[v].extend(host(leaf.grad(&grads).unwrap()));
+            }
+        }
+        rows.into_iter().flatten().collect()
+    };
+    let max_difference = |actual: &[f64]| {
+        actual
+            .iter()
+            .zip(&expected)
+            .map(|(a, e)| (a - e).abs())
+            .fold(0.0f64, f64::max)
+    };
+    let scale = expected.iter().fold(0.0f64, |m, g| m.max(g.abs()));
+    let gathered = max_difference(&shard_gradients(true));
+    assert!(
+        gathered <= 1e-9 * scale,
+        "gathered: max difference {gathered}, scale {scale}"
+    );
+    let per_shard = max_difference(&shard_gradients(false));
+    assert!(
+        per_shard > 1e-3 * scale,
+        "per-shard projections should differ, got {per_shard}"
+    );
+}
+
 #[test]
 fn mveb_targets_receive_no_gradient() {
     let device = device();

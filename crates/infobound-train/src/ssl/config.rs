@@ -238,7 +238,8 @@ pub struct SslTrainConfig {
     pub data_parallel: DataParallelConfig,
 }
 
-/// Which samples MVEB's score estimator sees when the batch is split over replicas.
+/// Which samples MVEB's score estimator — and Barlow Twins' cross-correlation — sees when the
+/// batch is split over replicas.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum EntropySupport {
@@ -247,8 +248,10 @@ pub enum EntropySupport {
     #[default]
     PerReplica,
     /// Each replica estimates the score of its rows from every replica's embeddings of the view
-    /// (moved, detached, between devices): the score a single device would estimate on the
-    /// whole batch.
+    /// (moved, detached, between devices and, in an MPI job, all-gathered across the ranks):
+    /// the score a single device would estimate on the whole batch. Barlow Twins then computes
+    /// its loss on the whole batch's projections (the others' detached), as its paper's code
+    /// does across GPUs; SimSiam and BYOL are unaffected.
     Gathered,
 }
 

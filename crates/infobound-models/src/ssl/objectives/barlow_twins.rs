@@ -102,16 +102,55 @@ impl SslMethod for BarlowTwinsConfig {
         Ok(())
     }
 
+    /// The loss on this replica's projections, or — when `support` holds every replica's
+    /// projections of each view (`entropy_support = "gathered"`) — on the whole batch, this
+    /// replica's rows live and the others' detached, as the paper's code computes it across
+    /// GPUs (the cross-correlation all-reduced, the standardisation over the whole batch:
+    /// facebookresearch/barlowtwins@8e8d284 `main.py`, `torch.distributed.all_reduce(c)` and
+    /// `SyncBatchNorm`). Its value is the whole batch's loss L; its gradient is
+    /// `(B / b) · ∂L/∂z` on this replica's b rows, so that the replicas' gradients, weighted by
+    /// `b / B` as a data-parallel step weights them, sum to the whole batch's.
     fn loss(
         &self,
         views: &SslViews,
-        _support: &dyn ScoreSupport,
+        support: &dyn ScoreSupport,
     ) -> Result<LossOutput, ModelError> {
-        let output = barlow_twins_loss(&views.online, self.lambda)?;
-        Ok(LossOutput::new(
-            output.loss.mul_scalar(self.loss_scale),
-            output.terms,
-        ))
+        let mut whole = Vec::with_capacity(views.online.len());
+        let mut share = 1.0;
+        for (view, local) in views.online.iter().enumerate() {
+            let [rows, _] = local.dims();
+            let (all, first) = support.samples(view, local.clone().detach())?;
+            let [total, _] = all.dims();
+            if total == rows {
+                whole.push(local.clone());
+                continue;
+            }
+            if first + rows > total {
+                return Err(ModelError::DataParallel(format!(
+                    "view {view}: rows {first}..{} of a gathered batch of {total}",
+                    first + rows
+                )));
+            }
+            let mut parts = Vec::with_capacity(3);
+            if first > 0 {
+                parts.push(all.clone().narrow(0, 0, first));
+            }
+            parts.push(local.clone());
+            if first + rows < total {
+                parts.push(all.narrow(0, first + rows, total - first - rows));
+            }
+            whole.push(Tensor::cat(parts, 0));
+            share = total as f64 / rows as f64;
+        }
+        let output = barlow_twins_loss(&whole, self.lambda)?;
+        let loss = if share == 1.0 {
+            output.loss
+        } else {
+            // Value L, gradient share · ∂L (the detached copy carries no gradient).
+            output.loss.clone()
+                + (output.loss.clone() - output.loss.detach()).mul_scalar(share - 1.0)
+        };
+        Ok(LossOutput::new(loss.mul_scalar(self.loss_scale), output.terms))
     }
 }
 

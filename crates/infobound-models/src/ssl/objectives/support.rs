@@ -13,7 +13,8 @@ use crate::ModelError;
 
 /// The sample set of the vMF score estimator for one view.
 pub trait ScoreSupport: Send + Sync {
-    /// Given this replica's unit-norm embeddings `local` (`[B, d]`, detached) of view `view`,
+    /// Given this replica's embeddings `local` (`[B, d]`, detached; MVEB's unit-norm
+    /// embeddings, Barlow Twins' projections) of view `view`,
     /// returns the `[B', d]` samples to estimate the score on and the row at which `local`'s
     /// B rows start among them. Every replica calls it once per view, views in order.
     ///
