@@ -319,7 +319,7 @@ pub(crate) fn kth_largest_symmetric(
 ///
 /// Cody–Waite reduction `x = n ln 2 + r`, |r| ≤ ln 2 / 2, with ln 2 split in two (fdlibm's
 /// `ln2HI`/`ln2LO`, so n·ln2HI is exact), then the degree-13 Taylor polynomial of e^r (its
-/// truncation error r¹⁴/14! < 5e-18) and the scaling by 2ⁿ through the exponent bits. Measured
+/// truncation error r¹⁴/14! < 5e-18, evaluated by Estrin's scheme) and the scaling by 2ⁿ through the exponent bits. Measured
 /// against libm on the vMF kernel's arguments: relative error ≤ 2.3e-16 (one ulp). Arguments
 /// above 709 give +∞, as libm does; below −708 the result is flushed to 0 (libm gives a
 /// subnormal < 3e-308 there, which is nothing beside the ridge η on the kernel's diagonal).
@@ -338,31 +338,36 @@ fn exp_one(x: f64) -> f64 {
     const LN2_LO: f64 = 1.908_214_929_270_587_7e-10;
     const HIGHEST: f64 = 709.0;
     const LOWEST: f64 = -708.0;
-    // 1/k! for k = 13 down to 0, Horner order.
+    // 1/k! for k = 0..=13.
     const INVERSE_FACTORIALS: [f64; 14] = [
-        1.0 / 6_227_020_800.0,
-        1.0 / 479_001_600.0,
-        1.0 / 39_916_800.0,
-        1.0 / 3_628_800.0,
-        1.0 / 362_880.0,
-        1.0 / 40_320.0,
-        1.0 / 5_040.0,
-        1.0 / 720.0,
-        1.0 / 120.0,
-        1.0 / 24.0,
-        1.0 / 6.0,
+        1.0,
+        1.0,
         0.5,
-        1.0,
-        1.0,
+        1.0 / 6.0,
+        1.0 / 24.0,
+        1.0 / 120.0,
+        1.0 / 720.0,
+        1.0 / 5_040.0,
+        1.0 / 40_320.0,
+        1.0 / 362_880.0,
+        1.0 / 3_628_800.0,
+        1.0 / 39_916_800.0,
+        1.0 / 479_001_600.0,
+        1.0 / 6_227_020_800.0,
     ];
     let clamped = x.clamp(LOWEST, HIGHEST);
     let shifted = clamped * std::f64::consts::LOG2_E + SHIFT;
     let n = shifted - SHIFT;
     let r = (clamped - n * LN2_HI) - n * LN2_LO;
-    let mut polynomial = INVERSE_FACTORIALS[0];
-    for c in &INVERSE_FACTORIALS[1..] {
-        polynomial = polynomial * r + c;
-    }
+    // Σ_{k ≤ 13} r^k / k! by Estrin's scheme: pairs, then powers r², r⁴, r⁸, so the chain of
+    // dependent operations is 7 long instead of Horner's 26 (the loop was latency-bound).
+    let r2 = r * r;
+    let r4 = r2 * r2;
+    let r8 = r4 * r4;
+    let pair = |k: usize| INVERSE_FACTORIALS[k] + INVERSE_FACTORIALS[k + 1] * r;
+    let low = (pair(0) + r2 * pair(2)) + r4 * (pair(4) + r2 * pair(6));
+    let high = (pair(8) + r2 * pair(10)) + r4 * pair(12);
+    let polynomial = low + r8 * high;
     // n sits in the low bits of `shifted` as a two's-complement offset from SHIFT's bits;
     // 2ⁿ is the f64 with biased exponent n + 1023.
     let exponent = shifted
