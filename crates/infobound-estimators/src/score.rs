@@ -14,22 +14,54 @@
 //! respect to z_i is −S_i / B ([`ScoreEstimate::entropy_surrogate`]).
 //!
 //! **Where it runs.** By default ([`ScoreSolver::Host`]) everything after reading Z is done on
-//! the host in f64: the Gram matrix
-//! Z Zᵀ (`faer` matmul), the width (`select_nth_unstable` over the B² values), the kernel, the
-//! Stein term and the ridge solve (f64 Cholesky, as in [`crate::spd_solve`]). The Gram matrix is
+//! the host in f64 with `faer`: the lower triangle of the Gram matrix Z Zᵀ (half a GEMM), the
+//! width by selection over the B²/2 distances of one triangle, the kernel by a vectorised exp
+//! over that triangle, and the ridge solve by an in-place Cholesky factorisation and triangular
+//! solves, the result written straight into the output's row-major layout. The Gram matrix is
 //! formed in f64 even for f32 samples because its rounding is amplified by the condition number
-//! of K + ηI: in the width-clamped reference case (τ = 0.1, kernel entries up to e^{10}) an f32
-//! Gram matrix gave a score with relative error 2.9, the f64 one 1.1e-2 — which is the floor set
-//! by rounding z itself to f32 (the f64 estimate of the f32-rounded samples differs from the f64
-//! reference by that much). On well-conditioned batches the f32 error is ≲ 6e-5 (reference tests).
-//! [`ScoreSolver::DeviceF64`] runs the same steps with tensor ops on Z's device in f64 and
-//! reads nothing back (for GPU training steps); [`ScoreSolver::DeviceInputDtype`] does so in Z's
-//! dtype, for backends without f64.
+//! of K + ηI. Max relative error against `vmf_score.json` (entries below 1e-3 of the largest
+//! compared absolutely) for each precision choice, samples rounded to f32 first:
 //!
-//! **Cost** (flex CPU, f32 input, medians of `cargo bench … --bench estimators -- --quick` on a
-//! shared 2-core machine, load average ≈ 5.7): (B, d) = (128, 2048) 9.6 ms, (256, 256) 5.9 ms,
-//! (512, 128) 16.5 ms. PyTorch 2.15 (MKL, f32, `torch.linalg.solve`) measured in the same minute:
-//! 2.8 ms at (256, 256) and 4.9 ms at (512, 128) — the f64 host path costs 2–3× there.
+//! | choice | axes 4×3 | random 16×8 | random 64×32 | width-clamped 8×3 |
+//! |---|---|---|---|---|
+//! | f64 throughout (this path) | 2.4e-8 | 2.0e-6 | 1.8e-5 | 1.1e-2 |
+//! | f32 Gram matrix, rest f64 | 1.6e-7 | 1.7e-5 | 8.9e-5 | 2.1 |
+//! | f32 Cholesky and solve | 3.5e-7 | 1.9e-5 | 2.0e-4 | 0.43 |
+//! | f32 Cholesky + 1 refinement step (f64 residual) | 2.4e-8 | 2.0e-6 | 1.8e-5 | 1.5e-2 |
+//! | f32 Cholesky + 2 refinement steps | 2.4e-8 | 2.0e-6 | 1.8e-5 | 1.1e-2 |
+//!
+//! The f64 row is the floor set by rounding z to f32 (the f64 estimate of the f32-rounded
+//! samples differs from the f64 reference by that much). An f32 Gram matrix is wrong where the
+//! width is clamped; f32 Cholesky needs a refinement step, whose f64 residual is a B × B × d
+//! product as costly as the f64 solve it would replace (at B = 512: f64 factorisation + solve
+//! 3.1 ms, f32 2.3 ms, one refinement step +≈ 2 ms), so the host path stays in f64.
+//!
+//! [`ScoreSolver::DeviceF64`] runs the same steps with tensor ops on Z's device in f64 and reads
+//! nothing back (for GPU training steps), solving by a fixed number of conjugate-gradient steps
+//! ([`VmfScoreConfig::device_iterations`]); [`ScoreSolver::DeviceInputDtype`] does so in Z's
+//! dtype, for backends without f64. Conjugate-gradient steps to reach a max relative error
+//! (as above) against the reference score (reference batches) or the f64 Cholesky solve
+//! (Gaussian unit rows as in the bench), in f64 / in f32 (f32: the best error reached):
+//!
+//! | batch (B × d) | κ(K + ηI) | 1e-4 | 1e-6 | 1e-9 | f32: best (at step) |
+//! |---|---|---|---|---|---|
+//! | axes 4 × 3 | 9 | 4 | 4 | 4 | 3.0e-7 (5) |
+//! | random 16 × 8 | 71 | 17 | 17 | 18 | 3.1e-5 (22) |
+//! | random 64 × 32 | 134 | 26 | 32 | 42 | 5.2e-4 (37) |
+//! | width-clamped 8 × 3 | 7.2e6 | 12 | 12 | 19 | 1.9 (3): wrong in f32 |
+//! | 128 × 2048 | 99 | 11 | 13 | 17 | 9.0e-4 (13) |
+//! | 256 × 256 | 371 | 23 | 29 | 39 | 2.3e-3 (22) |
+//! | 512 × 128 | 982 | 36 | 45 | 61 | 5.4e-3 (33) |
+//! | 1024 × 128 | 2.3e3 | 44 | 58 | 75 | 1.9e-2 (35) |
+//!
+//! (numpy prototype of the same iteration; the default of 64 steps reaches 1e-9 up to B = 512
+//! and 6e-8 at B = 1024 in f64, and more steps do not hurt f32.) On a CPU these steps cost far
+//! more arithmetic than a Cholesky factorisation (64 products of B × B by B × m): they exist
+//! for GPUs, where the row-by-row tensor-op Cholesky they replace was launch-bound.
+//!
+//! **Cost** (flex CPU, f32 input, `INFOBOUND_BENCH_QUICK=1 cargo bench … --bench estimators`
+//! on the shared 2-core machine; figures in docs/benchmarks.md): (B, d) = (128, 2048) 4.4 ms,
+//! (256, 256) 2.2 ms, (512, 128) 8.6 ms.
 
 use burn::prelude::*;
 use burn::tensor::{DType, TensorReadError};
