@@ -1,7 +1,7 @@
 //! Criterion benchmarks of the estimators on the flex CPU backend:
 //! total correlation (MWS, MSS) forward and forward + backward — by the default algorithm
 //! (fused streaming kernels on flex) and over the materialised B × B × K cross term — the vMF
-//! score, and the two SPD solve paths. Run with `cargo bench -p infobound-estimators --profile dev -- --quick`.
+//! score, and the three SPD solve paths. Run with `cargo bench -p infobound-estimators --profile dev -- --quick`.
 
 // `criterion_group!` expands to an undocumented public function.
 #![allow(missing_docs)]
@@ -13,7 +13,7 @@ use burn::prelude::*;
 use criterion::{BenchmarkId, Criterion, criterion_group, criterion_main};
 use infobound_estimators::{
     ScoreSolver, TcAlgorithm, TcEstimator, VmfScoreConfig, VmfScoreEstimator,
-    kl_decomposition_with, spd_solve, spd_solve_tensor_ops,
+    kl_decomposition_with, spd_solve, spd_solve_conjugate_gradient, spd_solve_tensor_ops,
 };
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
@@ -131,20 +131,25 @@ fn vmf_score(c: &mut Criterion) {
             })
         });
     }
-    // The device path on the same CPU device (no host round trip; what a GPU step runs),
-    // whose cost here is the tensor-op Cholesky's per-row launches.
-    let on_device = VmfScoreEstimator::new(VmfScoreConfig {
-        solver: ScoreSolver::DeviceF64,
-        ..VmfScoreConfig::default()
-    })
-    .expect("valid");
-    let z = unit_rows(256, 256, 7, &device);
-    group.bench_function(BenchmarkId::from_parameter("device_f64_256x256"), |b| {
-        b.iter(|| {
-            let estimate = on_device.estimate(z.clone()).expect("valid");
-            black_box(estimate.score.into_data())
+    // The device paths on the same CPU device (no host round trip; what a GPU step runs):
+    // 64 conjugate-gradient steps of tensor ops, in f64 and in the input's f32.
+    for (solver, name) in [
+        (ScoreSolver::DeviceF64, "device_f64_256x256"),
+        (ScoreSolver::DeviceInputDtype, "device_f32_256x256"),
+    ] {
+        let on_device = VmfScoreEstimator::new(VmfScoreConfig {
+            solver,
+            ..VmfScoreConfig::default()
         })
-    });
+        .expect("valid");
+        let z = unit_rows(256, 256, 7, &device);
+        group.bench_function(BenchmarkId::from_parameter(name), |b| {
+            b.iter(|| {
+                let estimate = on_device.estimate(z.clone()).expect("valid");
+                black_box(estimate.score.into_data())
+            })
+        });
+    }
     group.finish();
 }
 
@@ -174,6 +179,18 @@ fn spd_solves(c: &mut Criterion) {
                 )
             })
         });
+        group.bench_function(
+            BenchmarkId::new("device_conjugate_gradient_64", batch),
+            |b| {
+                b.iter(|| {
+                    black_box(
+                        spd_solve_conjugate_gradient(matrix.clone(), rhs.clone(), 64, 1e-2)
+                            .expect("converged")
+                            .into_data(),
+                    )
+                })
+            },
+        );
         group.bench_function(BenchmarkId::new("device_tensor_ops", batch), |b| {
             b.iter(|| {
                 black_box(

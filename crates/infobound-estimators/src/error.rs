@@ -65,6 +65,19 @@ pub enum EstimatorError {
         /// The matrix dimension.
         size: usize,
     },
+    /// An iterative solve ended with a residual above the tolerance it was given.
+    #[error(
+        "conjugate gradients: relative residual {relative_residual:e} after {iterations} \
+         iterations exceeds the tolerance {tolerance:e}"
+    )]
+    NotConverged {
+        /// Iterations run.
+        iterations: usize,
+        /// Largest `‖A x − r‖ / ‖r‖` over the right-hand sides.
+        relative_residual: f64,
+        /// The tolerance that was asked for.
+        tolerance: f64,
+    },
     /// A fused kernel of `infobound-kernels` refused its operands (a bug of this crate: the
     /// estimators validate them first).
     #[error("kernel failed: {0}")]

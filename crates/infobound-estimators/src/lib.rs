@@ -51,7 +51,7 @@ pub use alpha_tc::{
 };
 pub use error::EstimatorError;
 pub use gaussian::{kl_to_standard_normal, log_normal_diag, log_standard_normal, logsumexp};
-pub use linalg::{spd_solve, spd_solve_tensor_ops};
+pub use linalg::{spd_solve, spd_solve_conjugate_gradient, spd_solve_tensor_ops};
 pub use score::{
     RbfSteinConfig, RbfSteinEstimator, ScoreEstimate, ScoreSolver, VmfScoreConfig,
     VmfScoreEstimator, VmfScoreVariant,

@@ -73,6 +73,19 @@ pub(crate) fn positive(name: &'static str, value: f64) -> Result<(), EstimatorEr
     }
 }
 
+/// Fails unless a count is at least 1.
+pub(crate) fn at_least_one(name: &'static str, value: usize) -> Result<(), EstimatorError> {
+    if value >= 1 {
+        Ok(())
+    } else {
+        Err(EstimatorError::InvalidParameter {
+            name,
+            value: value as f64,
+            requirement: "must be at least 1",
+        })
+    }
+}
+
 /// Fails unless `value` is finite and non-negative.
 pub(crate) fn non_negative(name: &'static str, value: f64) -> Result<(), EstimatorError> {
     if value.is_finite() && value >= 0.0 {

@@ -9,8 +9,8 @@ use infobound_estimators::{
     AlphaTcWeights, CebVariant, CebWeighting, EstimatorError, MssLayout, RbfSteinConfig,
     RbfSteinEstimator, TcEstimator, VmfScoreConfig, VmfScoreEstimator, alpha_tc_regulariser,
     annealed_capacity, capacity_penalty, ceb_term, kl_decomposition, kl_to_standard_normal,
-    log_normal_diag, logsumexp, mss_log_importance_weights, spd_solve, spd_solve_tensor_ops,
-    vib_term,
+    log_normal_diag, logsumexp, mss_log_importance_weights, spd_solve,
+    spd_solve_conjugate_gradient, spd_solve_tensor_ops, vib_term,
 };
 
 fn random(shape: [usize; 2], seed: u64) -> Tensor<2> {
@@ -252,7 +252,33 @@ fn spd_solves_reject_bad_matrices() {
         Err(EstimatorError::NonFinite { .. })
     ));
     assert!(matches!(
-        spd_solve_tensor_ops(with_nan, rhs),
+        spd_solve_tensor_ops(with_nan.clone(), rhs.clone()),
         Err(EstimatorError::NonFinite { .. })
     ));
+    assert!(matches!(
+        spd_solve_conjugate_gradient(with_nan, rhs.clone(), 4, 1e-6),
+        Err(EstimatorError::NonFinite { .. })
+    ));
+    // Conjugate gradients on an indefinite matrix need not fail loudly on their own: the
+    // residual check is what catches it.
+    let along_first_axis = tensor_flat(&[1.0, 0.0], [2, 1], DType::F64, &device);
+    assert!(matches!(
+        spd_solve_conjugate_gradient(swap_matrix(&device), along_first_axis, 4, 1e-6),
+        Err(EstimatorError::NotConverged { .. })
+    ));
+    let spd = tensor_flat(&[2.0, 0.0, 0.0, 2.0], [2, 2], DType::F64, &device);
+    assert!(matches!(
+        spd_solve_conjugate_gradient(spd, rhs, 0, 1e-6),
+        Err(EstimatorError::InvalidParameter {
+            name: "iterations",
+            ..
+        })
+    ));
+}
+
+/// A symmetric indefinite matrix (eigenvalues 1 and −1) on which conjugate gradients fail
+/// for the right-hand side (1, 0): pᵀAp = 0 at the first step, so the guarded step is huge
+/// and the residual does not shrink.
+fn swap_matrix(device: &Device) -> Tensor<2> {
+    tensor_flat(&[0.0, 1.0, 1.0, 0.0], [2, 2], DType::F64, device)
 }

@@ -6,8 +6,9 @@ mod common;
 use burn::tensor::DType;
 use common::{assert_close, host, normal_samples, scalar, tensor_flat};
 use infobound_estimators::{
-    AlphaTcWeights, CebVariant, CebWeighting, TcEstimator, alpha_tc_regulariser, annealed_capacity,
-    ceb_term, kl_decomposition, logsumexp, spd_solve, spd_solve_tensor_ops,
+    AlphaTcWeights, CebVariant, CebWeighting, EstimatorError, TcEstimator, alpha_tc_regulariser,
+    annealed_capacity, ceb_term, kl_decomposition, logsumexp, spd_solve,
+    spd_solve_conjugate_gradient, spd_solve_tensor_ops,
 };
 
 /// A factorised Gaussian "dataset": posterior means μ_ik ~ N(0, 1) independently per dimension,
@@ -285,8 +286,18 @@ fn host_and_tensor_op_solves_agree_and_solve_the_system() {
     let matrix = tensor_flat(&a, [n, n], DType::F64, &device);
     let rhs = tensor_flat(&r, [n, m], DType::F64, &device);
     let host_solution = host(spd_solve(matrix.clone(), rhs.clone()).expect("SPD"));
-    let device_solution = host(spd_solve_tensor_ops(matrix, rhs).expect("SPD"));
+    let device_solution = host(spd_solve_tensor_ops(matrix.clone(), rhs.clone()).expect("SPD"));
     assert_close("paths agree", &device_solution, &host_solution, 1e-9, 1e-9);
+    // n = 24 conjugate-gradient steps end the method in exact arithmetic; 2n leave room for
+    // rounding (A's condition number is ≈ 10²).
+    let iterative =
+        spd_solve_conjugate_gradient(matrix.clone(), rhs.clone(), 2 * n, 1e-10).expect("SPD");
+    assert_close("CG agrees", &host(iterative), &host_solution, 1e-9, 1e-9);
+    // Too few steps for 1e-10: the residual check reports it instead of returning the iterate.
+    assert!(matches!(
+        spd_solve_conjugate_gradient(matrix, rhs, 2, 1e-10),
+        Err(EstimatorError::NotConverged { iterations: 2, .. })
+    ));
     let residual: Vec<f64> = (0..n * m)
         .map(|ij| {
             let (i, j) = (ij / m, ij % m);
