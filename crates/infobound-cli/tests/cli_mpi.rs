@@ -311,7 +311,11 @@ fn ssl_ranks_end_where_the_in_process_replicas_end() {
         let job = dir.path().join(format!("ranks{ranks}{support}{preset}"));
         train(1, &ssl_args(preset, &replicas, ranks, support));
         train(ranks, &ssl_args(preset, &job, 1, support));
-        assert_same_parameters(&replicas, &job, &format!("{preset} {support}, {ranks} ranks"));
+        assert_same_parameters(
+            &replicas,
+            &job,
+            &format!("{preset} {support}, {ranks} ranks"),
+        );
     }
     // Gathered samples change the estimate, so the runs above did exchange embeddings.
     let per_replica = dir.path().join("ranks3per_replicamveb_quickstart");
