@@ -206,14 +206,29 @@ fn ci(full: bool) -> Result<(), String> {
         )?;
         // wgpu without a GPU runs on Mesa's lavapipe (apt-get install mesa-vulkan-drivers
         // libvulkan1); slow, but enough to show the GPU code path is correct.
+        let lavapipe = [
+            ("CUBECL_WGPU_DEFAULT_DEVICE", "Cpu"),
+            ("XDG_RUNTIME_DIR", "/tmp"),
+            ("INFOBOUND_EXPECT_WGPU", "1"),
+        ];
         run(
             "cargo",
             &["test", "-p", "infobound-backend", "--features", "wgpu"],
+            &lavapipe,
+        )?;
+        // The vMF score's device path (conjugate gradients) against its host path on lavapipe.
+        run(
+            "cargo",
             &[
-                ("CUBECL_WGPU_DEFAULT_DEVICE", "Cpu"),
-                ("XDG_RUNTIME_DIR", "/tmp"),
-                ("INFOBOUND_EXPECT_WGPU", "1"),
+                "test",
+                "-p",
+                "infobound-cli",
+                "--features",
+                "wgpu",
+                "--test",
+                "vmf_score_device",
             ],
+            &lavapipe,
         )?;
         run(
             "cargo",
