@@ -93,6 +93,16 @@ pub struct TrainArgs {
     pub device: DeviceArgs,
 }
 
+impl TrainArgs {
+    /// The options of this invocation that do not change the run's result.
+    pub(crate) fn options(&self, resume: bool) -> infobound_train::TrainOptions {
+        infobound_train::TrainOptions {
+            resume,
+            progress: !self.quiet,
+        }
+    }
+}
+
 /// `infobound eval`.
 #[derive(Debug, Args)]
 pub struct EvalArgs {
@@ -224,7 +234,21 @@ pub(crate) fn job_ranks() -> Result<infobound_train::run::Ranks, CliError> {
     Ok(infobound_train::run::Ranks::single())
 }
 
-/// ", N MPI ranks" for a job of several processes, nothing for one.
+/// Rank 0's trainer back, to train holding the run folder's lock; on any other rank of an MPI
+/// job, trains beside rank 0 (writing nothing) and returns `None`.
+pub(crate) fn root_or_follow<F: infobound_train::RunFamily>(
+    mut trainer: F,
+    run: &RunDir,
+    options: infobound_train::TrainOptions,
+) -> Result<Option<F>, CliError> {
+    if trainer.ranks().is_root() {
+        return Ok(Some(trainer));
+    }
+    infobound_train::run::follow_training(trainer, run, options)?;
+    Ok(None)
+}
+
+/// " × N MPI ranks" for a job of several processes, nothing for one.
 pub(crate) fn ranks_note(world: usize) -> String {
     if world > 1 {
         format!(" × {world} MPI ranks")

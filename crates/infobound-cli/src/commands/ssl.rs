@@ -4,13 +4,11 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use burn::tensor::Device;
-use infobound_train::run::{check_run_folder, follow_training, run_training_locked};
+use infobound_train::run::{check_run_folder, run_training_locked};
 use infobound_train::ssl::{
     SslData, SslEvalReport, SslTrainConfig, SslTrainer, evaluate_ssl, probe, write_ssl_report,
 };
-use infobound_train::{
-    Environment, RunDir, RunFamily, RunLock, TrainOptions, latest_checkpoint, write_loss_svg,
-};
+use infobound_train::{Environment, RunDir, RunFamily, RunLock, latest_checkpoint, write_loss_svg};
 
 use super::compare::{CompareColumn, CompareColumns};
 use super::live::LiveTensorboard;
@@ -48,17 +46,12 @@ impl FamilyCommands for SslCommands {
         let data = Arc::new(SslData::load(&config.dataset, &config.labels)?);
         let ranks = super::runs::job_ranks()?;
         let world = ranks.world_size();
-        let mut trainer =
+        let trainer =
             SslTrainer::with_devices(config.clone(), &devices, data)?.with_ranks(ranks)?;
-        let options = TrainOptions {
-            resume,
-            progress: !args.quiet,
-        };
-        if !RunFamily::ranks(&mut trainer).is_root() {
-            // The other ranks of an MPI job train beside rank 0 and write nothing.
-            follow_training(trainer, run, options)?;
+        let options = args.options(resume);
+        let Some(trainer) = super::runs::root_or_follow(trainer, run, options)? else {
             return Ok(());
-        }
+        };
         // The run folder's lock is the first byte written, held through evaluation and report.
         let lock = RunLock::acquire(run.root())?;
         check_run_folder(run, resume)?;

@@ -5,10 +5,10 @@ use std::path::{Path, PathBuf};
 use burn::tensor::{Device, Tensor, TensorData};
 use infobound_data::save_png_grid;
 use infobound_metrics::{codes_to_npy_bytes, factors_to_npy_bytes};
-use infobound_train::run::{check_run_folder, follow_training, run_training_locked};
+use infobound_train::run::{check_run_folder, run_training_locked};
 use infobound_train::{
-    Environment, EvalReport, RunDir, RunFamily, RunLock, TrainConfig, TrainOptions, VaeTrainer,
-    latest_checkpoint, scored_codes, write_atomic, write_loss_svg, write_report,
+    Environment, EvalReport, RunDir, RunLock, TrainConfig, VaeTrainer, latest_checkpoint,
+    scored_codes, write_atomic, write_loss_svg, write_report,
 };
 use infobound_weights::{ExportSummary, WeightsSource, export_vae, import_vae};
 use rand::SeedableRng;
@@ -67,16 +67,11 @@ impl FamilyCommands for VaeCommands {
         // Opens the dataset and builds the networks: a bad file or value stops here.
         let ranks = super::runs::job_ranks()?;
         let world = ranks.world_size();
-        let mut trainer = VaeTrainer::new(config.clone(), &device)?.with_ranks(ranks)?;
-        let options = TrainOptions {
-            resume,
-            progress: !args.quiet,
-        };
-        if !RunFamily::ranks(&mut trainer).is_root() {
-            // The other ranks of an MPI job train beside rank 0 and write nothing.
-            follow_training(trainer, run, options)?;
+        let trainer = VaeTrainer::new(config.clone(), &device)?.with_ranks(ranks)?;
+        let options = args.options(resume);
+        let Some(trainer) = super::runs::root_or_follow(trainer, run, options)? else {
             return Ok(());
-        }
+        };
         // The run folder's lock is the first byte written, held through evaluation and report.
         let lock = RunLock::acquire(run.root())?;
         check_run_folder(run, resume)?;
