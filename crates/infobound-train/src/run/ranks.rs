@@ -186,9 +186,13 @@ impl Ranks {
         if !self.is_distributed() {
             return Ok(module);
         }
-        let values = host_f32(flat_values(&module))?;
+        // Rank 0 reads its weights to the host; the others only need their count.
+        let count = value_count(&module);
         let mut bytes: Vec<u8> = if self.is_root() {
-            values.iter().flat_map(|v| v.to_le_bytes()).collect()
+            host_f32(flat_values(&module))?
+                .iter()
+                .flat_map(|v| v.to_le_bytes())
+                .collect()
         } else {
             Vec::new()
         };
@@ -198,11 +202,10 @@ impl Ranks {
         if self.is_root() {
             return Ok(module);
         }
-        if bytes.len() != values.len() * 4 {
+        if bytes.len() != count * 4 {
             return Err(TrainError::DataParallel(format!(
-                "rank 0 sent {} weights, this rank's module has {}",
-                bytes.len() / 4,
-                values.len()
+                "rank 0 sent {} weights, this rank's module has {count}",
+                bytes.len() / 4
             )));
         }
         let received: Vec<f64> = bytes
@@ -297,6 +300,19 @@ fn host_f32(values: Tensor<1>) -> Result<Vec<f32>, TrainError> {
         .convert::<f32>()
         .try_to_vec::<f32>()
         .map_err(|e| TrainError::DataParallel(format!("cannot read values back: {e:?}")))
+}
+
+/// The number of values in every float tensor of `module`, without reading them.
+fn value_count<M: Module>(module: &M) -> usize {
+    struct Count(usize);
+    impl ModuleVisitor for Count {
+        fn visit_float<const D: usize>(&mut self, param: &Param<Tensor<D>>) {
+            self.0 += param.lazy_shape().num_elements();
+        }
+    }
+    let mut count = Count(0);
+    module.visit(&mut count);
+    count.0
 }
 
 /// Every float tensor of `module` (parameters and running statistics, in visiting order),

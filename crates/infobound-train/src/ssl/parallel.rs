@@ -46,6 +46,8 @@ pub(crate) struct EmbeddingExchange<'r> {
     /// embeddings of the view across them, while the others wait. Every rank goes through the
     /// views in the same order, so the ranks' all-gathers pair up.
     ranks: Option<Mutex<&'r mut Ranks>>,
+    /// This process's rank (0 without `ranks`).
+    rank: usize,
     posted: Mutex<Posted>,
     changed: Condvar,
 }
@@ -54,6 +56,7 @@ impl<'r> EmbeddingExchange<'r> {
     pub(crate) fn new(replicas: usize, ranks: Option<&'r mut Ranks>) -> Self {
         Self {
             replicas,
+            rank: ranks.as_ref().map_or(0, |r| r.rank()),
             ranks: ranks.map(Mutex::new),
             posted: Mutex::new(Posted::default()),
             changed: Condvar::new(),
@@ -137,25 +140,27 @@ impl<'r> EmbeddingExchange<'r> {
                 .wait(posted)
                 .map_err(|_| ModelError::DataParallel("a replica panicked while waiting".into()))?;
         }
-        let mut first_row = 0;
-        let mut rows_here = 0;
-        let mut parts = Vec::with_capacity(self.replicas);
-        for ((_, from), samples) in posted.samples.range((view, 0)..(view + 1, 0)) {
-            if *from < replica {
-                first_row += samples.dims()[0];
+        let mine = posted.samples.range((view, 0)..(view + 1, 0));
+        let first_row: usize = mine
+            .clone()
+            .filter(|((_, from), _)| *from < replica)
+            .map(|(_, samples)| samples.dims()[0])
+            .sum();
+        match posted.across_ranks.get(&view) {
+            // This process's rows follow those of the ranks before it.
+            Some(all) => {
+                let rows_here: usize = mine.map(|(_, samples)| samples.dims()[0]).sum();
+                Ok((
+                    all.clone().to_device(&device),
+                    self.rank * rows_here + first_row,
+                ))
             }
-            rows_here += samples.dims()[0];
-            parts.push(samples.clone().to_device(&device));
-        }
-        match (&self.ranks, posted.across_ranks.get(&view)) {
-            (Some(ranks), Some(all)) => {
-                let rank = ranks
-                    .lock()
-                    .map_err(|_| ModelError::DataParallel("a replica panicked".into()))?
-                    .rank();
-                Ok((all.clone().to_device(&device), rank * rows_here + first_row))
+            None => {
+                let parts = mine
+                    .map(|(_, samples)| samples.clone().to_device(&device))
+                    .collect();
+                Ok((Tensor::cat(parts, 0), first_row))
             }
-            _ => Ok((Tensor::cat(parts, 0), first_row)),
         }
     }
 }

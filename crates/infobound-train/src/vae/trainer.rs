@@ -355,13 +355,15 @@ impl RunFamily for VaeTrainer {
         let rows = batch.len() / shards;
         let mut outputs = Vec::with_capacity(local);
         for global in first..first + local {
+            let sharded;
             let images = if shards == 1 {
-                batch.clone()
+                &batch
             } else {
-                shard(&batch, global, shards)?
+                sharded = shard(&batch, global, shards)?;
+                &sharded
             };
             let eps = noise[global * rows * k..(global + 1) * rows * k].to_vec();
-            match self.shard_step(step, global, &images, eps) {
+            match self.shard_step(step, global, images, eps) {
                 Ok(output) => outputs.push(output),
                 // The total-correlation estimators check their inputs: non-finite codes (a NaN
                 // in the batch) are a non-finite step, skipped like a non-finite loss, before
