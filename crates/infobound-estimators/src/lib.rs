@@ -44,6 +44,7 @@ pub mod linalg;
 pub mod score;
 pub mod total_correlation;
 mod validate;
+mod workspace;
 
 pub use alpha_tc::{
     AlphaTcTerms, AlphaTcWeights, CebVariant, CebWeighting, alpha_tc_regulariser,

@@ -14,10 +14,14 @@
 //! respect to z_i is −S_i / B ([`ScoreEstimate::entropy_surrogate`]).
 //!
 //! **Where it runs.** By default ([`ScoreSolver::Host`]) everything after reading Z is done on
-//! the host in f64 with `faer`: the lower triangle of the Gram matrix Z Zᵀ (half a GEMM), the
-//! width by selection over the B²/2 distances of one triangle, the kernel by a vectorised exp
-//! over that triangle, and the ridge solve by an in-place Cholesky factorisation and triangular
-//! solves, the result written straight into the output's row-major layout. The Gram matrix is
+//! the host in f64 with `faer`: the lower triangle of the Gram matrix Z Zᵀ (half a GEMM; for
+//! wide batches over column blocks of Z, so that no B × d f64 copy is made), the width by
+//! selection over the B²/2 distances of one triangle, the kernel by a vectorised exp over that
+//! triangle in place of the Gram matrix, and the ridge solve by an in-place Cholesky
+//! factorisation and triangular solves (two halves of the right-hand sides on two threads),
+//! the result written straight into the output's row-major layout. The large f64 buffers are
+//! reused between calls on a thread (the crate's `workspace` module: fresh pages cost more
+//! than the arithmetic at these sizes). The Gram matrix is
 //! formed in f64 even for f32 samples because its rounding is amplified by the condition number
 //! of K + ηI. Max relative error against `vmf_score.json` (entries below 1e-3 of the largest
 //! compared absolutely) for each precision choice, samples rounded to f32 first:
@@ -60,8 +64,10 @@
 //! for GPUs, where the row-by-row tensor-op Cholesky they replace was launch-bound.
 //!
 //! **Cost** (flex CPU, f32 input, `INFOBOUND_BENCH_QUICK=1 cargo bench … --bench estimators`
-//! on the shared 2-core machine; figures in docs/benchmarks.md): (B, d) = (128, 2048) 4.4 ms,
-//! (256, 256) 2.2 ms, (512, 128) 8.6 ms.
+//! on the 2-core bench machine; figures against PyTorch in docs/benchmarks.md): (B, d) =
+//! (128, 2048) 1.7 ms, (256, 256) 1.4 ms, (512, 128) 4.0 ms.
+
+use std::ops::Range;
 
 use burn::prelude::*;
 use burn::tensor::{DType, TensorReadError};
@@ -79,6 +85,7 @@ use serde::{Deserialize, Serialize};
 use crate::EstimatorError;
 use crate::linalg::{conjugate_gradient_unchecked, exp_in_place, kth_largest_symmetric};
 use crate::validate;
+use crate::workspace;
 
 /// How far a row norm of z may stray from 1 before the vMF estimators refuse it.
 const UNIT_NORM_TOLERANCE: f64 = 1e-3;
@@ -264,7 +271,7 @@ impl VmfScoreEstimator {
             }
             ScoreSolver::DeviceInputDtype => return self.estimate_on_device(z),
         }
-        let samples = HostSamples::read(z)?;
+        let mut samples = HostSamples::read(z)?;
         let (b, d) = (samples.batch, samples.dim);
         for i in 0..b {
             let norm = samples.gram[(i, i)].sqrt();
@@ -272,17 +279,18 @@ impl VmfScoreEstimator {
                 return Err(EstimatorError::NotUnitNorm { row: i, norm });
             }
         }
-        let gram = &samples.gram;
         let width = match self.config.fixed_width {
             Some(width) => width,
             None => samples
-                .median_distance(|i, j| 1.0 - gram[(i, j)])
+                .median_distance(|_, _, gram| 1.0 - gram)
                 .max(self.config.min_width),
         };
-        let (ridged, row_sums) =
-            samples.ridged_kernel(|i, j| gram[(i, j)] / width, self.config.eta);
+        // The kernel overwrites the Gram matrix; only the sphere variant needs C afterwards.
+        let sphere = self.config.variant == VmfScoreVariant::SphereStein;
+        let gram = sphere.then(|| samples.gram.clone());
+        let (ridged, row_sums) = samples.ridged_kernel(|_, _, gram| gram / width, self.config.eta);
         let diagonal = row_sums.iter().map(|sum| sum / width).collect();
-        let dense = (self.config.variant == VmfScoreVariant::SphereStein).then(|| {
+        let dense = gram.map(|gram| {
             symmetric_from_lower(b, |i, j| {
                 let kernel = kernel_entry(&ridged, i, j, self.config.eta);
                 kernel * gram[(i, j)] / width + kernel * (d as f64 - 1.0)
@@ -407,20 +415,23 @@ impl RbfSteinEstimator {
     /// [`EstimatorError::NonFinite`] for NaN/∞, [`EstimatorError::NotPositiveDefinite`] if the
     /// solve fails.
     pub fn estimate(&self, z: Tensor<2>) -> Result<ScoreEstimate, EstimatorError> {
-        let samples = HostSamples::read(z)?;
+        let mut samples = HostSamples::read(z)?;
         let b = samples.batch;
-        let gram = &samples.gram;
-        let squared_distance =
-            |i: usize, j: usize| (gram[(i, i)] + gram[(j, j)] - 2.0 * gram[(i, j)]).max(0.0);
+        let squared_norms: Vec<f64> = (0..b).map(|i| samples.gram[(i, i)]).collect();
+        let squared_distance = |i: usize, j: usize, gram: f64| {
+            (squared_norms[i] + squared_norms[j] - 2.0 * gram).max(0.0)
+        };
         let width = match self.config.fixed_width {
             Some(width) => width,
             None => samples
-                .median_distance(|i, j| squared_distance(i, j).sqrt())
+                .median_distance(|i, j, gram| squared_distance(i, j, gram).sqrt())
                 .max(self.config.min_width),
         };
         let two_var = 2.0 * width * width;
-        let (ridged, row_sums) =
-            samples.ridged_kernel(|i, j| -squared_distance(i, j) / two_var, self.config.eta);
+        let (ridged, row_sums) = samples.ridged_kernel(
+            |i, j, gram| -squared_distance(i, j, gram) / two_var,
+            self.config.eta,
+        );
         let inverse_variance = 1.0 / (width * width);
         let mixing = SteinMixing {
             diagonal: row_sums.iter().map(|sum| sum * inverse_variance).collect(),
@@ -459,6 +470,28 @@ fn symmetric_from_lower(batch: usize, lower: impl Fn(usize, usize) -> f64) -> Ma
     full
 }
 
+/// From this size on the Cholesky factorisation of K + ηI uses `faer`'s threads. Below it the
+/// sequential factorisation was faster on the 2-core bench machine (B = 256: 0.17 against
+/// 0.31 ms; B = 512: 1.22 against 1.58 ms), above it slower (B = 1024: 8.0 against 7.0 ms;
+/// B = 2048: 63 against 38 ms). Our measurement (`examples`-style phase timing, session 11).
+const PARALLEL_CHOLESKY_FROM: usize = 768;
+
+/// `X ← (L Lᵀ)⁻¹ X` in place for the lower Cholesky factor L, by forward and back
+/// substitution. The right-hand sides are split in two halves of columns that are solved
+/// independently, on two threads when `par` allows: each column's arithmetic is the same
+/// either way, so the result does not depend on the thread count. (`faer`'s own threaded
+/// triangular solve was slower than its sequential one at these sizes: B = 256, 256 columns,
+/// 0.83 against 0.75 ms; the two halves took 0.62 ms.)
+fn cholesky_solve_in_place(factor: MatRef<'_, f64>, rhs: MatMut<'_, f64>, par: Par) {
+    let solve = |mut part: MatMut<'_, f64>| {
+        solve_lower_triangular_in_place(factor, part.rb_mut(), Par::Seq);
+        solve_upper_triangular_in_place(factor.transpose(), part, Par::Seq);
+    };
+    let columns = rhs.ncols();
+    let (left, right) = rhs.split_at_col_mut(columns / 2);
+    both(par, || solve(left), || solve(right));
+}
+
 /// A batch of samples `[B, d]` the estimators accept: B ≥ 2 rows, d ≥ 1 columns.
 fn check_sample_shape(batch: usize, dim: usize) -> Result<(), EstimatorError> {
     validate::batch_at_least(batch, 2)?;
@@ -472,7 +505,53 @@ fn check_sample_shape(batch: usize, dim: usize) -> Result<(), EstimatorError> {
     Ok(())
 }
 
-/// A batch of samples read to the host in f64: Z and the lower triangle of Z Zᵀ.
+/// The samples as read from the tensor, in their own precision. f32 samples stay f32 (half the
+/// memory of a widened copy); they are widened to f64, exactly, block by block where a product
+/// needs them.
+enum HostValues {
+    F32(Vec<f32>),
+    F64(Vec<f64>),
+}
+
+impl HostValues {
+    /// Columns `columns` of Z (`[B, d]` row-major) widened into `out` as the column-major
+    /// `columns.len() × B` block of Zᵀ.
+    fn widen_columns(&self, dim: usize, columns: Range<usize>, out: &mut [f64]) {
+        let width = columns.len();
+        match self {
+            Self::F32(values) => {
+                for (block, row) in out.chunks_exact_mut(width).zip(values.chunks_exact(dim)) {
+                    for (wide, &value) in block.iter_mut().zip(&row[columns.clone()]) {
+                        *wide = f64::from(value);
+                    }
+                }
+            }
+            Self::F64(values) => {
+                for (block, row) in out.chunks_exact_mut(width).zip(values.chunks_exact(dim)) {
+                    block.copy_from_slice(&row[columns.clone()]);
+                }
+            }
+        }
+    }
+}
+
+/// How [`HostSamples`] keeps Z.
+enum SampleStore {
+    /// Zᵀ widened to f64 (column-major d × B, i.e. Z row-major), formed whole for the Gram
+    /// matrix when B · d ≤ [`WIDENED_BLOCK_VALUES`] or d ≤ B (where the solve needs it as its
+    /// right-hand sides anyway); the samples as read are dropped then.
+    Widened(Vec<f64>),
+    /// Z as read (row-major `[B, d]`), widened block by block where it is used.
+    AsRead(HostValues),
+}
+
+/// Most f64 values of one block of widened samples (256 KiB): above this, products with Z
+/// run over column blocks of Z, so that no B × d f64 copy of Z (or of S) is allocated. At
+/// (B, d) = (128, 2048) those two 2 MiB buffers were fresh memory on every call (glibc
+/// returns such blocks to the system) and their page faults cost 2.8 of 4.8 ms.
+const WIDENED_BLOCK_VALUES: usize = 1 << 15;
+
+/// A batch of samples read to the host and the lower triangle of its Gram matrix Z Zᵀ in f64.
 ///
 /// Everything here is f64 although the samples are usually f32: the Gram matrix's rounding is
 /// amplified by the condition number of K + ηI (see the module docs), and on this machine's
@@ -480,63 +559,90 @@ fn check_sample_shape(batch: usize, dim: usize) -> Result<(), EstimatorError> {
 struct HostSamples {
     batch: usize,
     dim: usize,
-    /// Z row-major, widened to f64 (exactly, from f32/f16/bf16 samples); read as the
-    /// column-major d × B matrix Zᵀ by `faer`, without a copy.
-    z: Vec<f64>,
+    /// Z itself, widened or as read.
+    samples: SampleStore,
     /// C = Z Zᵀ: only the lower triangle, diagonal included, is computed.
     gram: Mat<f64>,
     device: Device,
     dtype: DType,
     /// `faer`'s parallelism for the matrix products (its global setting: all cores by
-    /// default). The Cholesky factorisation and the triangular solves run sequentially: at
-    /// B = 256–512 they were 1.2–1.9× faster so on the shared 2-core machine (factorisation
-    /// 0.18 vs 0.33 ms at B = 256, solves with 128–256 right-hand sides 1.8 vs 2.1 ms at
-    /// B = 512), while the products gain from threads (1.05 vs 1.72 ms at 128 × 2048).
+    /// default); see [`PARALLEL_CHOLESKY_FROM`] and [`cholesky_solve_in_place`] for the
+    /// factorisation and the solves.
     par: Par,
 }
 
 impl HostSamples {
     /// Validates `z` (`[B ≥ 2, d ≥ 1]`, finite), reads it to the host and forms the lower
-    /// triangle of Z Zᵀ in f64 (half the products of the full matrix).
+    /// triangle of Z Zᵀ in f64 (half the products of the full matrix), over column blocks of
+    /// Z when a whole widened copy is not needed.
     fn read(z: Tensor<2>) -> Result<Self, EstimatorError> {
         let [batch, dim] = z.dims();
         check_sample_shape(batch, dim)?;
         let device = z.device();
         let dtype = z.dtype();
         let data = z.detach().try_into_data().map_err(TensorReadError::from)?;
-        // f32 and f64 are widened from a borrowed slice: the generic conversion
-        // (`try_into_vec_as`) cost 1.8 ms for 128 × 2048 values, this 0.1 ms.
-        let z: Vec<f64> = match dtype {
-            DType::F32 => data
-                .as_slice::<f32>()
-                .map_err(TensorReadError::from)?
-                .iter()
-                .map(|&v| f64::from(v))
-                .collect(),
-            DType::F64 => data.try_into_vec::<f64>().map_err(TensorReadError::from)?,
-            _ => data
-                .try_into_vec_as::<f64>()
-                .map_err(TensorReadError::from)?,
+        // f32 and f64 are taken as they are: the generic conversion (`try_into_vec_as`) cost
+        // 1.8 ms for 128 × 2048 values.
+        let values = match dtype {
+            DType::F32 => {
+                HostValues::F32(data.try_into_vec::<f32>().map_err(TensorReadError::from)?)
+            }
+            DType::F64 => {
+                HostValues::F64(data.try_into_vec::<f64>().map_err(TensorReadError::from)?)
+            }
+            _ => HostValues::F64(
+                data.try_into_vec_as::<f64>()
+                    .map_err(TensorReadError::from)?,
+            ),
         };
-        validate::all_finite_host("z", &z)?;
+        let finite = match &values {
+            HostValues::F32(values) => values.iter().all(|v| v.is_finite()),
+            HostValues::F64(values) => values.iter().all(|v| v.is_finite()),
+        };
+        if !finite {
+            return Err(EstimatorError::NonFinite { what: "z" });
+        }
         let par = faer::get_global_parallelism();
-        let mut gram = Mat::<f64>::zeros(batch, batch);
-        let samples_t = MatRef::from_column_major_slice(&z, dim, batch);
-        triangular::matmul(
-            gram.as_mut(),
-            BlockStructure::TriangularLower,
-            Accum::Replace,
-            samples_t.transpose(),
-            BlockStructure::Rectangular,
-            samples_t,
-            BlockStructure::Rectangular,
-            1.0,
-            par,
-        );
+        let whole = dim <= batch || batch * dim <= WIDENED_BLOCK_VALUES;
+        let (gram, samples) = if whole {
+            let mut widened = workspace::zeroed(dim * batch);
+            values.widen_columns(dim, 0..dim, &mut widened);
+            let samples_t = MatRef::from_column_major_slice(&widened, dim, batch);
+            let mut gram = workspace::zeroed_square(batch);
+            triangular::matmul(
+                gram.as_mut(),
+                BlockStructure::TriangularLower,
+                Accum::Replace,
+                samples_t.transpose(),
+                BlockStructure::Rectangular,
+                samples_t,
+                BlockStructure::Rectangular,
+                1.0,
+                par,
+            );
+            (gram, SampleStore::Widened(widened))
+        } else {
+            let (left, right) = column_halves(dim, block_columns(batch, dim));
+            let (mut gram, other) = both(
+                par,
+                || gram_of_columns(&values, batch, dim, left),
+                || gram_of_columns(&values, batch, dim, right),
+            );
+            for j in 0..batch {
+                for (sum, part) in gram.col_as_slice_mut(j)[j..]
+                    .iter_mut()
+                    .zip(&other.col_as_slice(j)[j..])
+                {
+                    *sum += part;
+                }
+            }
+            workspace::recycle_square(other);
+            (gram, SampleStore::AsRead(values))
+        };
         Ok(Self {
             batch,
             dim,
-            z,
+            samples,
             gram,
             device,
             dtype,
@@ -544,37 +650,54 @@ impl HostSamples {
         })
     }
 
-    /// Zᵀ, d × B: column i is sample i.
-    fn samples_t(&self) -> MatRef<'_, f64> {
-        MatRef::from_column_major_slice(&self.z, self.dim, self.batch)
+    /// Zᵀ widened to f64 (column-major d × B): the copy formed for the Gram matrix if there
+    /// is one, else a new one.
+    fn take_widened(&mut self) -> Vec<f64> {
+        match &mut self.samples {
+            SampleStore::Widened(widened) => std::mem::take(widened),
+            SampleStore::AsRead(values) => {
+                let mut widened = workspace::zeroed(self.dim * self.batch);
+                values.widen_columns(self.dim, 0..self.dim, &mut widened);
+                widened
+            }
+        }
     }
 
-    /// The ⌊B²/2⌋-th largest (1-based) of the B² pairwise values `distance(i, j)` (symmetric,
-    /// evaluated for i ≥ j only), by selection over B²/2 values.
-    fn median_distance(&self, distance: impl Fn(usize, usize) -> f64) -> f64 {
+    /// The ⌊B²/2⌋-th largest (1-based) of the B² pairwise values `distance(i, j, C_ij)`
+    /// (symmetric, evaluated for i ≥ j only), by selection over B²/2 values.
+    fn median_distance(&self, distance: impl Fn(usize, usize, f64) -> f64) -> f64 {
         let b = self.batch;
-        let mut diagonal: Vec<f64> = (0..b).map(|i| distance(i, i)).collect();
+        let mut diagonal: Vec<f64> = (0..b).map(|i| distance(i, i, self.gram[(i, i)])).collect();
         let mut off_diagonal = Vec::with_capacity(b * (b - 1) / 2);
         for j in 0..b {
-            off_diagonal.extend((j + 1..b).map(|i| distance(i, j)));
+            let below = &self.gram.col_as_slice(j)[j + 1..];
+            off_diagonal.extend(
+                below
+                    .iter()
+                    .enumerate()
+                    .map(|(offset, &gram)| distance(j + 1 + offset, j, gram)),
+            );
         }
         kth_largest_symmetric(&mut diagonal, &mut off_diagonal, b * b / 2)
     }
 
-    /// The lower triangle of K + ηI with `K_ij = exp(argument(i, j))` (one vectorised exp
-    /// per column, half the entries of K), and the row sums `Σ_j K_ij` of the full K.
+    /// The lower triangle of K + ηI with `K_ij = exp(argument(i, j, C_ij))` (one vectorised
+    /// exp per column, half the entries of K), and the row sums `Σ_j K_ij` of the full K.
+    ///
+    /// Formed in place over the Gram matrix, which is gone afterwards (`self.gram` is left
+    /// empty): one B × B buffer fewer to allocate and fault in per call.
     fn ridged_kernel(
-        &self,
-        argument: impl Fn(usize, usize) -> f64,
+        &mut self,
+        argument: impl Fn(usize, usize, f64) -> f64,
         eta: f64,
     ) -> (Mat<f64>, Vec<f64>) {
         let b = self.batch;
-        let mut ridged = Mat::<f64>::zeros(b, b);
+        let mut ridged = std::mem::replace(&mut self.gram, workspace::zeroed_square(0));
         let mut row_sums = vec![0.0; b];
         for j in 0..b {
             let column = &mut ridged.col_as_slice_mut(j)[j..];
             for (offset, value) in column.iter_mut().enumerate() {
-                *value = argument(j + offset, j);
+                *value = argument(j + offset, j, *value);
             }
             exp_in_place(column);
             // K_ij (i > j) belongs to row i and, by symmetry, to row j.
@@ -593,35 +716,42 @@ impl HostSamples {
     ///
     /// When d > B the solve runs on P (B right-hand sides) and the result multiplies Z,
     /// `S = −((K + ηI)⁻¹ P) Z`: triangular solves are the slow part, and this replaces 2B²d of
-    /// them by 2B³ plus one B²d matrix product (about 2× faster at B = 128, d = 2048). The
-    /// result is written transposed (Sᵀ, column-major), which is S row-major as the tensor
-    /// wants it, so no copy reorders it.
+    /// them by 2B³ plus one B²d matrix product (about 2× faster at B = 128, d = 2048); the
+    /// product runs over column blocks of Z and writes each block of S in the output's dtype.
+    /// Otherwise the solve runs on Ψᵀ (column-major), which is S row-major as the tensor wants
+    /// it, so no copy reorders it.
     fn finish(
-        self,
+        mut self,
         mut ridged: Mat<f64>,
         mixing: &SteinMixing,
         width: f64,
     ) -> Result<ScoreEstimate, EstimatorError> {
-        let (b, d, par) = (self.batch, self.dim, self.par);
-        let sequential = Par::Seq;
+        let (b, d) = (self.batch, self.dim);
         for j in 0..b {
             validate::all_finite_host("kernel matrix", &ridged.col_as_slice(j)[j..])?;
         }
-        let mut scratch =
-            MemBuffer::new(cholesky_in_place_scratch::<f64>(b, par, Default::default()));
+        let factorisation_par = if b < PARALLEL_CHOLESKY_FROM {
+            Par::Seq
+        } else {
+            self.par
+        };
+        let mut scratch = MemBuffer::new(cholesky_in_place_scratch::<f64>(
+            b,
+            factorisation_par,
+            Default::default(),
+        ));
         cholesky_in_place(
             ridged.as_mut(),
             Default::default(),
-            par,
+            factorisation_par,
             MemStack::new(&mut scratch),
             Default::default(),
         )
         .map_err(|_| EstimatorError::NotPositiveDefinite { size: b })?;
         let factor = ridged.as_ref();
-        let samples_t = self.samples_t();
-        let mut score_t = vec![0.0; d * b];
-        let mut score_t_mat = MatMut::from_column_major_slice_mut(&mut score_t, d, b);
-        if d > b {
+        let device = self.device.clone();
+        let options = (&device, self.dtype);
+        let score = if d > b {
             let mut solved = match &mixing.dense {
                 Some(dense) => -dense,
                 None => Mat::<f64>::zeros(b, b),
@@ -629,54 +759,220 @@ impl HostSamples {
             for (i, value) in mixing.diagonal.iter().enumerate() {
                 solved[(i, i)] += value;
             }
-            solve_lower_triangular_in_place(factor, solved.as_mut(), sequential);
-            solve_upper_triangular_in_place(factor.transpose(), solved.as_mut(), sequential);
-            // Sᵀ = −Zᵀ Xᵀ for X = (K + ηI)⁻¹ P.
-            matmul(
-                score_t_mat.rb_mut(),
-                Accum::Replace,
-                samples_t,
-                solved.transpose(),
-                -1.0,
-                par,
-            );
+            cholesky_solve_in_place(factor, solved.as_mut(), self.par);
+            self.times_samples(solved.as_ref(), options)
         } else {
-            // Ψᵀ = Zᵀ diag(diagonal) − Zᵀ W (W symmetric), then the solve on its transpose.
-            for (i, scale) in mixing.diagonal.iter().enumerate() {
-                let sample = samples_t.col(i);
-                for (out, z) in score_t_mat
-                    .rb_mut()
-                    .col_mut(i)
-                    .iter_mut()
-                    .zip(sample.iter())
-                {
-                    *out = -scale * z;
+            // Ψᵀ = −(Zᵀ diag(diagonal) − Zᵀ W) (W symmetric), then the solve on its transpose.
+            let mut samples = self.take_widened();
+            let mut score_t = match &mixing.dense {
+                Some(dense) => {
+                    let mut product = workspace::zeroed(d * b);
+                    matmul(
+                        MatMut::from_column_major_slice_mut(&mut product, d, b),
+                        Accum::Replace,
+                        MatRef::from_column_major_slice(&samples, d, b),
+                        dense.as_ref(),
+                        1.0,
+                        self.par,
+                    );
+                    for ((column, sample), scale) in product
+                        .chunks_exact_mut(d)
+                        .zip(samples.chunks_exact(d))
+                        .zip(&mixing.diagonal)
+                    {
+                        for (out, z) in column.iter_mut().zip(sample) {
+                            *out -= scale * z;
+                        }
+                    }
+                    workspace::recycle(samples);
+                    product
                 }
+                // Without W, Ψᵀ overwrites Zᵀ, which is not needed again.
+                None => {
+                    for (column, scale) in samples.chunks_exact_mut(d).zip(&mixing.diagonal) {
+                        for value in column {
+                            *value *= -scale;
+                        }
+                    }
+                    samples
+                }
+            };
+            cholesky_solve_in_place(
+                factor,
+                MatMut::from_column_major_slice_mut(&mut score_t, d, b).transpose_mut(),
+                self.par,
+            );
+            if self.dtype == DType::F32 {
+                let single: Vec<f32> = score_t.iter().map(|&v| v as f32).collect();
+                workspace::recycle(score_t);
+                Tensor::from_data(TensorData::new(single, [b, d]), options)
+            } else {
+                Tensor::from_data(TensorData::new(score_t, [b, d]), options)
             }
-            if let Some(dense) = &mixing.dense {
-                matmul(
-                    score_t_mat.rb_mut(),
-                    Accum::Add,
-                    samples_t,
-                    dense.as_ref(),
-                    1.0,
-                    par,
-                );
-            }
-            let mut rhs = score_t_mat.transpose_mut();
-            solve_lower_triangular_in_place(factor, rhs.rb_mut(), sequential);
-            solve_upper_triangular_in_place(factor.transpose(), rhs, sequential);
-        }
-        let options = (&self.device, self.dtype);
-        let score = if self.dtype == DType::F32 {
-            let single: Vec<f32> = score_t.iter().map(|&v| v as f32).collect();
-            Tensor::from_data(TensorData::new(single, [b, d]), options)
-        } else {
-            Tensor::from_data(TensorData::new(score_t, [b, d]), options)
         };
+        workspace::recycle_square(ridged);
         Ok(ScoreEstimate {
             score,
             kernel_width: Tensor::full([1], width, options),
         })
+    }
+
+    /// `S = −X Z` for the B × B matrix X, as a tensor in the samples' dtype.
+    fn times_samples(&self, solved: MatRef<'_, f64>, options: (&Device, DType)) -> Tensor<2> {
+        let (b, d) = (self.batch, self.dim);
+        if self.dtype == DType::F32 {
+            let mut score = vec![0.0f32; b * d];
+            self.write_times_samples(
+                solved,
+                MatMut::from_row_major_slice_mut(&mut score, b, d),
+                |value| value as f32,
+            );
+            Tensor::from_data(TensorData::new(score, [b, d]), options)
+        } else {
+            let mut score = vec![0.0; b * d];
+            self.write_times_samples(
+                solved,
+                MatMut::from_row_major_slice_mut(&mut score, b, d),
+                |value| value,
+            );
+            Tensor::from_data(TensorData::new(score, [b, d]), options)
+        }
+    }
+
+    /// Writes `−X Z` into `out` (`[B, d]`): one product with the whole widened Zᵀ if there is
+    /// one, else two halves of column blocks (on two threads when `par` allows), each block
+    /// widened, multiplied and stored on its own.
+    fn write_times_samples<T: Send>(
+        &self,
+        solved: MatRef<'_, f64>,
+        out: MatMut<'_, T>,
+        convert: impl Fn(f64) -> T + Sync,
+    ) {
+        let (b, d) = (self.batch, self.dim);
+        match &self.samples {
+            SampleStore::Widened(whole) => {
+                let mut product = workspace::zeroed(d * b);
+                matmul(
+                    MatMut::from_column_major_slice_mut(&mut product, d, b),
+                    Accum::Replace,
+                    MatRef::from_column_major_slice(whole, d, b),
+                    solved.transpose(),
+                    -1.0,
+                    self.par,
+                );
+                store_transposed(&product, 0, out, &convert);
+                workspace::recycle(product);
+            }
+            SampleStore::AsRead(values) => {
+                let block = block_columns(b, d);
+                let (left, right) = column_halves(d, block);
+                let (out_left, out_right) = out.split_at_col_mut(left.len());
+                let half = |columns: Range<usize>, mut out: MatMut<'_, T>| {
+                    let mut widened = workspace::zeroed(block * b);
+                    let mut product = workspace::zeroed(block * b);
+                    let first = columns.start;
+                    for start in columns.clone().step_by(block) {
+                        let part = start..(start + block).min(columns.end);
+                        let width = part.len();
+                        values.widen_columns(d, part, &mut widened[..width * b]);
+                        matmul(
+                            MatMut::from_column_major_slice_mut(
+                                &mut product[..width * b],
+                                width,
+                                b,
+                            ),
+                            Accum::Replace,
+                            MatRef::from_column_major_slice(&widened[..width * b], width, b),
+                            solved.transpose(),
+                            -1.0,
+                            Par::Seq,
+                        );
+                        store_transposed(
+                            &product[..width * b],
+                            start - first,
+                            out.rb_mut(),
+                            &convert,
+                        );
+                    }
+                    workspace::recycle(widened);
+                    workspace::recycle(product);
+                };
+                both(self.par, || half(left, out_left), || half(right, out_right));
+            }
+        }
+    }
+}
+
+/// Stores the column-major `width × B` block `product` (a block of Sᵀ) into columns
+/// `offset..offset + width` of `out` (`[B, ·]`), converted.
+fn store_transposed<T>(
+    product: &[f64],
+    offset: usize,
+    mut out: MatMut<'_, T>,
+    convert: &impl Fn(f64) -> T,
+) {
+    let batch = out.nrows();
+    let width = product.len() / batch;
+    for (i, column) in product.chunks_exact(width).enumerate() {
+        for (k, &value) in column.iter().enumerate() {
+            out[(i, offset + k)] = convert(value);
+        }
+    }
+}
+
+/// Columns of Z per widened block (at least 1, at most d): see [`WIDENED_BLOCK_VALUES`].
+fn block_columns(batch: usize, dim: usize) -> usize {
+    (WIDENED_BLOCK_VALUES / batch).clamp(1, dim)
+}
+
+/// `0..dim` split in two at a multiple of `block`, so that each half runs whole blocks.
+fn column_halves(dim: usize, block: usize) -> (Range<usize>, Range<usize>) {
+    let middle = (dim.div_ceil(block).div_ceil(2) * block).min(dim);
+    (0..middle, middle..dim)
+}
+
+/// The lower triangle of `Zᵀ[columns]ᵀ Zᵀ[columns]` (the Gram matrix of those columns of Z),
+/// block by block, on the calling thread.
+fn gram_of_columns(
+    values: &HostValues,
+    batch: usize,
+    dim: usize,
+    columns: Range<usize>,
+) -> Mat<f64> {
+    let block = block_columns(batch, dim);
+    let mut gram = workspace::zeroed_square(batch);
+    let mut widened = workspace::zeroed(block * batch);
+    for start in columns.clone().step_by(block) {
+        let part = start..(start + block).min(columns.end);
+        let width = part.len();
+        values.widen_columns(dim, part, &mut widened[..width * batch]);
+        let samples_t = MatRef::from_column_major_slice(&widened[..width * batch], width, batch);
+        triangular::matmul(
+            gram.as_mut(),
+            BlockStructure::TriangularLower,
+            Accum::Add,
+            samples_t.transpose(),
+            BlockStructure::Rectangular,
+            samples_t,
+            BlockStructure::Rectangular,
+            1.0,
+            Par::Seq,
+        );
+    }
+    workspace::recycle(widened);
+    gram
+}
+
+/// Runs `first` and `second`, on two threads when `par` has more than one: the split is the
+/// same either way, so results do not depend on the thread count.
+fn both<A: Send, B: Send>(
+    par: Par,
+    first: impl FnOnce() -> A + Send,
+    second: impl FnOnce() -> B + Send,
+) -> (A, B) {
+    if par.degree() > 1 {
+        rayon::join(first, second)
+    } else {
+        (first(), second())
     }
 }

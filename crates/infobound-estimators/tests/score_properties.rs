@@ -204,6 +204,15 @@ fn naive_score(z: &[f64], batch: usize, dim: usize, kind: Naive) -> (Vec<f64>, f
             .map(|(a, b)| (a - b).powi(2))
             .sum()
     };
+    // Pairwise products and distances once, so that wide batches stay cheap.
+    let dots: Vec<f64> = (0..batch * batch)
+        .map(|ij| dot(ij / batch, ij % batch))
+        .collect();
+    let sq_dists: Vec<f64> = (0..batch * batch)
+        .map(|ij| sq_dist(ij / batch, ij % batch))
+        .collect();
+    let dot = |i: usize, j: usize| dots[i * batch + j];
+    let sq_dist = |i: usize, j: usize| sq_dists[i * batch + j];
     let mut spread: Vec<f64> = (0..batch * batch)
         .map(|ij| match kind {
             Naive::Rbf => sq_dist(ij / batch, ij % batch).sqrt(),
@@ -217,10 +226,16 @@ fn naive_score(z: &[f64], batch: usize, dim: usize, kind: Naive) -> (Vec<f64>, f
         0.1
     };
     let width = spread[batch * batch / 2 - 1].max(min_width);
-    let kernel = |i: usize, j: usize| match kind {
-        Naive::Rbf => (-sq_dist(i, j) / (2.0 * width * width)).exp(),
-        _ => (dot(i, j) / width).exp(),
-    };
+    let kernels: Vec<f64> = (0..batch * batch)
+        .map(|ij| {
+            let (i, j) = (ij / batch, ij % batch);
+            match kind {
+                Naive::Rbf => (-sq_dist(i, j) / (2.0 * width * width)).exp(),
+                _ => (dot(i, j) / width).exp(),
+            }
+        })
+        .collect();
+    let kernel = |i: usize, j: usize| kernels[i * batch + j];
     let stein = |i: usize, t: usize| -> f64 {
         (0..batch)
             .map(|j| {
@@ -288,7 +303,16 @@ fn scores_match_naive_implementations_for_both_solve_orders() {
             "sphere" | "sphere_device" => Naive::Sphere,
             _ => Naive::Rbf,
         };
-        for (batch, dim, seed) in [(6, 20, 1), (20, 6, 2), (8, 8, 3), (5, 64, 4)] {
+        // The last two are wide enough (B·d > 2¹⁵, d > B) for the host path to multiply Z in
+        // column blocks (two and four blocks, split in two halves).
+        for (batch, dim, seed) in [
+            (6, 20, 1),
+            (20, 6, 2),
+            (8, 8, 3),
+            (5, 64, 4),
+            (6, 6000, 5),
+            (9, 12_000, 6),
+        ] {
             let z = unit_rows(&normal_samples(batch * dim, seed), dim);
             let (expected, width) = naive_score(&z, batch, dim, kind);
             let estimate = estimate(tensor_flat(&z, [batch, dim], DType::F64, &device));
@@ -302,6 +326,35 @@ fn scores_match_naive_implementations_for_both_solve_orders() {
             let tol = 1e-9 * scale_of(&expected);
             let what = format!("{name} score {batch}x{dim}");
             assert_close(&what, &host(estimate.score), &expected, 1e-9, tol);
+        }
+    }
+}
+
+/// The host path widens f32 samples exactly and computes in f64 either way, so f32 input gives
+/// the f64 result of the same (f32-representable) samples rounded once to f32: bit for bit, on
+/// the whole-matrix path and on the column-block path (B·d > 2¹⁵, d > B).
+#[test]
+fn host_scores_of_f32_samples_are_the_f64_scores_rounded() {
+    let device = common::device();
+    let host_estimators = estimators()
+        .into_iter()
+        .filter(|(name, _)| !name.ends_with("_device"));
+    for (name, estimate) in host_estimators {
+        for (batch, dim, seed) in [(12, 40, 7), (40, 12, 8), (8, 9000, 9)] {
+            let z = unit_rows(&normal_samples(batch * dim, seed), dim);
+            let rounded: Vec<f64> = z.iter().map(|&v| f64::from(v as f32)).collect();
+            let single = estimate(tensor_flat(&rounded, [batch, dim], DType::F32, &device));
+            let double = estimate(tensor_flat(&rounded, [batch, dim], DType::F64, &device));
+            assert_eq!(single.score.dtype(), DType::F32);
+            let expected: Vec<f64> = host(double.score)
+                .iter()
+                .map(|&v| f64::from(v as f32))
+                .collect();
+            assert_eq!(
+                host(single.score),
+                expected,
+                "{name} {batch}x{dim}: f32 input differs from the rounded f64 result"
+            );
         }
     }
 }
