@@ -41,27 +41,30 @@
 //! 3.1 ms, f32 2.3 ms, one refinement step +≈ 2 ms), so the host path stays in f64.
 //!
 //! [`ScoreSolver::DeviceF64`] runs the same steps with tensor ops on Z's device in f64 and reads
-//! nothing back (for GPU training steps), solving by a fixed number of conjugate-gradient steps
-//! ([`VmfScoreConfig::device_iterations`]); [`ScoreSolver::DeviceInputDtype`] does so in Z's
+//! nothing back (for GPU training steps), solving by a number of conjugate-gradient steps set
+//! before the solve ([`VmfScoreConfig::device_iterations_for`], scaled with B); [`ScoreSolver::DeviceInputDtype`] does so in Z's
 //! dtype, for backends without f64. Conjugate-gradient steps to reach a max relative error
-//! (as above) against the reference score (reference batches) or the f64 Cholesky solve
-//! (Gaussian unit rows as in the bench), in f64 / in f32 (f32: the best error reached):
+//! (as above) against the reference score (reference batches) or the host f64 Cholesky solve
+//! (Gaussian unit rows as in the bench), in f64 / in f32 (f32: the best error reached, with
+//! its step among steps 1, 5, 9, …), measured with this crate's solver by
+//! `examples/cg_iterations.rs` (bisection on the step count; flex):
 //!
-//! | batch (B × d) | κ(K + ηI) | 1e-4 | 1e-6 | 1e-9 | f32: best (at step) |
-//! |---|---|---|---|---|---|
-//! | axes 4 × 3 | 9 | 4 | 4 | 4 | 3.0e-7 (5) |
-//! | random 16 × 8 | 71 | 17 | 17 | 18 | 3.1e-5 (22) |
-//! | random 64 × 32 | 134 | 26 | 32 | 42 | 5.2e-4 (37) |
-//! | width-clamped 8 × 3 | 7.2e6 | 12 | 12 | 19 | 1.9 (3): wrong in f32 |
-//! | 128 × 2048 | 99 | 11 | 13 | 17 | 9.0e-4 (13) |
-//! | 256 × 256 | 371 | 23 | 29 | 39 | 2.3e-3 (22) |
-//! | 512 × 128 | 982 | 36 | 45 | 61 | 5.4e-3 (33) |
-//! | 1024 × 128 | 2.3e3 | 44 | 58 | 75 | 1.9e-2 (35) |
+//! | batch (B × d) | κ(K + ηI) | 1e-4 | 1e-6 | 1e-9 | f32: best (at step) | default steps |
+//! |---|---|---|---|---|---|---|
+//! | axes 4 × 3 | 9.0 | 4 | 4 | 4 | 3.0e-7 (5) | 36 |
+//! | random 16 × 8 | 71 | 17 | 17 | 18 | 1.6e-5 (21) | 40 |
+//! | random 64 × 32 | 134 | 26 | 32 | 42 | 8.9e-4 (33) | 48 |
+//! | width-clamped 8 × 3 | 7.2e6 | 12 | 12 | > 160 | 3.1 (1): wrong in f32 | 38 |
+//! | Gaussian 128 × 2048 | 100 | 10 | 13 | 17 | 6.4e-4 (13) | 55 |
+//! | Gaussian 256 × 256 | 369 | 23 | 29 | 39 | 2.0e-3 (37) | 64 |
+//! | Gaussian 512 × 128 | 979 | 36 | 44 | 60 | 5.4e-3 (37) | 78 |
+//! | Gaussian 1024 × 128 | 2.3e3 | 43 | 57 | 75 | 1.7e-2 (53) | 96 |
 //!
-//! (numpy prototype of the same iteration; the default of 64 steps reaches 1e-9 up to B = 512
-//! and 6e-8 at B = 1024 in f64, and more steps do not hurt f32.) On a CPU these steps cost far
-//! more arithmetic than a Cholesky factorisation (64 products of B × B by B × m): they exist
-//! for GPUs, where the row-by-row tensor-op Cholesky they replace was launch-bound.
+//! The default step count, [`VmfScoreConfig::device_iterations_for`], grows with √B to stay
+//! above the 1e-9 column; more steps do not hurt f32, whose error floors where the rounding of
+//! K sets it. On a CPU these steps cost far
+//! more arithmetic than a Cholesky factorisation (a product of B × B by B × m per step): they
+//! exist for GPUs, where the row-by-row tensor-op Cholesky they replace was launch-bound.
 //!
 //! **Cost** (flex CPU, f32 input, `INFOBOUND_BENCH_QUICK=1 cargo bench … --bench estimators`
 //! on the 2-core bench machine; figures against PyTorch in docs/benchmarks.md): (B, d) =
@@ -148,9 +151,10 @@ pub struct VmfScoreConfig {
     /// Where to compute ([`ScoreSolver::Host`] unless chosen; our option, not MVEB's).
     pub solver: ScoreSolver,
     /// Conjugate-gradient iterations of the device solvers ([`ScoreSolver::DeviceF64`],
-    /// [`ScoreSolver::DeviceInputDtype`]); unused on the host. Our choice: 64, from the
-    /// iterations-to-tolerance table in the module docs (in f64, 61 reach 1e-9 at B = 512).
-    pub device_iterations: usize,
+    /// [`ScoreSolver::DeviceInputDtype`]); unused on the host. `None` (the default) scales
+    /// them with the batch, [`VmfScoreConfig::device_iterations_for`]; `Some(n)` fixes n.
+    /// Our option, not MVEB's.
+    pub device_iterations: Option<usize>,
 }
 
 impl Default for VmfScoreConfig {
@@ -161,8 +165,24 @@ impl Default for VmfScoreConfig {
             fixed_width: None,
             variant: VmfScoreVariant::Mveb,
             solver: ScoreSolver::Host,
-            device_iterations: 64,
+            device_iterations: None,
         }
+    }
+}
+
+impl VmfScoreConfig {
+    /// The conjugate-gradient steps the device solvers run for a batch of B samples:
+    /// `device_iterations` if set, else `⌈32 + 2√B⌉`. Our rule, from the steps-to-tolerance
+    /// table in the module docs (measured with this crate's solver,
+    /// `examples/cg_iterations.rs`): each step shrinks the error by about
+    /// `(√κ − 1)/(√κ + 1)` and the condition number κ of K + ηI grew roughly like B on the
+    /// measured batches, so the steps needed grow like √B. The rule is above the steps to
+    /// 1e-9 in f64 on every measured batch but the width-clamped one (which reaches 1e-6 in
+    /// 12 steps and no closer to the reference in f64): 48 steps at B = 64, 64 at 256, 78 at
+    /// 512, 96 at 1024.
+    pub fn device_iterations_for(&self, batch: usize) -> usize {
+        self.device_iterations
+            .unwrap_or_else(|| (32.0 + 2.0 * (batch as f64).sqrt()).ceil() as usize)
     }
 }
 
@@ -235,14 +255,16 @@ impl VmfScoreEstimator {
     ///
     /// # Errors
     /// [`EstimatorError::InvalidParameter`] unless `eta`, `min_width` and a given
-    /// `fixed_width` are finite and positive and `device_iterations ≥ 1`.
+    /// `fixed_width` are finite and positive and a given `device_iterations` is at least 1.
     pub fn new(config: VmfScoreConfig) -> Result<Self, EstimatorError> {
         validate::positive("eta", config.eta)?;
         validate::positive("min_width", config.min_width)?;
         if let Some(width) = config.fixed_width {
             validate::positive("fixed_width", width)?;
         }
-        validate::at_least_one("device_iterations", config.device_iterations)?;
+        if let Some(iterations) = config.device_iterations {
+            validate::at_least_one("device_iterations", iterations)?;
+        }
         Ok(Self { config })
     }
 
@@ -328,7 +350,7 @@ impl VmfScoreEstimator {
         let dense = (self.config.variant == VmfScoreVariant::SphereStein)
             .then(|| kernel.clone() * (gram / width_2d).add_scalar(d as f64 - 1.0));
         let ridged = kernel + identity.clone().mul_scalar(self.config.eta);
-        let iterations = self.config.device_iterations;
+        let iterations = self.config.device_iterations_for(b);
         let solution = if d > b {
             // As on the host: the B × B mixing matrix as the right-hand sides instead of the
             // B × d Stein term, so each conjugate-gradient step multiplies B × B by B × B; one

@@ -359,6 +359,51 @@ fn host_scores_of_f32_samples_are_the_f64_scores_rounded() {
     }
 }
 
+/// The device solvers' default step count (scaled with B) brings the f64 conjugate-gradient
+/// score to the host Cholesky solve's within 1e-7 on Gaussian unit rows, where a fixed small
+/// count does not (the check can fail).
+#[test]
+fn device_default_steps_reach_the_host_solve() {
+    let device = common::device();
+    let host_estimator = VmfScoreEstimator::new(VmfScoreConfig::default()).expect("valid");
+    let on_device = |device_iterations| {
+        VmfScoreEstimator::new(VmfScoreConfig {
+            solver: ScoreSolver::DeviceF64,
+            device_iterations,
+            ..VmfScoreConfig::default()
+        })
+        .expect("valid")
+    };
+    for (batch, dim, seed) in [(64, 32, 10), (512, 128, 11), (96, 400, 12)] {
+        let z = tensor_flat(
+            &unit_rows(&normal_samples(batch * dim, seed), dim),
+            [batch, dim],
+            DType::F64,
+            &device,
+        );
+        let expected = host(host_estimator.estimate(z.clone()).expect("valid").score);
+        let floor = 1e-3 * scale_of(&expected);
+        let error = |estimator: VmfScoreEstimator| {
+            common::max_rel_error(
+                &host(estimator.estimate(z.clone()).expect("valid").score),
+                &expected,
+                floor,
+            )
+        };
+        let default_error = error(on_device(None));
+        assert!(
+            default_error <= 1e-7,
+            "{batch}x{dim}: {} default steps leave {default_error:e}",
+            VmfScoreConfig::default().device_iterations_for(batch)
+        );
+        let few_error = error(on_device(Some(8)));
+        assert!(
+            few_error > 1e-4,
+            "{batch}x{dim}: 8 steps already reach {few_error:e}"
+        );
+    }
+}
+
 /// For samples of N(0, I) the true score is −z; the RBF Stein estimator must point that way.
 #[test]
 fn rbf_score_of_a_standard_normal_points_to_minus_z() {
