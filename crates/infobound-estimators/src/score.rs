@@ -83,10 +83,11 @@ use faer::linalg::triangular_solve::{
 };
 use faer::reborrow::ReborrowMut;
 use faer::{Accum, Mat, MatMut, MatRef, Par};
+use pulp::{Arch, Simd, WithSimd};
 use serde::{Deserialize, Serialize};
 
 use crate::EstimatorError;
-use crate::linalg::{conjugate_gradient_unchecked, exp_in_place, kth_largest_symmetric};
+use crate::linalg::{conjugate_gradient_unchecked, exp_one, kth_largest_symmetric};
 use crate::validate;
 use crate::workspace;
 
@@ -492,6 +493,38 @@ fn symmetric_from_lower(batch: usize, lower: impl Fn(usize, usize) -> f64) -> Ma
     full
 }
 
+/// The column loop of [`HostSamples::ridged_kernel`] under pulp's run-time dispatch, so that
+/// the argument, the exp and the row-sum updates compile for the CPU's vector instructions
+/// (AVX2 + FMA where present; the crate is built for baseline x86-64): the kernel phase went
+/// from 0.24 to 0.10 ms at B = 256, from 0.99 to 0.39 ms at B = 512.
+struct KernelColumns<'a, F> {
+    ridged: &'a mut Mat<f64>,
+    row_sums: &'a mut [f64],
+    argument: F,
+    eta: f64,
+}
+
+impl<F: Fn(usize, usize, f64) -> f64> WithSimd for KernelColumns<'_, F> {
+    type Output = ();
+
+    #[inline(always)]
+    fn with_simd<S: Simd>(self, _simd: S) {
+        let row_sums = self.row_sums;
+        for j in 0..row_sums.len() {
+            let column = &mut self.ridged.col_as_slice_mut(j)[j..];
+            for (offset, value) in column.iter_mut().enumerate() {
+                *value = exp_one((self.argument)(j + offset, j, *value));
+            }
+            // K_ij (i > j) belongs to row i and, by symmetry, to row j.
+            row_sums[j] += column.iter().sum::<f64>();
+            for (sum, value) in row_sums[j + 1..].iter_mut().zip(&column[1..]) {
+                *sum += value;
+            }
+            column[0] += self.eta;
+        }
+    }
+}
+
 /// From this size on the Cholesky factorisation of K + ηI uses `faer`'s threads. Below it the
 /// sequential factorisation was faster on the 2-core bench machine (B = 256: 0.17 against
 /// 0.31 ms; B = 512: 1.22 against 1.58 ms), above it slower (B = 1024: 8.0 against 7.0 ms;
@@ -713,22 +746,14 @@ impl HostSamples {
         argument: impl Fn(usize, usize, f64) -> f64,
         eta: f64,
     ) -> (Mat<f64>, Vec<f64>) {
-        let b = self.batch;
         let mut ridged = std::mem::replace(&mut self.gram, workspace::zeroed_square(0));
-        let mut row_sums = vec![0.0; b];
-        for j in 0..b {
-            let column = &mut ridged.col_as_slice_mut(j)[j..];
-            for (offset, value) in column.iter_mut().enumerate() {
-                *value = argument(j + offset, j, *value);
-            }
-            exp_in_place(column);
-            // K_ij (i > j) belongs to row i and, by symmetry, to row j.
-            row_sums[j] += column.iter().sum::<f64>();
-            for (sum, value) in row_sums[j + 1..].iter_mut().zip(&column[1..]) {
-                *sum += value;
-            }
-            column[0] += eta;
-        }
+        let mut row_sums = vec![0.0; self.batch];
+        Arch::new().dispatch(KernelColumns {
+            ridged: &mut ridged,
+            row_sums: &mut row_sums,
+            argument,
+            eta,
+        });
         (ridged, row_sums)
     }
 
