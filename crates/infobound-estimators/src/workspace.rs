@@ -4,9 +4,9 @@
 //! KiB to MiB). glibc serves such sizes from fresh pages and returns them to the system when
 //! they are freed, so every call paid a page fault per 4 KiB (at (B, d) = (256, 256) about 225
 //! faults, 0.4 of 1.8 ms; at (128, 2048) 1 400 faults, 2.8 of 4.8 ms, on the bench machine's
-//! virtual CPU). Each thread keeps up to [`KEPT`] freed buffers instead: the memory held is at
-//! most that many of the largest buffers the thread has used. Contents never carry over:
-//! [`zeroed`] hands out zeros.
+//! virtual CPU). Each thread keeps up to [`KEPT`] freed buffers and [`KEPT`] freed matrices
+//! instead: the memory held is at most that many of the largest the thread has used. Contents
+//! never carry over: [`zeroed`] and [`zeroed_square`] hand out zeros.
 
 use std::cell::RefCell;
 
@@ -22,26 +22,7 @@ thread_local! {
 
 /// `len` zeros, in a buffer this thread used before where one is large enough.
 pub(crate) fn zeroed(len: usize) -> Vec<f64> {
-    let reused = FREE.with(|free| {
-        let mut free = free.borrow_mut();
-        // The smallest kept buffer that fits, else the largest (which then grows).
-        let fitting = free
-            .iter()
-            .enumerate()
-            .filter(|(_, buffer)| buffer.capacity() >= len)
-            .min_by_key(|(_, buffer)| buffer.capacity())
-            .map(|(index, _)| index);
-        let largest = || {
-            free.iter()
-                .enumerate()
-                .max_by_key(|(_, buffer)| buffer.capacity())
-                .map(|(index, _)| index)
-        };
-        fitting
-            .or_else(largest)
-            .map(|index| free.swap_remove(index))
-    });
-    match reused {
+    match FREE.with(|free| take_fitting(&mut free.borrow_mut(), len, Vec::capacity)) {
         Some(mut buffer) => {
             buffer.clear();
             buffer.resize(len, 0.0);
@@ -51,23 +32,9 @@ pub(crate) fn zeroed(len: usize) -> Vec<f64> {
     }
 }
 
-/// Returns `buffer` for reuse by [`zeroed`] on this thread (dropping the smallest kept one
-/// when [`KEPT`] are kept already).
+/// Returns `buffer` for reuse by [`zeroed`] on this thread.
 pub(crate) fn recycle(buffer: Vec<f64>) {
-    FREE.with(|free| {
-        let mut free = free.borrow_mut();
-        free.push(buffer);
-        if free.len() > KEPT {
-            let smallest = free
-                .iter()
-                .enumerate()
-                .min_by_key(|(_, buffer)| buffer.capacity())
-                .map(|(index, _)| index);
-            if let Some(index) = smallest {
-                free.swap_remove(index);
-            }
-        }
-    });
+    FREE.with(|free| keep(&mut free.borrow_mut(), buffer, Vec::capacity));
 }
 
 /// The `size × size` zero matrix, in a matrix this thread used before where one is large
@@ -75,17 +42,7 @@ pub(crate) fn recycle(buffer: Vec<f64>) {
 /// which the Cholesky factorisation needs to run at full speed (B = 512 took 1.3 ms more on
 /// an 8-byte-aligned slice).
 pub(crate) fn zeroed_square(size: usize) -> Mat<f64> {
-    let reused = SQUARES.with(|free| {
-        let mut free = free.borrow_mut();
-        let fitting = free
-            .iter()
-            .enumerate()
-            .filter(|(_, matrix)| matrix.nrows() >= size)
-            .min_by_key(|(_, matrix)| matrix.nrows())
-            .map(|(index, _)| index);
-        fitting.map(|index| free.swap_remove(index))
-    });
-    match reused {
+    match SQUARES.with(|free| take_fitting(&mut free.borrow_mut(), size, Mat::nrows)) {
         Some(mut matrix) => {
             matrix.truncate(0, 0);
             matrix.resize_with(size, size, |_, _| 0.0);
@@ -95,23 +52,36 @@ pub(crate) fn zeroed_square(size: usize) -> Mat<f64> {
     }
 }
 
-/// Returns the square `matrix` for reuse by [`zeroed_square`] on this thread (keeping the
-/// [`KEPT`] largest). Its size is what it is kept under: its allocation holds at least that.
+/// Returns the square `matrix` for reuse by [`zeroed_square`] on this thread. Its size is what
+/// it is kept under: its allocation holds at least that.
 pub(crate) fn recycle_square(matrix: Mat<f64>) {
-    SQUARES.with(|free| {
-        let mut free = free.borrow_mut();
-        free.push(matrix);
-        if free.len() > KEPT {
-            let smallest = free
-                .iter()
-                .enumerate()
-                .min_by_key(|(_, matrix)| matrix.nrows())
-                .map(|(index, _)| index);
-            if let Some(index) = smallest {
-                free.swap_remove(index);
-            }
+    SQUARES.with(|free| keep(&mut free.borrow_mut(), matrix, Mat::nrows));
+}
+
+/// Removes and returns the smallest kept item whose `size` is at least `needed`.
+fn take_fitting<T>(free: &mut Vec<T>, needed: usize, size: impl Fn(&T) -> usize) -> Option<T> {
+    let fitting = free
+        .iter()
+        .enumerate()
+        .filter(|(_, item)| size(item) >= needed)
+        .min_by_key(|(_, item)| size(item))
+        .map(|(index, _)| index)?;
+    Some(free.swap_remove(fitting))
+}
+
+/// Keeps `item`, then drops the smallest kept item while more than [`KEPT`] are kept.
+fn keep<T>(free: &mut Vec<T>, item: T, size: impl Fn(&T) -> usize) {
+    free.push(item);
+    if free.len() > KEPT {
+        let smallest = free
+            .iter()
+            .enumerate()
+            .min_by_key(|(_, item)| size(item))
+            .map(|(index, _)| index);
+        if let Some(index) = smallest {
+            free.swap_remove(index);
         }
-    });
+    }
 }
 
 #[cfg(test)]

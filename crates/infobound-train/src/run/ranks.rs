@@ -15,6 +15,8 @@ use infobound_collective::{Collective, SingleProcess};
 use infobound_data::ImageBatch;
 
 use crate::TrainError;
+use infobound_estimators::EstimatorError;
+use infobound_models::ModelError;
 
 /// This process's place in a data-parallel job and the collective that connects it to the
 /// others. [`Ranks::single`] (the default) is a job of one process, where every exchange is the
@@ -115,6 +117,28 @@ impl Ranks {
             .all_reduce_sum_f32(&mut failed)
             .map_err(collective_error)?;
         Ok(failed[0] == 0.0)
+    }
+
+    /// A step's forward and backward pass, agreed on across ranks: `Some(output)` if it
+    /// succeeded on every rank; `None` if on any rank an estimator refused non-finite input
+    /// (`EstimatorError::NonFinite`, raised before any loss exists), which every rank then
+    /// treats as a non-finite step and skips, as one whose loss is NaN. Any other error is
+    /// returned as it is, without the exchange (that rank stops).
+    ///
+    /// # Errors
+    /// The step's own error other than a non-finite input; [`TrainError::DataParallel`] if
+    /// the exchange fails.
+    pub fn agree_finite<T>(
+        &mut self,
+        outcome: Result<T, TrainError>,
+    ) -> Result<Option<T>, TrainError> {
+        let output = match outcome {
+            Ok(output) => Some(output),
+            Err(TrainError::Model(ModelError::Estimator(EstimatorError::NonFinite { .. }))) => None,
+            Err(e) => return Err(e),
+        };
+        let finite_everywhere = self.all_ok(output.is_some())?;
+        Ok(output.filter(|_| finite_everywhere))
     }
 
     /// Rank 0's `text` on every rank: rank 0 passes `Some`, the others `None`.
@@ -540,6 +564,13 @@ mod tests {
         let module = ranks.average_module(module).unwrap();
         assert_eq!(values(&module), before);
         assert!(ranks.all_ok(true).unwrap() && !ranks.all_ok(false).unwrap());
+        assert_eq!(ranks.agree_finite(Ok(3)).unwrap(), Some(3));
+        let non_finite = TrainError::Model(ModelError::Estimator(EstimatorError::NonFinite {
+            what: "z",
+        }));
+        assert_eq!(ranks.agree_finite::<i32>(Err(non_finite)).unwrap(), None);
+        let other = ranks.agree_finite::<i32>(Err(TrainError::Config("bad".into())));
+        assert!(matches!(other, Err(TrainError::Config(_))));
         let mut reduction = Reduction::default();
         let range = reduction.push_values(Tensor::from_data([1.5f32, -2.0], &device));
         assert_eq!(ranks.mean(reduction).unwrap()[range], [1.5, -2.0]);

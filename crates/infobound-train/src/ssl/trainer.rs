@@ -19,9 +19,7 @@ use burn::tensor::{Device, Int, Tensor, TensorData};
 use indicatif::ProgressBar;
 use infobound_data::ImageBatch;
 use infobound_data::augment::MultiCropAugmenter;
-use infobound_estimators::EstimatorError;
 use infobound_metrics::{CodeMatrix, CollapseConfig, collapse_diagnostics};
-use infobound_models::ModelError;
 use infobound_models::ssl::{
     Backbone, LocalScoreSupport, SslNetwork, SslObjective, cosine_momentum, ema_update,
 };
@@ -420,26 +418,15 @@ impl SslTrainer {
                 Some(&mut self.ranks),
             )
         };
-        let replicas = match replicas {
-            Ok(replicas) => Some(replicas),
-            // The score estimator refuses non-finite input before any loss exists: the step
-            // is non-finite, as one whose loss is.
-            Err(TrainError::Model(ModelError::Estimator(EstimatorError::NonFinite { .. }))) => None,
-            Err(e) => return Err(e),
-        };
-        // Every rank takes the same decision: a non-finite input on any rank skips the step on
-        // all of them.
-        let finite_everywhere = self.ranks.all_ok(replicas.is_some())?;
-        let replicas = match replicas {
-            Some(replicas) if finite_everywhere => replicas,
-            _ => {
-                self.restore_statistics(statistics);
-                return Ok(SslStepReport {
-                    terms: vec![("loss".into(), f64::NAN)],
-                    outcome: StepOutcome::NonFinite,
-                    embeddings: None,
-                });
-            }
+        // The score estimator refuses non-finite input before any loss exists: on any rank,
+        // the step is non-finite on all of them, as one whose loss is.
+        let Some(replicas) = self.ranks.agree_finite(replicas)? else {
+            self.restore_statistics(statistics);
+            return Ok(SslStepReport {
+                terms: vec![("loss".into(), f64::NAN)],
+                outcome: StepOutcome::NonFinite,
+                embeddings: None,
+            });
         };
         let main = self.devices[0].clone();
         let gather = |pick: fn(&ReplicaOutput) -> Tensor<2>| {

@@ -13,7 +13,6 @@ use burn::module::Module;
 use burn::optim::{AdamConfig, GradientsAccumulator, GradientsParams, ModuleOptimizer};
 use burn::tensor::{Device, Tensor, TensorData};
 use infobound_data::{GroundTruthDataset, ImageBatch, images_to_tensor};
-use infobound_estimators::EstimatorError;
 use infobound_models::objectives::{Discriminator, permute_dims};
 use infobound_models::{ModelError, ObjectiveConfig, StepContext, Vae};
 
@@ -353,33 +352,28 @@ impl RunFamily for VaeTrainer {
             batch.len() * k,
         );
         let rows = batch.len() / shards;
-        let mut outputs = Vec::with_capacity(local);
-        for global in first..first + local {
-            let sharded;
-            let images = if shards == 1 {
-                &batch
-            } else {
-                sharded = shard(&batch, global, shards)?;
-                &sharded
-            };
-            let eps = noise[global * rows * k..(global + 1) * rows * k].to_vec();
-            match self.shard_step(step, global, images, eps) {
-                Ok(output) => outputs.push(output),
-                // The total-correlation estimators check their inputs: non-finite codes (a NaN
-                // in the batch) are a non-finite step, skipped like a non-finite loss, before
-                // any update was computed.
-                Err(ModelError::Estimator(EstimatorError::NonFinite { .. })) => break,
-                Err(e) => return Err(e.into()),
-            }
-        }
-        // Every rank takes the same decision: a shard that failed softly on any rank skips
-        // the step on all of them.
-        if !self.ranks.all_ok(outputs.len() == local)? {
+        let outputs = (first..first + local)
+            .map(|global| {
+                let sharded;
+                let images = if shards == 1 {
+                    &batch
+                } else {
+                    sharded = shard(&batch, global, shards)?;
+                    &sharded
+                };
+                let eps = noise[global * rows * k..(global + 1) * rows * k].to_vec();
+                Ok(self.shard_step(step, global, images, eps)?)
+            })
+            .collect::<Result<Vec<_>, TrainError>>();
+        // The total-correlation estimators check their inputs: non-finite codes (a NaN in the
+        // batch) on any shard of any rank are a non-finite step, skipped like a non-finite
+        // loss, before any update was computed.
+        let Some(outputs) = self.ranks.agree_finite(outputs)? else {
             return Ok(StepRecord {
                 terms: vec![("loss".into(), f64::NAN)],
                 outcome: StepOutcome::NonFinite,
             });
-        }
+        };
         let mut names = outputs[0].names.clone();
         let has_skip_statistic = outputs[0].has_skip_statistic;
         let mut values = mean_over_shards(outputs.iter().map(|o| o.values.clone()).collect());
