@@ -5,7 +5,7 @@ use std::path::Path;
 use std::process::{Command, Stdio};
 
 mod common;
-use common::infobound;
+use common::{TINY_EVAL, infobound, tiny_vae};
 use std::time::{Duration, Instant};
 
 use burn::module::{Module, ModuleVisitor, Param};
@@ -60,25 +60,6 @@ fn user_mistakes_are_one_line_errors_without_a_panic() {
     }
 }
 
-const TINY: &str = r#"
-name = "tiny"
-seed = 3
-batch_size = 8
-steps = 30
-log_every = 5
-checkpoint_every = 5
-
-[dataset]
-name = "dsprites"
-
-[model]
-channels = 1
-likelihood = "bernoulli"
-
-[objective]
-kind = "beta_tcvae"
-"#;
-
 /// Every parameter value of the newest checkpoint's VAE.
 fn final_parameters(run: &Path) -> Vec<f32> {
     struct Collect(Vec<f32>);
@@ -105,7 +86,7 @@ fn final_parameters(run: &Path) -> Vec<f32> {
 fn a_run_killed_with_sigkill_resumes_to_the_uninterrupted_parameters() {
     let dir = tempfile::tempdir().unwrap();
     let config = dir.path().join("tiny.toml");
-    std::fs::write(&config, TINY).unwrap();
+    std::fs::write(&config, tiny_vae("tiny", 3, 8, 30, 5, 5)).unwrap();
     let config = config.to_str().unwrap();
     let whole = dir.path().join("whole");
     let killed = dir.path().join("killed");
@@ -178,9 +159,8 @@ fn a_run_killed_with_sigkill_resumes_to_the_uninterrupted_parameters() {
 fn a_zero_step_run_scores_exactly_its_untrained_floor() {
     let dir = tempfile::tempdir().unwrap();
     let config = dir.path().join("tiny.toml");
-    let eval = "\n[eval]\nnum_train = 64\nnum_test = 32\nfactor_vae_score = false\n\
-                vendi_samples = 16\nbatch_size = 32\n";
-    std::fs::write(&config, format!("{TINY}{eval}")).unwrap();
+    let tiny = tiny_vae("tiny", 3, 8, 30, 5, 5);
+    std::fs::write(&config, format!("{tiny}{TINY_EVAL}")).unwrap();
     let run = dir.path().join("run");
     let out = infobound(&[
         "train",

@@ -12,6 +12,9 @@ use std::process::{Child, Command, ExitStatus, Stdio};
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
+mod common;
+use common::{TINY_SSL_NETWORK, tiny_vae};
+
 use burn::module::{Module, ModuleVisitor, Param};
 use burn::tensor::{Device, Tensor};
 use infobound_train::{RunConfig, RunDir, latest_checkpoint};
@@ -102,28 +105,7 @@ fn strings(args: &[&str]) -> Vec<String> {
 /// A β-TCVAE run on dSprites at batch 12 (shards of 6, 4 or 12 images).
 fn vae_args(dir: &Path, out: &Path, steps: usize, replicas: usize) -> Vec<String> {
     let config = dir.join("vae.toml");
-    std::fs::write(
-        &config,
-        r#"
-name = "mpi"
-seed = 5
-batch_size = 12
-steps = 8
-log_every = 2
-checkpoint_every = 4
-
-[dataset]
-name = "dsprites"
-
-[model]
-channels = 1
-likelihood = "bernoulli"
-
-[objective]
-kind = "beta_tcvae"
-"#,
-    )
-    .expect("config");
+    std::fs::write(&config, tiny_vae("mpi", 5, 12, 8, 2, 4)).expect("config");
     let mut args = strings(&["train", "--quiet", "--no-eval", "--config"]);
     args.push(config.display().to_string());
     args.extend(["--out".into(), out.display().to_string()]);
@@ -145,15 +127,9 @@ fn ssl_args(preset: &str, out: &Path, replicas: usize, support: &str) -> Vec<Str
         "--no-eval",
     ]);
     args.extend(["--out".into(), out.display().to_string()]);
+    args.extend(strings(&TINY_SSL_NETWORK));
     for set in [
         "batch_size=12".to_string(),
-        "dataset.num_train=24".into(),
-        "dataset.num_test=12".into(),
-        "dataset.image_size=16".into(),
-        "network.backbone.base_width=4".into(),
-        "network.projector={input_dim = 32, hidden_dim = 32, output_dim = 32, num_layers = 3, \
-         last_bias = true, last_batch_norm = false}"
-            .into(),
         "monitor_every=0".into(),
         "log_every=2".into(),
         "checkpoint_every=3".into(),

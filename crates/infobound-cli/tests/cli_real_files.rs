@@ -6,7 +6,7 @@ mod common;
 
 use std::path::Path;
 
-use common::infobound;
+use common::{TINY_EVAL, infobound};
 use infobound_data::fixtures::{write_dsprites_npz, write_mpi3d_npz};
 use infobound_data::readers::NpzCompression;
 
@@ -30,14 +30,7 @@ likelihood = "{likelihood}"
 
 [objective]
 kind = "beta_tcvae"
-
-[eval]
-num_train = 64
-num_test = 32
-factor_vae_score = false
-vendi_samples = 16
-batch_size = 32
-"#
+{TINY_EVAL}"#
     )
 }
 

@@ -2,26 +2,15 @@
 //! `--set` so that it takes seconds.
 
 use std::path::{Path, PathBuf};
-use std::process::Output;
 
 mod common;
-use common::infobound;
+use common::{TINY_SSL_NETWORK, infobound, text};
 
-/// Overrides that shrink `mveb_quickstart` to 16 px images, batch 8 and a 4-wide network.
-const TINY: [&str; 18] = [
+/// Overrides for `mveb_quickstart` beside [`TINY_SSL_NETWORK`]: batch 8, the monitor every
+/// 2 steps, a log row every step, no entropy term.
+const SETS: [&str; 8] = [
     "--set",
     "batch_size=8",
-    "--set",
-    "dataset.num_train=24",
-    "--set",
-    "dataset.num_test=12",
-    "--set",
-    "dataset.image_size=16",
-    "--set",
-    "network.backbone.base_width=4",
-    "--set",
-    "network.projector={input_dim = 32, hidden_dim = 32, output_dim = 32, num_layers = 3, \
-     last_bias = true, last_batch_norm = false}",
     "--set",
     "monitor_every=2",
     "--set",
@@ -29,14 +18,6 @@ const TINY: [&str; 18] = [
     "--set",
     "objective.entropy_weight=0",
 ];
-
-fn text(out: &Output) -> String {
-    format!(
-        "stdout:\n{}\nstderr:\n{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    )
-}
 
 #[test]
 fn an_ssl_preset_trains_evaluates_probes_and_compares() {
@@ -53,7 +34,8 @@ fn an_ssl_preset_trains_evaluates_probes_and_compares() {
         "--out",
         run_arg,
     ];
-    args.extend(TINY);
+    args.extend(TINY_SSL_NETWORK);
+    args.extend(SETS);
     let out = infobound(&args);
     assert!(out.status.success(), "{}", text(&out));
     assert!(text(&out).contains("kNN accuracy"), "{}", text(&out));
@@ -187,7 +169,8 @@ fn train_data_parallel(dir: &Path, devices: &str, support: &str) -> (PathBuf, St
         "--set",
         &support,
     ];
-    args.extend(TINY);
+    args.extend(TINY_SSL_NETWORK);
+    args.extend(SETS);
     let out = infobound(&args);
     assert!(out.status.success(), "{}", text(&out));
     assert!(text(&out).contains("2 replica(s)"), "{}", text(&out));

@@ -12,40 +12,19 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 
 mod common;
-use common::infobound;
+use common::{TINY_EVAL, infobound, tiny_vae};
+
+/// Ten steps of the tiny β-TCVAE run, logged every 5, with a small evaluation.
+fn tiny_config() -> String {
+    format!("{}{TINY_EVAL}", tiny_vae("tiny", 3, 8, 10, 5, 10))
+}
 use serde_json::Value;
-
-const TINY: &str = r#"
-name = "tiny"
-seed = 3
-batch_size = 8
-steps = 10
-log_every = 5
-checkpoint_every = 10
-
-[dataset]
-name = "dsprites"
-
-[model]
-channels = 1
-likelihood = "bernoulli"
-
-[objective]
-kind = "beta_tcvae"
-
-[eval]
-num_train = 64
-num_test = 32
-factor_vae_score = false
-vendi_samples = 16
-batch_size = 32
-"#;
 
 /// Trains the tiny run into `dir/run`, then damages it the ways a user's folder can be odd: a
 /// half-written log line, a row with a string and a `null`, a `.png` that is no PNG.
 fn tiny_run(dir: &Path) -> PathBuf {
     let config = dir.join("tiny.toml");
-    std::fs::write(&config, TINY).expect("config");
+    std::fs::write(&config, tiny_config()).expect("config");
     let run = dir.join("run");
     let out = infobound(&[
         "train",
@@ -335,7 +314,7 @@ fn train_tensorboard_writes_the_logged_scalars_as_training_goes() {
     };
     let dir = tempfile::tempdir().expect("tempdir");
     let config = dir.path().join("tiny.toml");
-    std::fs::write(&config, TINY).expect("config");
+    std::fs::write(&config, tiny_config()).expect("config");
     let run = dir.path().join("run");
     let out = infobound(&[
         "train",

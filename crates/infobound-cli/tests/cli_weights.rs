@@ -4,64 +4,17 @@
 //! anything is written.
 
 use std::path::Path;
-use std::process::Output;
 
 mod common;
-use common::infobound;
+use common::{TINY_EVAL, TINY_SSL_NETWORK, infobound, text, tiny_vae};
 
-const TINY_VAE: &str = r#"
-name = "tiny"
-seed = 3
-batch_size = 8
-steps = 6
-log_every = 3
-checkpoint_every = 6
-
-[dataset]
-name = "dsprites"
-
-[model]
-channels = 1
-likelihood = "bernoulli"
-
-[objective]
-kind = "beta_tcvae"
-
-[eval]
-num_train = 64
-num_test = 32
-factor_vae_score = false
-vendi_samples = 16
-batch_size = 32
-"#;
-
-/// Overrides that shrink `mveb_quickstart` to 16 px images, batch 8 and a 4-wide network (as
-/// `cli_ssl.rs`).
-const TINY_SSL: [&str; 14] = [
+/// Overrides for `mveb_quickstart` beside [`TINY_SSL_NETWORK`]: batch 8, no entropy term.
+const SSL_SETS: [&str; 4] = [
     "--set",
     "batch_size=8",
     "--set",
-    "dataset.num_train=24",
-    "--set",
-    "dataset.num_test=12",
-    "--set",
-    "dataset.image_size=16",
-    "--set",
-    "network.backbone.base_width=4",
-    "--set",
-    "network.projector={input_dim = 32, hidden_dim = 32, output_dim = 32, num_layers = 3, \
-     last_bias = true, last_batch_norm = false}",
-    "--set",
     "objective.entropy_weight=0",
 ];
-
-fn text(out: &Output) -> String {
-    format!(
-        "stdout:\n{}\nstderr:\n{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    )
-}
 
 fn ok(args: &[&str]) -> String {
     let out = infobound(args);
@@ -89,7 +42,11 @@ fn metrics(run: &Path) -> serde_json::Value {
 fn a_vae_run_goes_out_and_back_in_and_scores_the_same() {
     let dir = tempfile::tempdir().expect("tempdir");
     let config = dir.path().join("tiny.toml");
-    std::fs::write(&config, TINY_VAE).expect("config");
+    std::fs::write(
+        &config,
+        format!("{}{TINY_EVAL}", tiny_vae("tiny", 3, 8, 6, 3, 6)),
+    )
+    .expect("config");
     let (run, imported) = (dir.path().join("run"), dir.path().join("imported"));
     ok(&[
         "train",
@@ -187,7 +144,8 @@ fn an_ssl_backbone_goes_out_and_back_in_and_probes_the_same() {
         "--out",
         s(&run),
     ];
-    args.extend(TINY_SSL);
+    args.extend(TINY_SSL_NETWORK);
+    args.extend(SSL_SETS);
     ok(&args);
 
     let weights = dir.path().join("resnet.safetensors");
@@ -202,7 +160,8 @@ fn an_ssl_backbone_goes_out_and_back_in_and_probes_the_same() {
         "--out",
         s(&imported),
     ];
-    args.extend(TINY_SSL);
+    args.extend(TINY_SSL_NETWORK);
+    args.extend(SSL_SETS);
     ok(&args);
 
     // kNN and the linear probe read the backbone only; the online probe is the imported run's
@@ -223,7 +182,11 @@ fn an_ssl_backbone_goes_out_and_back_in_and_probes_the_same() {
 fn a_state_dict_that_does_not_fit_is_refused_before_anything_is_written() {
     let dir = tempfile::tempdir().expect("tempdir");
     let config = dir.path().join("tiny.toml");
-    std::fs::write(&config, TINY_VAE).expect("config");
+    std::fs::write(
+        &config,
+        format!("{}{TINY_EVAL}", tiny_vae("tiny", 3, 8, 6, 3, 6)),
+    )
+    .expect("config");
     let run = dir.path().join("run");
     ok(&[
         "train",
@@ -248,7 +211,8 @@ fn a_state_dict_that_does_not_fit_is_refused_before_anything_is_written() {
         "--out",
         s(&target),
     ];
-    args.extend(TINY_SSL);
+    args.extend(TINY_SSL_NETWORK);
+    args.extend(SSL_SETS);
     let out = infobound(&args);
     assert!(!out.status.success());
     assert!(

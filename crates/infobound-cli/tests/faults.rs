@@ -37,6 +37,9 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, ExitStatus, Stdio};
 use std::time::{Duration, Instant};
 
+mod common;
+use common::{TINY_SSL_NETWORK, tiny_vae};
+
 const BIN: &str = env!("CARGO_BIN_EXE_infobound");
 const HOOK: &str = "INFOBOUND_FAULT_STOP_CHECKPOINT_AFTER_FILES";
 const SIGKILL: i32 = 9;
@@ -979,28 +982,7 @@ fn damage(path: &Path, fault: Fault) {
 
 fn vae_family(dir: &Path) -> Family {
     let config = dir.join("faults-vae.toml");
-    std::fs::write(
-        &config,
-        r#"
-name = "faults"
-seed = 11
-batch_size = 8
-steps = 30
-log_every = 1
-checkpoint_every = 5
-
-[dataset]
-name = "dsprites"
-
-[model]
-channels = 1
-likelihood = "bernoulli"
-
-[objective]
-kind = "beta_tcvae"
-"#,
-    )
-    .unwrap();
+    std::fs::write(&config, tiny_vae("faults", 11, 8, 30, 1, 5)).unwrap();
     Family {
         name: "vae",
         fresh: ["--config", config.to_str().unwrap(), "--quiet", "--no-eval"]
@@ -1028,14 +1010,9 @@ fn ssl_family(exact: bool) -> Family {
     ]
     .map(String::from)
     .to_vec();
+    fresh.extend(TINY_SSL_NETWORK.map(String::from));
     for set in [
         "batch_size=8",
-        "dataset.num_train=24",
-        "dataset.num_test=12",
-        "dataset.image_size=16",
-        "network.backbone.base_width=4",
-        "network.projector={input_dim = 32, hidden_dim = 32, output_dim = 32, num_layers = 3, \
-         last_bias = true, last_batch_norm = false}",
         "monitor_every=4",
         "log_every=1",
         "checkpoint_every=4",
