@@ -199,9 +199,7 @@ pub(crate) const COLLAPSE_SPEC: crate::suite::MetricSpec = crate::suite::MetricS
     input: crate::suite::MetricInput::Features,
     uses_test_split: false,
     run: |data| {
-        let crate::suite::MetricData::Features(features) = *data else {
-            return Err(COLLAPSE_SPEC.wrong_input());
-        };
+        let features = COLLAPSE_SPEC.features(data)?;
         let r = collapse_diagnostics(features, None, &CollapseConfig::default())?;
         let mut headline = vec![
             ("collapse.effective_rank", r.effective_rank),

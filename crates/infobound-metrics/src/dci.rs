@@ -570,15 +570,8 @@ pub(crate) const DCI_SPEC: crate::suite::MetricSpec = crate::suite::MetricSpec {
     input: crate::suite::MetricInput::CodesAndFactors,
     uses_test_split: true,
     run: |data| {
-        let crate::suite::MetricData::CodesAndFactors {
-            train_codes,
-            train_factors,
-            test_codes,
-            test_factors,
-        } = *data
-        else {
-            return Err(DCI_SPEC.wrong_input());
-        };
+        let (train_codes, train_factors, test_codes, test_factors) =
+            DCI_SPEC.codes_and_factors(data)?;
         let r = dci(
             train_codes,
             train_factors,
@@ -605,15 +598,8 @@ pub(crate) const DCI_HISTOGRAM_SPEC: crate::suite::MetricSpec = crate::suite::Me
     input: crate::suite::MetricInput::CodesAndFactors,
     uses_test_split: true,
     run: |data| {
-        let crate::suite::MetricData::CodesAndFactors {
-            train_codes,
-            train_factors,
-            test_codes,
-            test_factors,
-        } = *data
-        else {
-            return Err(DCI_HISTOGRAM_SPEC.wrong_input());
-        };
+        let (train_codes, train_factors, test_codes, test_factors) =
+            DCI_HISTOGRAM_SPEC.codes_and_factors(data)?;
         let r = dci(
             train_codes,
             train_factors,
@@ -643,15 +629,8 @@ pub(crate) const DCI_LASSO_SPEC: crate::suite::MetricSpec = crate::suite::Metric
     input: crate::suite::MetricInput::CodesAndFactors,
     uses_test_split: true,
     run: |data| {
-        let crate::suite::MetricData::CodesAndFactors {
-            train_codes,
-            train_factors,
-            test_codes,
-            test_factors,
-        } = *data
-        else {
-            return Err(DCI_LASSO_SPEC.wrong_input());
-        };
+        let (train_codes, train_factors, test_codes, test_factors) =
+            DCI_LASSO_SPEC.codes_and_factors(data)?;
         let r = dci_lasso(
             train_codes,
             train_factors,

@@ -172,15 +172,8 @@ pub(crate) const EXPLICITNESS_SPEC: crate::suite::MetricSpec = crate::suite::Met
     input: crate::suite::MetricInput::CodesAndFactors,
     uses_test_split: true,
     run: |data| {
-        let crate::suite::MetricData::CodesAndFactors {
-            train_codes,
-            train_factors,
-            test_codes,
-            test_factors,
-        } = *data
-        else {
-            return Err(EXPLICITNESS_SPEC.wrong_input());
-        };
+        let (train_codes, train_factors, test_codes, test_factors) =
+            EXPLICITNESS_SPEC.codes_and_factors(data)?;
         let r = explicitness(
             train_codes,
             train_factors,

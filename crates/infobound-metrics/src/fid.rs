@@ -225,9 +225,7 @@ pub(crate) const FID_SPEC: crate::suite::MetricSpec = crate::suite::MetricSpec {
     input: crate::suite::MetricInput::FeaturePair,
     uses_test_split: false,
     run: |data| {
-        let crate::suite::MetricData::FeaturePair(a, b) = *data else {
-            return Err(FID_SPEC.wrong_input());
-        };
+        let (a, b) = FID_SPEC.feature_pair(data)?;
         let r = frechet_distance(a, b)?;
         crate::suite::MetricReport::new("fid", &[("fid", r.score)], &r)
     },

@@ -100,7 +100,7 @@ pub use npy::{
 };
 pub use stats::{WelchTest, sample_mean_and_variance, welch_t_test};
 pub use suite::{
-    MetricData, MetricInput, MetricName, MetricReport, MetricSpec, REGISTRY, SplitInfo,
+    MetricData, MetricInput, MetricName, MetricReport, MetricSpec, REGISTRY, SplitInfo, Splits,
     SuiteInputs, SuiteReport, parse_metric_list, run_suite, validate_codes,
 };
 pub use vendi::{

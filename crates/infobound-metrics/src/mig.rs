@@ -336,14 +336,7 @@ pub(crate) const MIG_SPEC: crate::suite::MetricSpec = crate::suite::MetricSpec {
     input: crate::suite::MetricInput::CodesAndFactors,
     uses_test_split: false,
     run: |data| {
-        let crate::suite::MetricData::CodesAndFactors {
-            train_codes,
-            train_factors,
-            ..
-        } = *data
-        else {
-            return Err(MIG_SPEC.wrong_input());
-        };
+        let (train_codes, train_factors, _, _) = MIG_SPEC.codes_and_factors(data)?;
         let r = mig_discrete(train_codes, train_factors, &MigConfig::default())?;
         crate::suite::MetricReport::new("mig", &[("mig", r.score)], &r)
     },

@@ -111,14 +111,7 @@ pub(crate) const MODULARITY_SPEC: crate::suite::MetricSpec = crate::suite::Metri
     input: crate::suite::MetricInput::CodesAndFactors,
     uses_test_split: false,
     run: |data| {
-        let crate::suite::MetricData::CodesAndFactors {
-            train_codes,
-            train_factors,
-            ..
-        } = *data
-        else {
-            return Err(MODULARITY_SPEC.wrong_input());
-        };
+        let (train_codes, train_factors, _, _) = MODULARITY_SPEC.codes_and_factors(data)?;
         let r = modularity(train_codes, train_factors, &ModularityConfig::default())?;
         crate::suite::MetricReport::new("modularity", &[("modularity", r.score)], &r)
     },

@@ -263,14 +263,7 @@ pub(crate) const SAP_SPEC: crate::suite::MetricSpec = crate::suite::MetricSpec {
     input: crate::suite::MetricInput::CodesAndFactors,
     uses_test_split: false,
     run: |data| {
-        let crate::suite::MetricData::CodesAndFactors {
-            train_codes,
-            train_factors,
-            ..
-        } = *data
-        else {
-            return Err(SAP_SPEC.wrong_input());
-        };
+        let (train_codes, train_factors, _, _) = SAP_SPEC.codes_and_factors(data)?;
         let r = sap_continuous(train_codes, train_factors, &SapConfig::default())?;
         crate::suite::MetricReport::new("sap", &[("sap", r.score)], &r)
     },
@@ -282,15 +275,8 @@ pub(crate) const SAP_DISCRETE_SPEC: crate::suite::MetricSpec = crate::suite::Met
     input: crate::suite::MetricInput::CodesAndFactors,
     uses_test_split: true,
     run: |data| {
-        let crate::suite::MetricData::CodesAndFactors {
-            train_codes,
-            train_factors,
-            test_codes,
-            test_factors,
-        } = *data
-        else {
-            return Err(SAP_DISCRETE_SPEC.wrong_input());
-        };
+        let (train_codes, train_factors, test_codes, test_factors) =
+            SAP_DISCRETE_SPEC.codes_and_factors(data)?;
         let r = sap_discrete(
             train_codes,
             train_factors,

@@ -320,15 +320,8 @@ pub(crate) const SNC_SPEC: crate::suite::MetricSpec = crate::suite::MetricSpec {
     input: crate::suite::MetricInput::CodesAndFactors,
     uses_test_split: true,
     run: |data| {
-        let crate::suite::MetricData::CodesAndFactors {
-            train_codes,
-            train_factors,
-            test_codes,
-            test_factors,
-        } = *data
-        else {
-            return Err(SNC_SPEC.wrong_input());
-        };
+        let (train_codes, train_factors, test_codes, test_factors) =
+            SNC_SPEC.codes_and_factors(data)?;
         let r = snc(train_codes, train_factors, test_codes, test_factors)?;
         crate::suite::MetricReport::new(
             "snc",

@@ -228,9 +228,7 @@ pub(crate) const VENDI_SPEC: crate::suite::MetricSpec = crate::suite::MetricSpec
     input: crate::suite::MetricInput::Features,
     uses_test_split: false,
     run: |data| {
-        let crate::suite::MetricData::Features(features) = *data else {
-            return Err(VENDI_SPEC.wrong_input());
-        };
+        let features = VENDI_SPEC.features(data)?;
         let r = vendi_score(features, &VendiConfig::default())?;
         crate::suite::MetricReport::new("vendi", &[("vendi", r.score)], &r)
     },
