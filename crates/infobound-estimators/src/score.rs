@@ -746,7 +746,7 @@ impl HostSamples {
         argument: impl Fn(usize, usize, f64) -> f64,
         eta: f64,
     ) -> (Mat<f64>, Vec<f64>) {
-        let mut ridged = std::mem::replace(&mut self.gram, workspace::zeroed_square(0));
+        let mut ridged = std::mem::replace(&mut self.gram, Mat::new());
         let mut row_sums = vec![0.0; self.batch];
         Arch::new().dispatch(KernelColumns {
             ridged: &mut ridged,
