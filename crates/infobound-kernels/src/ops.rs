@@ -416,6 +416,54 @@ enum ConvKind {
     ConvTranspose2d,
 }
 
+/// The flex forward pass of [`conv2d`] or [`conv_transpose2d`] (by `kind`); a transposed
+/// convolution's forward is a convolution's input gradient.
+fn flex_forward(
+    kind: ConvKind,
+    geometry: &Conv2dGeometry,
+    algorithm: ConvAlgorithm,
+    x: FlexTensor,
+    weight: FlexTensor,
+    bias: Option<FlexTensor>,
+) -> Result<FlexTensor, KernelError> {
+    match kind {
+        ConvKind::Conv2d => flex_conv2d(geometry, algorithm, x, weight, bias),
+        ConvKind::ConvTranspose2d => flex_input_grad(geometry, algorithm, x, weight, bias),
+    }
+}
+
+/// Runs [`conv2d`] or [`conv_transpose2d`] (by `kind`, shapes already checked into
+/// `geometry`) where its operands live: Burn's `generic` op on other backends and for
+/// grouped convolutions, the flex kernels, or the flex kernels recorded on flex's autodiff
+/// graph with their hand-written backward.
+fn run_conv(
+    kind: ConvKind,
+    geometry: Conv2dGeometry,
+    algorithm: ConvAlgorithm,
+    (x, weight, bias): (Tensor<4>, Tensor<4>, Option<Tensor<1>>),
+    generic: impl FnOnce(Tensor<4>, Tensor<4>, Option<Tensor<1>>) -> Tensor<4>,
+) -> Result<Tensor<4>, KernelError> {
+    let route = match geometry.groups {
+        1 => route(&placements(&x, &weight, bias.as_ref())),
+        _ => Route::Generic,
+    };
+    match route {
+        Route::Generic => Ok(generic(x, weight, bias)),
+        Route::Flex => {
+            let bias = bias.map(flex_primitive).transpose()?;
+            let (x, weight) = (flex_primitive(x)?, flex_primitive(weight)?);
+            let output = flex_forward(kind, &geometry, algorithm, x, weight, bias)?;
+            Ok(Tensor::from_primitive::<Flex>(output))
+        }
+        Route::AutodiffFlex(GradientCheckpointingStrategy::Disabled) => {
+            conv_autodiff::<NoCheckpointing>(kind, geometry, algorithm, x, weight, bias)
+        }
+        Route::AutodiffFlex(GradientCheckpointingStrategy::Balanced) => {
+            conv_autodiff::<BalancedCheckpointing>(kind, geometry, algorithm, x, weight, bias)
+        }
+    }
+}
+
 /// Records [`conv2d`] or [`conv_transpose2d`] (by `kind`) on the autodiff graph of
 /// `Autodiff<Flex, C>`, with the matching hand-written backward.
 fn conv_autodiff<C>(
@@ -436,10 +484,7 @@ where
     let forward = || {
         let (x, weight) = (x.primitive().clone(), weight.primitive().clone());
         let bias = bias.as_ref().map(|b| b.primitive().clone());
-        match kind {
-            ConvKind::Conv2d => flex_conv2d(&geometry, algorithm, x, weight, bias),
-            ConvKind::ConvTranspose2d => flex_input_grad(&geometry, algorithm, x, weight, bias),
-        }
+        flex_forward(kind, &geometry, algorithm, x, weight, bias)
     };
     let state = |x, weight| ConvState {
         x,
@@ -519,26 +564,13 @@ pub fn conv2d_with(
 ) -> Result<Tensor<4>, KernelError> {
     let geometry = Conv2dGeometry::conv2d(x.dims(), weight.dims(), &options)?;
     check_bias(bias.as_ref(), geometry.out_channels)?;
-    let route = match geometry.groups {
-        1 => route(&placements(&x, &weight, bias.as_ref())),
-        _ => Route::Generic,
-    };
-    let kind = ConvKind::Conv2d;
-    match route {
-        Route::Generic => Ok(burn::tensor::module::conv2d(x, weight, bias, options)),
-        Route::Flex => {
-            let bias = bias.map(flex_primitive).transpose()?;
-            let (x, weight) = (flex_primitive(x)?, flex_primitive(weight)?);
-            let output = flex_conv2d(&geometry, algorithm, x, weight, bias)?;
-            Ok(Tensor::from_primitive::<Flex>(output))
-        }
-        Route::AutodiffFlex(GradientCheckpointingStrategy::Disabled) => {
-            conv_autodiff::<NoCheckpointing>(kind, geometry, algorithm, x, weight, bias)
-        }
-        Route::AutodiffFlex(GradientCheckpointingStrategy::Balanced) => {
-            conv_autodiff::<BalancedCheckpointing>(kind, geometry, algorithm, x, weight, bias)
-        }
-    }
+    run_conv(
+        ConvKind::Conv2d,
+        geometry,
+        algorithm,
+        (x, weight, bias),
+        |x, weight, bias| burn::tensor::module::conv2d(x, weight, bias, options),
+    )
 }
 
 /// 2-D transposed convolution `y[n, o, h·s − p + i·d, w·s − p + j·d] += x[n, c, h, w] ·
@@ -578,26 +610,11 @@ pub fn conv_transpose2d_with(
 ) -> Result<Tensor<4>, KernelError> {
     let geometry = Conv2dGeometry::conv_transpose2d(x.dims(), weight.dims(), &options)?;
     check_bias(bias.as_ref(), geometry.in_channels)?;
-    let route = match geometry.groups {
-        1 => route(&placements(&x, &weight, bias.as_ref())),
-        _ => Route::Generic,
-    };
-    let kind = ConvKind::ConvTranspose2d;
-    match route {
-        Route::Generic => Ok(burn::tensor::module::conv_transpose2d(
-            x, weight, bias, options,
-        )),
-        Route::Flex => {
-            let bias = bias.map(flex_primitive).transpose()?;
-            let (x, weight) = (flex_primitive(x)?, flex_primitive(weight)?);
-            let output = flex_input_grad(&geometry, algorithm, x, weight, bias)?;
-            Ok(Tensor::from_primitive::<Flex>(output))
-        }
-        Route::AutodiffFlex(GradientCheckpointingStrategy::Disabled) => {
-            conv_autodiff::<NoCheckpointing>(kind, geometry, algorithm, x, weight, bias)
-        }
-        Route::AutodiffFlex(GradientCheckpointingStrategy::Balanced) => {
-            conv_autodiff::<BalancedCheckpointing>(kind, geometry, algorithm, x, weight, bias)
-        }
-    }
+    run_conv(
+        ConvKind::ConvTranspose2d,
+        geometry,
+        algorithm,
+        (x, weight, bias),
+        |x, weight, bias| burn::tensor::module::conv_transpose2d(x, weight, bias, options),
+    )
 }
