@@ -65,8 +65,8 @@ pub type FactorVaeGroup = (usize, CodeMatrix);
 /// Global variances `s_j² = var(z_j)` (ddof = 1) come from `global_codes`; codes with
 /// `s_j < prune_threshold` are inactive. Each group `(k, B)` votes for
 /// `(k, argmin_{j active} var_B(z_j) / s_j²)` (ddof = 1). The classifier maps each code to its
-/// most-voted factor among `train_groups` (first on ties); accuracy = Σ_j votes[class(j)][j] /
-/// Σ votes, on `train_groups` and on `eval_groups` (Kim & Mnih, ICML 2018, §4; disentanglement_lib
+/// most-voted factor among `train_groups` (first on ties); accuracy = `Σ_j votes[class(j)][j] /
+/// Σ votes`, on `train_groups` and on `eval_groups` (Kim & Mnih, ICML 2018, §4; disentanglement_lib
 /// `factor_vae`). With no active code both accuracies are 0.
 pub fn factor_vae_from_groups(
     global_codes: &CodeMatrix,

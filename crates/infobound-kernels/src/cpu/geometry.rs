@@ -103,7 +103,7 @@ impl Conv2dGeometry {
     ///
     /// Since `y[n, o, h·s − p + i·d, w·s − p + j·d] += x[n, c, h, w] · W[c, o, i, j]`, the weight
     /// gradient `∂L/∂W[c, o, i, j] = Σ_{n,h,w} x[n, c, h, w] · ∂L/∂y[n, o, h·s − p + i·d, w·s − p + j·d]`
-    /// is exactly [`conv2d_weight_grad`] of this geometry with `x` as the output gradient.
+    /// is exactly [`conv2d_weight_grad`](super::conv2d_weight_grad) of this geometry with `x` as the output gradient.
     ///
     /// # Errors
     /// As [`Conv2dGeometry::conv2d`], and [`KernelError::Shape`] if the output would be empty.
