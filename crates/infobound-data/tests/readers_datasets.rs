@@ -141,7 +141,7 @@ fn dsprites_rejects_missing_keys_wrong_dtypes_shapes_and_order() {
     write_dsprites(&path, &arrays, None);
     expect_invalid(
         DSpritesFile::open(&path, &ReadOptions::fixture()),
-        "row 3 is",
+        "row 3 has factor classes",
     );
 
     let mut arrays = dsprites_arrays();

@@ -10,7 +10,7 @@ use rand::RngCore;
 use super::file_array::FileArray;
 use super::npy::DType;
 use super::npz::NpzArchive;
-use super::{ReadOptions, ReadReport, verify_sha256};
+use super::{ReadOptions, ReadReport, row_major_grid, verify_sha256};
 use crate::{
     DataError, FactorMatrix, FactorSpace, GroundTruthDataset, ImageBatch, ObservationShape,
 };
@@ -169,40 +169,21 @@ fn check_layout(
 /// Infers the factor grid from `latents_classes` and checks the file's row-major order.
 fn grid_from_classes(classes: &[i64], n: usize, strict: bool) -> Result<FactorSpace, String> {
     let k = DSPRITES_FACTOR_SIZES.len();
-    let mut sizes = vec![0usize; k];
-    for (i, row) in classes.chunks_exact(k).enumerate() {
-        for (size, &class) in sizes.iter_mut().zip(row) {
-            let class =
-                usize::try_from(class).map_err(|_| format!("negative class {class} in row {i}"))?;
-            *size = (*size).max(class + 1);
-        }
-    }
-    if strict && sizes != DSPRITES_FACTOR_SIZES {
-        return Err(format!(
-            "expected factor sizes {DSPRITES_FACTOR_SIZES:?}, found {sizes:?}"
-        ));
-    }
-    let names = DSPRITES_FACTOR_NAMES
+    let classes = classes
         .iter()
-        .map(|s| s.to_string())
-        .collect();
-    let space = FactorSpace::new(names, sizes).map_err(|e| e.to_string())?;
-    if space.len() != n {
-        return Err(format!(
-            "the factor grid {:?} has {} states but the file holds {n} images",
-            space.sizes(),
-            space.len()
-        ));
-    }
-    for (i, row) in classes.chunks_exact(k).enumerate() {
-        let expected = space.factors_of(i).map_err(|e| e.to_string())?;
-        if row.iter().zip(&expected).any(|(&c, &e)| c as usize != e) {
-            return Err(format!(
-                "row {i} is {row:?} but a row-major grid needs {expected:?}"
-            ));
-        }
-    }
-    Ok(space)
+        .enumerate()
+        .map(|(index, &class)| {
+            usize::try_from(class)
+                .map_err(|_| format!("negative class {class} in row {}", index / k))
+        })
+        .collect::<Result<Vec<usize>, String>>()?;
+    row_major_grid(
+        &classes,
+        n,
+        &DSPRITES_FACTOR_NAMES,
+        &DSPRITES_FACTOR_SIZES,
+        strict,
+    )
 }
 
 // Printed by hand: the derived form would dump every latent value.

@@ -42,7 +42,7 @@ pub use shapes3d::{SHAPES3D_FILE_NAME, Shapes3dFile};
 
 use std::path::PathBuf;
 
-use crate::DataError;
+use crate::{DataError, FactorSpace};
 
 /// Options shared by the file readers.
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
@@ -99,4 +99,51 @@ impl ReadOptions {
             cache_dir: None,
         })
     }
+}
+
+/// The factor space of a file whose rows hold each image's factor classes (`classes`, `n` rows
+/// of `names.len()`), which must be the complete grid in row-major order (the layout of the
+/// official dSprites and 3DShapes files). The sizes are read from the classes; with `strict`
+/// they must be `official_sizes`.
+///
+/// # Errors
+/// A message naming the first mismatch: other sizes than the official ones (`strict`), a grid
+/// with another number of states than `n`, or a row out of row-major order.
+pub(crate) fn row_major_grid(
+    classes: &[usize],
+    n: usize,
+    names: &[&str],
+    official_sizes: &[usize],
+    strict: bool,
+) -> Result<FactorSpace, String> {
+    let k = names.len();
+    let mut sizes = vec![0usize; k];
+    for row in classes.chunks_exact(k) {
+        for (size, &class) in sizes.iter_mut().zip(row) {
+            *size = (*size).max(class + 1);
+        }
+    }
+    if strict && sizes != official_sizes {
+        return Err(format!(
+            "expected factor sizes {official_sizes:?}, found {sizes:?}"
+        ));
+    }
+    let names = names.iter().map(|s| s.to_string()).collect();
+    let space = FactorSpace::new(names, sizes).map_err(|e| e.to_string())?;
+    if space.len() != n {
+        return Err(format!(
+            "the factor grid {:?} has {} states but the file holds {n} images",
+            space.sizes(),
+            space.len()
+        ));
+    }
+    for (i, row) in classes.chunks_exact(k).enumerate() {
+        let expected = space.factors_of(i).map_err(|e| e.to_string())?;
+        if row != expected.as_slice() {
+            return Err(format!(
+                "row {i} has factor classes {row:?} but a row-major grid needs {expected:?}"
+            ));
+        }
+    }
+    Ok(space)
 }

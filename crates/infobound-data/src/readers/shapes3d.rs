@@ -6,7 +6,7 @@ use std::path::Path;
 use hdf5_metno::types::{FloatSize, IntSize, TypeDescriptor};
 use rand::RngCore;
 
-use super::{ReadOptions, ReadReport, verify_sha256};
+use super::{ReadOptions, ReadReport, row_major_grid, verify_sha256};
 use crate::{
     DataError, FactorMatrix, FactorSpace, GroundTruthDataset, ImageBatch, ObservationShape,
     Shapes3D,
@@ -200,39 +200,13 @@ fn grid_from_labels(labels: &[f64], n: usize, strict: bool) -> Result<FactorSpac
             classes.push(class);
         }
     }
-    let mut sizes = vec![0usize; k];
-    for row in classes.chunks_exact(k) {
-        for (size, &class) in sizes.iter_mut().zip(row) {
-            *size = (*size).max(class + 1);
-        }
-    }
-    if strict && sizes != Shapes3D::FACTOR_SIZES {
-        return Err(format!(
-            "expected factor sizes {:?}, found {sizes:?}",
-            Shapes3D::FACTOR_SIZES
-        ));
-    }
-    let names = Shapes3D::FACTOR_NAMES
-        .iter()
-        .map(|s| s.to_string())
-        .collect();
-    let space = FactorSpace::new(names, sizes).map_err(|e| e.to_string())?;
-    if space.len() != n {
-        return Err(format!(
-            "the factor grid {:?} has {} states but the file holds {n} images",
-            space.sizes(),
-            space.len()
-        ));
-    }
-    for (i, row) in classes.chunks_exact(k).enumerate() {
-        let expected = space.factors_of(i).map_err(|e| e.to_string())?;
-        if row != expected.as_slice() {
-            return Err(format!(
-                "row {i} has factor classes {row:?} but a row-major grid needs {expected:?}"
-            ));
-        }
-    }
-    Ok(space)
+    row_major_grid(
+        &classes,
+        n,
+        &Shapes3D::FACTOR_NAMES,
+        &Shapes3D::FACTOR_SIZES,
+        strict,
+    )
 }
 
 // Printed by hand: the derived form would dump gigabytes of pixels.
