@@ -20,6 +20,29 @@ fn tiny_config() -> String {
 }
 use serde_json::Value;
 
+/// The `(step, value)` events per tag of `tensorboard_read.py`'s JSON output.
+fn scalars_read(read: &Value) -> BTreeMap<String, Vec<(i64, f32)>> {
+    read["scalars"]
+        .as_object()
+        .expect("scalars")
+        .iter()
+        .map(|(tag, events)| {
+            let events = events
+                .as_array()
+                .expect("events")
+                .iter()
+                .map(|e| {
+                    (
+                        e[0].as_i64().expect("step"),
+                        e[1].as_f64().expect("value") as f32,
+                    )
+                })
+                .collect();
+            (tag.clone(), events)
+        })
+        .collect()
+}
+
 /// Trains the tiny run into `dir/run`, then damages it the ways a user's folder can be odd: a
 /// half-written log line, a row with a string and a `null`, a `.png` that is no PNG.
 fn tiny_run(dir: &Path) -> PathBuf {
@@ -212,24 +235,7 @@ fn tensorboards_reader_reads_back_every_scalar_image_text_and_hparam() {
             .or_default()
             .push((final_step, v as f32));
     }
-    let scalars = read["scalars"].as_object().expect("scalars");
-    let got: BTreeMap<String, Vec<(i64, f32)>> = scalars
-        .iter()
-        .map(|(tag, events)| {
-            let events = events
-                .as_array()
-                .expect("events")
-                .iter()
-                .map(|e| {
-                    (
-                        e[0].as_i64().expect("step"),
-                        e[1].as_f64().expect("value") as f32,
-                    )
-                })
-                .collect();
-            (tag.clone(), events)
-        })
-        .collect();
+    let got = scalars_read(&read);
     assert_eq!(got, expected);
     assert!(got.contains_key("train/loss") && got.contains_key("train/extra"));
     assert!(!got.contains_key("train/note") && !got.contains_key("train/gone"));
@@ -363,24 +369,6 @@ fn train_tensorboard_writes_the_logged_scalars_as_training_goes() {
         }
     }
     assert!(expected.contains_key("train/loss"), "{expected:?}");
-    let got: BTreeMap<String, Vec<(i64, f32)>> = read["scalars"]
-        .as_object()
-        .expect("scalars")
-        .iter()
-        .map(|(tag, events)| {
-            let events = events
-                .as_array()
-                .expect("events")
-                .iter()
-                .map(|e| {
-                    (
-                        e[0].as_i64().expect("step"),
-                        e[1].as_f64().expect("value") as f32,
-                    )
-                })
-                .collect();
-            (tag.clone(), events)
-        })
-        .collect();
+    let got = scalars_read(&read);
     assert_eq!(got, expected);
 }

@@ -228,6 +228,42 @@ fn unit_rows(x: Tensor<2>) -> Tensor<2> {
     x / norm
 }
 
+/// Rows of shard `shard` (of two) of online views 0..3, as gradient leaves.
+fn shard_leaves(shard: usize, device: &Device) -> Vec<Tensor<2>> {
+    let half = BATCH / 2;
+    (0..3)
+        .map(|v| view(v, device).narrow(0, shard * half, half).require_grad())
+        .collect()
+}
+
+/// The two shards' gradients with gathered `what` equal the whole batch's (`expected`, to
+/// 1e-9 of its largest entry); with per-shard `what` they differ by more than 1e-3 of it.
+fn assert_only_gathered_reproduces(
+    expected: &[f64],
+    gathered: &[f64],
+    per_shard: &[f64],
+    what: &str,
+) {
+    let max_difference = |actual: &[f64]| {
+        actual
+            .iter()
+            .zip(expected)
+            .map(|(a, e)| (a - e).abs())
+            .fold(0.0f64, f64::max)
+    };
+    let scale = expected.iter().fold(0.0f64, |m, g| m.max(g.abs()));
+    let gathered = max_difference(gathered);
+    assert!(
+        gathered <= 1e-9 * scale,
+        "gathered {what}: max difference {gathered}, scale {scale}"
+    );
+    let per_shard = max_difference(per_shard);
+    assert!(
+        per_shard > 1e-3 * scale,
+        "per-shard {what} should differ, got {per_shard}"
+    );
+}
+
 /// Data parallelism with gathered score samples: the two shards' losses, each scaled by 1/2,
 /// give every row the gradient the whole batch gives it. With per-shard samples (the paper's
 /// per-device estimate) the entropy term differs, so the same comparison fails.
@@ -243,22 +279,16 @@ fn mveb_shards_with_gathered_samples_reproduce_the_whole_batch_gradient() {
     let whole: Vec<Tensor<2>> = (0..3).map(|v| view(v, &device).require_grad()).collect();
     let out = objective.loss(&mveb_views(whole.clone(), &device)).unwrap();
     let grads = out.loss.backward();
-    let expected: Vec<Vec<f64>> = whole
+    let expected: Vec<f64> = whole
         .iter()
-        .map(|z| host(z.grad(&grads).unwrap()))
+        .flat_map(|z| host(z.grad(&grads).unwrap()))
         .collect();
     let units: Vec<Tensor<2>> = (0..3).map(|v| unit_rows(view(v, &device))).collect();
     let half = BATCH / 2;
-    let shard_gradients = |gathered: bool| -> Vec<Vec<f64>> {
+    let shard_gradients = |gathered: bool| -> Vec<f64> {
         let mut rows = vec![Vec::new(); 3];
         for shard in 0..2 {
-            let leaves: Vec<Tensor<2>> = (0..3)
-                .map(|v| {
-                    view(v, &device)
-                        .narrow(0, shard * half, half)
-                        .require_grad()
-                })
-                .collect();
+            let leaves = shard_leaves(shard, &device);
             let views = SslViews {
                 online: leaves.clone(),
                 predictions: None,
@@ -283,29 +313,13 @@ fn mveb_shards_with_gathered_samples_reproduce_the_whole_batch_gradient() {
                 rows[v].extend(host(leaf.grad(&grads).unwrap()));
             }
         }
-        rows
+        rows.into_iter().flatten().collect()
     };
-    let max_difference = |actual: &[Vec<f64>]| {
-        actual
-            .iter()
-            .flatten()
-            .zip(expected.iter().flatten())
-            .map(|(a, e)| (a - e).abs())
-            .fold(0.0f64, f64::max)
-    };
-    let scale = expected
-        .iter()
-        .flatten()
-        .fold(0.0f64, |m, g| m.max(g.abs()));
-    let gathered = max_difference(&shard_gradients(true));
-    assert!(
-        gathered <= 1e-9 * scale,
-        "gathered: max difference {gathered}, scale {scale}"
-    );
-    let per_shard = max_difference(&shard_gradients(false));
-    assert!(
-        per_shard > 1e-3 * scale,
-        "per-shard samples should differ, got {per_shard}"
+    assert_only_gathered_reproduces(
+        &expected,
+        &shard_gradients(true),
+        &shard_gradients(false),
+        "samples",
     );
 }
 
@@ -335,13 +349,7 @@ fn barlow_twins_shards_with_gathered_projections_reproduce_the_whole_batch_gradi
     let shard_gradients = |gathered: bool| -> Vec<f64> {
         let mut rows = vec![Vec::new(); 3];
         for shard in 0..2 {
-            let leaves: Vec<Tensor<2>> = (0..3)
-                .map(|v| {
-                    view(v, &device)
-                        .narrow(0, shard * half, half)
-                        .require_grad()
-                })
-                .collect();
+            let leaves = shard_leaves(shard, &device);
             let support = WholeBatchSupport {
                 views: (0..3).map(|v| view(v, &device)).collect(),
                 first_row: shard * half,
@@ -365,23 +373,11 @@ fn barlow_twins_shards_with_gathered_projections_reproduce_the_whole_batch_gradi
         }
         rows.into_iter().flatten().collect()
     };
-    let max_difference = |actual: &[f64]| {
-        actual
-            .iter()
-            .zip(&expected)
-            .map(|(a, e)| (a - e).abs())
-            .fold(0.0f64, f64::max)
-    };
-    let scale = expected.iter().fold(0.0f64, |m, g| m.max(g.abs()));
-    let gathered = max_difference(&shard_gradients(true));
-    assert!(
-        gathered <= 1e-9 * scale,
-        "gathered: max difference {gathered}, scale {scale}"
-    );
-    let per_shard = max_difference(&shard_gradients(false));
-    assert!(
-        per_shard > 1e-3 * scale,
-        "per-shard projections should differ, got {per_shard}"
+    assert_only_gathered_reproduces(
+        &expected,
+        &shard_gradients(true),
+        &shard_gradients(false),
+        "projections",
     );
 }
 
