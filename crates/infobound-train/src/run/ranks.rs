@@ -87,6 +87,32 @@ impl Ranks {
         self.collective.world_size()
     }
 
+    /// Checks that a batch of `batch_size` splits into equal shards of at least `min_rows`
+    /// rows, `replicas` per rank on every rank.
+    ///
+    /// # Errors
+    /// [`TrainError::DataParallel`] naming the batch, the ranks and the replicas otherwise.
+    pub fn check_batch_split(
+        &self,
+        batch_size: usize,
+        replicas: usize,
+        min_rows: usize,
+    ) -> Result<(), TrainError> {
+        let shards = replicas * self.world_size();
+        if batch_size.is_multiple_of(shards) && batch_size / shards >= min_rows {
+            return Ok(());
+        }
+        let at_least = if min_rows > 1 {
+            format!(" of at least {min_rows} images")
+        } else {
+            String::new()
+        };
+        Err(TrainError::DataParallel(format!(
+            "batch_size {batch_size} does not split into {} ranks × {replicas} replicas{at_least}",
+            self.world_size()
+        )))
+    }
+
     /// Rank 0: the one process that writes the run folder, its log and its checkpoints.
     pub fn is_root(&self) -> bool {
         self.rank() == 0
@@ -564,6 +590,15 @@ mod tests {
         let module = ranks.average_module(module).unwrap();
         assert_eq!(values(&module), before);
         assert!(ranks.all_ok(true).unwrap() && !ranks.all_ok(false).unwrap());
+        assert!(ranks.check_batch_split(12, 3, 2).is_ok());
+        let error = ranks.check_batch_split(12, 4, 4).unwrap_err().to_string();
+        assert!(
+            error.contains(
+                "batch_size 12 does not split into 1 ranks × 4 replicas of at least 4 images"
+            ),
+            "{error}"
+        );
+        assert!(ranks.check_batch_split(10, 3, 1).is_err());
         assert_eq!(ranks.agree_finite(Ok(3)).unwrap(), Some(3));
         let non_finite = TrainError::Model(ModelError::Estimator(EstimatorError::NonFinite {
             what: "z",

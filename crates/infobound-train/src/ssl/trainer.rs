@@ -195,15 +195,11 @@ impl SslTrainer {
     /// [`TrainError::DataParallel`] unless `batch_size` splits into `replicas × world size`
     /// equal shards.
     pub fn with_ranks(mut self, ranks: Ranks) -> Result<Self, TrainError> {
-        let shards = self.config.data_parallel.replicas * ranks.world_size();
-        if !self.config.batch_size.is_multiple_of(shards) {
-            return Err(TrainError::DataParallel(format!(
-                "batch_size {} does not split into {} ranks × {} replicas",
-                self.config.batch_size,
-                ranks.world_size(),
-                self.config.data_parallel.replicas
-            )));
-        }
+        ranks.check_batch_split(
+            self.config.batch_size,
+            self.config.data_parallel.replicas,
+            1,
+        )?;
         self.ranks = ranks;
         Ok(self)
     }

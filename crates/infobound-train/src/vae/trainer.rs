@@ -237,15 +237,11 @@ impl VaeTrainer {
     /// [`TrainError::DataParallel`] unless `batch_size` splits into `replicas × world size`
     /// shards of at least two images.
     pub fn with_ranks(mut self, ranks: Ranks) -> Result<Self, TrainError> {
-        let shards = self.config.data_parallel.replicas * ranks.world_size();
-        if !self.config.batch_size.is_multiple_of(shards) || self.config.batch_size / shards < 2 {
-            return Err(TrainError::DataParallel(format!(
-                "batch_size {} does not split into {} ranks × {} replicas of at least 2 images",
-                self.config.batch_size,
-                ranks.world_size(),
-                self.config.data_parallel.replicas
-            )));
-        }
+        ranks.check_batch_split(
+            self.config.batch_size,
+            self.config.data_parallel.replicas,
+            2,
+        )?;
         self.ranks = ranks;
         Ok(self)
     }
